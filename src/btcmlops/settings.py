@@ -1,0 +1,114 @@
+"""The one settings object of btcmlops.
+
+Every knob lives here, read from environment variables with the prefix ``BTCMLOPS_`` (nested groups
+use ``__``, e.g. ``BTCMLOPS_STORE__URL``) or from a ``.env`` file. An entry point builds one
+``Settings`` and passes it (or the group a component needs) down; nothing below the entry points reads
+the environment, so tests build their own settings and nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED_DATA_FILE = Path(__file__).resolve().parent / "data" / "embedded" / "btc_usdt_1h.csv.gz"
+"""The two shipped years (2023-2024) of hourly BTC/USDT candles, the replay's default input."""
+
+
+class StoreSettings(BaseModel):
+    """Where prices, contest decisions and (later) the prediction log live."""
+
+    url: str | None = Field(
+        default=None,
+        description=(
+            "SQLAlchemy URL of the price store, e.g. mysql+pymysql://user:pass@host/db. "
+            "Unset: an SQLite file under the home directory (or the replay's output directory)."
+        ),
+    )
+
+
+class MlflowSettings(BaseModel):
+    """Where runs, metrics and model versions are recorded."""
+
+    tracking_uri: str | None = Field(
+        default=None,
+        description=(
+            "MLflow tracking URI, e.g. http://mlflow:5000. Unset: an embedded SQLite store with local "
+            "artifacts under the home directory (or the replay's output directory)."
+        ),
+    )
+    experiment: str = "btc-next-hour"
+    registered_model: str = "btc-next-hour-close"
+
+
+class DataSettings(BaseModel):
+    """Where candles come from."""
+
+    file: Path = Field(default=EMBEDDED_DATA_FILE, description="Candle file the replay uses by default.")
+    symbol: str = "BTCUSDT"
+    archive_base_url: str = Field(
+        default="https://data.binance.vision",
+        description="Base URL of Binance's public data archive (monthly kline zips and CHECKSUM files).",
+    )
+    fetch_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class ModelSettings(BaseModel):
+    """The forecaster: feature set and LightGBM hyperparameters, logged with every model."""
+
+    feature_set: str = "v1"
+    num_boost_round: int = Field(default=300, ge=1)
+    learning_rate: float = Field(default=0.03, gt=0)
+    num_leaves: int = Field(default=15, ge=2)
+    min_data_in_leaf: int = Field(default=200, ge=1)
+    feature_fraction: float = Field(default=0.8, gt=0, le=1)
+    bagging_fraction: float = Field(default=0.8, gt=0, le=1)
+    bagging_freq: int = Field(default=1, ge=0)
+    lambda_l2: float = Field(default=1.0, ge=0)
+    seed: int = 42
+    num_threads: int = Field(default=2, ge=1)
+
+
+class ContestSettings(BaseModel):
+    """The champion/challenger rule."""
+
+    first_train_months: int = Field(
+        default=12, ge=1, description="Months of data the first champion (v1) is trained on."
+    )
+    margin: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="Relative MAE improvement the challenger needs over the champion (0.01 = 1% lower MAE).",
+    )
+    require_beat_naive: bool = Field(
+        default=False, description="Promote only a challenger whose MAE is also below the naive baseline's."
+    )
+
+
+class Settings(BaseSettings):
+    """All of btcmlops' configuration; see the README's settings table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BTCMLOPS_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    home: Path = Field(
+        default=Path(".btcmlops"),
+        description="Directory of the embedded stores (SQLite price store, MLflow store, artifacts).",
+    )
+    store: StoreSettings = StoreSettings()
+    mlflow: MlflowSettings = MlflowSettings()
+    data: DataSettings = DataSettings()
+    model: ModelSettings = ModelSettings()
+    contest: ContestSettings = ContestSettings()
+
+    @field_validator("home")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
