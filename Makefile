@@ -1,0 +1,54 @@
+# btcmlops tasks. `make` (or `make help`) lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION ?= 0.13.8
+PYTHON ?= python3.11
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := $(PYTHON) -m uv
+endif
+RUN := $(UV) run --frozen
+OUT ?= out/replay
+
+.PHONY: help
+help: ## List the tasks
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: install
+install: ## Install uv (if missing) and every dependency from the lock file into .venv
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
+	$(UV) sync --frozen
+
+.PHONY: demo
+demo: install ## Replay 2023-2024 on the shipped candles (no servers) into $(OUT)
+	$(RUN) btcmlops simulate --out $(OUT)
+
+.PHONY: test
+test: install ## Run every test: unit, and integration against MariaDB, moto's S3 server and mlflow server
+	$(RUN) pytest
+
+.PHONY: test-unit
+test-unit: install ## Run the fast tests only (no integration marker)
+	$(RUN) pytest -m "not integration"
+
+.PHONY: lint
+lint: install ## ruff (lint and format check) and mypy --strict
+	$(RUN) ruff check src tests bench
+	$(RUN) ruff format --check src tests bench
+	$(RUN) mypy
+
+.PHONY: format
+format: install ## Format and auto-fix with ruff
+	$(RUN) ruff format src tests bench
+	$(RUN) ruff check --fix src tests bench
+
+.PHONY: bench
+bench: install ## Time the full replay (wall, training, MLflow share; served MAE vs naive)
+	$(RUN) python bench/replay.py
+
+.PHONY: clean
+clean: ## Remove the replay output and the embedded stores
+	rm -rf out .btcmlops

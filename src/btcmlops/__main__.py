@@ -1,0 +1,5 @@
+"""``python -m btcmlops`` runs the CLI."""
+
+from btcmlops.cli import main
+
+main()

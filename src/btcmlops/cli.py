@@ -1,0 +1,205 @@
+"""``btcmlops``: the command line. A thin layer: parse, build Settings once, call the package, print."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from btcmlops.settings import Settings
+
+app = typer.Typer(
+    help="btcmlops: hourly BTC forecasts, a fair champion/challenger contest, MLflow.", no_args_is_help=True
+)
+data_app = typer.Typer(help="Load and fetch candles into the price store.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console()
+errors = Console(stderr=True)
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    settings = ctx.obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+def _store_url(settings: Settings) -> str:
+    return settings.store.url or f"sqlite:///{(settings.home / 'prices.db').resolve()}"
+
+
+@app.callback()
+def _main(ctx: typer.Context) -> None:
+    """Build the one Settings object from BTCMLOPS_* variables and .env."""
+    ctx.obj = Settings()
+
+
+@data_app.command("load")
+def data_load(
+    ctx: typer.Context,
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="Candle file (CSV, .gz or .zip).")
+    ],
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="project, binance or cryptodatadownload (default: detect).")
+    ] = None,
+) -> None:
+    """Validate FILE and upsert its candles into the price store (all or nothing)."""
+    from btcmlops.data import CandleFileError, CandleFormat, load_file_into_store
+    from btcmlops.store import PriceStore
+
+    settings = _settings(ctx)
+    store = PriceStore(_store_url(settings))
+    try:
+        store.migrate()
+        report = load_file_into_store(file, store, CandleFormat(fmt) if fmt else None)
+    except CandleFileError as error:
+        errors.print(f"[red]refused:[/red] {error}\nnothing from {file} was stored.")
+        raise typer.Exit(1) from None
+    finally:
+        store.dispose()
+    _print_load(report)
+
+
+def _print_load(report: object) -> None:
+    from btcmlops.data import LoadReport
+
+    assert isinstance(report, LoadReport)
+    upsert = report.upsert
+    console.print(
+        f"{report.file.path}: {len(report.file.candles)} candles ({report.file.format.value}); "
+        f"inserted {upsert.inserted}, updated {upsert.updated}, unchanged {upsert.unchanged}"
+    )
+    for gap in report.file.gaps:
+        console.print(
+            f"[yellow]gap:[/yellow] {gap.missing_hours} missing hour(s) from {gap.start} to {gap.end}"
+        )
+
+
+@data_app.command("fetch")
+def data_fetch(
+    ctx: typer.Context,
+    start: Annotated[str, typer.Option(help="First month, YYYY-MM.")],
+    end: Annotated[str, typer.Option(help="Last month, YYYY-MM.")],
+    symbol: Annotated[str | None, typer.Option(help="Binance spot symbol (default: setting).")] = None,
+) -> None:
+    """Download Binance's monthly 1h kline archives, verify their SHA-256 and load them."""
+    from btcmlops.data import CandleFileError, FetchError, fetch_binance_monthly, load_files_into_store
+    from btcmlops.store import PriceStore
+
+    settings = _settings(ctx)
+    store = PriceStore(_store_url(settings))
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            files = fetch_binance_monthly(
+                symbol or settings.data.symbol,
+                start,
+                end,
+                base_url=settings.data.archive_base_url,
+                timeout_s=settings.data.fetch_timeout_s,
+                dest_dir=Path(scratch),
+            )
+            store.migrate()
+            report = load_files_into_store(files, store)
+    except (FetchError, CandleFileError, ValueError) as error:
+        errors.print(f"[red]fetch failed:[/red] {error}\nnothing was stored.")
+        raise typer.Exit(1) from None
+    finally:
+        store.dispose()
+    _print_load(report)
+
+
+@app.command()
+def simulate(
+    ctx: typer.Context,
+    data: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="Candle file (default: the shipped 2023-2024)."),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Output directory (a previous replay there is replaced).")] = Path(
+        "out/replay"
+    ),
+) -> None:
+    """Replay the champion/challenger contest over a candle file, month by month."""
+    from btcmlops.data import CandleFileError
+    from btcmlops.replay import ReplayError, run_replay
+
+    settings = _settings(ctx)
+    data_file = data or settings.data.file
+    console.print(f"replaying [bold]{data_file}[/bold] into [bold]{out}[/bold]")
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("loading candles", total=None)
+
+        def on_month(month: object, done: int, total: int, outcome: object) -> None:
+            progress.update(task, total=total, completed=done, description=f"month {month} closed")
+
+        try:
+            result = run_replay(settings, data_file, out, on_month=on_month)
+        except (CandleFileError, ReplayError) as error:
+            errors.print(f"[red]replay refused:[/red] {error}")
+            raise typer.Exit(1) from None
+    _print_summary(result.summary)
+    # soft_wrap: paths and the command must stay on one line to be copied.
+    console.print(f"report:      {result.report_html}  (and {result.report_png.name})", soft_wrap=True)
+    console.print(f"predictions: {result.predictions_path}", soft_wrap=True)
+    console.print(f"summary:     {result.summary_path}", soft_wrap=True)
+    console.print(f"MLflow UI:   {result.ui_command}", soft_wrap=True, markup=False, highlight=False)
+
+
+def _print_summary(summary: dict[str, object]) -> None:
+    history = Table(title="Champion history")
+    history.add_column("version", justify="right")
+    history.add_column("serves from")
+    for item in summary["champion_history"]:  # type: ignore[attr-defined]
+        history.add_row(f"v{item['version']}", item["from_month"])
+    console.print(history)
+    decisions = Table(title="Contest decisions (shadow month)")
+    for column in (
+        "month",
+        "champion",
+        "challenger",
+        "champion MAE",
+        "challenger MAE",
+        "naive MAE",
+        "decision",
+    ):
+        decisions.add_column(column, justify="right")
+    for item in summary["decisions"]:  # type: ignore[attr-defined]
+        decisions.add_row(
+            item["month"],
+            f"v{item['champion_version']}",
+            f"v{item['challenger_version']}",
+            f"{item['champion_mae']:.2f}",
+            f"{item['challenger_mae']:.2f}",
+            f"{item['naive_mae']:.2f}",
+            "[green]promoted[/green]" if item["promoted"] else "archived",
+        )
+    console.print(decisions)
+    overall = summary["overall"]
+    if isinstance(overall, dict):
+        console.print(
+            f"served MAE {overall['served']['mae']:.2f} USDT vs naive {overall['naive']['mae']:.2f} USDT "
+            f"(skill {overall['skill']:+.3%}) over {overall['served']['n']} served hours; "
+            f"{summary['promotions']} promotion(s); final champion v{summary['final_champion']}"
+        )
+    timings = summary.get("timings", {})
+    if isinstance(timings, dict):
+        console.print(
+            f"wall {timings.get('total_s', 0):.1f} s: training {timings.get('training_s', 0):.1f} s, "
+            f"MLflow {timings.get('mlflow_s', 0):.1f} s"
+        )
+
+
+def main() -> None:
+    """Entry point of the ``btcmlops`` console script."""
+    app()

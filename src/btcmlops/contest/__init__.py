@@ -1,0 +1,16 @@
+"""The champion/challenger contest: who is trained on what, who is scored on what, and who serves.
+
+The rule is a shadow month. The first champion is trained on the first ``first_train_months`` months.
+At the end of each later month m a challenger is trained on everything through m and runs in shadow
+during m + 1 beside the champion; at the end of m + 1 both, and the naive baseline, are scored on
+m + 1 (hours they have never been trained on) and the challenger is promoted only if it wins. The pure
+parts (calendar, scoring, ``decide``) take values and return values; ``Contest`` applies them to a
+registry and a store one closed month at a time, so a replay and a live trainer drive the same code.
+"""
+
+from btcmlops.calendar import Month
+from btcmlops.contest.contest import Contest, FairnessError, MonthOutcome
+from btcmlops.contest.rule import Decision, decide
+from btcmlops.contest.scoring import Scores, score
+
+__all__ = ["Contest", "Decision", "FairnessError", "Month", "MonthOutcome", "Scores", "decide", "score"]

@@ -1,0 +1,28 @@
+"""The model registry: MLflow runs, model versions, aliases and status tags behind a narrow interface.
+
+Conventions every service shares: one registered model; the aliases ``champion`` and ``challenger``
+each point at exactly one version; the version tag ``status`` is ``production``, ``staging`` or
+``archived`` (MLflow's stages are deprecated and unused). A version's training window and feature set
+are version tags too, so a server can judge a version without reading its run.
+"""
+
+from btcmlops.registry.embedded import embedded_artifact_location, embedded_tracking_uri
+from btcmlops.registry.mlflow_registry import (
+    CHALLENGER,
+    CHAMPION,
+    ModelRegistry,
+    ModelVersionInfo,
+    TrainingWindow,
+    VersionStatus,
+)
+
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "ModelRegistry",
+    "ModelVersionInfo",
+    "TrainingWindow",
+    "VersionStatus",
+    "embedded_artifact_location",
+    "embedded_tracking_uri",
+]

@@ -1,0 +1,42 @@
+"""The embedded MLflow store: an SQLite file and a local artifact folder, no server.
+
+MLflow builds a new SQLite store by running its whole migration history, which takes seconds. The
+result is the same empty schema every time for one MLflow release, so it is built once into a
+template per release and copied for each new store.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+
+
+def _template(cache_dir: Path) -> Path:
+    template = cache_dir / f"mlflow-{mlflow.__version__}-empty.db"
+    if not template.exists():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        fd, scratch = tempfile.mkstemp(dir=cache_dir, suffix=".db.tmp")
+        os.close(fd)
+        os.unlink(scratch)
+        MlflowClient(tracking_uri=f"sqlite:///{scratch}").search_experiments(max_results=1)
+        os.replace(scratch, template)  # atomic: a concurrent builder never sees half a template
+    return template
+
+
+def embedded_tracking_uri(directory: Path, cache_dir: Path) -> str:
+    """Return the tracking URI of the SQLite MLflow store in ``directory``, creating it if needed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    database = directory.resolve() / "mlflow.db"
+    if not database.exists():
+        shutil.copyfile(_template(cache_dir), database)
+    return f"sqlite:///{database}"
+
+
+def embedded_artifact_location(directory: Path) -> str:
+    """Return the artifact root (a file URI) for experiments of the embedded store in ``directory``."""
+    return (directory.resolve() / "mlartifacts").as_uri()

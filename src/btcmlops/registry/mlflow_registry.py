@@ -1,0 +1,268 @@
+"""``ModelRegistry``: the only code that talks to MLflow about runs, versions and aliases."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import mlflow.artifacts
+import mlflow.lightgbm
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
+from mlflow.models import Model, infer_signature
+
+from btcmlops.features import UnknownFeatureSetError, get_feature_set
+from btcmlops.model import Forecaster
+from btcmlops.timing import Timings
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+STATUS_TAG = "status"
+MODEL_ARTIFACT = "model"
+KIND_TAG = "btcmlops.kind"
+_PINNED = ("lightgbm", "numpy", "pandas", "scikit-learn", "scipy", "mlflow")
+
+
+class VersionStatus(StrEnum):
+    """What the seed calls Production / Staging / Archived, kept as the version tag ``status``."""
+
+    PRODUCTION = "production"
+    STAGING = "staging"
+    ARCHIVED = "archived"
+
+
+@dataclass(frozen=True)
+class TrainingWindow:
+    """Exactly what a model was fitted on: first and last target hour, row count, data hash."""
+
+    first_target: pd.Timestamp
+    last_target: pd.Timestamp
+    rows: int
+    data_hash: str
+    through_month: str
+
+    def as_tags(self) -> dict[str, str]:
+        return {
+            "train_start": self.first_target.isoformat(),
+            "train_end": self.last_target.isoformat(),
+            "train_rows": str(self.rows),
+            "data_hash": self.data_hash,
+            "trained_through": self.through_month,
+        }
+
+    @classmethod
+    def from_tags(cls, tags: Mapping[str, str]) -> TrainingWindow:
+        return cls(
+            first_target=pd.Timestamp(tags["train_start"]),
+            last_target=pd.Timestamp(tags["train_end"]),
+            rows=int(tags["train_rows"]),
+            data_hash=tags["data_hash"],
+            through_month=tags["trained_through"],
+        )
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo:
+    """One registered version as the contest and the servers see it."""
+
+    version: int
+    run_id: str
+    feature_set: str
+    window: TrainingWindow
+    status: str | None
+    aliases: tuple[str, ...]
+
+
+def pinned_requirements() -> list[str]:
+    """The model's pip requirements, pinned to what is installed (MLflow's inference costs seconds)."""
+    return [f"{name}=={metadata.version(name)}" for name in _PINNED]
+
+
+class ModelRegistry:
+    """Register forecasters, move aliases, tag status and load versions, on one MLflow store.
+
+    Uses an explicit ``MlflowClient`` and never MLflow's global tracking URI, so two registries (or a
+    test and the code under test) cannot leak into each other.
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment: str,
+        model_name: str,
+        *,
+        artifact_location: str | None = None,
+        timings: Timings | None = None,
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.model_name = model_name
+        self.experiment_name = experiment
+        self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self._timings = timings or Timings()
+        self._forecasters: dict[int, Forecaster] = {}
+        with self._timings.measure("mlflow"):
+            self.experiment_id = self._ensure_experiment(artifact_location)
+            self._ensure_registered_model()
+
+    # -- set-up ---------------------------------------------------------------------------------------
+    def _ensure_experiment(self, artifact_location: str | None) -> str:
+        found = self._client.get_experiment_by_name(self.experiment_name)
+        if found is not None:
+            return str(found.experiment_id)
+        try:
+            return str(self._client.create_experiment(self.experiment_name, artifact_location))
+        except MlflowException:  # created meanwhile by another process
+            found = self._client.get_experiment_by_name(self.experiment_name)
+            if found is None:
+                raise
+            return str(found.experiment_id)
+
+    def _ensure_registered_model(self) -> None:
+        try:
+            self._client.get_registered_model(self.model_name)
+        except MlflowException:
+            try:
+                self._client.create_registered_model(
+                    self.model_name, description="Next-hour BTC/USDT close forecaster (btcmlops)."
+                )
+            except MlflowException:
+                self._client.get_registered_model(self.model_name)  # created meanwhile
+
+    # -- writing --------------------------------------------------------------------------------------
+    def register(
+        self,
+        forecaster: Forecaster,
+        window: TrainingWindow,
+        params: Mapping[str, Any],
+        metrics: Mapping[str, float],
+        example_features: pd.DataFrame,
+        *,
+        run_name: str,
+    ) -> ModelVersionInfo:
+        """Log a training run with its window, params and model, and register it as a new version."""
+        with self._timings.measure("mlflow"):
+            tags = {KIND_TAG: "training", "feature_set": forecaster.feature_set, **window.as_tags()}
+            run = self._client.create_run(self.experiment_id, run_name=run_name, tags=tags)
+            run_id = run.info.run_id
+            self._client.log_batch(
+                run_id,
+                params=[Param(key, str(value)) for key, value in params.items()],
+                metrics=[Metric(key, float(value), 0, 0) for key, value in metrics.items()],
+            )
+            columns = list(forecaster.feature_columns)
+            signature = infer_signature(
+                example_features[columns], forecaster.predict_log_return(example_features)
+            )
+            with tempfile.TemporaryDirectory() as scratch:
+                path = Path(scratch) / MODEL_ARTIFACT
+                mlflow.lightgbm.save_model(
+                    forecaster.booster,
+                    path,
+                    signature=signature,
+                    pip_requirements=pinned_requirements(),
+                    metadata={"feature_set": forecaster.feature_set},
+                )
+                self._client.log_artifacts(run_id, str(path), MODEL_ARTIFACT)
+            version = self._client.create_model_version(
+                self.model_name,
+                source=f"runs:/{run_id}/{MODEL_ARTIFACT}",
+                run_id=run_id,
+                tags={"feature_set": forecaster.feature_set, **window.as_tags()},
+            )
+            self._client.set_terminated(run_id)
+        number = int(version.version)
+        self._forecasters[number] = forecaster
+        return ModelVersionInfo(number, run_id, forecaster.feature_set, window, None, ())
+
+    def set_alias(self, alias: str, version: int) -> None:
+        """Point ``alias`` at ``version`` (MLflow moves it off any other version)."""
+        with self._timings.measure("mlflow"):
+            self._client.set_registered_model_alias(self.model_name, alias, str(version))
+
+    def delete_alias(self, alias: str) -> None:
+        with self._timings.measure("mlflow"):
+            self._client.delete_registered_model_alias(self.model_name, alias)
+
+    def set_status(self, version: int, status: VersionStatus) -> None:
+        with self._timings.measure("mlflow"):
+            self._client.set_model_version_tag(self.model_name, str(version), STATUS_TAG, status.value)
+
+    def log_contest(
+        self,
+        run_name: str,
+        params: Mapping[str, Any],
+        metrics: Mapping[str, float],
+        tags: Mapping[str, str],
+    ) -> str:
+        """Record one contest decision as its own run; returns the run id."""
+        with self._timings.measure("mlflow"):
+            run = self._client.create_run(
+                self.experiment_id, run_name=run_name, tags={KIND_TAG: "contest", **tags}
+            )
+            self._client.log_batch(
+                run.info.run_id,
+                params=[Param(key, str(value)) for key, value in params.items()],
+                metrics=[Metric(key, float(value), 0, 0) for key, value in metrics.items()],
+            )
+            self._client.set_terminated(run.info.run_id)
+            return str(run.info.run_id)
+
+    # -- reading --------------------------------------------------------------------------------------
+    def get_by_alias(self, alias: str) -> ModelVersionInfo | None:
+        """The version ``alias`` points at, or None if the alias is not set."""
+        with self._timings.measure("mlflow"):
+            try:
+                found = self._client.get_model_version_by_alias(self.model_name, alias)
+            except MlflowException as error:
+                if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                    return None
+                raise
+        return _version_info(found)
+
+    def versions(self) -> list[ModelVersionInfo]:
+        """Every version of the registered model, oldest first."""
+        with self._timings.measure("mlflow"):
+            found = self._client.search_model_versions(f"name = '{self.model_name}'")
+            aliases = self._client.get_registered_model(self.model_name).aliases or {}
+        by_version: dict[int, list[str]] = {}
+        for alias, version in aliases.items():  # search results carry no aliases; the model does
+            by_version.setdefault(int(version), []).append(alias)
+        infos = (_version_info(item, by_version.get(int(item.version), ())) for item in found)
+        return sorted(infos, key=lambda info: info.version)
+
+    def load(self, version: int) -> Forecaster:
+        """Load ``version`` as a forecaster, refusing one whose feature set this code cannot build."""
+        if version in self._forecasters:
+            return self._forecasters[version]
+        with self._timings.measure("mlflow"), tempfile.TemporaryDirectory() as scratch:
+            uri = self._client.get_model_version_download_uri(self.model_name, str(version))
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, dst_path=scratch, tracking_uri=self.tracking_uri
+            )
+            feature_set = (Model.load(local).metadata or {}).get("feature_set")
+            if not isinstance(feature_set, str):
+                raise UnknownFeatureSetError(f"version {version} does not say which feature set it uses")
+            get_feature_set(feature_set)
+            booster = mlflow.lightgbm.load_model(local)
+        forecaster = Forecaster(booster=booster, feature_set=feature_set)
+        self._forecasters[version] = forecaster
+        return forecaster
+
+
+def _version_info(version: Any, aliases: Sequence[str] | None = None) -> ModelVersionInfo:
+    tags: dict[str, str] = dict(version.tags or {})
+    return ModelVersionInfo(
+        version=int(version.version),
+        run_id=str(version.run_id),
+        feature_set=tags.get("feature_set", ""),
+        window=TrainingWindow.from_tags(tags),
+        status=tags.get(STATUS_TAG),
+        aliases=tuple(sorted(aliases if aliases is not None else getattr(version, "aliases", None) or ())),
+    )

@@ -1,0 +1,136 @@
+"""The replay's report: an interactive Plotly page and a PNG of the same story at a glance.
+
+Top: the real close, each hour's served forecast coloured by the version that served it, and a marker
+where a new champion takes over. Bottom: each month's MAE of the served forecast against naive.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+from matplotlib.figure import Figure
+from plotly.subplots import make_subplots
+
+_PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+    "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)  # fmt: skip
+
+
+def _colour(version: int) -> str:
+    return _PALETTE[(version - 1) % len(_PALETTE)]
+
+
+def _takeovers(served: pd.DataFrame) -> list[tuple[pd.Timestamp, int]]:
+    """(first target hour, version) each time the serving version changes."""
+    changed = served["model_version"].ne(served["model_version"].shift())
+    rows = served.loc[changed]
+    return list(
+        zip(
+            (pd.Timestamp(when) for when in rows["target_time"]),
+            rows["model_version"].astype(int).tolist(),
+            strict=True,
+        )
+    )
+
+
+def _title(summary: dict[str, Any]) -> str:
+    overall = summary.get("overall") or {}
+    if not overall:
+        return "btcmlops replay"
+    return (
+        f"btcmlops replay — served MAE {overall['served']['mae']:.2f} vs naive {overall['naive']['mae']:.2f} "
+        f"(skill {overall['skill']:+.2%}), {summary['promotions']} promotion(s), "
+        f"final champion v{summary['final_champion']}"
+    )
+
+
+def write_report(predictions: pd.DataFrame, summary: dict[str, Any], html_path: Path, png_path: Path) -> None:
+    """Write the interactive report to ``html_path`` and a static picture of it to ``png_path``."""
+    served = predictions.loc[predictions["role"] == "champion"].copy()
+    served["target_time"] = pd.to_datetime(served["target_time"], utc=True)
+    monthly = pd.DataFrame(
+        [
+            {"month": item["month"], "served": item["served"]["mae"], "naive": item["naive"]["mae"]}
+            for item in summary["monthly"]
+        ]
+    )
+    _write_html(served, monthly, summary, html_path)
+    _write_png(served, monthly, summary, png_path)
+
+
+def _write_html(served: pd.DataFrame, monthly: pd.DataFrame, summary: dict[str, Any], path: Path) -> None:
+    figure = make_subplots(
+        rows=2,
+        cols=1,
+        row_heights=[0.7, 0.3],
+        vertical_spacing=0.08,
+        subplot_titles=("Close and served next-hour forecast", "Monthly MAE: served vs naive (USDT)"),
+    )
+    figure.add_trace(
+        go.Scattergl(
+            x=served["target_time"], y=served["actual_close"], mode="lines", name="actual close",
+            line={"color": "#222", "width": 1},
+        ),
+        row=1, col=1,
+    )  # fmt: skip
+    for version in sorted(served["model_version"].astype(int).unique()):
+        rows = served.loc[served["model_version"] == version]
+        figure.add_trace(
+            go.Scattergl(
+                x=rows["target_time"], y=rows["predicted_close"], mode="markers", name=f"forecast v{version}",
+                marker={"size": 3, "color": _colour(version)},
+            ),
+            row=1, col=1,
+        )  # fmt: skip
+    for when, version in _takeovers(served):
+        figure.add_vline(x=when, line={"color": _colour(version), "dash": "dot"}, row=1, col=1)
+        figure.add_annotation(
+            x=when, y=1.0, yref="y domain", text=f"v{version} serves", showarrow=False,
+            xanchor="left", font={"color": _colour(version)}, row=1, col=1,
+        )  # fmt: skip
+    if not monthly.empty:
+        figure.add_trace(go.Bar(x=monthly["month"], y=monthly["served"], name="served MAE"), row=2, col=1)
+        figure.add_trace(
+            go.Bar(x=monthly["month"], y=monthly["naive"], name="naive MAE", marker_color="#aaa"),
+            row=2,
+            col=1,
+        )
+    figure.update_layout(title=_title(summary), height=800, barmode="group", template="plotly_white")
+    figure.write_html(path, include_plotlyjs=True, full_html=True)
+
+
+def _write_png(served: pd.DataFrame, monthly: pd.DataFrame, summary: dict[str, Any], path: Path) -> None:
+    figure = Figure(figsize=(14, 8), dpi=100, layout="constrained")
+    price, scores = figure.subplots(2, 1, height_ratios=[2.3, 1])
+    figure.suptitle(_title(summary))
+    price.plot(
+        served["target_time"], served["actual_close"], color="#222", linewidth=0.7, label="actual close"
+    )
+    for version in sorted(served["model_version"].astype(int).unique()):
+        rows = served.loc[served["model_version"] == version]
+        price.scatter(
+            rows["target_time"], rows["predicted_close"], s=1.5, color=_colour(version),
+            label=f"forecast v{version}",
+        )  # fmt: skip
+    for when, version in _takeovers(served):
+        price.axvline(when, color=_colour(version), linestyle=":", linewidth=1.2)
+        price.annotate(
+            f"v{version}", (when, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -12),
+            textcoords="offset points", color=_colour(version), fontsize=9,
+        )  # fmt: skip
+    price.set_ylabel("BTC/USDT close")
+    price.legend(loc="upper left", markerscale=6, fontsize=8, ncols=2)
+    price.grid(alpha=0.3)
+    if not monthly.empty:
+        positions = range(len(monthly))
+        scores.bar([p - 0.2 for p in positions], monthly["served"], width=0.4, label="served MAE")
+        scores.bar([p + 0.2 for p in positions], monthly["naive"], width=0.4, label="naive MAE", color="#aaa")
+        scores.set_xticks(list(positions), monthly["month"], fontsize=8)
+        scores.legend(fontsize=8)
+    scores.set_ylabel("MAE (USDT)")
+    scores.grid(alpha=0.3, axis="y")
+    figure.savefig(path)

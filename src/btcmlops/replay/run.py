@@ -1,0 +1,200 @@
+"""``run_replay``: the one-command replay behind ``btcmlops simulate``."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from btcmlops.calendar import months_between
+from btcmlops.contest import Contest, Month, MonthOutcome
+from btcmlops.data import load_file_into_store
+from btcmlops.registry import ModelRegistry, embedded_artifact_location, embedded_tracking_uri
+from btcmlops.replay.summary import build_summary, predictions_frame
+from btcmlops.settings import Settings
+from btcmlops.store import PriceStore
+from btcmlops.timing import Timings
+
+REPLAY_FILES = ("predictions.csv", "summary.json", "report.html", "report.png", "prices.db", "mlflow.db")
+
+
+class ReplayError(RuntimeError):
+    """The replay cannot start as configured (for example, the registry already has versions)."""
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """Where the replay wrote its outputs, and its summary."""
+
+    out_dir: Path
+    summary: dict[str, Any]
+    predictions_path: Path
+    summary_path: Path
+    report_html: Path
+    report_png: Path
+    tracking_uri: str
+    ui_command: str
+
+
+class FrameCandles:
+    """Candles held in memory, read like the price store (the replay reads the store once)."""
+
+    def __init__(self, candles: pd.DataFrame) -> None:
+        self._candles = candles
+
+    def read_candles(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
+        times = self._candles["open_time"]
+        keep = pd.Series(True, index=self._candles.index)
+        if start is not None:
+            keep &= times >= pd.Timestamp(start)
+        if end is not None:
+            keep &= times <= pd.Timestamp(end)
+        return self._candles.loc[keep]
+
+
+def _clear_previous_replay(out_dir: Path) -> None:
+    """Remove the files a previous replay wrote here, so the store and registry start empty."""
+    for name in REPLAY_FILES:
+        (out_dir / name).unlink(missing_ok=True)
+    artifacts = out_dir / "mlartifacts"
+    if artifacts.exists():
+        shutil.rmtree(artifacts)
+
+
+def mlflow_ui_command(tracking_uri: str, artifact_root: str | None) -> str:
+    """The command that opens this replay's runs and registry in MLflow's UI."""
+    if not tracking_uri.startswith("sqlite:"):
+        return f"open {tracking_uri} in a browser"
+    parts = ["mlflow", "ui", "--backend-store-uri", tracking_uri]
+    if artifact_root:
+        parts += ["--default-artifact-root", artifact_root]
+    return " ".join(shlex.quote(part) for part in [*parts, "--port", "5000"])
+
+
+def run_replay(
+    settings: Settings,
+    data_file: Path,
+    out_dir: Path,
+    *,
+    on_month: Callable[[Month, int, int, MonthOutcome], None] | None = None,
+) -> ReplayResult:
+    """Replay the contest over ``data_file`` month by month; write outputs into ``out_dir``.
+
+    Embedded defaults (no store URL, no tracking URI set) put an SQLite price store, an SQLite MLflow
+    store and the model artifacts in ``out_dir``, replacing a previous replay's. With a configured
+    store or tracking server the replay uses those, and refuses a registered model that already has
+    versions (a replay starts from nothing).
+    """
+    started = time.perf_counter()
+    timings = Timings()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _clear_previous_replay(out_dir)
+
+    store = PriceStore(settings.store.url or f"sqlite:///{(out_dir / 'prices.db').resolve()}")
+    try:
+        with timings.measure("data"):
+            store.migrate()
+            loaded = load_file_into_store(data_file, store)
+            frame = loaded.file.candles
+            candles = store.read_candles(
+                start=frame["open_time"].iloc[0].to_pydatetime(),
+                end=frame["open_time"].iloc[-1].to_pydatetime(),
+            )
+        if store.list_decisions(settings.mlflow.registered_model):
+            raise ReplayError(
+                f"the price store already holds contest decisions for {settings.mlflow.registered_model!r}; "
+                "use a new registered model name (BTCMLOPS_MLFLOW__REGISTERED_MODEL) or an empty store"
+            )
+
+        artifact_root: str | None = None
+        with timings.measure("mlflow"):
+            if settings.mlflow.tracking_uri:
+                tracking_uri = settings.mlflow.tracking_uri
+            else:
+                tracking_uri = embedded_tracking_uri(out_dir, settings.home / "cache")
+                artifact_root = embedded_artifact_location(out_dir)
+        registry = ModelRegistry(
+            tracking_uri,
+            settings.mlflow.experiment,
+            settings.mlflow.registered_model,
+            artifact_location=artifact_root,
+            timings=timings,
+        )
+        if registry.versions():
+            raise ReplayError(
+                f"registered model {settings.mlflow.registered_model!r} already has versions at "
+                f"{tracking_uri}; a replay starts from an empty registry "
+                "(set BTCMLOPS_MLFLOW__REGISTERED_MODEL)"
+            )
+
+        contest = Contest(
+            settings.model, settings.contest, registry, FrameCandles(candles), store, timings=timings
+        )
+        months = months_between(
+            Month.of(candles["open_time"].iloc[0]), Month.of(candles["open_time"].iloc[-1])
+        )
+        outcomes: list[MonthOutcome] = []
+        for index, month in enumerate(months):
+            outcome = contest.close_month(month, train_challenger=index < len(months) - 1)
+            outcomes.append(outcome)
+            if on_month is not None:
+                on_month(month, index + 1, len(months), outcome)
+
+        predictions = predictions_frame(outcomes)
+        predictions_path = out_dir / "predictions.csv"
+        with timings.measure("outputs"):
+            predictions.to_csv(predictions_path, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
+        ui_command = mlflow_ui_command(tracking_uri, artifact_root)
+        summary = build_summary(
+            outcomes,
+            data={
+                "file": str(data_file),
+                "format": loaded.file.format.value,
+                "first_hour": candles["open_time"].iloc[0].isoformat(),
+                "last_hour": candles["open_time"].iloc[-1].isoformat(),
+                "rows": len(candles),
+                "gaps": [
+                    {
+                        "start": gap.start.isoformat(),
+                        "end": gap.end.isoformat(),
+                        "missing_hours": gap.missing_hours,
+                    }
+                    for gap in loaded.file.gaps
+                ],
+            },
+            settings=settings,
+            mlflow_info={
+                "tracking_uri": tracking_uri,
+                "experiment": settings.mlflow.experiment,
+                "registered_model": settings.mlflow.registered_model,
+                "ui_command": ui_command,
+            },
+        )
+        report_html, report_png = out_dir / "report.html", out_dir / "report.png"
+        with timings.measure("report"):
+            from btcmlops.replay.report import write_report
+
+            write_report(predictions, summary, report_html, report_png)
+        summary["timings"] = {"total_s": round(time.perf_counter() - started, 3), **timings.as_dict()}
+        summary_path = out_dir / "summary.json"
+        summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+        return ReplayResult(
+            out_dir=out_dir,
+            summary=summary,
+            predictions_path=predictions_path,
+            summary_path=summary_path,
+            report_html=report_html,
+            report_png=report_png,
+            tracking_uri=tracking_uri,
+            ui_command=ui_command,
+        )
+    finally:
+        store.dispose()

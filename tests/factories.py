@@ -1,0 +1,56 @@
+"""Synthetic candle series whose behaviour the tests know in advance (imported via conftest)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def make_candles(
+    start: str = "2021-01-01",
+    end: str = "2021-05-31 23:00",
+    *,
+    seed: int = 7,
+    ar: float | list[tuple[str, float]] = 0.0,
+    noise: float = 0.002,
+    drop: tuple[str, ...] = (),
+) -> pd.DataFrame:
+    """Hourly candles in canonical form whose log returns follow an AR(1) process.
+
+    ``ar`` is one coefficient, or a list of (first hour, coefficient) regimes: a market whose next
+    return is predictable from the last one, in a direction that can flip, so who should win a
+    contest is known. ``drop`` removes hours (gaps).
+    """
+    times = pd.date_range(pd.Timestamp(start, tz="UTC"), pd.Timestamp(end, tz="UTC"), freq="h")
+    regimes = [(start, ar)] if isinstance(ar, float) else ar
+    coefficient = np.zeros(len(times))
+    for first, value in regimes:
+        coefficient[times >= pd.Timestamp(first, tz="UTC")] = value
+    rng = np.random.default_rng(seed)
+    shocks = rng.normal(0.0, noise, len(times))
+    returns = np.zeros(len(times))
+    for i in range(1, len(times)):
+        returns[i] = coefficient[i] * returns[i - 1] + shocks[i]
+    close = 20_000.0 * np.exp(np.cumsum(returns))
+    open_ = np.concatenate([[close[0]], close[:-1]])
+    spread = np.abs(rng.normal(0.0, noise / 2, len(times)))
+    frame = pd.DataFrame(
+        {
+            "open_time": times,
+            "open": open_,
+            "high": np.maximum(open_, close) * (1 + spread),
+            "low": np.minimum(open_, close) * (1 - spread),
+            "close": close,
+            "volume": rng.uniform(50, 150, len(times)),
+        }
+    )
+    if drop:
+        frame = frame.loc[~frame["open_time"].isin(pd.to_datetime(list(drop), utc=True))]
+    return frame.reset_index(drop=True)
+
+
+def write_project_csv(frame: pd.DataFrame, path: str) -> None:
+    """Write ``frame`` in this project's CSV format."""
+    out = frame.copy()
+    out["open_time"] = out["open_time"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    out.to_csv(path, index=False, float_format="%.6f")

@@ -1,0 +1,69 @@
+"""The ``btcmlops`` command line as a user runs it (Typer's runner, real stores in a temp dir)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from btcmlops.cli import app
+from factories import make_candles, write_project_csv
+
+RUNNER = CliRunner()
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Settings for the CLI come from BTCMLOPS_* variables, as for a user; all state in tmp_path."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BTCMLOPS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("BTCMLOPS_CONTEST__FIRST_TRAIN_MONTHS", "2")
+    monkeypatch.setenv("BTCMLOPS_MODEL__NUM_BOOST_ROUND", "30")
+    monkeypatch.setenv("BTCMLOPS_MODEL__MIN_DATA_IN_LEAF", "20")
+    return tmp_path
+
+
+def test_simulate_prints_history_scores_report_and_mlflow_command(env: Path) -> None:
+    data = env / "candles.csv"
+    write_project_csv(make_candles("2021-01-01", "2021-04-30 23:00", ar=0.4), str(data))
+
+    result = RUNNER.invoke(app, ["simulate", "--data", str(data), "--out", str(env / "out")])
+
+    assert result.exit_code == 0, result.output
+    assert "Champion history" in result.output
+    assert "served MAE" in result.output and "naive" in result.output
+    assert "report.html" in result.output
+    assert "mlflow ui --backend-store-uri sqlite:///" in result.output
+    summary = json.loads((env / "out" / "summary.json").read_text())
+    assert [d["month"] for d in summary["decisions"]] == ["2021-04"]
+
+
+def test_simulate_refuses_a_bad_file_with_line_and_field(env: Path) -> None:
+    data = env / "bad.csv"
+    write_project_csv(make_candles("2021-01-01", "2021-01-03"), str(data))
+    lines = data.read_text().splitlines()
+    fields = lines[5].split(",")
+    fields[2] = "abc"  # high
+    lines[5] = ",".join(fields)
+    data.write_text("\n".join(lines) + "\n")
+
+    result = RUNNER.invoke(app, ["simulate", "--data", str(data), "--out", str(env / "out")])
+
+    assert result.exit_code == 1
+    assert "bad.csv:6" in result.output and "high" in result.output
+
+
+def test_data_load_twice_changes_nothing(env: Path) -> None:
+    data = env / "candles.csv"
+    write_project_csv(make_candles("2021-01-01", "2021-01-03 23:00", drop=("2021-01-02 05:00",)), str(data))
+
+    first = RUNNER.invoke(app, ["data", "load", str(data)])
+    second = RUNNER.invoke(app, ["data", "load", str(data)])
+
+    assert first.exit_code == 0, first.output
+    assert "inserted 71" in first.output
+    assert "gap" in first.output and "2021-01-02 05:00" in first.output
+    assert second.exit_code == 0
+    assert "inserted 0, updated 0, unchanged 71" in second.output

@@ -1,0 +1,176 @@
+"""The contest schedule on small synthetic markets where the right answer is known.
+
+Runs the real ``Contest`` against a real embedded MLflow store (SQLite, local artifacts) and a real
+SQLite price store: who is trained on what, who is scored on what, what the registry says after.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from btcmlops.calendar import months_between
+from btcmlops.contest import Contest, FairnessError, Month
+from btcmlops.registry import (
+    CHALLENGER,
+    CHAMPION,
+    ModelRegistry,
+    VersionStatus,
+    embedded_artifact_location,
+    embedded_tracking_uri,
+)
+from btcmlops.replay.run import FrameCandles
+from btcmlops.settings import ContestSettings, ModelSettings
+from btcmlops.store import PriceStore
+from factories import make_candles
+
+FAST_MODEL = ModelSettings(num_boost_round=40, min_data_in_leaf=20)
+
+
+@pytest.fixture
+def registry(tmp_path: Path, mlflow_cache: Path) -> ModelRegistry:
+    return ModelRegistry(
+        embedded_tracking_uri(tmp_path / "mlflow", mlflow_cache),
+        "contest-test",
+        "contest-test-model",
+        artifact_location=embedded_artifact_location(tmp_path / "mlflow"),
+    )
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> PriceStore:
+    store = PriceStore(f"sqlite:///{tmp_path / 'prices.db'}")
+    store.migrate()
+    yield store
+    store.dispose()
+
+
+def _run(contest: Contest, candles: pd.DataFrame) -> list:
+    months = months_between(Month.of(candles["open_time"].iloc[0]), Month.of(candles["open_time"].iloc[-1]))
+    return [contest.close_month(m, train_challenger=i < len(months) - 1) for i, m in enumerate(months)]
+
+
+def test_schedule_who_trains_on_what_and_is_scored_on_what(
+    registry: ModelRegistry, ledger: PriceStore
+) -> None:
+    candles = make_candles("2021-01-01", "2021-05-31 23:00", ar=0.3)
+    contest = Contest(
+        FAST_MODEL, ContestSettings(first_train_months=2), registry, FrameCandles(candles), ledger
+    )
+    outcomes = _run(contest, candles)
+
+    by_month = {str(o.month): o for o in outcomes}
+    # January: warming up, nothing trained, nothing served.
+    assert by_month["2021-01"].trained == []
+    assert by_month["2021-01"].champion_version is None
+    # End of February: v1 trained on Jan-Feb becomes champion; no challenger yet.
+    (v1,) = by_month["2021-02"].trained
+    assert (v1.version, v1.role, v1.trained_through) == (1, CHAMPION, "2021-02")
+    assert v1.train_end == pd.Timestamp("2021-02-28 23:00", tz="UTC")
+    assert v1.train_start == pd.Timestamp("2021-01-02 01:00", tz="UTC")  # 24 h of history first
+    # March is served by v1 with no contest; a challenger trained through March enters shadow.
+    march = by_month["2021-03"]
+    assert march.served_version == 1
+    assert march.contest is None
+    assert [(t.version, t.role, t.trained_through) for t in march.trained] == [(2, CHALLENGER, "2021-03")]
+    # April and May: a contest each, on exactly that month's hours, then a new challenger (not after May).
+    for name, challenger, trained in (("2021-04", 2, [3]), ("2021-05", 3, [])):
+        outcome = by_month[name]
+        assert outcome.contest is not None
+        assert outcome.contest.challenger_version == challenger
+        month = Month.parse(name)
+        assert outcome.contest.eval_start == month.start
+        assert outcome.contest.eval_end == month.last_hour
+        assert outcome.contest.champion.n == outcome.contest.challenger.n == outcome.contest.naive.n
+        assert [t.version for t in outcome.trained] == trained
+    # Fairness, row by row: every forecast targets an hour after its model's last training target.
+    windows = {t.version: t for o in outcomes for t in o.trained}
+    predictions = pd.concat([o.predictions for o in outcomes if o.predictions is not None])
+    for version, rows in predictions.groupby("model_version"):
+        assert (pd.to_datetime(rows["target_time"], utc=True) > windows[version].train_end).all()
+        assert (pd.to_datetime(rows["timestamp"], utc=True) >= windows[version].train_end).all()
+    # Three versions in all, each trained on more data than the last.
+    assert [w.rows for w in windows.values()] == sorted(w.rows for w in windows.values())
+    assert len({w.data_hash for w in windows.values()}) == 3
+
+
+def test_a_challenger_that_learned_the_new_regime_is_promoted(
+    registry: ModelRegistry, ledger: PriceStore
+) -> None:
+    """The market flips from strong mean reversion to strong momentum on March 1st.
+
+    v1 (Jan-Feb) learned mean reversion and forecasts the wrong way from March on, worse than naive.
+    The challenger trained through March has seen the new regime and must win April; it is promoted.
+    """
+    candles = make_candles(
+        "2021-01-01", "2021-04-30 23:00", ar=[("2021-01-01", -0.8), ("2021-03-01", 0.8)], noise=0.003
+    )
+    contest = Contest(
+        FAST_MODEL, ContestSettings(first_train_months=2), registry, FrameCandles(candles), ledger
+    )
+    april = _run(contest, candles)[-1]
+
+    assert april.contest is not None
+    assert april.contest.champion.mae > april.contest.naive.mae  # the old champion is now harmful
+    assert april.contest.challenger.mae < april.contest.champion.mae
+    assert april.contest.decision.promote
+    assert april.champion_version == 2
+    assert registry.get_by_alias(CHAMPION).version == 2  # type: ignore[union-attr]
+    assert registry.get_by_alias(CHALLENGER) is None
+    statuses = {v.version: v.status for v in registry.versions()}
+    assert statuses == {1: VersionStatus.ARCHIVED, 2: VersionStatus.PRODUCTION}
+    (row,) = ledger.list_decisions("contest-test-model")
+    assert row.promoted
+    assert row.champion_version == 1
+    assert row.challenger_version == 2
+    assert row.challenger_mae == pytest.approx(april.contest.challenger.mae)
+
+
+def test_a_challenger_short_of_the_margin_is_archived(registry: ModelRegistry, ledger: PriceStore) -> None:
+    candles = make_candles("2021-01-01", "2021-04-30 23:00", ar=0.5)
+    rule = ContestSettings(first_train_months=2, margin=0.5)  # needs a 50% lower MAE: never on this market
+    contest = Contest(FAST_MODEL, rule, registry, FrameCandles(candles), ledger)
+    april = _run(contest, candles)[-1]
+
+    assert april.contest is not None
+    assert not april.contest.decision.promote
+    assert "does not beat the champion" in april.contest.decision.reason
+    assert registry.get_by_alias(CHAMPION).version == 1  # type: ignore[union-attr]
+    assert {v.version: v.status for v in registry.versions()} == {
+        1: VersionStatus.PRODUCTION,
+        2: VersionStatus.ARCHIVED,
+    }
+
+
+def test_closing_a_month_twice_does_the_work_once(registry: ModelRegistry, ledger: PriceStore) -> None:
+    candles = make_candles("2021-01-01", "2021-04-30 23:00")
+    contest = Contest(
+        FAST_MODEL, ContestSettings(first_train_months=2), registry, FrameCandles(candles), ledger
+    )
+    for month in months_between(Month(2021, 1), Month(2021, 4)):
+        contest.close_month(month)
+    versions = [v.version for v in registry.versions()]
+    decisions = ledger.list_decisions("contest-test-model")
+
+    again = contest.close_month(Month(2021, 4))
+
+    assert again.already_closed
+    assert again.trained == []
+    assert again.contest is None
+    assert [v.version for v in registry.versions()] == versions == [1, 2, 3]
+    assert ledger.list_decisions("contest-test-model") == decisions
+    assert len(decisions) == 1
+
+
+def test_a_model_is_never_scored_on_hours_it_was_trained_on(
+    registry: ModelRegistry, ledger: PriceStore
+) -> None:
+    candles = make_candles("2021-01-01", "2021-03-31 23:00")
+    contest = Contest(
+        FAST_MODEL, ContestSettings(first_train_months=2), registry, FrameCandles(candles), ledger
+    )
+    _run(contest, candles)  # v1 (champion) trained through February
+    with pytest.raises(FairnessError, match="version 1 was trained through"):
+        contest.close_month(Month(2021, 1))  # v1 would be scored on January, which it was trained on

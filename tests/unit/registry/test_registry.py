@@ -1,0 +1,122 @@
+"""Registry conventions on a real (embedded SQLite) MLflow store: aliases, status tags, loading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow.lightgbm
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from btcmlops.features import UnknownFeatureSetError, build_samples
+from btcmlops.model import train_forecaster
+from btcmlops.registry import (
+    CHALLENGER,
+    CHAMPION,
+    ModelRegistry,
+    TrainingWindow,
+    VersionStatus,
+    embedded_artifact_location,
+    embedded_tracking_uri,
+)
+from btcmlops.settings import ModelSettings
+from factories import make_candles
+
+SAMPLES = build_samples(make_candles("2021-01-01", "2021-01-15"))
+FORECASTER = train_forecaster(SAMPLES, ModelSettings(num_boost_round=10, min_data_in_leaf=20))
+WINDOW = TrainingWindow(
+    first_target=SAMPLES["target_time"].iloc[0],
+    last_target=SAMPLES["target_time"].iloc[-1],
+    rows=len(SAMPLES),
+    data_hash="abc",
+    through_month="2021-01",
+)
+
+
+def _registry(directory: Path, cache: Path) -> ModelRegistry:
+    return ModelRegistry(
+        embedded_tracking_uri(directory, cache),
+        "registry-test",
+        "registry-test-model",
+        artifact_location=embedded_artifact_location(directory),
+    )
+
+
+def _register(registry: ModelRegistry) -> int:
+    return registry.register(
+        FORECASTER,
+        WINDOW,
+        params={"a": 1},
+        metrics={"m": 0.5},
+        example_features=SAMPLES.head(3),
+        run_name="t",
+    ).version
+
+
+def test_an_alias_points_at_exactly_one_version(tmp_path: Path, mlflow_cache: Path) -> None:
+    registry = _registry(tmp_path, mlflow_cache)
+    first, second = _register(registry), _register(registry)
+    assert (first, second) == (1, 2)
+    assert registry.get_by_alias(CHAMPION) is None
+
+    registry.set_alias(CHAMPION, first)
+    registry.set_alias(CHALLENGER, second)
+    registry.set_alias(CHAMPION, second)
+
+    assert registry.get_by_alias(CHAMPION).version == 2  # type: ignore[union-attr]
+    aliases = {v.version: set(v.aliases) for v in registry.versions()}
+    assert aliases == {1: set(), 2: {CHAMPION, CHALLENGER}}
+    registry.delete_alias(CHALLENGER)
+    assert registry.get_by_alias(CHALLENGER) is None
+
+
+def test_status_tags_and_training_window_are_version_tags(tmp_path: Path, mlflow_cache: Path) -> None:
+    registry = _registry(tmp_path, mlflow_cache)
+    version = _register(registry)
+    registry.set_status(version, VersionStatus.STAGING)
+    registry.set_status(version, VersionStatus.ARCHIVED)
+
+    (info,) = registry.versions()
+    assert info.status == "archived"
+    assert info.window == WINDOW
+    assert info.feature_set == "v1"
+    run = MlflowClient(tracking_uri=registry.tracking_uri).get_run(info.run_id)
+    assert run.data.tags["train_end"] == WINDOW.last_target.isoformat()
+    assert run.data.params["a"] == "1"
+
+
+def test_a_fresh_registry_loads_the_same_model(tmp_path: Path, mlflow_cache: Path) -> None:
+    version = _register(_registry(tmp_path, mlflow_cache))
+    loaded = _registry(tmp_path, mlflow_cache).load(
+        version
+    )  # no in-process cache: read from the artifact store
+    np.testing.assert_allclose(loaded.predict_close(SAMPLES), FORECASTER.predict_close(SAMPLES))
+
+
+def test_a_model_with_an_unknown_feature_set_is_refused(tmp_path: Path, mlflow_cache: Path) -> None:
+    registry = _registry(tmp_path, mlflow_cache)
+    client = MlflowClient(tracking_uri=registry.tracking_uri)
+    run = client.create_run(registry.experiment_id)
+    path = tmp_path / "model"
+    mlflow.lightgbm.save_model(
+        FORECASTER.booster, path, pip_requirements=["lightgbm"], metadata={"feature_set": "v99"}
+    )
+    client.log_artifacts(run.info.run_id, str(path), "model")
+    version = client.create_model_version(
+        registry.model_name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id, tags=WINDOW.as_tags()
+    )
+    with pytest.raises(UnknownFeatureSetError, match="v99"):
+        registry.load(int(version.version))
+
+
+def test_embedded_store_is_built_from_a_template_once(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    embedded_tracking_uri(tmp_path / "a", cache)
+    templates = list(cache.glob("mlflow-*-empty.db"))
+    embedded_tracking_uri(tmp_path / "b", cache)
+    assert len(templates) == 1
+    assert list(cache.glob("mlflow-*-empty.db")) == templates
+    assert (tmp_path / "b" / "mlflow.db").stat().st_size == templates[0].stat().st_size
+    assert pd.Timestamp(WINDOW.as_tags()["train_start"]) == WINDOW.first_target

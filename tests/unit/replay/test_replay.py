@@ -1,0 +1,106 @@
+"""The replay end to end on the shipped two years, with no servers: outputs agree with the registry."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from btcmlops.contest import score
+from btcmlops.registry import CHALLENGER, CHAMPION, ModelRegistry
+from btcmlops.replay import ReplayResult, run_replay
+from btcmlops.settings import EMBEDDED_DATA_FILE, Settings
+from btcmlops.store import PriceStore
+
+
+@pytest.fixture(scope="module")
+def replay(tmp_path_factory: pytest.TempPathFactory) -> ReplayResult:
+    home = tmp_path_factory.mktemp("home")
+    return run_replay(Settings(home=home), EMBEDDED_DATA_FILE, home / "out")
+
+
+@pytest.fixture(scope="module")
+def summary(replay: ReplayResult) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(replay.summary_path.read_text())
+    return loaded
+
+
+def test_v1_trained_on_2023_then_eleven_shadow_month_decisions(summary: dict[str, Any]) -> None:
+    trainings = summary["trainings"]
+    assert [t["version"] for t in trainings] == list(range(1, 13))
+    assert trainings[0]["role"] == "champion"
+    assert trainings[0]["trained_through"] == "2023-12"
+    assert trainings[0]["train_end"] == "2023-12-31T23:00:00+00:00"
+    assert [t["trained_through"] for t in trainings[1:]] == [f"2024-{m:02d}" for m in range(1, 12)]
+    assert [d["month"] for d in summary["decisions"]] == [f"2024-{m:02d}" for m in range(2, 13)]
+    for decision, trained in zip(summary["decisions"], trainings[1:], strict=True):
+        assert decision["challenger_version"] == trained["version"]
+        assert decision["eval_start"] > trained["train_end"]  # scored only on unseen hours
+    assert summary["promotions"] == sum(d["promoted"] for d in summary["decisions"])
+    assert summary["data"]["rows"] == 17_543
+    assert summary["data"]["gaps"] == [
+        {"start": "2023-03-24T13:00:00+00:00", "end": "2023-03-24T13:00:00+00:00", "missing_hours": 1}
+    ]
+
+
+def test_predictions_cover_every_served_hour_of_2024(replay: ReplayResult, summary: dict[str, Any]) -> None:
+    predictions = pd.read_csv(replay.predictions_path)
+    assert list(predictions.columns) == [
+        "timestamp", "target_time", "actual_close", "predicted_close", "naive_close", "model_version", "role",
+    ]  # fmt: skip
+    served = predictions.loc[predictions["role"] == "champion"]
+    assert len(served) == 366 * 24  # every hour of 2024 is forecast, from 2023-12-31T23:00 on
+    assert served["target_time"].iloc[0] == "2024-01-01T00:00:00Z"
+    assert served["timestamp"].iloc[0] == "2023-12-31T23:00:00Z"
+    shadow = predictions.loc[predictions["role"] == "challenger"]
+    assert len(shadow) == 366 * 24 - 31 * 24  # a challenger shadows every month but January
+    # The served scores in the summary are recomputed from the file.
+    overall = score(served["actual_close"], served["predicted_close"], served["naive_close"])
+    assert summary["overall"]["served"]["mae"] == pytest.approx(overall.mae)
+    naive = score(served["actual_close"], served["naive_close"], served["naive_close"])
+    assert summary["overall"]["naive"]["mae"] == pytest.approx(naive.mae)
+
+
+def test_registry_agrees_with_the_summary(replay: ReplayResult, summary: dict[str, Any]) -> None:
+    settings = Settings()
+    registry = ModelRegistry(
+        replay.tracking_uri, settings.mlflow.experiment, settings.mlflow.registered_model
+    )
+    champion = registry.get_by_alias(CHAMPION)
+    assert champion is not None
+    assert champion.version == summary["final_champion"]
+    assert registry.get_by_alias(CHALLENGER) is None
+    statuses = {v.version: v.status for v in registry.versions()}
+    expected = {t["version"]: "archived" for t in summary["trainings"]}
+    expected[summary["final_champion"]] = "production"
+    assert statuses == expected
+    runs = MlflowClient(tracking_uri=replay.tracking_uri).search_runs(
+        [registry.experiment_id], max_results=100
+    )
+    kinds = pd.Series([r.data.tags["btcmlops.kind"] for r in runs]).value_counts().to_dict()
+    assert kinds == {"training": 12, "contest": 11}
+
+
+def test_store_holds_the_decisions(replay: ReplayResult, summary: dict[str, Any]) -> None:
+    store = PriceStore(f"sqlite:///{replay.out_dir / 'prices.db'}")
+    try:
+        rows = store.list_decisions(Settings().mlflow.registered_model)
+        assert store.candle_count() == 17_543
+    finally:
+        store.dispose()
+    assert [(r.challenger_version, r.promoted) for r in rows] == [
+        (d["challenger_version"], d["promoted"]) for d in summary["decisions"]
+    ]
+    assert [r.naive_mae for r in rows] == pytest.approx([d["naive_mae"] for d in summary["decisions"]])
+
+
+def test_report_files_are_written(replay: ReplayResult) -> None:
+    html = replay.report_html.read_text()
+    assert "plotly" in html.lower()
+    assert "serves" in html
+    assert replay.report_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert replay.report_png.stat().st_size > 50_000
+    assert replay.ui_command.startswith("mlflow ui --backend-store-uri sqlite:///")
