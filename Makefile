@@ -6,6 +6,9 @@ UV_VERSION ?= 0.13.8
 PYTHON ?= python3.11
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
+# Compile site-packages to bytecode at install: imports then cost seconds less in every process
+# (this machine sets PYTHONDONTWRITEBYTECODE, so nothing would ever be cached otherwise).
+export UV_COMPILE_BYTECODE := 1
 UV := $(shell command -v uv 2>/dev/null)
 ifeq ($(UV),)
 UV := $(PYTHON) -m uv

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -35,6 +36,9 @@ def _store_url(settings: Settings) -> str:
 @app.callback()
 def _main(ctx: typer.Context) -> None:
     """Build the one Settings object from BTCMLOPS_* variables and .env."""
+    # MLflow's INFO lines (schema creation) and its note that the venv has no pip are noise here.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
     ctx.obj = Settings()
 
 
@@ -163,24 +167,14 @@ def _print_summary(summary: dict[str, object]) -> None:
     for item in summary["champion_history"]:  # type: ignore[attr-defined]
         history.add_row(f"v{item['version']}", item["from_month"])
     console.print(history)
-    decisions = Table(title="Contest decisions (shadow month)")
-    for column in (
-        "month",
-        "champion",
-        "challenger",
-        "champion MAE",
-        "challenger MAE",
-        "naive MAE",
-        "decision",
-    ):
-        decisions.add_column(column, justify="right")
+    decisions = Table(title="Contest decisions: MAE on the shadow month (USDT)")
+    for column in ("month", "champion", "challenger", "naive", "decision"):
+        decisions.add_column(column, justify="right", no_wrap=True)
     for item in summary["decisions"]:  # type: ignore[attr-defined]
         decisions.add_row(
             item["month"],
-            f"v{item['champion_version']}",
-            f"v{item['challenger_version']}",
-            f"{item['champion_mae']:.2f}",
-            f"{item['challenger_mae']:.2f}",
+            f"v{item['champion_version']} {item['champion_mae']:.2f}",
+            f"v{item['challenger_version']} {item['challenger_mae']:.2f}",
             f"{item['naive_mae']:.2f}",
             "[green]promoted[/green]" if item["promoted"] else "archived",
         )

@@ -21,7 +21,14 @@ from btcmlops.contest.scoring import Scores, score
 from btcmlops.contest.training import month_samples, train_through
 from btcmlops.features import build_samples
 from btcmlops.model import Forecaster
-from btcmlops.registry import CHALLENGER, CHAMPION, ModelRegistry, ModelVersionInfo, VersionStatus
+from btcmlops.registry import (
+    CHALLENGER,
+    CHAMPION,
+    ModelRegistry,
+    ModelVersionInfo,
+    VersionStatus,
+    with_alias,
+)
 from btcmlops.settings import ContestSettings, ModelSettings
 from btcmlops.store import DecisionRow
 from btcmlops.timing import Timings
@@ -128,8 +135,9 @@ class Contest:
         Only candles up to the last hour of ``month`` are read. ``train_challenger`` is False when no
         month will follow (the end of a replay): a challenger that can never be scored is not trained.
         """
-        champion = self._registry.get_by_alias(CHAMPION)
-        if self._was_closed(month):
+        versions = self._registry.versions()  # one registry read: aliases, tags, windows
+        champion = with_alias(versions, CHAMPION)
+        if _was_closed(month, versions):
             return MonthOutcome(
                 month=month, champion_version=champion.version if champion else None, already_closed=True
             )
@@ -139,10 +147,10 @@ class Contest:
                 raise ValueError(f"no candles through {month}")
             samples = build_samples(candles, self._model.feature_set)
         if champion is None:
-            return self._maybe_train_first_champion(month, candles, samples)
+            return self._maybe_train_first_champion(month, candles, samples, versions)
 
         outcome_rows = month_samples(samples, month)
-        served_version = champion.version
+        champion_after = champion.version
         predictions: list[pd.DataFrame] = []
         served = naive = None
         contest: ContestRecord | None = None
@@ -151,7 +159,7 @@ class Contest:
             predictions.append(_prediction_frame(outcome_rows, champion_close, champion.version, CHAMPION))
             served = score(outcome_rows["actual_close"], champion_close, outcome_rows["close"])
             naive = score(outcome_rows["actual_close"], outcome_rows["close"], outcome_rows["close"])
-            challenger = self._registry.get_by_alias(CHALLENGER)
+            challenger = with_alias(versions, CHALLENGER)
             if challenger is not None:
                 challenger_close = self._predict(challenger, outcome_rows, month)
                 predictions.append(
@@ -166,15 +174,16 @@ class Contest:
                     score(outcome_rows["actual_close"], challenger_close, outcome_rows["close"]),
                     naive,
                 )
+                if contest.decision.promote:
+                    champion_after = challenger.version
 
         trained = []
         if train_challenger:
-            trained.append(self._train_challenger(month, candles, samples))
-        after = self._registry.get_by_alias(CHAMPION)
+            trained.append(self._train_and_register(month, candles, samples, versions, role=CHALLENGER))
         return MonthOutcome(
             month=month,
-            champion_version=after.version if after else None,
-            served_version=served_version,
+            champion_version=champion_after,
+            served_version=champion.version,
             predictions=pd.concat(predictions, ignore_index=True) if predictions else None,
             served=served,
             naive=naive,
@@ -183,29 +192,26 @@ class Contest:
         )
 
     # -- steps ----------------------------------------------------------------------------------------
-    def _was_closed(self, month: Month) -> bool:
-        """A version trained through ``month`` and fully set up means this month's close completed."""
-        return any(
-            v.window.through_month == str(month) and v.status is not None for v in self._registry.versions()
-        )
-
     def _maybe_train_first_champion(
-        self, month: Month, candles: pd.DataFrame, samples: pd.DataFrame
+        self, month: Month, candles: pd.DataFrame, samples: pd.DataFrame, versions: list[ModelVersionInfo]
     ) -> MonthOutcome:
         first_month = Month.of(candles["open_time"].iloc[0])
         if month < first_month.plus(self._rule.first_train_months - 1):
             return MonthOutcome(month=month, champion_version=None)
-        record = self._train_and_register(month, candles, samples, role=CHAMPION)
+        record = self._train_and_register(month, candles, samples, versions, role=CHAMPION)
         return MonthOutcome(month=month, champion_version=record.version, trained=[record])
 
-    def _train_challenger(self, month: Month, candles: pd.DataFrame, samples: pd.DataFrame) -> TrainingRecord:
-        return self._train_and_register(month, candles, samples, role=CHALLENGER)
-
     def _train_and_register(
-        self, month: Month, candles: pd.DataFrame, samples: pd.DataFrame, *, role: str
+        self,
+        month: Month,
+        candles: pd.DataFrame,
+        samples: pd.DataFrame,
+        versions: list[ModelVersionInfo],
+        *,
+        role: str,
     ) -> TrainingRecord:
         """Train through ``month`` for ``role``, unless a version trained through it already exists."""
-        existing = [v for v in self._registry.versions() if v.window.through_month == str(month)]
+        existing = [v for v in versions if v.window.through_month == str(month)]
         if existing:  # a restart after the version was registered: finish its set-up, train nothing
             info = existing[0]
         else:
@@ -302,16 +308,22 @@ class Contest:
         return None
 
     def _apply(self, record: ContestRecord) -> None:
-        """Make the registry say what the decision says; safe to repeat."""
+        """Make the registry say what the decision says; safe to repeat.
+
+        Called only while the alias ``challenger`` points at ``record.challenger_version``.
+        """
         if record.decision.promote:
             self._registry.set_status(record.champion_version, VersionStatus.ARCHIVED)
             self._registry.set_status(record.challenger_version, VersionStatus.PRODUCTION)
             self._registry.set_alias(CHAMPION, record.challenger_version)
         else:
             self._registry.set_status(record.challenger_version, VersionStatus.ARCHIVED)
-        challenger = self._registry.get_by_alias(CHALLENGER)
-        if challenger is not None and challenger.version == record.challenger_version:
-            self._registry.delete_alias(CHALLENGER)
+        self._registry.delete_alias(CHALLENGER)
+
+
+def _was_closed(month: Month, versions: list[ModelVersionInfo]) -> bool:
+    """A version trained through ``month`` and fully set up means this month's close completed."""
+    return any(v.window.through_month == str(month) and v.status is not None for v in versions)
 
 
 def _prediction_frame(

@@ -170,14 +170,14 @@ def _cdd_date(text: str) -> datetime:
 def _project_rows(records: list[tuple[int, list[str]]]) -> Iterator[_RawRow]:
     for line, cells in records[1:]:
         yield _RawRow(
-            line, cells[0] if cells else "", dict(zip(_PRICES + ("volume",), cells[1:6], strict=False))
+            line, cells[0] if cells else "", dict(zip((*_PRICES, "volume"), cells[1:6], strict=False))
         )
 
 
 def _binance_rows(records: list[tuple[int, list[str]]]) -> Iterator[_RawRow]:
     start = 1 if records and not _is_number(records[0][1][0]) else 0
     for line, cells in records[start:]:
-        yield _RawRow(line, cells[0], dict(zip(_PRICES + ("volume",), cells[1:6], strict=False)))
+        yield _RawRow(line, cells[0], dict(zip((*_PRICES, "volume"), cells[1:6], strict=False)))
 
 
 def _cdd_rows(path: Path, records: list[tuple[int, list[str]]]) -> tuple[Iterator[_RawRow], str]:

@@ -55,7 +55,8 @@ def fetch_binance_monthly(
             actual = hashlib.sha256(archive).hexdigest()
             if actual != expected:
                 raise FetchError(
-                    f"{symbol} {month}: SHA-256 of {url} is {actual}, its CHECKSUM file says {expected or 'nothing'}"
+                    f"{symbol} {month}: SHA-256 of {url} is {actual}, "
+                    f"its CHECKSUM file says {expected or 'nothing'}"
                 )
             path = dest_dir / url.rsplit("/", 1)[1]
             path.write_bytes(archive)

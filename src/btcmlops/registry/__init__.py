@@ -14,6 +14,7 @@ from btcmlops.registry.mlflow_registry import (
     ModelVersionInfo,
     TrainingWindow,
     VersionStatus,
+    with_alias,
 )
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "VersionStatus",
     "embedded_artifact_location",
     "embedded_tracking_uri",
+    "with_alias",
 ]

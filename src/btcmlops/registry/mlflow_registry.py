@@ -6,6 +6,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,8 @@ CHALLENGER = "challenger"
 STATUS_TAG = "status"
 MODEL_ARTIFACT = "model"
 KIND_TAG = "btcmlops.kind"
-_PINNED = ("lightgbm", "numpy", "pandas", "scikit-learn", "scipy", "mlflow")
+_PINNED = ("lightgbm", "numpy", "pandas", "mlflow")
+"""What loading the model needs; MLflow checks each pin against the environment, so keep it short."""
 
 
 class VersionStatus(StrEnum):
@@ -80,9 +82,15 @@ class ModelVersionInfo:
     aliases: tuple[str, ...]
 
 
-def pinned_requirements() -> list[str]:
+def with_alias(versions: Sequence[ModelVersionInfo], alias: str) -> ModelVersionInfo | None:
+    """The version in ``versions`` that carries ``alias``, if any."""
+    return next((info for info in versions if alias in info.aliases), None)
+
+
+@cache
+def pinned_requirements() -> tuple[str, ...]:
     """The model's pip requirements, pinned to what is installed (MLflow's inference costs seconds)."""
-    return [f"{name}=={metadata.version(name)}" for name in _PINNED]
+    return tuple(f"{name}=={metadata.version(name)}" for name in _PINNED)
 
 
 class ModelRegistry:
@@ -166,7 +174,7 @@ class ModelRegistry:
                     forecaster.booster,
                     path,
                     signature=signature,
-                    pip_requirements=pinned_requirements(),
+                    pip_requirements=list(pinned_requirements()),
                     metadata={"feature_set": forecaster.feature_set},
                 )
                 self._client.log_artifacts(run_id, str(path), MODEL_ARTIFACT)
