@@ -21,7 +21,9 @@ def make_candles(
     return is predictable from the last one, in a direction that can flip, so who should win a
     contest is known. ``drop`` removes hours (gaps).
     """
-    times = pd.date_range(pd.Timestamp(start, tz="UTC"), pd.Timestamp(end, tz="UTC"), freq="h")
+    times = pd.date_range(pd.Timestamp(start, tz="UTC"), pd.Timestamp(end, tz="UTC"), freq="h").astype(
+        "datetime64[ns, UTC]"
+    )
     regimes = [(start, ar)] if isinstance(ar, float) else ar
     coefficient = np.zeros(len(times))
     for first, value in regimes:

@@ -33,7 +33,8 @@ def test_simulate_prints_history_scores_report_and_mlflow_command(env: Path) -> 
 
     assert result.exit_code == 0, result.output
     assert "Champion history" in result.output
-    assert "served MAE" in result.output and "naive" in result.output
+    assert "served MAE" in result.output
+    assert "naive" in result.output
     assert "report.html" in result.output
     assert "mlflow ui --backend-store-uri sqlite:///" in result.output
     summary = json.loads((env / "out" / "summary.json").read_text())
@@ -52,7 +53,8 @@ def test_simulate_refuses_a_bad_file_with_line_and_field(env: Path) -> None:
     result = RUNNER.invoke(app, ["simulate", "--data", str(data), "--out", str(env / "out")])
 
     assert result.exit_code == 1
-    assert "bad.csv:6" in result.output and "high" in result.output
+    assert "bad.csv:6" in result.output
+    assert "high" in result.output
 
 
 def test_data_load_twice_changes_nothing(env: Path) -> None:
@@ -64,6 +66,7 @@ def test_data_load_twice_changes_nothing(env: Path) -> None:
 
     assert first.exit_code == 0, first.output
     assert "inserted 71" in first.output
-    assert "gap" in first.output and "2021-01-02 05:00" in first.output
+    assert "gap" in first.output
+    assert "2021-01-02 05:00" in first.output
     assert second.exit_code == 0
     assert "inserted 0, updated 0, unchanged 71" in second.output
