@@ -2,43 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 
 from btcmlops.store import PriceStore
-
-MYSQL_SERVER_URL = os.environ.get("BTCMLOPS_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
-
-
-def mariadb_database() -> Iterator[str]:
-    """Create a uniquely named database on the MariaDB server, yield its URL, drop it afterwards.
-
-    An unreachable server fails the run in CI (where it must be there) and skips elsewhere.
-    """
-    server = create_engine(MYSQL_SERVER_URL, pool_pre_ping=True)
-    name = f"btcmlops_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with server.connect() as connection:
-            connection.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-    except OperationalError as error:
-        server.dispose()
-        message = f"MariaDB not reachable at {MYSQL_SERVER_URL}: {error.orig}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    try:
-        url = make_url(MYSQL_SERVER_URL).set(database=name, query={"charset": "utf8mb4"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with server.connect() as connection:
-            connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-        server.dispose()
+from services import mariadb_database
 
 
 @pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])

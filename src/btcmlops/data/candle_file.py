@@ -273,7 +273,7 @@ def find_gaps(open_times: pd.Series) -> list[Gap]:
         return []
     steps = times[1:] - times[:-1]
     gaps = []
-    for index in (steps > pd.Timedelta(_HOUR)).nonzero()[0]:
+    for index in (steps > pd.Timedelta(_HOUR)).nonzero()[0].tolist():
         missing = int(steps[index] / pd.Timedelta(_HOUR)) - 1
         gaps.append(Gap(times[index] + _HOUR, times[index + 1] - _HOUR, missing))
     return gaps

@@ -38,7 +38,8 @@ def _cdd_text(frame: pd.DataFrame, unix_unit: int = 1000) -> str:
     for row in frame.iloc[::-1].itertuples():  # newest first, as CryptoDataDownload writes
         lines.append(
             f"{int(row.open_time.timestamp()) * unix_unit},{row.open_time:%Y-%m-%d %H:%M:%S},BTC/USDT,"
-            f"{row.open:.2f},{row.high:.2f},{row.low:.2f},{row.close:.2f},{row.volume:.5f},{row.volume * row.close:.2f},7"
+            f"{row.open:.2f},{row.high:.2f},{row.low:.2f},{row.close:.2f},"
+            f"{row.volume:.5f},{row.volume * row.close:.2f},7"
         )
     return "\n".join(lines) + "\n"
 
