@@ -1,7 +1,8 @@
 """The replay's report: an interactive Plotly page and a PNG of the same story at a glance.
 
 Top: the real close, each hour's served forecast coloured by the version that served it, and a marker
-where a new champion takes over. Bottom: each month's MAE of the served forecast against naive.
+where a new champion takes over. Below: each month's MAE of the served forecast against naive, and
+the same as skill (1 - MAE / naive MAE), where the small differences that matter are visible.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from matplotlib.figure import Figure
 from plotly.subplots import make_subplots
 
 _PALETTE = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-    "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+    "#bcbd22", "#17becf", "#393b79", "#e6550d", "#31a354", "#756bb1", "#843c39",
 )  # fmt: skip
+"""Distinct colours, none grey or black (the price line is black): one per version, 14 before reuse."""
 
 
 def _colour(version: int) -> str:
@@ -54,7 +56,13 @@ def write_report(predictions: pd.DataFrame, summary: dict[str, Any], html_path: 
     served["target_time"] = pd.to_datetime(served["target_time"], utc=True)
     monthly = pd.DataFrame(
         [
-            {"month": item["month"], "served": item["served"]["mae"], "naive": item["naive"]["mae"]}
+            {
+                "month": item["month"],
+                "served": item["served"]["mae"],
+                "naive": item["naive"]["mae"],
+                "skill": item["skill"],
+                "version": item["served_version"],
+            }
             for item in summary["monthly"]
         ]
     )
@@ -64,11 +72,15 @@ def write_report(predictions: pd.DataFrame, summary: dict[str, Any], html_path: 
 
 def _write_html(served: pd.DataFrame, monthly: pd.DataFrame, summary: dict[str, Any], path: Path) -> None:
     figure = make_subplots(
-        rows=2,
+        rows=3,
         cols=1,
-        row_heights=[0.7, 0.3],
-        vertical_spacing=0.08,
-        subplot_titles=("Close and served next-hour forecast", "Monthly MAE: served vs naive (USDT)"),
+        row_heights=[0.6, 0.2, 0.2],
+        vertical_spacing=0.07,
+        subplot_titles=(
+            "Close and served next-hour forecast",
+            "Monthly MAE: served vs naive (USDT)",
+            "Monthly skill vs naive: 1 - MAE / naive MAE (bar colour: serving version)",
+        ),
     )
     figure.add_trace(
         go.Scattergl(
@@ -104,8 +116,8 @@ def _write_html(served: pd.DataFrame, monthly: pd.DataFrame, summary: dict[str, 
 
 
 def _write_png(served: pd.DataFrame, monthly: pd.DataFrame, summary: dict[str, Any], path: Path) -> None:
-    figure = Figure(figsize=(14, 8), dpi=100, layout="constrained")
-    price, scores = figure.subplots(2, 1, height_ratios=[2.3, 1])
+    figure = Figure(figsize=(14, 9.5), dpi=100, layout="constrained")
+    price, scores, skills = figure.subplots(3, 1, height_ratios=[2.6, 1, 1])
     figure.suptitle(_title(summary))
     price.plot(
         served["target_time"], served["actual_close"], color="#222", linewidth=0.7, label="actual close"
@@ -131,6 +143,18 @@ def _write_png(served: pd.DataFrame, monthly: pd.DataFrame, summary: dict[str, A
         scores.bar([p + 0.2 for p in positions], monthly["naive"], width=0.4, label="naive MAE", color="#aaa")
         scores.set_xticks(list(positions), monthly["month"], fontsize=8)
         scores.legend(fontsize=8)
+        versions = monthly["version"].astype(int).tolist()
+        skills.bar(list(positions), monthly["skill"] * 100, color=[_colour(v) for v in versions])
+        for position, value, version in zip(positions, monthly["skill"] * 100, versions, strict=True):
+            skills.annotate(
+                f"v{version}", (position, value), xytext=(0, 2 if value >= 0 else -10),
+                textcoords="offset points", ha="center", fontsize=8,
+            )  # fmt: skip
+        skills.set_xticks(list(positions), monthly["month"], fontsize=8)
+        skills.axhline(0, color="#222", linewidth=0.8)
+        skills.margins(y=0.2)
     scores.set_ylabel("MAE (USDT)")
     scores.grid(alpha=0.3, axis="y")
+    skills.set_ylabel("skill vs naive (%)")
+    skills.grid(alpha=0.3, axis="y")
     figure.savefig(path)
