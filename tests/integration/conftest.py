@@ -1,24 +1,33 @@
-"""Real services for the integration tests: moto's S3 server (MinIO's stand-in) and an mlflow server.
+"""Real services for the integration tests: MariaDB databases, moto's S3 server, an mlflow server.
 
-The mlflow server runs as its own process on a fresh MariaDB database, with artifacts behind its
-artifact proxy in a bucket of the S3 server, as in docker compose: clients need no S3 credentials.
+They stand in for docker compose's MySQL, MinIO and mlflow: the mlflow server runs as its own process
+on a fresh MariaDB database, with artifacts behind its artifact proxy in a bucket of the S3 server, so
+clients (the code under test) need no S3 credentials. S3 credentials go to the server's process and to
+the tests' own boto3 clients only, never into this process's environment.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import boto3
 import httpx
+import mlflow
 import pytest
 from moto.server import ThreadedMotoServer
 
 from services import free_port, mariadb_database, wait_until
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 S3_CREDENTIALS = {
     "aws_access_key_id": "testing",
@@ -26,39 +35,71 @@ S3_CREDENTIALS = {
     "region_name": "us-east-1",
 }
 BUCKET = "mlflow"
+ARTIFACTS_PREFIX = "mlartifacts"
+SERVER_START_TIMEOUT_S = 180
+"""The first start creates MLflow's schema on MariaDB; on a busy two-core machine that takes ~30 s."""
+SERVER_STOP_TIMEOUT_S = 30
+LOG_TAIL_CHARS = 4000
 
 
 @dataclass(frozen=True)
 class S3Endpoint:
+    """moto's S3 server and the bucket the mlflow server keeps its artifacts in."""
+
     url: str
     bucket: str
 
-    def client(self):  # type: ignore[no-untyped-def]
+    def client(self) -> S3Client:
+        """A boto3 client with explicit fake credentials (nothing read from the environment)."""
         return boto3.client("s3", endpoint_url=self.url, **S3_CREDENTIALS)
 
-    def object_keys(self) -> list[str]:
-        listed = self.client().list_objects_v2(Bucket=self.bucket)
-        return [item["Key"] for item in listed.get("Contents", [])]
+    def object_keys(self, prefix: str = "") -> list[str]:
+        """Every key in the bucket under ``prefix``."""
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+@pytest.fixture(scope="session")
+def mariadb_url_factory() -> Iterator[Callable[[], str]]:
+    """Make uniquely named databases on the MariaDB server; all are dropped at the end of the session.
+
+    Calling the factory skips the test (fails it when ``CI`` is "true") if the server is unreachable.
+    """
+    with ExitStack() as cleanup:
+
+        def make() -> str:
+            databases = mariadb_database()
+            url = next(databases)
+            cleanup.callback(next, databases, None)  # resuming the generator drops the database
+            return url
+
+        yield make
 
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[S3Endpoint]:
     """moto's S3 server in a thread on a free loopback port, with one bucket."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
-    endpoint = S3Endpoint(f"http://127.0.0.1:{port}", BUCKET)
-    endpoint.client().create_bucket(Bucket=BUCKET)
-    yield endpoint
-    server.stop()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = S3Endpoint(f"http://{host}:{port}", BUCKET)
+        endpoint.client().create_bucket(Bucket=BUCKET)
+        yield endpoint
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(s3_endpoint: S3Endpoint, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real ``mlflow server`` (one worker) on MariaDB and the S3 server; yields its URL."""
-    databases = mariadb_database()
-    backend = next(databases)
+def mlflow_server(
+    s3_endpoint: S3Endpoint,
+    mariadb_url_factory: Callable[[], str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
+    """A real ``mlflow server`` (uvicorn, one worker) on MariaDB and the S3 server; yields its URL."""
+    backend = mariadb_url_factory()
     port = free_port()
+    url = f"http://127.0.0.1:{port}"
     log_path = tmp_path_factory.mktemp("mlflow-server") / "server.log"
     env = {
         **os.environ,
@@ -66,43 +107,63 @@ def mlflow_server(s3_endpoint: S3Endpoint, tmp_path_factory: pytest.TempPathFact
         "AWS_ACCESS_KEY_ID": S3_CREDENTIALS["aws_access_key_id"],
         "AWS_SECRET_ACCESS_KEY": S3_CREDENTIALS["aws_secret_access_key"],
         "AWS_DEFAULT_REGION": S3_CREDENTIALS["region_name"],
-        # MLflow 3's GenAI job runners (five huey consumer processes) have no work here.
+        # The job runner (huey consumers, for GenAI jobs btcmlops never submits) outlives a terminated
+        # server by seconds, holds connections to the database we drop, and leaves a folder in /dev/shm.
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     }
     command = [
         str(Path(sys.executable).parent / "mlflow"),
         "server",
         "--backend-store-uri", backend,
-        "--artifacts-destination", f"s3://{s3_endpoint.bucket}/mlartifacts",
+        "--artifacts-destination", f"s3://{s3_endpoint.bucket}/{ARTIFACTS_PREFIX}",
         "--serve-artifacts",
         "--host", "127.0.0.1",
         "--port", str(port),
         "--workers", "1",
     ]  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+
+    def log_tail() -> str:
+        return log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
+
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        # Its own session: the CLI starts uvicorn as a child, and teardown stops the whole group.
+        process = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
         def healthy() -> bool:
             if process.poll() is not None:
-                pytest.fail(
-                    f"mlflow server exited with {process.returncode}:\n{log_path.read_text()[-3000:]}"
-                )
+                pytest.fail(f"mlflow server exited with {process.returncode}:\n{log_tail()}")
             try:
                 return httpx.get(f"{url}/health", timeout=2).status_code == 200
             except httpx.TransportError:
                 return False
 
         try:
-            wait_until(
-                healthy, timeout_s=180, what="mlflow server", on_timeout=lambda: log_path.read_text()[-3000:]
-            )
+            wait_until(healthy, timeout_s=SERVER_START_TIMEOUT_S, what="mlflow server", on_timeout=log_tail)
             yield url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            next(databases, None)  # drop the database
+            _stop_group(process)
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """Terminate a process and its children, killing them if they outstay the bound."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:  # the group is gone already
+        process.wait()
+        return
+    try:
+        process.wait(timeout=SERVER_STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@pytest.fixture(autouse=True)
+def _no_global_mlflow_state() -> Iterator[None]:
+    """The product reaches MLflow through explicit clients: no test may leave an active run or a URI."""
+    before = mlflow.get_tracking_uri()
+    yield
+    assert mlflow.active_run() is None, "a test left an MLflow run active"
+    assert mlflow.get_tracking_uri() == before, "a test changed MLflow's global tracking URI"
