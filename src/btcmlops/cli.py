@@ -160,6 +160,54 @@ def simulate(
     console.print(f"MLflow UI:   {result.ui_command}", soft_wrap=True, markup=False, highlight=False)
 
 
+@app.command()
+def serve(
+    ctx: typer.Context,
+    replay: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True, file_okay=False, help="Serve from a replay's output directory (its SQLite stores)."
+        ),
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default: setting).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: setting).")] = None,
+) -> None:
+    """Run the inference service (uvicorn): the champion's forecasts, hot-swapped on promotion."""
+    import os
+
+    import uvicorn
+
+    from btcmlops.serving import create_app
+
+    settings = _settings(ctx)
+    if replay is not None:
+        settings = settings.model_copy(
+            update={
+                "store": settings.store.model_copy(
+                    update={"url": f"sqlite:///{(replay / 'prices.db').resolve()}"}
+                ),
+                "mlflow": settings.mlflow.model_copy(
+                    update={"tracking_uri": f"sqlite:///{(replay / 'mlflow.db').resolve()}"}
+                ),
+            }
+        )
+    # MLflow's HTTP client retries for minutes by default; the watcher has its own backoff.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(settings.serve.registry_timeout_s)))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    try:
+        application = create_app(settings)
+    except ValueError as error:
+        errors.print(f"[red]cannot serve:[/red] {error} (or pass --replay DIR)")
+        raise typer.Exit(1) from None
+    uvicorn.run(
+        application,
+        host=host or settings.serve.host,
+        port=port or settings.serve.port,
+        log_level="info",
+        access_log=False,  # per-request logging stays off the hot path; /metrics counts requests
+    )
+
+
 def _print_summary(summary: dict[str, object]) -> None:
     history = Table(title="Champion history")
     history.add_column("version", justify="right")

@@ -88,6 +88,24 @@ class ContestSettings(BaseModel):
     )
 
 
+class ServeSettings(BaseModel):
+    """The inference service."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1)
+    poll_interval_s: float = Field(default=2.0, gt=0, description="How often the champion alias is checked.")
+    max_backoff_s: float = Field(default=30.0, gt=0, description="Longest wait between failed checks.")
+    registry_timeout_s: float = Field(default=5.0, gt=0, description="HTTP timeout of one registry call.")
+    max_batch: int = Field(default=500, ge=1, description="Most timestamps in one batch request.")
+    log_flush_interval_s: float = Field(
+        default=1.0, gt=0, description="How often served forecasts are written."
+    )
+    refresh_min_interval_s: float = Field(
+        default=0.2, ge=0, description="Shortest time between two reads of new candles from the store."
+    )
+
+
 class Settings(BaseSettings):
     """All of btcmlops' configuration; see the README's settings table."""
 
@@ -107,6 +125,7 @@ class Settings(BaseSettings):
     data: DataSettings = DataSettings()
     model: ModelSettings = ModelSettings()
     contest: ContestSettings = ContestSettings()
+    serve: ServeSettings = ServeSettings()
 
     @field_validator("home")
     @classmethod

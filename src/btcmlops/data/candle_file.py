@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from btcmlops.data.rules import candle_problems
+
 CANDLE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume")
 _PRICES = ("open", "high", "low", "close")
 _HOUR = timedelta(hours=1)
@@ -250,17 +252,9 @@ def _validate_row(
             errors.append(RowError(path, row.line, name, f"{text!r} is not a finite number"))
             continue
         numbers[name] = number
-    for name in _PRICES:
-        if name in numbers and numbers[name] <= 0:
-            errors.append(RowError(path, row.line, name, f"price {numbers[name]} is not positive"))
-    if "volume" in numbers and numbers["volume"] < 0:
-        errors.append(RowError(path, row.line, "volume", f"volume {numbers['volume']} is negative"))
-    if all(name in numbers for name in _PRICES):
-        o, h, low, c = (numbers[name] for name in _PRICES)
-        if h < max(o, c):
-            errors.append(RowError(path, row.line, "high", f"{h} is below max(open, close) = {max(o, c)}"))
-        if low > min(o, c):
-            errors.append(RowError(path, row.line, "low", f"{low} is above min(open, close) = {min(o, c)}"))
+    if len(numbers) == len(_PRICES) + 1:
+        for field, message in candle_problems(*(numbers[name] for name in (*_PRICES, "volume"))):
+            errors.append(RowError(path, row.line, field, message))
     if errors or moment is None:
         return None, None, errors
     return moment, tuple(numbers[name] for name in (*_PRICES, "volume")), []

@@ -108,6 +108,7 @@ class ModelRegistry:
         *,
         artifact_location: str | None = None,
         timings: Timings | None = None,
+        create: bool = True,
     ) -> None:
         self.tracking_uri = tracking_uri
         self.model_name = model_name
@@ -115,9 +116,11 @@ class ModelRegistry:
         self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         self._timings = timings or Timings()
         self._forecasters: dict[int, Forecaster] = {}
-        with self._timings.measure("mlflow"):
-            self.experiment_id = self._ensure_experiment(artifact_location)
-            self._ensure_registered_model()
+        self.experiment_id: str | None = None
+        if create:  # a reader (the inference service) creates nothing and may start before MLflow
+            with self._timings.measure("mlflow"):
+                self.experiment_id = self._ensure_experiment(artifact_location)
+                self._ensure_registered_model()
 
     # -- set-up ---------------------------------------------------------------------------------------
     def _ensure_experiment(self, artifact_location: str | None) -> str:
@@ -143,6 +146,11 @@ class ModelRegistry:
             except MlflowException:
                 self._client.get_registered_model(self.model_name)  # created meanwhile
 
+    def _experiment(self) -> str:
+        if self.experiment_id is None:
+            raise RuntimeError("this registry was opened read-only (create=False)")
+        return self.experiment_id
+
     # -- writing --------------------------------------------------------------------------------------
     def register(
         self,
@@ -157,7 +165,7 @@ class ModelRegistry:
         """Log a training run with its window, params and model, and register it as a new version."""
         with self._timings.measure("mlflow"):
             tags = {KIND_TAG: "training", "feature_set": forecaster.feature_set, **window.as_tags()}
-            run = self._client.create_run(self.experiment_id, run_name=run_name, tags=tags)
+            run = self._client.create_run(self._experiment(), run_name=run_name, tags=tags)
             run_id = run.info.run_id
             self._client.log_batch(
                 run_id,
@@ -212,7 +220,7 @@ class ModelRegistry:
         """Record one contest decision as its own run; returns the run id."""
         with self._timings.measure("mlflow"):
             run = self._client.create_run(
-                self.experiment_id, run_name=run_name, tags={KIND_TAG: "contest", **tags}
+                self._experiment(), run_name=run_name, tags={KIND_TAG: "contest", **tags}
             )
             self._client.log_batch(
                 run.info.run_id,

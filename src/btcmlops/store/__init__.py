@@ -4,6 +4,6 @@ The schema belongs to Alembic migrations shipped inside the package; ``PriceStor
 any database to the newest one, so a fresh SQLite file and a production MySQL are the same schema.
 """
 
-from btcmlops.store.price_store import DecisionRow, PriceStore, UpsertReport
+from btcmlops.store.price_store import DecisionRow, LoggedPrediction, PriceStore, UpsertReport
 
-__all__ = ["DecisionRow", "PriceStore", "UpsertReport"]
+__all__ = ["DecisionRow", "LoggedPrediction", "PriceStore", "UpsertReport"]

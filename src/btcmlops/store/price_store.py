@@ -10,11 +10,11 @@ from typing import Any
 import pandas as pd
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, bindparam, create_engine, func, select
+from sqlalchemy import Engine, bindparam, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from btcmlops.store.schema import candles as candles_table
-from btcmlops.store.schema import contest_decisions
+from btcmlops.store.schema import contest_decisions, prediction_log
 
 CANDLE_VALUES = ("open", "high", "low", "close", "volume")
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -27,6 +27,18 @@ class UpsertReport:
     inserted: int
     updated: int
     unchanged: int
+
+
+@dataclass(frozen=True)
+class LoggedPrediction:
+    """One served forecast (times tz-aware UTC)."""
+
+    timestamp: datetime
+    target_time: datetime
+    predicted_close: float
+    last_close: float
+    model_version: int
+    served_at: datetime
 
 
 @dataclass(frozen=True)
@@ -80,6 +92,11 @@ class PriceStore:
 
     def dispose(self) -> None:
         self._engine.dispose()
+
+    def ping(self) -> None:
+        """Raise if the database does not answer."""
+        with self._engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
 
     # -- candles --------------------------------------------------------------------------------------
     def upsert_candles(self, candles: pd.DataFrame) -> UpsertReport:
@@ -192,6 +209,52 @@ class PriceStore:
                 promoted=bool(row.promoted),
                 reason=row.reason,
                 decided_at=_aware(row.decided_at),
+            )
+            for row in rows
+        ]
+
+    # -- prediction log -------------------------------------------------------------------------------
+    def log_predictions(self, rows: list[LoggedPrediction]) -> None:
+        """Append served forecasts in one transaction (the service batches them off the request path)."""
+        if not rows:
+            return
+        with self._engine.begin() as connection:
+            connection.execute(
+                prediction_log.insert(),
+                [
+                    {
+                        "timestamp": _naive_utc(row.timestamp),
+                        "target_time": _naive_utc(row.target_time),
+                        "predicted_close": row.predicted_close,
+                        "last_close": row.last_close,
+                        "model_version": row.model_version,
+                        "served_at": _naive_utc(row.served_at),
+                    }
+                    for row in rows
+                ],
+            )
+
+    def read_predictions(
+        self, start: datetime | None = None, end: datetime | None = None, limit: int = 10_000
+    ) -> list[LoggedPrediction]:
+        """Logged forecasts whose target hour is in [start, end], oldest target first."""
+        query = (
+            select(prediction_log).order_by(prediction_log.c.target_time, prediction_log.c.id).limit(limit)
+        )
+        if start is not None:
+            query = query.where(prediction_log.c.target_time >= _naive_utc(start))
+        if end is not None:
+            query = query.where(prediction_log.c.target_time <= _naive_utc(end))
+        with self._engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [
+            LoggedPrediction(
+                timestamp=_aware(row.timestamp),
+                target_time=_aware(row.target_time),
+                predicted_close=row.predicted_close,
+                last_close=row.last_close,
+                model_version=row.model_version,
+                served_at=_aware(row.served_at),
             )
             for row in rows
         ]

@@ -48,3 +48,15 @@ contest_decisions = Table(
     Column("decided_at", DateTime, nullable=False),
     UniqueConstraint("registered_model", "eval_start", name="uq_decision_model_month"),
 )
+
+prediction_log = Table(
+    "prediction_log",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("timestamp", DateTime, nullable=False, comment="hour T the forecast was made from"),
+    Column("target_time", DateTime, nullable=False, index=True, comment="hour T + 1h it forecasts"),
+    Column("predicted_close", Float(precision=53), nullable=False),
+    Column("last_close", Float(precision=53), nullable=False),
+    Column("model_version", Integer, nullable=False),
+    Column("served_at", DateTime, nullable=False),
+)

@@ -1,0 +1,330 @@
+"""``create_app(settings)``: the FastAPI inference service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated
+
+import pandas as pd
+from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from btcmlops.data.rules import candle_problems
+from btcmlops.features import build_features, get_feature_set
+from btcmlops.registry import ModelRegistry
+from btcmlops.serving.metrics import MetricsMiddleware
+from btcmlops.serving.prediction_log import PredictionLogWriter
+from btcmlops.serving.schemas import (
+    BatchItemError,
+    BatchPredictionPublic,
+    BatchPredictionRequest,
+    CandleIn,
+    CandlePublic,
+    DecisionPublic,
+    LoggedPredictionPublic,
+    ModelInfoPublic,
+    ModelRef,
+    PredictionPublic,
+    PredictionRequest,
+    TrainingWindowPublic,
+)
+from btcmlops.serving.snapshot import Snapshot, hour_number
+from btcmlops.serving.state import ServiceState
+from btcmlops.settings import Settings
+from btcmlops.store import LoggedPrediction, PriceStore
+
+_HOUR_NS = 3_600_000_000_000
+
+
+class PredictionError(Exception):
+    """A forecast that cannot be made, with the HTTP status that says why."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def _hour_time(hour: int) -> datetime:
+    return datetime.fromtimestamp(hour * 3600, UTC)
+
+
+def _why_no_window(snapshot: Snapshot, index: int, window: int) -> str:
+    """Say which missing hour (or missing history) keeps hour ``index`` from having features."""
+    hour = int(snapshot.hours[index])
+    for back in range(1, window):
+        expected = hour - back
+        if index - back < 0:
+            return (
+                f"not enough history before {_stamp(hour)}: the feature window needs the {window} hours "
+                f"from {_stamp(hour - window + 1)}"
+            )
+        if snapshot.hours[index - back] != expected:
+            return (
+                f"the {window}-hour feature window ending at {_stamp(hour)} crosses "
+                f"the missing hour {_stamp(expected)}"
+            )
+    return f"no features for {_stamp(hour)}"
+
+
+def _stamp(hour: int) -> str:
+    return f"{_hour_time(hour):%Y-%m-%dT%H:%MZ}"
+
+
+def get_state(request: Request) -> ServiceState:
+    service: ServiceState = request.app.state.service
+    return service
+
+
+State = Annotated[ServiceState, Depends(get_state)]
+
+
+def create_app(
+    settings: Settings, *, store: PriceStore | None = None, registry: ModelRegistry | None = None
+) -> FastAPI:
+    """Build the service; ``store`` and ``registry`` default to the ones ``settings`` names."""
+    if settings.store.url is None and store is None:
+        raise ValueError("the inference service needs a price store: set BTCMLOPS_STORE__URL")
+    if settings.mlflow.tracking_uri is None and registry is None:
+        raise ValueError("the inference service needs a registry: set BTCMLOPS_MLFLOW__TRACKING_URI")
+    store = store or PriceStore(settings.store.url or "")
+    registry = registry or ModelRegistry(
+        settings.mlflow.tracking_uri or "",
+        settings.mlflow.experiment,
+        settings.mlflow.registered_model,
+        create=False,
+    )
+    state = ServiceState(settings.serve, store, registry, settings.model.feature_set)
+    window = get_feature_set(settings.model.feature_set).window_hours
+    log = PredictionLogWriter(store, settings.serve.log_flush_interval_s)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        with contextlib.suppress(Exception):  # the store may not be up yet: the watcher keeps trying
+            await asyncio.to_thread(store.migrate)
+        log.start()
+        watcher = asyncio.create_task(state.watch_registry(), name="champion-watcher")
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await asyncio.to_thread(log.stop)
+
+    app = FastAPI(
+        title="btcmlops inference service",
+        summary="Next-hour BTC/USDT close forecasts from the registry's champion, swapped without downtime.",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.service = state
+    app.state.prediction_log = log
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+
+    def _serve(snapshot: Snapshot, index: int, predicted: float, last_close: float) -> PredictionPublic:
+        model = snapshot.model
+        assert model is not None
+        hour = int(snapshot.hours[index]) if index >= 0 else -index
+        timestamp = _hour_time(hour)
+        target = _hour_time(hour + 1)
+        log.append(
+            LoggedPrediction(timestamp, target, predicted, last_close, model.info.version, datetime.now(UTC))
+        )
+        state.metrics.predictions.inc()
+        return PredictionPublic(
+            timestamp=timestamp,
+            target_time=target,
+            predicted_close=predicted,
+            last_close=last_close,
+            model=ModelRef(name=registry.model_name, version=model.info.version, run_id=model.info.run_id),
+        )
+
+    def _model_or_503(snapshot: Snapshot) -> None:
+        if snapshot.model is None:
+            raise PredictionError(
+                503, "no model loaded yet: the registry has no champion or cannot be reached"
+            )
+
+    async def _by_timestamp(moment: datetime) -> PredictionPublic:
+        if pd.Timestamp(moment).value % _HOUR_NS:
+            raise PredictionError(422, f"timestamp {moment.isoformat()} is not on the hour")
+        hour = hour_number(moment)
+        snapshot = state.snapshot
+        _model_or_503(snapshot)
+        index = snapshot.index_of(hour)
+        if index is None and (snapshot.latest_hour is None or hour > snapshot.latest_hour):
+            await state.refresh_candles()  # maybe the hour closed since the last refresh
+            snapshot = state.snapshot
+            index = snapshot.index_of(hour)
+        if index is None:
+            latest = (
+                "none"
+                if snapshot.latest_hour is None
+                else f"{_hour_time(snapshot.latest_hour):%Y-%m-%dT%H:%MZ}"
+            )
+            raise PredictionError(
+                404, f"no candle at {_hour_time(hour):%Y-%m-%dT%H:%MZ} in the price store (latest: {latest})"
+            )
+        if not snapshot.valid[index]:
+            raise PredictionError(422, _why_no_window(snapshot, index, window))
+        return _serve(snapshot, index, float(snapshot.predicted[index]), float(snapshot.closes[index]))
+
+    def _by_candles(candles: list[CandleIn]) -> PredictionPublic:
+        snapshot = state.snapshot
+        _model_or_503(snapshot)
+        if len(candles) < window:
+            raise PredictionError(
+                422, f"{len(candles)} candles sent; the feature window needs at least {window}"
+            )
+        for number, candle in enumerate(candles):
+            if pd.Timestamp(candle.open_time).value % _HOUR_NS:
+                raise PredictionError(
+                    422, f"candles[{number}].open_time {candle.open_time.isoformat()} is not on the hour"
+                )
+            problems = candle_problems(candle.open, candle.high, candle.low, candle.close, candle.volume)
+            if problems:
+                field, message = problems[0]
+                raise PredictionError(422, f"candles[{number}].{field}: {message}")
+            if number and hour_number(candle.open_time) != hour_number(candles[number - 1].open_time) + 1:
+                raise PredictionError(
+                    422,
+                    f"candles[{number}] ({candle.open_time.isoformat()}) is not one hour after "
+                    f"candles[{number - 1}]",
+                )
+        frame = pd.DataFrame([candle.model_dump() for candle in candles[-window:]])
+        frame["open_time"] = pd.to_datetime(frame["open_time"], utc=True).astype("datetime64[ns, UTC]")
+        features = build_features(frame, snapshot.feature_set)
+        model = snapshot.model
+        assert model is not None
+        predicted = float(model.forecaster.predict_close(features.iloc[-1:])[0])
+        last = float(frame["close"].iloc[-1])
+        return _serve(snapshot, -hour_number(candles[-1].open_time), predicted, last)
+
+    @app.exception_handler(PredictionError)
+    async def _prediction_error(request: Request, error: PredictionError) -> JSONResponse:
+        return JSONResponse(status_code=error.status, content={"detail": error.detail})
+
+    @app.post(
+        "/predict",
+        response_model=PredictionPublic,
+        tags=["forecast"],
+        responses={
+            404: {"description": "No candle at that hour"},
+            422: {"description": "Bad input"},
+            503: {"description": "No model loaded yet"},
+        },
+    )
+    async def predict(body: PredictionRequest) -> PredictionPublic:
+        """Forecast the close after ``timestamp`` (read from the store) or after the last candle sent."""
+        if (body.timestamp is None) == (body.candles is None):
+            raise PredictionError(422, "send exactly one of 'timestamp' or 'candles'")
+        if body.timestamp is not None:
+            return await _by_timestamp(body.timestamp)
+        assert body.candles is not None
+        return _by_candles(body.candles)
+
+    @app.post("/predict/batch", response_model=BatchPredictionPublic, tags=["forecast"])
+    async def predict_batch(body: BatchPredictionRequest) -> BatchPredictionPublic:
+        """Forecast from several hours; each hour that cannot be answered is listed with why."""
+        if len(body.timestamps) > settings.serve.max_batch:
+            raise PredictionError(
+                413, f"{len(body.timestamps)} timestamps; at most {settings.serve.max_batch} per batch"
+            )
+        _model_or_503(state.snapshot)
+        predictions, errors = [], []
+        for index, moment in enumerate(body.timestamps):
+            try:
+                predictions.append(await _by_timestamp(moment))
+            except PredictionError as error:
+                errors.append(
+                    BatchItemError(index=index, timestamp=moment, status=error.status, detail=error.detail)
+                )
+        return BatchPredictionPublic(predictions=predictions, errors=errors)
+
+    @app.get("/model", response_model=ModelInfoPublic, tags=["service"])
+    async def model_info(service: State) -> ModelInfoPublic:
+        """What is being served, since when, and how the last registry check went."""
+        snapshot = service.snapshot
+        served = snapshot.model
+        window_tags = served.info.window if served else None
+        return ModelInfoPublic(
+            name=registry.model_name,
+            version=served.info.version if served else None,
+            run_id=served.info.run_id if served else None,
+            feature_set=snapshot.feature_set,
+            training_window=TrainingWindowPublic(
+                first_target=window_tags.first_target,
+                last_target=window_tags.last_target,
+                rows=window_tags.rows,
+                data_hash=window_tags.data_hash,
+                trained_through=window_tags.through_month,
+            )
+            if window_tags
+            else None,
+            loaded_at=served.loaded_at if served else None,
+            last_registry_check=service.last_check,
+            last_swap_error=service.last_swap_error,
+            candles_in_memory=len(snapshot.hours),
+            latest_candle=_hour_time(snapshot.latest_hour) if snapshot.latest_hour is not None else None,
+        )
+
+    @app.get("/healthz", tags=["service"])
+    async def healthz() -> dict[str, str]:
+        """The process lives."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["service"], responses={503: {"description": "Not ready"}})
+    def readyz(service: State) -> JSONResponse:
+        """Ready when a model is loaded and the price store answers."""
+        if service.snapshot.model is None:
+            return JSONResponse(status_code=503, content={"ready": False, "detail": "no model loaded yet"})
+        try:
+            store.ping()
+        except Exception as error:
+            return JSONResponse(
+                status_code=503, content={"ready": False, "detail": f"price store: {error}"[:300]}
+            )
+        return JSONResponse(content={"ready": True, "version": service.snapshot.model.info.version})
+
+    @app.get("/metrics", tags=["service"], include_in_schema=True)
+    async def metrics(service: State) -> Response:
+        """Prometheus metrics."""
+        return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/candles", response_model=list[CandlePublic], tags=["read"])
+    def candles(
+        start: Annotated[datetime | None, Query(examples=["2024-03-01T00:00:00Z"])] = None,
+        end: Annotated[datetime | None, Query(examples=["2024-03-07T23:00:00Z"])] = None,
+        limit: Annotated[int, Query(ge=1, le=50_000)] = 5_000,
+    ) -> list[CandlePublic]:
+        """Candles in [start, end] from the price store (the newest ``limit`` of them)."""
+        frame = store.read_candles(start=_utc(start), end=_utc(end)).tail(limit)
+        return [CandlePublic.model_validate(row) for row in frame.to_dict(orient="records")]
+
+    @app.get("/predictions", response_model=list[LoggedPredictionPublic], tags=["read"])
+    def predictions(
+        start: Annotated[datetime | None, Query(description="First target hour")] = None,
+        end: Annotated[datetime | None, Query(description="Last target hour")] = None,
+        limit: Annotated[int, Query(ge=1, le=50_000)] = 5_000,
+    ) -> list[LoggedPredictionPublic]:
+        """Served forecasts whose target hour is in [start, end], with the version that served each."""
+        rows = store.read_predictions(start=_utc(start), end=_utc(end), limit=limit)
+        return [LoggedPredictionPublic(**vars(row)) for row in rows]
+
+    @app.get("/decisions", response_model=list[DecisionPublic], tags=["read"])
+    def decisions() -> list[DecisionPublic]:
+        """Every contest decision of this registered model, oldest first."""
+        return [DecisionPublic(**vars(row)) for row in store.list_decisions(registry.model_name)]
+
+    return app
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

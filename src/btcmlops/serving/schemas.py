@@ -1,0 +1,139 @@
+"""The API's request and response bodies, named by role, with the examples OpenAPI shows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+EXAMPLE_HOUR = "2024-03-05T14:00:00Z"
+
+
+class PredictionRequest(BaseModel):
+    """Forecast from one hour: name it (the service reads the price store) or send the candles."""
+
+    timestamp: AwareDatetime | None = Field(
+        default=None,
+        description="Hour T (open time, UTC, on the hour) to forecast from.",
+        examples=[EXAMPLE_HOUR],
+    )
+    candles: list[CandleIn] | None = Field(
+        default=None,
+        description="Consecutive hourly candles, oldest first, ending at hour T (a full feature window).",
+    )
+
+    model_config = {
+        "json_schema_extra": {"examples": [{"timestamp": EXAMPLE_HOUR}]},
+    }
+
+
+class CandleIn(BaseModel):
+    """One hourly candle sent by a client."""
+
+    open_time: AwareDatetime = Field(examples=[EXAMPLE_HOUR])
+    open: float = Field(examples=[67000.0])
+    high: float = Field(examples=[67250.5])
+    low: float = Field(examples=[66900.0])
+    close: float = Field(examples=[67100.2])
+    volume: float = Field(examples=[512.3])
+
+
+class BatchPredictionRequest(BaseModel):
+    """Forecasts from several hours in one request."""
+
+    timestamps: list[AwareDatetime] = Field(
+        min_length=1, examples=[["2024-03-05T12:00:00Z", "2024-03-05T13:00:00Z", EXAMPLE_HOUR]]
+    )
+
+
+class ModelRef(BaseModel):
+    """Which registered model version made a forecast."""
+
+    name: str = Field(examples=["btc-next-hour-close"])
+    version: int = Field(examples=[3])
+    run_id: str = Field(examples=["4f1c0b2e6a5d4c3b9a8e7f6d5c4b3a21"])
+
+
+class PredictionPublic(BaseModel):
+    """The close forecast for ``target_time`` = ``timestamp`` + 1h, and the naive one beside it."""
+
+    timestamp: datetime = Field(examples=[EXAMPLE_HOUR])
+    target_time: datetime = Field(examples=["2024-03-05T15:00:00Z"])
+    predicted_close: float = Field(examples=[67123.4])
+    last_close: float = Field(
+        description="The close at ``timestamp``: the naive forecast.", examples=[67100.2]
+    )
+    model: ModelRef
+
+
+class BatchItemError(BaseModel):
+    index: int
+    timestamp: datetime
+    status: int = Field(examples=[404])
+    detail: str
+
+
+class BatchPredictionPublic(BaseModel):
+    """One forecast per answerable hour, and why each other hour has none."""
+
+    predictions: list[PredictionPublic]
+    errors: list[BatchItemError]
+
+
+class TrainingWindowPublic(BaseModel):
+    first_target: datetime
+    last_target: datetime
+    rows: int
+    data_hash: str
+    trained_through: str
+
+
+class ModelInfoPublic(BaseModel):
+    """What is being served, and how the service's view of the registry stands."""
+
+    name: str
+    version: int | None = Field(description="None until a champion has loaded.")
+    run_id: str | None
+    feature_set: str
+    training_window: TrainingWindowPublic | None
+    loaded_at: datetime | None
+    last_registry_check: datetime | None
+    last_swap_error: str | None
+    candles_in_memory: int
+    latest_candle: datetime | None
+
+
+class CandlePublic(BaseModel):
+    open_time: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+class LoggedPredictionPublic(BaseModel):
+    timestamp: datetime
+    target_time: datetime
+    predicted_close: float
+    last_close: float
+    model_version: int
+    served_at: datetime
+
+
+class DecisionPublic(BaseModel):
+    eval_start: datetime
+    eval_end: datetime
+    champion_version: int
+    challenger_version: int
+    champion_mae: float
+    challenger_mae: float
+    naive_mae: float
+    metrics: dict[str, Any]
+    promoted: bool
+    reason: str
+    decided_at: datetime
+
+
+PredictionRequest.model_rebuild()

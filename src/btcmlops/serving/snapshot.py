@@ -1,0 +1,143 @@
+"""``Snapshot``: what one request needs, immutable; ``SnapshotBuilder`` makes the next one."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from btcmlops.features import build_features, get_feature_set
+from btcmlops.model import Forecaster
+from btcmlops.registry import ModelVersionInfo
+
+_NS_PER_HOUR = 3_600_000_000_000
+
+
+def hour_number(moment: datetime | pd.Timestamp) -> int:
+    """Whole hours since the epoch of an on-the-hour UTC time."""
+    return int(pd.Timestamp(moment).value // _NS_PER_HOUR)
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A loaded, verified champion version."""
+
+    info: ModelVersionInfo
+    forecaster: Forecaster
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Candles in memory (ascending hours), their features, and the model's forecast for each.
+
+    ``predicted[i]`` is NaN where hour ``hours[i]`` has no complete window (history or a gap).
+    """
+
+    hours: npt.NDArray[np.int64]
+    closes: npt.NDArray[np.float64]
+    features: npt.NDArray[np.float64]
+    valid: npt.NDArray[np.bool_]
+    predicted: npt.NDArray[np.float64]
+    model: ServedModel | None
+    feature_set: str
+    tail: pd.DataFrame
+    """The last candles in full (OHLCV): the history the features of the next candles need."""
+
+    def index_of(self, hour: int) -> int | None:
+        """Row of ``hour`` in the window, or None if that candle is not in memory."""
+        position = int(np.searchsorted(self.hours, hour))
+        if position < len(self.hours) and self.hours[position] == hour:
+            return position
+        return None
+
+    @property
+    def latest_hour(self) -> int | None:
+        return int(self.hours[-1]) if len(self.hours) else None
+
+
+def _empty(feature_set: str) -> Snapshot:
+    width = len(get_feature_set(feature_set).columns)
+    return Snapshot(
+        hours=np.empty(0, dtype=np.int64),
+        closes=np.empty(0),
+        features=np.empty((0, width)),
+        valid=np.empty(0, dtype=bool),
+        predicted=np.empty(0),
+        model=None,
+        feature_set=feature_set,
+        tail=pd.DataFrame(columns=["open_time", "open", "high", "low", "close", "volume"]),
+    )
+
+
+def _predict(model: ServedModel | None, features: npt.NDArray[np.float64], valid: npt.NDArray[np.bool_],
+             closes: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:  # fmt: skip
+    predicted = np.full(len(closes), np.nan)
+    if model is not None and valid.any():
+        log_return = model.forecaster.booster.predict(features[valid])
+        predicted[valid] = closes[valid] * np.exp(np.asarray(log_return, dtype=np.float64))
+    return predicted
+
+
+class SnapshotBuilder:
+    """Builds snapshots from new candles or a new model; one build at a time, readers never wait."""
+
+    def __init__(self, feature_set: str) -> None:
+        self._lock = threading.Lock()
+        self._spec = get_feature_set(feature_set)
+        self.current: Snapshot = _empty(feature_set)
+
+    def add_candles(self, candles: pd.DataFrame) -> Snapshot:
+        """Append candles newer than the window; features and forecasts only for the new rows."""
+        with self._lock:
+            old = self.current
+            if candles.empty:
+                return old
+            new_hours = candles["open_time"].to_numpy(dtype="datetime64[ns]").astype(np.int64) // _NS_PER_HOUR
+            keep = new_hours > (old.latest_hour if old.latest_hour is not None else -1)
+            candles, new_hours = candles.loc[keep], new_hours[keep]
+            if candles.empty:
+                return old
+            # Trailing windows: the last window_hours - 1 old candles are all the history the new rows need.
+            history = self._spec.window_hours - 1
+            joined = pd.concat([old.tail, candles], ignore_index=True) if len(old.tail) else candles
+            joined = joined.reset_index(drop=True)
+            built = build_features(joined, self._spec.name)
+            rows = built.reindex(pd.DatetimeIndex(candles["open_time"]))
+            features = rows.loc[:, list(self._spec.columns)].to_numpy(dtype=np.float64)
+            valid = ~np.isnan(features).any(axis=1)
+            features = np.nan_to_num(features)
+            closes = candles["close"].to_numpy(dtype=np.float64)
+            snapshot = Snapshot(
+                hours=np.concatenate([old.hours, new_hours]),
+                closes=np.concatenate([old.closes, closes]),
+                features=np.concatenate([old.features, features]),
+                valid=np.concatenate([old.valid, valid]),
+                predicted=np.concatenate([old.predicted, _predict(old.model, features, valid, closes)]),
+                model=old.model,
+                feature_set=old.feature_set,
+                tail=joined.iloc[-history:].reset_index(drop=True),
+            )
+            self.current = snapshot
+            return snapshot
+
+    def use_model(self, model: ServedModel) -> Snapshot:
+        """Forecast every hour in memory with ``model`` and make it the served one."""
+        with self._lock:
+            old = self.current
+            snapshot = Snapshot(
+                hours=old.hours,
+                closes=old.closes,
+                features=old.features,
+                valid=old.valid,
+                predicted=_predict(model, old.features, old.valid, old.closes),
+                model=model,
+                feature_set=old.feature_set,
+                tail=old.tail,
+            )
+            self.current = snapshot
+            return snapshot

@@ -1,0 +1,115 @@
+"""``ServiceState``: the snapshot builder plus the two jobs that keep it current.
+
+``check_registry`` follows the ``champion`` alias (load, verify, swap; never serve a broken version)
+and ``refresh_candles`` appends new candles from the store. Both run off the request path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from btcmlops.registry import CHAMPION, ModelRegistry
+from btcmlops.serving.metrics import ServiceMetrics
+from btcmlops.serving.snapshot import ServedModel, Snapshot, SnapshotBuilder
+from btcmlops.settings import ServeSettings
+from btcmlops.store import PriceStore
+
+logger = logging.getLogger(__name__)
+
+
+class ModelRejectedError(RuntimeError):
+    """A new champion failed verification; the previous model keeps serving."""
+
+
+class ServiceState:
+    """Everything the routes read, and the background jobs that update it."""
+
+    def __init__(
+        self, settings: ServeSettings, store: PriceStore, registry: ModelRegistry, feature_set: str
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.registry = registry
+        self.builder = SnapshotBuilder(feature_set)
+        self.last_check: datetime | None = None
+        self._last_check_monotonic: float | None = None
+        self.last_swap_error: str | None = None
+        self.metrics = ServiceMetrics(self.registry_check_age)
+        self._refresh_lock = asyncio.Lock()
+        self._last_refresh = -math.inf
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self.builder.current
+
+    def registry_check_age(self) -> float:
+        if self._last_check_monotonic is None:
+            return -1.0
+        return time.monotonic() - self._last_check_monotonic
+
+    # -- the champion ---------------------------------------------------------------------------------
+    def check_registry(self) -> bool:
+        """Load the champion if it changed; True if a new model now serves. Raises on failure."""
+        info = self.registry.get_by_alias(CHAMPION)
+        self.last_check = datetime.now(UTC)
+        self._last_check_monotonic = time.monotonic()
+        current = self.snapshot.model
+        if info is None or (current is not None and current.info.version == info.version):
+            return False
+        forecaster = self.registry.load(info.version)  # refuses an unknown feature set
+        if forecaster.feature_set != self.snapshot.feature_set:
+            raise ModelRejectedError(
+                f"version {info.version} uses feature set {forecaster.feature_set!r}; "
+                f"this service builds {self.snapshot.feature_set!r}"
+            )
+        snapshot = self.snapshot
+        if snapshot.valid.any():  # a known row must give a finite forecast before anyone sees it
+            row = snapshot.features[snapshot.valid][-1:]
+            value = float(forecaster.booster.predict(row)[0])
+            if not math.isfinite(value):
+                raise ModelRejectedError(f"version {info.version} forecasts {value} on a known hour")
+        self.builder.use_model(ServedModel(info=info, forecaster=forecaster))
+        self.last_swap_error = None
+        self.metrics.swaps.inc()
+        self.metrics.served_version.set(info.version)
+        logger.info("now serving %s version %d", self.registry.model_name, info.version)
+        return True
+
+    async def watch_registry(self) -> None:
+        """Check the alias every poll interval; on failure back off (doubling) and keep serving."""
+        delay = self.settings.poll_interval_s
+        while True:
+            try:
+                await asyncio.to_thread(self.check_registry)
+                delay = self.settings.poll_interval_s
+            except Exception as error:
+                self.last_swap_error = f"{error.__class__.__name__}: {error}"[:500]
+                self.metrics.swap_failures.inc()
+                logger.warning("registry check failed (retry in %.1f s): %s", delay, self.last_swap_error)
+                delay = min(delay * 2, self.settings.max_backoff_s)
+            try:
+                await self.refresh_candles(force=True)
+            except Exception as error:
+                logger.warning("candle refresh failed: %s", error)
+            await asyncio.sleep(delay)
+
+    # -- candles --------------------------------------------------------------------------------------
+    def _read_new_candles(self) -> None:
+        latest = self.snapshot.latest_hour
+        start = None if latest is None else pd.Timestamp((latest + 1) * 3_600_000_000_000, tz=UTC)
+        self.builder.add_candles(self.store.read_candles(start=start))
+
+    async def refresh_candles(self, *, force: bool = False) -> None:
+        """Append candles newer than the window; at most once per ``refresh_min_interval_s``."""
+        async with self._refresh_lock:
+            now = time.monotonic()
+            if not force and now - self._last_refresh < self.settings.refresh_min_interval_s:
+                return
+            self._last_refresh = now
+            await asyncio.to_thread(self._read_new_candles)
