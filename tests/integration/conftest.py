@@ -29,11 +29,8 @@ from services import free_port, mariadb_database, wait_until
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-S3_CREDENTIALS = {
-    "aws_access_key_id": "testing",
-    "aws_secret_access_key": "testing",
-    "region_name": "us-east-1",
-}
+S3_ACCESS_KEY = S3_SECRET_KEY = "testing"
+S3_REGION = "us-east-1"
 BUCKET = "mlflow"
 ARTIFACTS_PREFIX = "mlartifacts"
 SERVER_START_TIMEOUT_S = 180
@@ -51,7 +48,13 @@ class S3Endpoint:
 
     def client(self) -> S3Client:
         """A boto3 client with explicit fake credentials (nothing read from the environment)."""
-        return boto3.client("s3", endpoint_url=self.url, **S3_CREDENTIALS)
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            aws_access_key_id=S3_ACCESS_KEY,
+            aws_secret_access_key=S3_SECRET_KEY,
+            region_name=S3_REGION,
+        )
 
     def object_keys(self, prefix: str = "") -> list[str]:
         """Every key in the bucket under ``prefix``."""
@@ -91,6 +94,20 @@ def s3_endpoint() -> Iterator[S3Endpoint]:
 
 
 @pytest.fixture(scope="session")
+def s3_keys(s3_endpoint: S3Endpoint) -> Callable[[str], list[str]]:
+    """List, with boto3 against the S3 server, the keys under a path of the mlflow server's artifacts.
+
+    Paths and keys are relative to ``--artifacts-destination``, the way ``mlflow-artifacts:`` URIs are.
+    """
+
+    def keys(path: str) -> list[str]:
+        root = f"{ARTIFACTS_PREFIX}/"
+        return [key.removeprefix(root) for key in s3_endpoint.object_keys(f"{root}{path.strip('/')}")]
+
+    return keys
+
+
+@pytest.fixture(scope="session")
 def mlflow_server(
     s3_endpoint: S3Endpoint,
     mariadb_url_factory: Callable[[], str],
@@ -104,9 +121,9 @@ def mlflow_server(
     env = {
         **os.environ,
         "MLFLOW_S3_ENDPOINT_URL": s3_endpoint.url,
-        "AWS_ACCESS_KEY_ID": S3_CREDENTIALS["aws_access_key_id"],
-        "AWS_SECRET_ACCESS_KEY": S3_CREDENTIALS["aws_secret_access_key"],
-        "AWS_DEFAULT_REGION": S3_CREDENTIALS["region_name"],
+        "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
+        "AWS_DEFAULT_REGION": S3_REGION,
         # The job runner (huey consumers, for GenAI jobs btcmlops never submits) outlives a terminated
         # server by seconds, holds connections to the database we drop, and leaves a folder in /dev/shm.
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",

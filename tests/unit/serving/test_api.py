@@ -1,0 +1,228 @@
+"""The inference service in-process (TestClient runs its lifespan) on a small replay's real stores."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from btcmlops.registry import CHAMPION, ModelRegistry
+from btcmlops.replay import ReplayResult, run_replay
+from btcmlops.serving import create_app
+from btcmlops.settings import Settings
+from btcmlops.store import PriceStore
+from factories import make_candles, write_project_csv
+
+GAP = "2021-03-10 05:00"
+
+
+@pytest.fixture(scope="module")
+def replay(tmp_path_factory: pytest.TempPathFactory) -> ReplayResult:
+    """Jan-Apr 2021 with one missing hour: v1 (Jan-Feb), challengers through March (and none after April)."""
+    home = tmp_path_factory.mktemp("serving")
+    data = home / "candles.csv"
+    write_project_csv(make_candles("2021-01-01", "2021-04-30 23:00", ar=0.3, drop=(GAP,)), str(data))
+    settings = Settings(
+        home=home, contest={"first_train_months": 2}, model={"num_boost_round": 30, "min_data_in_leaf": 20}
+    )
+    return run_replay(settings, data, home / "out")
+
+
+def _settings(replay: ReplayResult, **serve: Any) -> Settings:
+    return Settings(
+        home=replay.out_dir.parent,
+        store={"url": f"sqlite:///{replay.out_dir / 'prices.db'}"},
+        mlflow={"tracking_uri": replay.tracking_uri},
+        serve={"poll_interval_s": 0.05, "log_flush_interval_s": 0.05, **serve},
+    )
+
+
+def _wait_ready(client: TestClient) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if client.get("/readyz").status_code == 200:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"service not ready: {client.get('/model').json()}")
+
+
+@pytest.fixture
+def client(replay: ReplayResult) -> Iterator[TestClient]:
+    with TestClient(create_app(_settings(replay))) as test_client:
+        _wait_ready(test_client)
+        yield test_client
+
+
+def test_forecast_by_timestamp_is_the_replay_forecast_of_the_same_version(
+    client: TestClient, replay: ReplayResult
+) -> None:
+    predictions = pd.read_csv(replay.predictions_path)
+    champion = replay.summary["final_champion"]
+    row = predictions.loc[(predictions["model_version"] == champion)].iloc[-1]
+
+    response = client.post("/predict", json={"timestamp": row["timestamp"]})
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["timestamp"] == row["timestamp"]
+    assert body["target_time"] == row["target_time"]
+    assert body["predicted_close"] == pytest.approx(row["predicted_close"], rel=1e-12)
+    assert body["last_close"] == pytest.approx(row["naive_close"])
+    assert body["model"]["version"] == champion
+    assert body["model"]["name"] == Settings().mlflow.registered_model
+
+
+def test_forecast_from_sent_candles_equals_forecast_from_the_store(client: TestClient) -> None:
+    candles = make_candles("2021-01-01", "2021-04-30 23:00", ar=0.3, drop=(GAP,))
+    window = candles.loc[
+        (candles["open_time"] > "2021-04-10 00:00Z") & (candles["open_time"] <= "2021-04-12 12:00Z")
+    ]
+    payload = [{**row, "open_time": row["open_time"].isoformat()} for row in window.to_dict(orient="records")]
+
+    sent = client.post("/predict", json={"candles": payload})
+    stored = client.post("/predict", json={"timestamp": "2021-04-12T12:00:00Z"})
+
+    assert sent.status_code == stored.status_code == 200, sent.text
+    assert sent.json()["predicted_close"] == pytest.approx(stored.json()["predicted_close"], rel=1e-9)
+
+
+def test_batch_answers_what_it_can_and_says_why_not(client: TestClient) -> None:
+    response = client.post(
+        "/predict/batch",
+        json={"timestamps": ["2021-04-01T00:00:00Z", "2030-01-01T00:00:00Z", "2021-04-01T01:00:00Z"]},
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert [p["timestamp"] for p in body["predictions"]] == ["2021-04-01T00:00:00Z", "2021-04-01T01:00:00Z"]
+    assert [(e["index"], e["status"]) for e in body["errors"]] == [(1, 404)]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "detail"),
+    [
+        ({"timestamp": "2021-04-01T00:30:00Z"}, 422, "is not on the hour"),
+        ({"timestamp": "2031-01-01T00:00:00Z"}, 404, "no candle at 2031-01-01T00:00Z"),
+        ({"timestamp": "2021-03-10T12:00:00Z"}, 422, "crosses the missing hour 2021-03-10T05:00Z"),
+        ({"timestamp": "2021-01-01T10:00:00Z"}, 422, "not enough history"),
+        ({"timestamp": "2021-04-01T00:00:00"}, 422, "timezone"),
+        ({}, 422, "exactly one of 'timestamp' or 'candles'"),
+        ({"candles": []}, 422, "0 candles sent; the feature window needs at least 25"),
+    ],
+    ids=["off-hour", "unknown-hour", "gap", "no-history", "naive-time", "empty", "too-few-candles"],
+)
+def test_bad_input_gets_a_4xx_that_says_what_is_wrong(
+    client: TestClient, body: dict[str, Any], status: int, detail: str
+) -> None:
+    response = client.post("/predict", json=body)
+    assert response.status_code == status
+    assert detail in response.text
+
+
+def test_bad_candles_are_named_by_index_and_field(client: TestClient) -> None:
+    candles = make_candles("2021-04-01", "2021-04-02 23:00")
+    payload = [
+        {**row, "open_time": row["open_time"].isoformat()} for row in candles.to_dict(orient="records")
+    ]
+    broken = [dict(c) for c in payload]
+    broken[3]["high"] = broken[3]["low"] / 2
+    assert "candles[3].high" in client.post("/predict", json={"candles": broken}).json()["detail"]
+    skipping = payload[:5] + payload[6:]
+    assert (
+        "is not one hour after candles[4]"
+        in client.post("/predict", json={"candles": skipping}).json()["detail"]
+    )
+
+
+def test_malformed_json_and_oversized_batch(replay: ReplayResult) -> None:
+    with TestClient(create_app(_settings(replay, max_batch=2))) as test_client:
+        _wait_ready(test_client)
+        malformed = test_client.post(
+            "/predict", content=b'{"timestamp": ', headers={"content-type": "application/json"}
+        )
+        assert malformed.status_code == 422
+        assert "JSON decode error" in malformed.text
+        big = test_client.post("/predict/batch", json={"timestamps": ["2021-04-01T00:00:00Z"] * 3})
+        assert big.status_code == 413
+        assert "at most 2 per batch" in big.text
+
+
+def test_no_champion_means_503_then_ready_once_one_appears(replay: ReplayResult, tmp_path: Path) -> None:
+    settings = _settings(replay)
+    registry = ModelRegistry(
+        replay.tracking_uri, settings.mlflow.experiment, settings.mlflow.registered_model
+    )
+    champion = registry.get_by_alias(CHAMPION)
+    assert champion is not None
+    registry.delete_alias(CHAMPION)
+    try:
+        with TestClient(create_app(settings)) as test_client:
+            response = test_client.post("/predict", json={"timestamp": "2021-04-01T00:00:00Z"})
+            assert response.status_code == 503
+            assert "no model loaded yet" in response.text
+            assert test_client.get("/readyz").status_code == 503
+            registry.set_alias(CHAMPION, champion.version)
+            _wait_ready(test_client)
+            assert test_client.post("/predict", json={"timestamp": "2021-04-01T00:00:00Z"}).status_code == 200
+    finally:
+        registry.set_alias(CHAMPION, champion.version)
+
+
+def test_alias_moves_are_followed_and_logged_per_version(replay: ReplayResult) -> None:
+    settings = _settings(replay)
+    registry = ModelRegistry(
+        replay.tracking_uri, settings.mlflow.experiment, settings.mlflow.registered_model
+    )
+    final = registry.get_by_alias(CHAMPION)
+    assert final is not None
+    other = 1 if final.version != 1 else 2
+    try:
+        with TestClient(create_app(settings)) as test_client:
+            _wait_ready(test_client)
+            served = set()
+            for version in (other, final.version):
+                registry.set_alias(CHAMPION, version)
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    body = test_client.post("/predict", json={"timestamp": "2021-04-15T00:00:00Z"}).json()
+                    if body["model"]["version"] == version:
+                        break
+                served.add(body["model"]["version"])
+                assert body["model"]["version"] == version
+            assert test_client.get("/model").json()["version"] == final.version
+            metrics = test_client.get("/metrics").text
+            assert f"btcmlops_served_model_version {float(final.version)}" in metrics
+            assert "btcmlops_model_swaps_total 3.0" in metrics
+            time.sleep(0.3)  # two flush intervals: the log is written off the request path
+            logged = test_client.get(
+                "/predictions", params={"start": "2021-04-15T01:00:00Z", "end": "2021-04-15T01:00:00Z"}
+            ).json()
+            assert {row["model_version"] for row in logged} == {other, final.version}
+    finally:
+        registry.set_alias(CHAMPION, final.version)
+    store = PriceStore(settings.store.url or "")
+    assert {p.model_version for p in store.read_predictions()} >= {other, final.version}
+    store.dispose()
+
+
+def test_read_endpoints(client: TestClient, replay: ReplayResult) -> None:
+    candles = client.get(
+        "/candles", params={"start": "2021-04-01T00:00:00Z", "end": "2021-04-01T05:00:00Z"}
+    ).json()
+    assert [c["open_time"] for c in candles][:2] == ["2021-04-01T00:00:00Z", "2021-04-01T01:00:00Z"]
+    assert len(candles) == 6
+    decisions = client.get("/decisions").json()
+    assert [d["challenger_version"] for d in decisions] == [
+        d["challenger_version"] for d in replay.summary["decisions"]
+    ]
+    info = client.get("/model").json()
+    assert info["training_window"]["trained_through"] in {"2021-02", "2021-03"}
+    assert client.get("/healthz").json() == {"status": "ok"}
+    schema = client.get("/openapi.json").json()
+    assert {"/predict", "/predict/batch", "/model", "/candles", "/predictions", "/decisions"} <= set(
+        schema["paths"]
+    )
