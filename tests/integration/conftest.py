@@ -107,60 +107,91 @@ def s3_keys(s3_endpoint: S3Endpoint) -> Callable[[str], list[str]]:
     return keys
 
 
+class MlflowServerProcess:
+    """A real ``mlflow server`` (uvicorn, one worker) on MariaDB and the S3 server, stoppable and
+    restartable on the same port and database (to test what clients do while it is down)."""
+
+    def __init__(self, backend: str, s3: S3Endpoint, log_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log_path = log_dir / "server.log"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._env = {
+            **os.environ,
+            "MLFLOW_S3_ENDPOINT_URL": s3.url,
+            "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
+            "AWS_DEFAULT_REGION": S3_REGION,
+            # The job runner (huey consumers, for GenAI jobs btcmlops never submits) outlives a terminated
+            # server by seconds, holds connections to the database we drop, and leaves a folder in /dev/shm.
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        }
+        self._command = [
+            str(Path(sys.executable).parent / "mlflow"),
+            "server",
+            "--backend-store-uri", backend,
+            "--artifacts-destination", f"s3://{s3.bucket}/{ARTIFACTS_PREFIX}",
+            "--serve-artifacts",
+            "--host", "127.0.0.1",
+            "--port", str(self.port),
+            "--workers", "1",
+        ]  # fmt: skip
+
+    def log_tail(self) -> str:
+        return self._log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
+
+    def start(self) -> None:
+        with self._log_path.open("ab") as log:
+            # Its own session: the CLI starts uvicorn as a child, and stop() ends the whole group.
+            self._process = subprocess.Popen(
+                self._command, env=self._env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        process = self._process
+
+        def healthy() -> bool:
+            if process.poll() is not None:
+                pytest.fail(f"mlflow server exited with {process.returncode}:\n{self.log_tail()}")
+            try:
+                return httpx.get(f"{self.url}/health", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(healthy, timeout_s=SERVER_START_TIMEOUT_S, what="mlflow server", on_timeout=self.log_tail)
+
+    def stop(self) -> None:
+        if self._process is not None:
+            _stop_group(self._process)
+            self._process = None
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(
     s3_endpoint: S3Endpoint,
     mariadb_url_factory: Callable[[], str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
-    """A real ``mlflow server`` (uvicorn, one worker) on MariaDB and the S3 server; yields its URL."""
-    backend = mariadb_url_factory()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path_factory.mktemp("mlflow-server") / "server.log"
-    env = {
-        **os.environ,
-        "MLFLOW_S3_ENDPOINT_URL": s3_endpoint.url,
-        "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
-        "AWS_DEFAULT_REGION": S3_REGION,
-        # The job runner (huey consumers, for GenAI jobs btcmlops never submits) outlives a terminated
-        # server by seconds, holds connections to the database we drop, and leaves a folder in /dev/shm.
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-    }
-    command = [
-        str(Path(sys.executable).parent / "mlflow"),
-        "server",
-        "--backend-store-uri", backend,
-        "--artifacts-destination", f"s3://{s3_endpoint.bucket}/{ARTIFACTS_PREFIX}",
-        "--serve-artifacts",
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--workers", "1",
-    ]  # fmt: skip
+    """A real ``mlflow server`` shared by the session's tests; yields its URL."""
+    server = MlflowServerProcess(mariadb_url_factory(), s3_endpoint, tmp_path_factory.mktemp("mlflow-server"))
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
-    def log_tail() -> str:
-        return log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
 
-    with log_path.open("wb") as log:
-        # Its own session: the CLI starts uvicorn as a child, and teardown stops the whole group.
-        process = subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-        def healthy() -> bool:
-            if process.poll() is not None:
-                pytest.fail(f"mlflow server exited with {process.returncode}:\n{log_tail()}")
-            try:
-                return httpx.get(f"{url}/health", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        try:
-            wait_until(healthy, timeout_s=SERVER_START_TIMEOUT_S, what="mlflow server", on_timeout=log_tail)
-            yield url
-        finally:
-            _stop_group(process)
+@pytest.fixture
+def own_mlflow_server(
+    s3_endpoint: S3Endpoint,
+    mariadb_url_factory: Callable[[], str],
+    tmp_path: Path,
+) -> Iterator[MlflowServerProcess]:
+    """An mlflow server this test alone may stop and start again."""
+    server = MlflowServerProcess(mariadb_url_factory(), s3_endpoint, tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _stop_group(process: subprocess.Popen[bytes]) -> None:

@@ -1,0 +1,218 @@
+"""The inference service in its own process, against a real mlflow server (MariaDB + S3) and MariaDB.
+
+A client sends forecasts without pause while the ``champion`` alias moves v1 -> v2 -> v1, then while
+the mlflow server is down, and after it is back: no request may fail, every response names the
+version that served it, and each move is followed within the poll interval plus the load time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from btcmlops.features import build_samples
+from btcmlops.model import train_forecaster
+from btcmlops.registry import CHAMPION, ModelRegistry, TrainingWindow
+from btcmlops.settings import ModelSettings
+from btcmlops.store import PriceStore
+from factories import make_candles
+from services import free_port, wait_until
+
+pytestmark = pytest.mark.integration
+
+POLL_INTERVAL_S = 0.5
+SWAP_BOUND_S = 15.0
+"""Poll interval plus a model download through the server on a busy two-core machine, with room."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    at: float
+    status: int
+    version: int | None
+
+
+class NonStopClient:
+    """Asks for forecasts back to back on its own thread and keeps every answer."""
+
+    def __init__(self, url: str, hours: list[str]) -> None:
+        self.answers: list[Answer] = []
+        self._url = url
+        self._hours = hours
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self._url, timeout=10) as client:
+            count = 0
+            while not self._stop.is_set():
+                hour = self._hours[count % len(self._hours)]
+                count += 1
+                try:
+                    response = client.post("/predict", json={"timestamp": hour})
+                    version = (
+                        response.json().get("model", {}).get("version")
+                        if response.status_code == 200
+                        else None
+                    )
+                    self.answers.append(Answer(time.monotonic(), response.status_code, version))
+                except httpx.HTTPError:
+                    self.answers.append(Answer(time.monotonic(), 0, None))
+
+    def __enter__(self) -> NonStopClient:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def first_with(self, version: int, after: float) -> float | None:
+        return next((a.at for a in self.answers if a.at >= after and a.version == version), None)
+
+
+def _register_two_versions(tracking_uri: str, experiment: str, model: str) -> ModelRegistry:
+    samples = build_samples(make_candles("2021-01-01", "2021-02-28 23:00"))
+    registry = ModelRegistry(tracking_uri, experiment, model)
+    for rows, month in ((samples.iloc[:700], "2021-01"), (samples, "2021-02")):
+        forecaster = train_forecaster(rows, ModelSettings(num_boost_round=20, min_data_in_leaf=20))
+        window = TrainingWindow(
+            rows["target_time"].iloc[0], rows["target_time"].iloc[-1], len(rows), "h", month
+        )
+        registry.register(forecaster, window, {}, {}, rows.head(5), run_name=month)
+    return registry
+
+
+@pytest.fixture
+def service(
+    own_mlflow_server, mariadb_url_factory: Callable[[], str], tmp_path: Path
+) -> Iterator[tuple[str, ModelRegistry]]:  # type: ignore[no-untyped-def]
+    store_url = mariadb_url_factory()
+    store = PriceStore(store_url)
+    store.migrate()
+    store.upsert_candles(make_candles("2021-01-01", "2021-02-28 23:00"))
+    store.dispose()
+    experiment, model = f"serving-{uuid.uuid4().hex[:6]}", f"serving-{uuid.uuid4().hex[:6]}"
+    registry = _register_two_versions(own_mlflow_server.url, experiment, model)
+    registry.set_alias(CHAMPION, 1)
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "BTCMLOPS_HOME": str(tmp_path / "home"),
+        "BTCMLOPS_STORE__URL": store_url,
+        "BTCMLOPS_MLFLOW__TRACKING_URI": own_mlflow_server.url,
+        "BTCMLOPS_MLFLOW__EXPERIMENT": experiment,
+        "BTCMLOPS_MLFLOW__REGISTERED_MODEL": model,
+        "BTCMLOPS_SERVE__POLL_INTERVAL_S": str(POLL_INTERVAL_S),
+        "BTCMLOPS_SERVE__MAX_BACKOFF_S": "2",
+        "BTCMLOPS_SERVE__REGISTRY_TIMEOUT_S": "3",
+    }
+    log_path = tmp_path / "service.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "btcmlops", "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            pytest.fail(f"service exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+        try:
+            return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_until(
+            ready, timeout_s=90, what="inference service", on_timeout=lambda: log_path.read_text()[-3000:]
+        )
+        yield url, registry
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _follow(client: NonStopClient, registry: ModelRegistry, version: int) -> float:
+    """Move the alias to ``version``; return seconds until the service answers with it."""
+    moved = time.monotonic()
+    registry.set_alias(CHAMPION, version)
+    wait_until(
+        lambda: client.first_with(version, moved) is not None,
+        timeout_s=SWAP_BOUND_S,
+        what=f"a response from version {version}",
+        on_timeout=lambda: str(client.answers[-3:]),
+    )
+    seen = client.first_with(version, moved)
+    assert seen is not None
+    return seen - moved
+
+
+def test_hot_swap_under_load_and_through_an_mlflow_outage(
+    service: tuple[str, ModelRegistry], own_mlflow_server
+) -> None:  # type: ignore[no-untyped-def]
+    url, registry = service
+    hours = [f"2021-02-{day:02d}T{hour:02d}:00:00Z" for day in range(2, 28) for hour in range(0, 24, 5)]
+    with NonStopClient(url, hours) as client:
+        time.sleep(1.0)
+        to_v2 = _follow(client, registry, 2)
+        to_v1 = _follow(client, registry, 1)
+
+        own_mlflow_server.stop()  # the registry is gone: keep answering with the last good model
+        outage_start = time.monotonic()
+        wait_until(
+            lambda: httpx.get(f"{url}/model").json()["last_swap_error"] is not None,
+            timeout_s=15,
+            what="the failed registry check to show",
+            on_timeout=lambda: httpx.get(f"{url}/model").text,
+        )
+        time.sleep(2.0)
+        during = [a for a in client.answers if a.at >= outage_start]
+        metrics = httpx.get(f"{url}/metrics").text
+
+        own_mlflow_server.start()  # back: the service catches up with the next move
+        to_v2_after = _follow(client, registry, 2)
+        wait_until(
+            lambda: httpx.get(f"{url}/model").json()["last_swap_error"] is None,
+            timeout_s=15,
+            what="the error to clear",
+            on_timeout=lambda: httpx.get(f"{url}/model").text,
+        )
+
+    answers = client.answers
+    failed = [a for a in answers if a.status != 200]
+    print(
+        f"\nrequests {len(answers)}, failed {len(failed)}, swap v1->v2 {to_v2:.2f} s, v2->v1 {to_v1:.2f} s, "
+        f"after outage {to_v2_after:.2f} s, answered during outage {len(during)}"
+    )
+    assert failed == []
+    assert all(a.version in (1, 2) for a in answers)
+    assert max(to_v2, to_v1, to_v2_after) < SWAP_BOUND_S
+    assert len(during) > 10
+    assert {a.version for a in during} == {1}
+    failures = next(
+        line for line in metrics.splitlines() if line.startswith("btcmlops_model_swap_failures_total")
+    )
+    assert float(failures.split()[-1]) >= 1
+    # The served version changes exactly once per move: no request after a swap goes back to the old model.
+    versions = [a.version for a in answers]
+    changes = sum(1 for before, after in itertools.pairwise(versions) if before != after)
+    assert changes == 3
