@@ -52,6 +52,14 @@ format: install ## Format and auto-fix with ruff
 bench: install ## Time the full replay (wall, training, MLflow share; served MAE vs naive)
 	$(RUN) python bench/replay.py
 
+.PHONY: bench-serve
+bench-serve: install ## Serving benchmark with wrk (apt-get install wrk): vs mlflow models serve and a no-op ceiling
+	$(RUN) python bench/serve.py
+
+.PHONY: serve
+serve: install ## Serve the last replay's champion on http://127.0.0.1:8000 (run `make demo` first)
+	$(RUN) btcmlops serve --replay $(OUT)
+
 .PHONY: clean
 clean: ## Remove the replay output and the embedded stores
 	rm -rf out .btcmlops

@@ -12,6 +12,7 @@ from btcmlops.data.candle_file import (
     CandleFile,
     CandleFileError,
     CandleFormat,
+    Gap,
     RowError,
     find_gaps,
     read_candle_file,
@@ -26,9 +27,18 @@ class LoadReport:
     file: CandleFile
     upsert: UpsertReport
 
+    @property
+    def gaps(self) -> list[Gap]:
+        """Missing hours in what was loaded: worth reporting, not a reason to refuse."""
+        return self.file.gaps
+
 
 def load_file_into_store(path: Path, store: PriceStore, fmt: CandleFormat | None = None) -> LoadReport:
-    """Validate ``path`` whole, then upsert its candles in one transaction."""
+    """Validate ``path`` whole, then upsert its candles in one transaction.
+
+    Raises:
+        CandleFileError: A row is bad; then nothing was written.
+    """
     candle_file = read_candle_file(path, fmt)
     return LoadReport(file=candle_file, upsert=store.upsert_candles(candle_file.candles))
 
@@ -36,7 +46,14 @@ def load_file_into_store(path: Path, store: PriceStore, fmt: CandleFormat | None
 def load_files_into_store(
     paths: Sequence[Path], store: PriceStore, fmt: CandleFormat | None = None
 ) -> LoadReport:
-    """Validate every file (and that no hour appears in two of them), then upsert all at once."""
+    """Validate every file (and that no hour appears in two of them), then upsert all at once.
+
+    Consecutive monthly archives are one load: either every month is stored or none is.
+
+    Raises:
+        ValueError: ``paths`` is empty.
+        CandleFileError: A row is bad, or an hour is in two files; then nothing was written.
+    """
     if not paths:
         raise ValueError("no files to load")
     files = [read_candle_file(path, fmt) for path in paths]

@@ -1,23 +1,35 @@
-"""``PriceStore``: the SQL side of btcmlops, the same code on SQLite and MySQL/MariaDB."""
+"""``PriceStore``: the SQL side of btcmlops, the same code on SQLite and MySQL/MariaDB.
+
+Times go in tz-aware and come out tz-aware UTC; the database holds them as naive UTC. A naive time
+passed in is refused rather than guessed at, since a local time taken for UTC moves every candle.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, bindparam, create_engine, func, select, text
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, func, inspect, select, text
+from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.dml import Insert
 
+from btcmlops.store.schema import VERSION_TABLE, contest_decisions, prediction_log
 from btcmlops.store.schema import candles as candles_table
-from btcmlops.store.schema import contest_decisions, prediction_log
 
 CANDLE_VALUES = ("open", "high", "low", "close", "volume")
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_LEGACY_VERSION_TABLE = "alembic_version"
+_MAX_MODEL_NAME = 255
 
 
 @dataclass(frozen=True)
@@ -43,7 +55,11 @@ class LoggedPrediction:
 
 @dataclass(frozen=True)
 class DecisionRow:
-    """One contest decision as the store keeps it (times tz-aware UTC)."""
+    """One contest decision as the store keeps it (times tz-aware UTC).
+
+    ``eval_start`` and ``eval_end`` are the first and last target hour of the shadow month; ``metrics``
+    is a JSON object with every metric of the three contestants.
+    """
 
     registered_model: str
     eval_start: datetime
@@ -59,8 +75,12 @@ class DecisionRow:
     decided_at: datetime
 
 
+class DecisionConflictError(ValueError):
+    """A different decision is already recorded for the same registered model and shadow month."""
+
+
 def _naive_utc(moment: datetime | pd.Timestamp) -> datetime:
-    """Databases keep naive UTC (MySQL DATETIME has no zone); refuse a naive input to stay honest."""
+    """Convert to the database's naive UTC; refuse a naive input rather than guess its zone."""
     stamp = pd.Timestamp(moment)
     if stamp.tzinfo is None:
         raise ValueError(f"timestamp {moment!r} has no time zone; pass UTC-aware times")
@@ -72,8 +92,30 @@ def _aware(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC)
 
 
+def _json_object(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Return ``metrics`` as it will read back, refusing what JSON (or MariaDB's JSON check) cannot hold."""
+    if not isinstance(metrics, dict):
+        raise ValueError(f"metrics must be a JSON object, not {type(metrics).__name__}")
+    try:
+        normalized: dict[str, Any] = json.loads(json.dumps(metrics, allow_nan=False))
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"metrics are not plain JSON (finite numbers, strings, lists, objects): {error}"
+        ) from None
+    return normalized
+
+
+def _same_decision(recorded: DecisionRow, row: DecisionRow) -> bool:
+    """Tell whether two rows record the same decision; when it was recorded does not matter."""
+    return all(
+        getattr(recorded, field.name) == getattr(row, field.name)
+        for field in fields(DecisionRow)
+        if field.name != "decided_at"
+    )
+
+
 class PriceStore:
-    """Candles and contest decisions behind one SQLAlchemy URL."""
+    """Candles and contest decisions behind one SQLAlchemy URL (``sqlite:///…`` or ``mysql+pymysql://…``)."""
 
     def __init__(self, url: str) -> None:
         parsed = make_url(url)
@@ -85,12 +127,30 @@ class PriceStore:
     def migrate(self) -> None:
         """Bring the schema to the newest migration; harmless on an up-to-date database."""
         config = Config()
-        config.set_main_option("script_location", str(_MIGRATIONS))
+        # ConfigParser interpolates "%": an install path containing one must not break migrations.
+        config.set_main_option("script_location", str(_MIGRATIONS).replace("%", "%%"))
         with self._engine.begin() as connection:
             config.attributes["connection"] = connection
+            self._adopt_legacy_version(connection, config)
             command.upgrade(config, "head")
 
+    @staticmethod
+    def _adopt_legacy_version(connection: Connection, config: Config) -> None:
+        """Carry over the revision of a store migrated before it had its own version table.
+
+        Only a revision of this package's own is taken over: an ``alembic_version`` holding another
+        application's revision (MLflow's, in a shared database) is left alone.
+        """
+        tables = set(inspect(connection).get_table_names())
+        if VERSION_TABLE in tables or _LEGACY_VERSION_TABLE not in tables:
+            return
+        ours = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
+        legacy = connection.execute(text(f"SELECT version_num FROM {_LEGACY_VERSION_TABLE}")).scalars().all()
+        if len(legacy) == 1 and legacy[0] in ours and candles_table.name in tables:
+            command.stamp(config, legacy[0])
+
     def dispose(self) -> None:
+        """Close the pooled connections (tests drop their database afterwards)."""
         self._engine.dispose()
 
     def ping(self) -> None:
@@ -100,43 +160,82 @@ class PriceStore:
 
     # -- candles --------------------------------------------------------------------------------------
     def upsert_candles(self, candles: pd.DataFrame) -> UpsertReport:
-        """Insert new candles and update changed ones, in one transaction (all or nothing)."""
+        """Insert new candles and update changed ones, in one transaction (all or nothing).
+
+        The stored rows in the frame's time range are read in one query and compared in memory, so
+        only what is new or different is written, in bulk, and the report says which was which.
+
+        Args:
+            candles: Canonical candles: ``open_time`` tz-aware and unique, OHLCV finite.
+
+        Raises:
+            ValueError: A column is missing, ``open_time`` is naive or repeated, or a value is not finite.
+        """
         if candles.empty:
             return UpsertReport(0, 0, 0)
-        times = [_naive_utc(moment) for moment in candles["open_time"]]
-        values = candles.loc[:, list(CANDLE_VALUES)].to_numpy(dtype=float).tolist()
-        incoming = {time: tuple(row) for time, row in zip(times, values, strict=True)}
+        times, values = self._checked_rows(candles)
+        incoming = dict(zip(times, values, strict=True))
         with self._engine.begin() as connection:
             query = select(candles_table).where(
                 candles_table.c.open_time >= min(times), candles_table.c.open_time <= max(times)
             )
-            existing = {
-                row.open_time: tuple(float(getattr(row, name)) for name in CANDLE_VALUES)
-                for row in connection.execute(query)
-            }
+            existing = {row[0]: tuple(row[1:]) for row in connection.execute(query)}
             new = [
                 {"open_time": time, **dict(zip(CANDLE_VALUES, row, strict=True))}
                 for time, row in incoming.items()
                 if time not in existing
             ]
             changed = [
-                {"key": time, **dict(zip(CANDLE_VALUES, row, strict=True))}
+                {"open_time": time, **dict(zip(CANDLE_VALUES, row, strict=True))}
                 for time, row in incoming.items()
                 if time in existing and existing[time] != row
             ]
             if new:
                 connection.execute(candles_table.insert(), new)
             if changed:
-                update = (
-                    candles_table.update()
-                    .where(candles_table.c.open_time == bindparam("key"))
-                    .values({name: bindparam(name) for name in CANDLE_VALUES})
-                )
-                connection.execute(update, changed)
+                connection.execute(self._overwrite_statement(), changed)
         return UpsertReport(len(new), len(changed), len(incoming) - len(new) - len(changed))
 
+    @staticmethod
+    def _checked_rows(candles: pd.DataFrame) -> tuple[list[datetime], list[tuple[float, ...]]]:
+        missing = [name for name in ("open_time", *CANDLE_VALUES) if name not in candles.columns]
+        if missing:
+            raise ValueError(f"candles lack column(s) {missing}")
+        open_time = candles["open_time"]
+        if not isinstance(open_time.dtype, pd.DatetimeTZDtype):
+            raise ValueError(f"open_time must be tz-aware (datetime64[ns, UTC]), not {open_time.dtype}")
+        repeated = open_time[open_time.duplicated()]
+        if not repeated.empty:
+            raise ValueError(f"open_time repeats: {repeated.iloc[0].isoformat()}")
+        values = candles.loc[:, list(CANDLE_VALUES)].to_numpy(dtype="float64")
+        if not np.isfinite(values).all():
+            raise ValueError("candle values must be finite numbers")
+        # datetime64[us] converts to datetime.datetime in bulk (nanoseconds would give ints).
+        naive = open_time.dt.tz_convert(UTC).dt.tz_localize(None).to_numpy().astype("datetime64[us]")
+        times: list[datetime] = naive.tolist()
+        return times, [tuple(row) for row in values.tolist()]
+
+    def _overwrite_statement(self) -> Insert:
+        """Build an insert that overwrites an existing hour, in the backend's own upsert syntax.
+
+        Only rows known to exist go through it, so it acts as an update; unlike an executemany of
+        UPDATEs (one round trip per row on MySQL) it is sent as multi-row statements.
+        """
+        if self._engine.dialect.name in ("mysql", "mariadb"):
+            statement = mysql.insert(candles_table)
+            return statement.on_duplicate_key_update(
+                {name: statement.inserted[name] for name in CANDLE_VALUES}
+            )
+        if self._engine.dialect.name == "sqlite":
+            lite = sqlite.insert(candles_table)
+            return lite.on_conflict_do_update(
+                index_elements=[candles_table.c.open_time],
+                set_={name: lite.excluded[name] for name in CANDLE_VALUES},
+            )
+        raise NotImplementedError(f"no upsert for {self._engine.dialect.name}; use SQLite or MySQL/MariaDB")
+
     def read_candles(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
-        """Candles with ``start <= open_time <= end`` (either bound optional), oldest first."""
+        """Return candles with ``start <= open_time <= end`` (either bound optional) in canonical form."""
         query = select(candles_table).order_by(candles_table.c.open_time)
         if start is not None:
             query = query.where(candles_table.c.open_time >= _naive_utc(start))
@@ -145,73 +244,93 @@ class PriceStore:
         with self._engine.connect() as connection:
             rows = connection.execute(query).all()
         frame = pd.DataFrame(rows, columns=["open_time", *CANDLE_VALUES])
-        frame["open_time"] = (
-            pd.to_datetime(frame["open_time"]).dt.tz_localize(UTC).astype("datetime64[ns, UTC]")
-        )
+        frame["open_time"] = pd.DatetimeIndex(frame["open_time"]).tz_localize(UTC).as_unit("ns")
         return frame.astype(dict.fromkeys(CANDLE_VALUES, "float64"))
 
     def candle_count(self) -> int:
+        """Count the stored candles."""
         with self._engine.connect() as connection:
             return int(connection.execute(select(func.count()).select_from(candles_table)).scalar_one())
 
     # -- decisions ------------------------------------------------------------------------------------
     def record_decision(self, row: DecisionRow) -> None:
-        """Record a decision once per (registered model, shadow month); a repeat must agree with it."""
-        for recorded in self.list_decisions(row.registered_model):
-            if recorded.eval_start == row.eval_start:
-                if (recorded.champion_version, recorded.challenger_version, recorded.promoted) != (
-                    row.champion_version,
-                    row.challenger_version,
-                    row.promoted,
-                ):
-                    raise ValueError(
-                        f"a different decision is already recorded for {row.registered_model} "
-                        f"from {row.eval_start}: {recorded}"
-                    )
-                return
-        with self._engine.begin() as connection:
-            connection.execute(
-                contest_decisions.insert(),
-                {
-                    "registered_model": row.registered_model,
-                    "eval_start": _naive_utc(row.eval_start),
-                    "eval_end": _naive_utc(row.eval_end),
-                    "champion_version": row.champion_version,
-                    "challenger_version": row.challenger_version,
-                    "champion_mae": row.champion_mae,
-                    "challenger_mae": row.challenger_mae,
-                    "naive_mae": row.naive_mae,
-                    "metrics": row.metrics,
-                    "promoted": row.promoted,
-                    "reason": row.reason,
-                    "decided_at": _naive_utc(row.decided_at),
-                },
-            )
+        """Record a decision once per (registered model, shadow month).
+
+        Recording it again (a restart repeating itself) is a no-op when it is the same decision: every
+        column but ``decided_at`` equal. The database's unique key settles a race between two writers.
+
+        Raises:
+            DecisionConflictError: A different decision is recorded for that model and month.
+            ValueError: A time is naive, ``metrics`` is not a JSON object, or the model name is too long.
+        """
+        if len(row.registered_model) > _MAX_MODEL_NAME:
+            raise ValueError(f"registered model name longer than {_MAX_MODEL_NAME} characters")
+        # Plain Python types: a numpy scalar from the scoring code is not something every driver takes.
+        row = replace(
+            row,
+            champion_version=int(row.champion_version),
+            challenger_version=int(row.challenger_version),
+            champion_mae=float(row.champion_mae),
+            challenger_mae=float(row.challenger_mae),
+            naive_mae=float(row.naive_mae),
+            metrics=_json_object(row.metrics),
+            promoted=bool(row.promoted),
+        )
+        values = {
+            **{field.name: getattr(row, field.name) for field in fields(DecisionRow)},
+            "eval_start": _naive_utc(row.eval_start),
+            "eval_end": _naive_utc(row.eval_end),
+            "decided_at": _naive_utc(row.decided_at),
+        }
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(contest_decisions.insert(), values)
+        except IntegrityError:
+            recorded = self._decision(row.registered_model, values["eval_start"])
+            if recorded is None:
+                raise  # some other constraint
+            if not _same_decision(recorded, row):
+                raise DecisionConflictError(
+                    f"a different decision is already recorded for {row.registered_model} from "
+                    f"{recorded.eval_start.isoformat()}: {recorded}"
+                ) from None
+
+    def _decision(self, registered_model: str, eval_start: datetime) -> DecisionRow | None:
+        query = select(contest_decisions).where(
+            contest_decisions.c.registered_model == registered_model,
+            contest_decisions.c.eval_start == eval_start,
+        )
+        with self._engine.connect() as connection:
+            found = connection.execute(query).first()
+        return None if found is None else self._decision_row(found._mapping)
+
+    @staticmethod
+    def _decision_row(row: Any) -> DecisionRow:
+        return DecisionRow(
+            registered_model=row["registered_model"],
+            eval_start=_aware(row["eval_start"]),
+            eval_end=_aware(row["eval_end"]),
+            champion_version=row["champion_version"],
+            challenger_version=row["challenger_version"],
+            champion_mae=row["champion_mae"],
+            challenger_mae=row["challenger_mae"],
+            naive_mae=row["naive_mae"],
+            metrics=row["metrics"],
+            promoted=bool(row["promoted"]),
+            reason=row["reason"],
+            decided_at=_aware(row["decided_at"]),
+        )
 
     def list_decisions(self, registered_model: str | None = None) -> list[DecisionRow]:
-        """Recorded decisions, oldest shadow month first."""
-        query = select(contest_decisions).order_by(contest_decisions.c.eval_start)
+        """Return recorded decisions, oldest shadow month first (all models, or one)."""
+        query = select(contest_decisions).order_by(
+            contest_decisions.c.eval_start, contest_decisions.c.registered_model
+        )
         if registered_model is not None:
             query = query.where(contest_decisions.c.registered_model == registered_model)
         with self._engine.connect() as connection:
             rows = connection.execute(query).all()
-        return [
-            DecisionRow(
-                registered_model=row.registered_model,
-                eval_start=_aware(row.eval_start),
-                eval_end=_aware(row.eval_end),
-                champion_version=row.champion_version,
-                challenger_version=row.challenger_version,
-                champion_mae=row.champion_mae,
-                challenger_mae=row.challenger_mae,
-                naive_mae=row.naive_mae,
-                metrics=row.metrics,
-                promoted=bool(row.promoted),
-                reason=row.reason,
-                decided_at=_aware(row.decided_at),
-            )
-            for row in rows
-        ]
+        return [self._decision_row(row._mapping) for row in rows]
 
     # -- prediction log -------------------------------------------------------------------------------
     def log_predictions(self, rows: list[LoggedPrediction]) -> None:
@@ -237,7 +356,7 @@ class PriceStore:
     def read_predictions(
         self, start: datetime | None = None, end: datetime | None = None, limit: int = 10_000
     ) -> list[LoggedPrediction]:
-        """Logged forecasts whose target hour is in [start, end], oldest target first."""
+        """Return logged forecasts whose target hour is in [start, end], oldest target first."""
         query = (
             select(prediction_log).order_by(prediction_log.c.target_time, prediction_log.c.id).limit(limit)
         )

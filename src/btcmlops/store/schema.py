@@ -1,4 +1,8 @@
-"""Table definitions (SQLAlchemy Core). Migrations create them; code reads and writes through these."""
+"""Table definitions (SQLAlchemy Core). Migrations create them; code reads and writes through these.
+
+Times are stored as naive UTC (MySQL's DATETIME has no zone) with microseconds on every backend, so a
+time reads back exactly as it was written, on SQLite and on MySQL/MariaDB alike.
+"""
 
 from __future__ import annotations
 
@@ -16,13 +20,21 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import mysql
+
+VERSION_TABLE = "btcmlops_alembic_version"
+"""Alembic's bookkeeping table, named apart from ``alembic_version`` so the store can share a database
+with another Alembic user (MLflow's tracking store keeps its own revision in ``alembic_version``)."""
+
+UtcDateTime = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+"""Naive UTC with microseconds; plain DATETIME on MySQL would drop (MariaDB) or round (MySQL) them."""
 
 metadata = MetaData()
 
 candles = Table(
     "candles",
     metadata,
-    Column("open_time", DateTime, primary_key=True, comment="open of the hour, naive UTC"),
+    Column("open_time", UtcDateTime, primary_key=True, comment="open of the hour, naive UTC"),
     Column("open", Float(precision=53), nullable=False),
     Column("high", Float(precision=53), nullable=False),
     Column("low", Float(precision=53), nullable=False),
@@ -35,8 +47,8 @@ contest_decisions = Table(
     metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("registered_model", String(255), nullable=False),
-    Column("eval_start", DateTime, nullable=False, comment="first target hour of the shadow month"),
-    Column("eval_end", DateTime, nullable=False, comment="last target hour of the shadow month"),
+    Column("eval_start", UtcDateTime, nullable=False, comment="first target hour of the shadow month"),
+    Column("eval_end", UtcDateTime, nullable=False, comment="last target hour of the shadow month"),
     Column("champion_version", Integer, nullable=False),
     Column("challenger_version", Integer, nullable=False),
     Column("champion_mae", Float(precision=53), nullable=False),
@@ -45,7 +57,7 @@ contest_decisions = Table(
     Column("metrics", JSON, nullable=False),
     Column("promoted", Boolean, nullable=False),
     Column("reason", Text, nullable=False),
-    Column("decided_at", DateTime, nullable=False),
+    Column("decided_at", UtcDateTime, nullable=False),
     UniqueConstraint("registered_model", "eval_start", name="uq_decision_model_month"),
 )
 
@@ -53,10 +65,10 @@ prediction_log = Table(
     "prediction_log",
     metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
-    Column("timestamp", DateTime, nullable=False, comment="hour T the forecast was made from"),
-    Column("target_time", DateTime, nullable=False, index=True, comment="hour T + 1h it forecasts"),
+    Column("timestamp", UtcDateTime, nullable=False, comment="hour T the forecast was made from"),
+    Column("target_time", UtcDateTime, nullable=False, index=True, comment="hour T + 1h it forecasts"),
     Column("predicted_close", Float(precision=53), nullable=False),
     Column("last_close", Float(precision=53), nullable=False),
     Column("model_version", Integer, nullable=False),
-    Column("served_at", DateTime, nullable=False),
+    Column("served_at", UtcDateTime, nullable=False),
 )
