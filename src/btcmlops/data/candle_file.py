@@ -149,9 +149,15 @@ def _is_url_line(cells: list[str]) -> bool:
     )
 
 
+def _cdd_column(name: str) -> str:
+    """Normalise a CryptoDataDownload column name (older files say ``Unix Timestamp``)."""
+    lowered = name.lower()
+    return "unix" if lowered.startswith("unix") else lowered
+
+
 def _is_cdd_header(cells: list[str]) -> bool:
-    lowered = [cell.lower() for cell in cells]
-    return ("unix" in lowered or "date" in lowered) and "open" in lowered and "close" in lowered
+    names = {_cdd_column(cell) for cell in cells}
+    return bool(names & {"unix", "date"}) and {"open", "close"} <= names
 
 
 def _detect_format(path: Path, records: list[_Record]) -> CandleFormat:
@@ -177,19 +183,33 @@ def _detect_format(path: Path, records: list[_Record]) -> CandleFormat:
 
 @dataclass(frozen=True)
 class _Layout:
-    """Where a format keeps what: the data records and the column of each field."""
+    """Where a format keeps what: the data records, the column of each field and its name in the file.
+
+    Errors name a field as the file does (``Volume BTC``), so it can be found in the file's header.
+    """
 
     rows: Sequence[_Record]
-    time_field: str
     time_column: int
     value_columns: tuple[int, ...]
     width: int
     parse_time: Callable[[str], datetime]
+    names: tuple[str, ...] = CANDLE_COLUMNS
+    """The file's names of ``CANDLE_COLUMNS``."""
+
+    @property
+    def time_field(self) -> str:
+        return self.names[0]
+
+    def field(self, canonical: str) -> str:
+        return self.names[CANDLE_COLUMNS.index(canonical)]
 
 
 def _iso_time(text: str) -> datetime:
     """Parse ISO 8601; a time without an offset is UTC, as the project format defines."""
-    moment = datetime.fromisoformat(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("expected ISO 8601, e.g. 2023-01-01T00:00:00Z") from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
@@ -197,7 +217,11 @@ def _cdd_date(text: str) -> datetime:
     try:
         return _iso_time(text)
     except ValueError:
+        pass
+    try:
         return datetime.strptime(text, "%Y-%m-%d %I-%p").replace(tzinfo=UTC)  # their older files
+    except ValueError:
+        raise ValueError("expected 2023-01-01 00:00:00 or 2023-01-01 12-AM") from None
 
 
 class _EpochParser:
@@ -237,14 +261,14 @@ def _project_layout(path: Path, records: list[_Record]) -> _Layout:
     line, header = records[0]
     if [cell.lower() for cell in header] != list(CANDLE_COLUMNS):
         raise _refuse(path, line, "header", f"expected {','.join(CANDLE_COLUMNS)}, found {','.join(header)}")
-    return _Layout(records[1:], "open_time", 0, (1, 2, 3, 4, 5), len(CANDLE_COLUMNS), _iso_time)
+    return _Layout(records[1:], 0, (1, 2, 3, 4, 5), len(CANDLE_COLUMNS), _iso_time)
 
 
 def _binance_layout(records: list[_Record]) -> _Layout:
     # Binance's archive has no header, but CSVs exported elsewhere in its layout sometimes do.
     start = 0 if _INTEGER.fullmatch(records[0][1][0]) else 1
     parse = _EpochParser(("milliseconds", "microseconds"), one_unit_per_file=True)
-    return _Layout(records[start:], "open_time", 0, (1, 2, 3, 4, 5), _BINANCE_COLUMNS, parse)
+    return _Layout(records[start:], 0, (1, 2, 3, 4, 5), _BINANCE_COLUMNS, parse)
 
 
 def _base_volume_column(path: Path, line: int, columns: dict[str, int], symbol: str) -> int:
@@ -275,7 +299,7 @@ def _cdd_layout(path: Path, records: list[_Record]) -> _Layout:
     if len(records) <= header_at:
         raise _refuse(path, records[0][0], "header", "no header after the URL line")
     line, header = records[header_at]
-    columns = {name.lower(): index for index, name in enumerate(header)}
+    columns = {_cdd_column(name): index for index, name in enumerate(header)}
     needed = [name for name in PRICE_FIELDS if name not in columns]
     if "unix" not in columns and "date" not in columns:
         needed.insert(0, "unix or date")
@@ -285,13 +309,14 @@ def _cdd_layout(path: Path, records: list[_Record]) -> _Layout:
     symbol_at = columns.get("symbol")
     symbol = rows[0][1][symbol_at] if rows and symbol_at is not None and symbol_at < len(rows[0][1]) else ""
     volume_at = _base_volume_column(path, line, columns, symbol)
+    parse: Callable[[str], datetime]
     if "unix" in columns:
-        time_field, time_at = header[columns["unix"]], columns["unix"]
-        parse: Callable[[str], datetime] = _EpochParser(("seconds", "milliseconds"), one_unit_per_file=False)
+        time_at, parse = columns["unix"], _EpochParser(("seconds", "milliseconds"), one_unit_per_file=False)
     else:
-        time_field, time_at, parse = header[columns["date"]], columns["date"], _cdd_date
+        time_at, parse = columns["date"], _cdd_date
     value_columns = (*(columns[name] for name in PRICE_FIELDS), volume_at)
-    return _Layout(rows, time_field, time_at, value_columns, len(header), parse)
+    names = tuple(header[column] for column in (time_at, *value_columns))
+    return _Layout(rows, time_at, value_columns, len(header), parse, names)
 
 
 def _layout(path: Path, fmt: CandleFormat, records: list[_Record]) -> _Layout:
@@ -309,7 +334,7 @@ def _check_row(
 ) -> tuple[datetime | None, tuple[float, ...] | None, list[RowError]]:
     """Parse and check one row; return its time and values, or the errors that refuse it."""
     errors: list[RowError] = []
-    if len(cells) > layout.width:
+    if len(cells) != layout.width:
         errors.append(RowError(path, line, "row", f"{len(cells)} fields, the format has {layout.width}"))
     moment: datetime | None = None
     time_text = cells[layout.time_column] if layout.time_column < len(cells) else ""
@@ -329,13 +354,15 @@ def _check_row(
     for name, column in zip(_VALUE_FIELDS, layout.value_columns, strict=True):
         text = cells[column] if column < len(cells) else ""
         if not text:
-            errors.append(RowError(path, line, name, "missing"))
+            errors.append(RowError(path, line, layout.field(name), "missing"))
         elif not _NUMBER.fullmatch(text):
-            errors.append(RowError(path, line, name, f"{text!r} is not a number"))
+            errors.append(RowError(path, line, layout.field(name), f"{text!r} is not a number"))
         else:
             numbers.append(float(text))
     if len(numbers) == len(_VALUE_FIELDS):
-        errors.extend(RowError(path, line, field, message) for field, message in candle_problems(*numbers))
+        errors.extend(
+            RowError(path, line, layout.field(field), message) for field, message in candle_problems(*numbers)
+        )
     if errors or moment is None:
         return None, None, errors
     return moment, tuple(numbers), []

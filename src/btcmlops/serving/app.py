@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
@@ -106,6 +107,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with contextlib.suppress(Exception):  # the store may not be up yet: the watcher keeps trying
             await asyncio.to_thread(store.migrate)
+        # Imports (MLflow, pandas) leave ~1M long-lived objects; a full collection scanning them stalls
+        # requests for 100+ ms. Freeze them out of the collector's reach, as long-running servers do.
+        gc.collect()
+        gc.freeze()
         log.start()
         watcher = asyncio.create_task(state.watch_registry(), name="champion-watcher")
         try:

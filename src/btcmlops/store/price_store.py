@@ -81,6 +81,8 @@ class DecisionConflictError(ValueError):
 
 def _naive_utc(moment: datetime | pd.Timestamp) -> datetime:
     """Convert to the database's naive UTC; refuse a naive input rather than guess its zone."""
+    if type(moment) is datetime and moment.tzinfo is not None:  # the common case, without pandas
+        return moment.astimezone(UTC).replace(tzinfo=None)
     stamp = pd.Timestamp(moment)
     if stamp.tzinfo is None:
         raise ValueError(f"timestamp {moment!r} has no time zone; pass UTC-aware times")
