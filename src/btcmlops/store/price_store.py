@@ -16,19 +16,17 @@ import numpy as np
 import pandas as pd
 from alembic import command
 from alembic.config import Config
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, func, inspect, select, text
+from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Insert
 
-from btcmlops.store.schema import VERSION_TABLE, contest_decisions, prediction_log
 from btcmlops.store.schema import candles as candles_table
+from btcmlops.store.schema import contest_decisions, prediction_log
 
 CANDLE_VALUES = ("open", "high", "low", "close", "volume")
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-_LEGACY_VERSION_TABLE = "alembic_version"
 _MAX_MODEL_NAME = 255
 
 
@@ -133,23 +131,7 @@ class PriceStore:
         config.set_main_option("script_location", str(_MIGRATIONS).replace("%", "%%"))
         with self._engine.begin() as connection:
             config.attributes["connection"] = connection
-            self._adopt_legacy_version(connection, config)
             command.upgrade(config, "head")
-
-    @staticmethod
-    def _adopt_legacy_version(connection: Connection, config: Config) -> None:
-        """Carry over the revision of a store migrated before it had its own version table.
-
-        Only a revision of this package's own is taken over: an ``alembic_version`` holding another
-        application's revision (MLflow's, in a shared database) is left alone.
-        """
-        tables = set(inspect(connection).get_table_names())
-        if VERSION_TABLE in tables or _LEGACY_VERSION_TABLE not in tables:
-            return
-        ours = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
-        legacy = connection.execute(text(f"SELECT version_num FROM {_LEGACY_VERSION_TABLE}")).scalars().all()
-        if len(legacy) == 1 and legacy[0] in ours and candles_table.name in tables:
-            command.stamp(config, legacy[0])
 
     def dispose(self) -> None:
         """Close the pooled connections (tests drop their database afterwards)."""

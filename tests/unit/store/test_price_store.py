@@ -38,20 +38,6 @@ def test_migrate_twice_is_harmless(store: PriceStore, store_url: str) -> None:
     assert store.candle_count() == 3
 
 
-def test_a_store_migrated_before_its_own_version_table_is_taken_over(
-    store: PriceStore, store_url: str
-) -> None:
-    store.upsert_candles(CANDLES.iloc[:3])
-    engine = create_engine(store_url)
-    with engine.begin() as connection:  # what an older btcmlops left: its revision in alembic_version
-        connection.execute(text("ALTER TABLE btcmlops_alembic_version RENAME TO alembic_version"))
-        connection.execute(text("UPDATE alembic_version SET version_num = '0002'"))
-    engine.dispose()
-    store.migrate()
-    assert _version(store_url) == [HEAD]
-    assert store.candle_count() == 3
-
-
 def test_another_applications_alembic_version_is_left_alone(store_url: str) -> None:
     engine = create_engine(store_url)
     with engine.begin() as connection:  # e.g. MLflow's tracking tables in the same database
