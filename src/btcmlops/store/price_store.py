@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
@@ -138,9 +138,9 @@ class PriceStore:
         self._engine.dispose()
 
     def ping(self) -> None:
-        """Raise if the database does not answer."""
+        """Raise unless the store answers a read of its own table (a live server is not enough)."""
         with self._engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+            connection.execute(select(candles_table.c.open_time).limit(1)).all()
 
     # -- candles --------------------------------------------------------------------------------------
     def upsert_candles(self, candles: pd.DataFrame) -> UpsertReport:

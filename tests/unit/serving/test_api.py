@@ -10,6 +10,8 @@ from typing import Any
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from btcmlops.registry import CHAMPION, ModelRegistry
 from btcmlops.replay import ReplayResult, run_replay
@@ -17,6 +19,7 @@ from btcmlops.serving import create_app
 from btcmlops.settings import Settings
 from btcmlops.store import PriceStore
 from factories import make_candles, write_project_csv
+from services import MYSQL_SERVER_URL, mariadb_database
 
 GAP = "2021-03-10 05:00"
 
@@ -226,3 +229,41 @@ def test_read_endpoints(client: TestClient, replay: ReplayResult) -> None:
     assert {"/predict", "/predict/batch", "/model", "/candles", "/predictions", "/decisions"} <= set(
         schema["paths"]
     )
+
+
+@pytest.mark.mariadb
+def test_a_database_outage_does_not_stop_forecasts(replay: ReplayResult) -> None:
+    """The price store goes away (its database is dropped): forecasts go on from memory, /readyz says why."""
+    databases = mariadb_database()
+    url = next(databases)
+    try:
+        store = PriceStore(url)
+        store.migrate()
+        source = PriceStore(f"sqlite:///{replay.out_dir / 'prices.db'}")
+        store.upsert_candles(source.read_candles())
+        source.dispose()
+        store.dispose()
+        settings = _settings(replay).model_copy(
+            update={"store": Settings().store.model_copy(update={"url": url})}
+        )
+        with TestClient(create_app(settings)) as test_client:
+            _wait_ready(test_client)
+            assert test_client.post("/predict", json={"timestamp": "2021-04-10T00:00:00Z"}).status_code == 200
+            server = create_engine(MYSQL_SERVER_URL)
+            with server.begin() as connection:
+                connection.execute(text(f"DROP DATABASE `{make_url(url).database}`"))
+            server.dispose()
+
+            answers = [
+                test_client.post("/predict", json={"timestamp": f"2021-04-{day:02d}T12:00:00Z"}).status_code
+                for day in range(1, 29)
+            ]
+            ready = test_client.get("/readyz")
+
+            assert answers == [200] * 28
+            assert ready.status_code == 503
+            assert "price store" in ready.json()["detail"]
+            time.sleep(0.3)  # a few flush attempts: the log keeps what it could not write
+            assert test_client.app.state.prediction_log.last_error is not None  # type: ignore[attr-defined]
+    finally:
+        next(databases, None)
