@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -59,3 +61,19 @@ def wait_until(
             return
         time.sleep(0.25)
     pytest.fail(f"{what} not ready after {timeout_s:.0f} s:\n{on_timeout()}")
+
+
+def wait_for_http(
+    url: str, process: subprocess.Popen[bytes], *, what: str, timeout_s: float, log_tail: Callable[[], str]
+) -> None:
+    """Wait until ``url`` answers 200, failing at once (with the log) if ``process`` exits first."""
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            pytest.fail(f"{what} exited with {process.returncode}:\n{log_tail()}")
+        try:
+            return httpx.get(url, timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(answers, timeout_s=timeout_s, what=what, on_timeout=log_tail)

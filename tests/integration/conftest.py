@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import boto3
-import httpx
 import mlflow
 import pytest
 from moto.server import ThreadedMotoServer
 
-from services import free_port, mariadb_database, wait_until
+from services import free_port, mariadb_database, wait_for_http
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -146,17 +145,13 @@ class MlflowServerProcess:
             self._process = subprocess.Popen(
                 self._command, env=self._env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        process = self._process
-
-        def healthy() -> bool:
-            if process.poll() is not None:
-                pytest.fail(f"mlflow server exited with {process.returncode}:\n{self.log_tail()}")
-            try:
-                return httpx.get(f"{self.url}/health", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(healthy, timeout_s=SERVER_START_TIMEOUT_S, what="mlflow server", on_timeout=self.log_tail)
+        wait_for_http(
+            f"{self.url}/health",
+            self._process,
+            what="mlflow server",
+            timeout_s=SERVER_START_TIMEOUT_S,
+            log_tail=self.log_tail,
+        )
 
     def stop(self) -> None:
         if self._process is not None:

@@ -27,7 +27,7 @@ from btcmlops.registry import CHAMPION, ModelRegistry, TrainingWindow
 from btcmlops.settings import ModelSettings
 from btcmlops.store import PriceStore
 from factories import make_candles
-from services import free_port, wait_until
+from services import free_port, wait_for_http, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -129,17 +129,13 @@ def service(
             stderr=subprocess.STDOUT,
         )
 
-    def ready() -> bool:
-        if process.poll() is not None:
-            pytest.fail(f"service exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
     try:
-        wait_until(
-            ready, timeout_s=90, what="inference service", on_timeout=lambda: log_path.read_text()[-3000:]
+        wait_for_http(
+            f"{url}/readyz",
+            process,
+            what="inference service",
+            timeout_s=90,
+            log_tail=lambda: log_path.read_text()[-3000:],
         )
         yield url, registry
     finally:
