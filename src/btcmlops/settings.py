@@ -8,9 +8,10 @@ the environment, so tests build their own settings and nothing happens at import
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED_DATA_FILE = Path(__file__).resolve().parent / "data" / "embedded" / "btc_usdt_1h.csv.gz"
@@ -106,6 +107,20 @@ class ServeSettings(BaseModel):
     )
 
 
+class ClockSettings(BaseModel):
+    """The shared sim clock of the live stack."""
+
+    start: AwareDatetime = Field(
+        default=datetime(2023, 12, 31, tzinfo=UTC),
+        description="Sim time a reset starts from (v1 is trained once sim time passes its first year).",
+    )
+    speed: float = Field(default=12.0, gt=0, description="Sim hours per real second after a reset.")
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="Key for POST /clock (header X-API-Key); unset: the clock cannot be changed.",
+    )
+
+
 class Settings(BaseSettings):
     """All of btcmlops' configuration; see the README's settings table."""
 
@@ -126,6 +141,7 @@ class Settings(BaseSettings):
     model: ModelSettings = ModelSettings()
     contest: ContestSettings = ContestSettings()
     serve: ServeSettings = ServeSettings()
+    clock: ClockSettings = ClockSettings()
 
     @field_validator("home")
     @classmethod

@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hmac
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
 
 import pandas as pd
-from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from btcmlops.clock import SimClock, last_closed_hour, start_clock
 from btcmlops.data.rules import candle_problems
 from btcmlops.features import build_features, get_feature_set
 from btcmlops.registry import ModelRegistry
@@ -25,6 +27,8 @@ from btcmlops.serving.schemas import (
     BatchPredictionRequest,
     CandleIn,
     CandlePublic,
+    ClockChange,
+    ClockPublic,
     DecisionPublic,
     LoggedPredictionPublic,
     ModelInfoPublic,
@@ -41,8 +45,8 @@ from btcmlops.store import LoggedPrediction, PriceStore
 _HOUR_NS = 3_600_000_000_000
 
 
-class PredictionError(Exception):
-    """A forecast that cannot be made, with the HTTP status that says why."""
+class ApiError(Exception):
+    """A request that cannot be answered, with the HTTP status and words that say why."""
 
     def __init__(self, status: int, detail: str) -> None:
         super().__init__(detail)
@@ -151,16 +155,22 @@ def create_app(
 
     def _model_or_503(snapshot: Snapshot) -> None:
         if snapshot.model is None:
-            raise PredictionError(
-                503, "no model loaded yet: the registry has no champion or cannot be reached"
-            )
+            raise ApiError(503, "no model loaded yet: the registry has no champion or cannot be reached")
 
     async def _by_timestamp(moment: datetime) -> PredictionPublic:
         if pd.Timestamp(moment).value % _HOUR_NS:
-            raise PredictionError(422, f"timestamp {moment.isoformat()} is not on the hour")
+            raise ApiError(422, f"timestamp {moment.isoformat()} is not on the hour")
         hour = hour_number(moment)
         snapshot = state.snapshot
         _model_or_503(snapshot)
+        if state.clock is not None:
+            closed = last_closed_hour(state.clock.sim_now(datetime.now(UTC)))
+            if hour > hour_number(closed):
+                raise ApiError(
+                    422,
+                    f"the hour {_stamp(hour)} has not closed yet in sim time "
+                    f"(the newest closed hour is {_stamp(hour_number(closed))})",
+                )
         index = snapshot.index_of(hour)
         if index is None and (snapshot.latest_hour is None or hour > snapshot.latest_hour):
             await state.refresh_candles()  # maybe the hour closed since the last refresh
@@ -172,31 +182,29 @@ def create_app(
                 if snapshot.latest_hour is None
                 else f"{_hour_time(snapshot.latest_hour):%Y-%m-%dT%H:%MZ}"
             )
-            raise PredictionError(
+            raise ApiError(
                 404, f"no candle at {_hour_time(hour):%Y-%m-%dT%H:%MZ} in the price store (latest: {latest})"
             )
         if not snapshot.valid[index]:
-            raise PredictionError(422, _why_no_window(snapshot, index, window))
+            raise ApiError(422, _why_no_window(snapshot, index, window))
         return _serve(snapshot, index, float(snapshot.predicted[index]), float(snapshot.closes[index]))
 
     def _by_candles(candles: list[CandleIn]) -> PredictionPublic:
         snapshot = state.snapshot
         _model_or_503(snapshot)
         if len(candles) < window:
-            raise PredictionError(
-                422, f"{len(candles)} candles sent; the feature window needs at least {window}"
-            )
+            raise ApiError(422, f"{len(candles)} candles sent; the feature window needs at least {window}")
         for number, candle in enumerate(candles):
             if pd.Timestamp(candle.open_time).value % _HOUR_NS:
-                raise PredictionError(
+                raise ApiError(
                     422, f"candles[{number}].open_time {candle.open_time.isoformat()} is not on the hour"
                 )
             problems = candle_problems(candle.open, candle.high, candle.low, candle.close, candle.volume)
             if problems:
                 field, message = problems[0]
-                raise PredictionError(422, f"candles[{number}].{field}: {message}")
+                raise ApiError(422, f"candles[{number}].{field}: {message}")
             if number and hour_number(candle.open_time) != hour_number(candles[number - 1].open_time) + 1:
-                raise PredictionError(
+                raise ApiError(
                     422,
                     f"candles[{number}] ({candle.open_time.isoformat()}) is not one hour after "
                     f"candles[{number - 1}]",
@@ -210,8 +218,8 @@ def create_app(
         last = float(frame["close"].iloc[-1])
         return _serve(snapshot, -hour_number(candles[-1].open_time), predicted, last)
 
-    @app.exception_handler(PredictionError)
-    async def _prediction_error(request: Request, error: PredictionError) -> JSONResponse:
+    @app.exception_handler(ApiError)
+    async def _prediction_error(request: Request, error: ApiError) -> JSONResponse:
         return JSONResponse(status_code=error.status, content={"detail": error.detail})
 
     @app.post(
@@ -227,7 +235,7 @@ def create_app(
     async def predict(body: PredictionRequest) -> PredictionPublic:
         """Forecast the close after ``timestamp`` (read from the store) or after the last candle sent."""
         if (body.timestamp is None) == (body.candles is None):
-            raise PredictionError(422, "send exactly one of 'timestamp' or 'candles'")
+            raise ApiError(422, "send exactly one of 'timestamp' or 'candles'")
         if body.timestamp is not None:
             return await _by_timestamp(body.timestamp)
         assert body.candles is not None
@@ -237,7 +245,7 @@ def create_app(
     async def predict_batch(body: BatchPredictionRequest) -> BatchPredictionPublic:
         """Forecast from several hours; each hour that cannot be answered is listed with why."""
         if len(body.timestamps) > settings.serve.max_batch:
-            raise PredictionError(
+            raise ApiError(
                 413, f"{len(body.timestamps)} timestamps; at most {settings.serve.max_batch} per batch"
             )
         _model_or_503(state.snapshot)
@@ -245,11 +253,63 @@ def create_app(
         for index, moment in enumerate(body.timestamps):
             try:
                 predictions.append(await _by_timestamp(moment))
-            except PredictionError as error:
+            except ApiError as error:
                 errors.append(
                     BatchItemError(index=index, timestamp=moment, status=error.status, detail=error.detail)
                 )
         return BatchPredictionPublic(predictions=predictions, errors=errors)
+
+    def _clock_public(clock: SimClock) -> ClockPublic:
+        now = clock.sim_now(datetime.now(UTC))
+        return ClockPublic(
+            sim_now=now, last_closed_hour=last_closed_hour(now), speed=clock.speed, paused=clock.paused
+        )
+
+    @app.get(
+        "/clock", response_model=ClockPublic, tags=["clock"], responses={404: {"description": "No clock"}}
+    )
+    def clock() -> ClockPublic:
+        """The shared sim clock (read from the store, so every service agrees)."""
+        current = store.read_clock()
+        if current is None:
+            raise ApiError(404, "no sim clock is set in this store (POST /clock with action 'reset')")
+        return _clock_public(current)
+
+    @app.post(
+        "/clock",
+        response_model=ClockPublic,
+        tags=["clock"],
+        responses={
+            401: {"description": "Wrong or missing API key"},
+            403: {"description": "Changes disabled"},
+        },
+    )
+    def change_clock(
+        change: ClockChange, api_key: Annotated[str | None, Header(alias="X-API-Key")] = None
+    ) -> ClockPublic:
+        """Set the speed, pause, resume or reset the sim clock (needs the X-API-Key header)."""
+        expected = settings.clock.api_key
+        if expected is None:
+            raise ApiError(403, "clock changes are disabled: set BTCMLOPS_CLOCK__API_KEY")
+        if api_key is None or not hmac.compare_digest(api_key, expected.get_secret_value()):
+            raise ApiError(401, "wrong or missing X-API-Key")
+        now = datetime.now(UTC)
+        current = store.read_clock()
+        if change.action == "reset":
+            updated = start_clock(settings.clock.start, change.speed or settings.clock.speed, now)
+        elif current is None:
+            raise ApiError(409, "no sim clock yet: reset it first")
+        elif change.action == "speed":
+            if change.speed is None:
+                raise ApiError(422, "action 'speed' needs a positive 'speed'")
+            updated = current.with_speed(change.speed, now)
+        elif change.action == "pause":
+            updated = current.pause(now)
+        else:
+            updated = current.resume(now)
+        store.write_clock(updated)
+        state.clock = updated
+        return _clock_public(updated)
 
     @app.get("/model", response_model=ModelInfoPublic, tags=["service"])
     async def model_info(service: State) -> ModelInfoPublic:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
 
@@ -134,6 +134,25 @@ class DecisionPublic(BaseModel):
     promoted: bool
     reason: str
     decided_at: datetime
+
+
+class ClockPublic(BaseModel):
+    """The shared sim clock: what time it is in the replayed market."""
+
+    sim_now: datetime = Field(examples=["2024-03-05T14:37:12Z"])
+    last_closed_hour: datetime = Field(
+        description="Open time of the newest candle that has closed: the latest hour one may forecast from.",
+        examples=["2024-03-05T13:00:00Z"],
+    )
+    speed: float = Field(description="Sim hours per real second.", examples=[12.0])
+    paused: bool
+
+
+class ClockChange(BaseModel):
+    """Change the clock: set its speed, pause, resume, or reset it to the configured start."""
+
+    action: Literal["speed", "pause", "resume", "reset"] = Field(examples=["speed"])
+    speed: float | None = Field(default=None, gt=0, description="For 'speed' (and optionally 'reset').")
 
 
 PredictionRequest.model_rebuild()

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
+from btcmlops.clock import SimClock
 from btcmlops.registry import CHAMPION, ModelRegistry
 from btcmlops.serving.metrics import ServiceMetrics
 from btcmlops.serving.snapshot import ServedModel, Snapshot, SnapshotBuilder
@@ -41,6 +42,8 @@ class ServiceState:
         self._last_check_monotonic: float | None = None
         self.last_swap_error: str | None = None
         self.metrics = ServiceMetrics(self.registry_check_age)
+        self.clock: SimClock | None = None
+        """The shared sim clock (None: no live replay, every stored hour may be asked for)."""
         self._refresh_lock = asyncio.Lock()
         self._last_refresh = -math.inf
 
@@ -101,6 +104,7 @@ class ServiceState:
 
     # -- candles --------------------------------------------------------------------------------------
     def _read_new_candles(self) -> None:
+        self.clock = self.store.read_clock()
         latest = self.snapshot.latest_hour
         start = None if latest is None else pd.Timestamp((latest + 1) * 3_600_000_000_000, tz=UTC)
         self.builder.add_candles(self.store.read_candles(start=start))

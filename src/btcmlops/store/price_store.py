@@ -22,8 +22,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Insert
 
+from btcmlops.clock import SimClock
 from btcmlops.store.schema import candles as candles_table
-from btcmlops.store.schema import contest_decisions, prediction_log
+from btcmlops.store.schema import contest_decisions, prediction_log, sim_clock
 
 CANDLE_VALUES = ("open", "high", "low", "close", "volume")
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -361,3 +362,30 @@ class PriceStore:
             )
             for row in rows
         ]
+
+    # -- sim clock ------------------------------------------------------------------------------------
+    def read_clock(self) -> SimClock | None:
+        """The shared sim clock, or None where no clock was ever set (a replay's store)."""
+        with self._engine.connect() as connection:
+            row = connection.execute(select(sim_clock).where(sim_clock.c.id == 1)).first()
+        if row is None:
+            return None
+        return SimClock(
+            sim_anchor=_aware(row.sim_anchor),
+            real_anchor=_aware(row.real_anchor),
+            speed=float(row.speed),
+            paused=bool(row.paused),
+        )
+
+    def write_clock(self, clock: SimClock) -> None:
+        """Replace the shared sim clock (one row)."""
+        values = {
+            "sim_anchor": _naive_utc(clock.sim_anchor),
+            "real_anchor": _naive_utc(clock.real_anchor),
+            "speed": clock.speed,
+            "paused": clock.paused,
+        }
+        with self._engine.begin() as connection:
+            updated = connection.execute(sim_clock.update().where(sim_clock.c.id == 1).values(values))
+            if updated.rowcount == 0:
+                connection.execute(sim_clock.insert().values(id=1, **values))

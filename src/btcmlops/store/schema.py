@@ -72,3 +72,13 @@ prediction_log = Table(
     Column("model_version", Integer, nullable=False),
     Column("served_at", UtcDateTime, nullable=False),
 )
+
+sim_clock = Table(
+    "sim_clock",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("sim_anchor", UtcDateTime, nullable=False, comment="sim time at the anchor, naive UTC"),
+    Column("real_anchor", UtcDateTime, nullable=False, comment="real time of the anchor, naive UTC"),
+    Column("speed", Float(precision=53), nullable=False),
+    Column("paused", Boolean, nullable=False),
+)

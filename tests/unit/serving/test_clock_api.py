@@ -1,0 +1,101 @@
+"""The clock endpoints, and the service refusing to forecast from an hour that has not closed in sim time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from btcmlops.replay import ReplayResult, run_replay
+from btcmlops.serving import create_app
+from btcmlops.settings import Settings
+from factories import make_candles, write_project_csv
+
+KEY = "test-key"
+
+
+@pytest.fixture(scope="module")
+def replay(tmp_path_factory: pytest.TempPathFactory) -> ReplayResult:
+    home = tmp_path_factory.mktemp("clock")
+    data = home / "candles.csv"
+    write_project_csv(make_candles("2021-01-01", "2021-03-31 23:00"), str(data))
+    settings = Settings(
+        home=home, contest={"first_train_months": 2}, model={"num_boost_round": 20, "min_data_in_leaf": 20}
+    )
+    return run_replay(settings, data, home / "out")
+
+
+@pytest.fixture
+def client(replay: ReplayResult, tmp_path: Path) -> Iterator[TestClient]:
+    store_copy = tmp_path / "prices.db"  # each test its own clock row
+    store_copy.write_bytes((replay.out_dir / "prices.db").read_bytes())
+    settings = Settings(
+        home=tmp_path,
+        store={"url": f"sqlite:///{store_copy}"},
+        mlflow={"tracking_uri": replay.tracking_uri},
+        serve={"poll_interval_s": 0.05},
+        clock={"start": "2021-03-10T00:00:00Z", "speed": 1.0, "api_key": KEY},
+    )
+    with TestClient(create_app(settings)) as test_client:
+        deadline = datetime.now(UTC) + timedelta(seconds=30)
+        while test_client.get("/readyz").status_code != 200:
+            assert datetime.now(UTC) < deadline, test_client.get("/model").text
+            time.sleep(0.05)
+        yield test_client
+
+
+def _change(client: TestClient, key: str | None = KEY, **body: object) -> dict[str, object]:
+    headers = {"X-API-Key": key} if key else {}
+    response = client.post("/clock", json=body, headers=headers)
+    assert response.status_code == 200, response.text
+    result: dict[str, object] = response.json()
+    return result
+
+
+def test_no_clock_until_reset_then_every_hour_is_not_yet_past(client: TestClient) -> None:
+    assert client.get("/clock").status_code == 404
+    assert client.post("/predict", json={"timestamp": "2021-03-20T00:00:00Z"}).status_code == 200  # no clock
+
+    clock = _change(client, action="reset")
+
+    assert str(clock["sim_now"]).startswith("2021-03-10T00:00")
+    assert clock["last_closed_hour"] == "2021-03-09T23:00:00Z"
+    future = client.post("/predict", json={"timestamp": "2021-03-20T00:00:00Z"})
+    assert future.status_code == 422
+    assert "has not closed yet in sim time" in future.json()["detail"]
+    assert client.post("/predict", json={"timestamp": "2021-03-09T23:00:00Z"}).status_code == 200
+
+
+def test_changes_need_the_api_key(client: TestClient) -> None:
+    assert client.post("/clock", json={"action": "reset"}).status_code == 401
+    assert client.post("/clock", json={"action": "reset"}, headers={"X-API-Key": "nope"}).status_code == 401
+    assert client.post("/clock", json={"action": "pause"}, headers={"X-API-Key": KEY}).status_code == 409
+
+
+def test_pause_speed_resume(client: TestClient) -> None:
+    _change(client, action="reset", speed=3600.0)  # 3600 sim hours per real second
+    paused = _change(client, action="pause")
+    assert paused["paused"] is True
+    assert client.get("/clock").json()["sim_now"] == paused["sim_now"]
+    fast = _change(client, action="speed", speed=7200.0)
+    assert fast["speed"] == 7200.0
+    resumed = _change(client, action="resume")
+    assert resumed["paused"] is False
+    later = client.get("/clock").json()
+    assert later["sim_now"] >= resumed["sim_now"]
+
+
+def test_without_a_configured_key_the_clock_cannot_change(replay: ReplayResult, tmp_path: Path) -> None:
+    settings = Settings(
+        home=tmp_path,
+        store={"url": f"sqlite:///{replay.out_dir / 'prices.db'}"},
+        mlflow={"tracking_uri": replay.tracking_uri},
+    )
+    with TestClient(create_app(settings)) as test_client:
+        response = test_client.post("/clock", json={"action": "reset"}, headers={"X-API-Key": "anything"})
+    assert response.status_code == 403
+    assert "BTCMLOPS_CLOCK__API_KEY" in response.text
