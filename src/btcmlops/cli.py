@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import signal
 import tempfile
+import threading
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,6 +16,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from btcmlops.settings import Settings
+
+if TYPE_CHECKING:
+    from btcmlops.clock import SimClock
+    from btcmlops.store import PriceStore
 
 app = typer.Typer(
     help="btcmlops: hourly BTC forecasts, a fair champion/challenger contest, MLflow.", no_args_is_help=True
@@ -206,6 +213,144 @@ def serve(
         log_level="info",
         access_log=False,  # per-request logging stays off the hot path; /metrics counts requests
     )
+
+
+clock_app = typer.Typer(
+    help="Show or change the shared sim clock (kept in the price store).", no_args_is_help=True
+)
+app.add_typer(clock_app, name="clock")
+
+
+def _open_store(settings: Settings) -> PriceStore:
+    from btcmlops.store import PriceStore
+
+    store = PriceStore(_store_url(settings))
+    store.migrate()
+    return store
+
+
+def _show_clock(clock: SimClock | None) -> None:
+    from btcmlops.clock import last_closed_hour
+
+    if clock is None:
+        console.print("no sim clock yet: `btcmlops clock reset` starts one")
+        return
+    now = clock.sim_now(datetime.now(UTC))
+    console.print(
+        f"sim now {now:%Y-%m-%dT%H:%M:%SZ} (last closed hour {last_closed_hour(now):%Y-%m-%dT%H:00Z}), "
+        f"speed {clock.speed:g} sim h/s{', paused' if clock.paused else ''}"
+    )
+
+
+@clock_app.command("show")
+def clock_show(ctx: typer.Context) -> None:
+    """Print sim time, speed and whether the clock is paused."""
+    store = _open_store(_settings(ctx))
+    try:
+        _show_clock(store.read_clock())
+    finally:
+        store.dispose()
+
+
+@clock_app.command("reset")
+def clock_reset(
+    ctx: typer.Context,
+    speed: Annotated[float | None, typer.Option(help="Sim hours per real second (default: setting).")] = None,
+    paused: Annotated[bool, typer.Option(help="Start paused.")] = False,
+) -> None:
+    """Start the clock again at BTCMLOPS_CLOCK__START."""
+    from btcmlops.clock import start_clock
+
+    settings = _settings(ctx)
+    store = _open_store(settings)
+    try:
+        clock = start_clock(
+            settings.clock.start, speed or settings.clock.speed, datetime.now(UTC), paused=paused
+        )
+        store.write_clock(clock)
+        _show_clock(clock)
+    finally:
+        store.dispose()
+
+
+@clock_app.command("set")
+def clock_set(
+    ctx: typer.Context,
+    speed: Annotated[float | None, typer.Option(help="New speed, sim hours per real second.")] = None,
+    pause: Annotated[bool | None, typer.Option("--pause/--resume", help="Pause or resume.")] = None,
+) -> None:
+    """Change the speed, or pause or resume, without moving sim time."""
+    store = _open_store(_settings(ctx))
+    try:
+        clock = store.read_clock()
+        if clock is None:
+            errors.print("no sim clock yet: `btcmlops clock reset` starts one")
+            raise typer.Exit(1)
+        now = datetime.now(UTC)
+        if speed is not None:
+            clock = clock.with_speed(speed, now)
+        if pause is not None:
+            clock = clock.pause(now) if pause else clock.resume(now)
+        store.write_clock(clock)
+        _show_clock(clock)
+    finally:
+        store.dispose()
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for name in ("SIGINT", "SIGTERM"):
+        signal.signal(getattr(signal, name), lambda *_: stop.set())
+    return stop
+
+
+@app.command()
+def feed(
+    ctx: typer.Context,
+    data: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="Candle file (default: setting).")
+    ] = None,
+) -> None:
+    """Play the market: write each candle into the store once its hour has closed in sim time."""
+    from btcmlops.data import read_candle_file
+    from btcmlops.services.feed import MarketFeed
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s feed %(message)s")
+    settings = _settings(ctx)
+    candles = read_candle_file(data or settings.data.file).candles
+    store = _open_store(settings)
+    try:
+        MarketFeed(store, candles).run(_stop_on_signals())
+    finally:
+        store.dispose()
+
+
+@app.command()
+def trainer(ctx: typer.Context) -> None:
+    """Close each month with the contest once sim time has passed its end (train, score, promote)."""
+    from btcmlops.contest import Contest
+    from btcmlops.registry import ModelRegistry, embedded_artifact_location, embedded_tracking_uri
+    from btcmlops.services.trainer import TrainerService
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s trainer %(message)s")
+    settings = _settings(ctx)
+    store = _open_store(settings)
+    artifacts: str | None = None
+    tracking_uri = settings.mlflow.tracking_uri
+    if tracking_uri is None:
+        tracking_uri = embedded_tracking_uri(settings.home / "mlflow", settings.home / "cache")
+        artifacts = embedded_artifact_location(settings.home / "mlflow")
+    registry = ModelRegistry(
+        tracking_uri,
+        settings.mlflow.experiment,
+        settings.mlflow.registered_model,
+        artifact_location=artifacts,
+    )
+    contest = Contest(settings.model, settings.contest, registry, store, store)
+    try:
+        TrainerService(contest, store).run(_stop_on_signals())
+    finally:
+        store.dispose()
 
 
 def _print_summary(summary: dict[str, object]) -> None:

@@ -191,6 +191,17 @@ class Contest:
             trained=trained,
         )
 
+    def first_open_month(self, first: Month) -> Month:
+        """The first month not yet closed: the one after the newest month a version was trained through.
+
+        Every close of a month m trains a version through m (the first champion, then a challenger
+        each month), so that version marks where a restarted driver resumes; ``first`` if none exists.
+        """
+        closed = [
+            Month.parse(v.window.through_month) for v in self._registry.versions() if v.status is not None
+        ]
+        return max(closed).next() if closed else first
+
     # -- steps ----------------------------------------------------------------------------------------
     def _maybe_train_first_champion(
         self, month: Month, candles: pd.DataFrame, samples: pd.DataFrame, versions: list[ModelVersionInfo]

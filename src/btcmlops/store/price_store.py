@@ -232,6 +232,18 @@ class PriceStore:
         frame["open_time"] = pd.DatetimeIndex(frame["open_time"]).tz_localize(UTC).as_unit("ns")
         return frame.astype(dict.fromkeys(CANDLE_VALUES, "float64"))
 
+    def earliest_candle_time(self) -> datetime | None:
+        """Open time of the oldest stored candle (tz-aware UTC), or None if there is none."""
+        with self._engine.connect() as connection:
+            earliest = connection.execute(select(func.min(candles_table.c.open_time))).scalar_one()
+        return None if earliest is None else _aware(earliest)
+
+    def latest_candle_time(self) -> datetime | None:
+        """Open time of the newest stored candle (tz-aware UTC), or None if there is none."""
+        with self._engine.connect() as connection:
+            latest = connection.execute(select(func.max(candles_table.c.open_time))).scalar_one()
+        return None if latest is None else _aware(latest)
+
     def candle_count(self) -> int:
         """Count the stored candles."""
         with self._engine.connect() as connection:

@@ -1,0 +1,64 @@
+"""``MarketFeed``: writes each candle into the price store only once its hour has closed in sim time.
+
+The store then holds only the past, so no service can read the future even by mistake. Writes are
+upserts after the newest stored hour, so a restarted feed resumes without duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from btcmlops.clock import last_closed_hour
+from btcmlops.store import PriceStore
+
+logger = logging.getLogger(__name__)
+
+
+def candles_due(candles: pd.DataFrame, after: pd.Timestamp | None, closed: datetime) -> pd.DataFrame:
+    """The candles newer than ``after`` whose hour has closed (open time <= ``closed``)."""
+    times = candles["open_time"]
+    keep = times <= pd.Timestamp(closed)
+    if after is not None:
+        keep &= times > after
+    return candles.loc[keep]
+
+
+class MarketFeed:
+    """Plays a candle file into the store at the speed of the sim clock."""
+
+    def __init__(self, store: PriceStore, candles: pd.DataFrame, *, interval_s: float = 0.2) -> None:
+        self._store = store
+        self._candles = candles
+        self._interval_s = interval_s
+        self._latest: pd.Timestamp | None = None
+
+    def step(self, real_now: datetime) -> int:
+        """Write what has closed since the last step; return how many candles were written."""
+        clock = self._store.read_clock()
+        if clock is None:
+            return 0
+        if self._latest is None:  # resume after the newest stored candle
+            latest = self._store.latest_candle_time()
+            self._latest = pd.Timestamp(latest) if latest is not None else None
+        due = candles_due(self._candles, self._latest, last_closed_hour(clock.sim_now(real_now)))
+        if due.empty:
+            return 0
+        self._store.upsert_candles(due)
+        self._latest = due["open_time"].iloc[-1]
+        return len(due)
+
+    def run(self, stop: threading.Event) -> None:
+        """Step every interval until ``stop`` is set."""
+        waiting_logged = False
+        while not stop.is_set():
+            written = self.step(datetime.now(UTC))
+            if written:
+                logger.info("fed %d candle(s) up to %s", written, self._latest)
+            elif self._store.read_clock() is None and not waiting_logged:
+                logger.info("no sim clock yet: waiting (reset it with `btcmlops clock reset`)")
+                waiting_logged = True
+            stop.wait(self._interval_s)

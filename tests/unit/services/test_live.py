@@ -1,0 +1,105 @@
+"""The feed and the trainer, stepped through sim time by hand: same decisions as the replay."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+
+from btcmlops.clock import last_closed_hour, start_clock
+from btcmlops.contest import Contest
+from btcmlops.registry import ModelRegistry, embedded_artifact_location, embedded_tracking_uri
+from btcmlops.replay import run_replay
+from btcmlops.services.feed import MarketFeed
+from btcmlops.services.trainer import TrainerService, last_closed_month
+from btcmlops.settings import Settings
+from btcmlops.store import PriceStore
+from factories import make_candles, write_project_csv
+
+REAL = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+CANDLES = make_candles(
+    "2021-01-01", "2021-05-31 23:00", ar=[("2021-01-01", -0.8), ("2021-03-01", 0.8)], noise=0.003
+)
+SETTINGS = {"contest": {"first_train_months": 2}, "model": {"num_boost_round": 30, "min_data_in_leaf": 20}}
+
+
+def _store(path: Path) -> PriceStore:
+    store = PriceStore(f"sqlite:///{path}")
+    store.migrate()
+    store.write_clock(start_clock(datetime(2021, 1, 1, tzinfo=UTC), speed=1.0, real_now=REAL))  # 1 sim h / s
+    return store
+
+
+def test_last_closed_month() -> None:
+    assert last_closed_month(datetime(2021, 3, 1, 0, 0, tzinfo=UTC)) == last_closed_month(
+        datetime(2021, 3, 31, 23, 59, tzinfo=UTC)
+    )
+    assert str(last_closed_month(datetime(2021, 3, 1, 0, 0, tzinfo=UTC))) == "2021-02"
+    assert str(last_closed_month(datetime(2021, 3, 1, 1, 0, tzinfo=UTC))) == "2021-02"
+    assert str(last_closed_month(datetime(2021, 2, 28, 23, 30, tzinfo=UTC))) == "2021-01"
+
+
+def test_the_feed_writes_only_closed_hours_and_resumes(tmp_path: Path) -> None:
+    store = _store(tmp_path / "prices.db")
+    feed = MarketFeed(store, CANDLES)
+    assert feed.step(REAL + timedelta(seconds=30.5)) == 30  # sim 01-02 06:30: 00:00 (01-01)..05:00 closed
+    assert store.latest_candle_time() == datetime(2021, 1, 2, 5, tzinfo=UTC)
+    assert store.latest_candle_time() == last_closed_hour(datetime(2021, 1, 2, 6, 30, tzinfo=UTC))
+    assert feed.step(REAL + timedelta(seconds=30.9)) == 0
+    restarted = MarketFeed(store, CANDLES)  # a new process: resumes after the newest stored candle
+    assert restarted.step(REAL + timedelta(seconds=48)) == 18
+    stored = store.read_candles()
+    assert stored["open_time"].is_unique
+    assert stored["open_time"].iloc[-1] == pd.Timestamp("2021-01-02 23:00", tz="UTC")
+    store.dispose()
+
+
+def test_the_live_trainer_decides_what_the_replay_decides(tmp_path: Path, mlflow_cache: Path) -> None:
+    data = tmp_path / "candles.csv"
+    write_project_csv(CANDLES, str(data))
+    replay = run_replay(Settings(home=tmp_path / "replay", **SETTINGS), data, tmp_path / "replay" / "out")
+
+    settings = Settings(home=tmp_path / "live", **SETTINGS)
+    store = _store(tmp_path / "live.db")
+    registry = ModelRegistry(
+        embedded_tracking_uri(tmp_path / "mlflow", mlflow_cache),
+        settings.mlflow.experiment,
+        settings.mlflow.registered_model,
+        artifact_location=embedded_artifact_location(tmp_path / "mlflow"),
+    )
+    feed = MarketFeed(store, pd.read_csv(data).pipe(_canonical))
+    trainer = TrainerService(Contest(settings.model, settings.contest, registry, store, store), store)
+    hours = int((CANDLES["open_time"].iloc[-1] - CANDLES["open_time"].iloc[0]) / pd.Timedelta(hours=1)) + 2
+    outcomes = []
+    for step in [*range(0, hours, 24 * 9), hours]:  # a look every nine sim days: it catches up, in order
+        now = REAL + timedelta(seconds=step)
+        feed.step(now)
+        outcomes += trainer.step(now)
+
+    live = [
+        (str(o.month), c.champion_version, c.challenger_version, c.decision.promote)
+        for o in outcomes
+        if (c := o.contest) is not None
+    ]
+    replayed = [
+        (d["month"], d["champion_version"], d["challenger_version"], d["promoted"])
+        for d in replay.summary["decisions"]
+    ]
+    assert live == replayed
+    assert any(promoted for *_, promoted in live)
+    trained = [(t.version, t.trained_through, t.rows, t.data_hash) for o in outcomes for t in o.trained]
+    expected = [
+        (t["version"], t["trained_through"], t["rows"], t["data_hash"]) for t in replay.summary["trainings"]
+    ]
+    assert trained[: len(expected)] == expected  # the live trainer also trains a challenger after May
+
+    restarted = TrainerService(Contest(settings.model, settings.contest, registry, store, store), store)
+    assert restarted.step(REAL + timedelta(seconds=hours + 24)) == []  # nothing left to close
+    assert len(registry.versions()) == len(trained)
+    store.dispose()
+
+
+def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
+    frame["open_time"] = pd.to_datetime(frame["open_time"], utc=True).astype("datetime64[ns, UTC]")
+    return frame
