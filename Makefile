@@ -60,6 +60,11 @@ bench-serve: install ## Serving benchmark with wrk (apt-get install wrk): vs mlf
 serve: install ## Serve the last replay's champion on http://127.0.0.1:8000 (run `make demo` first)
 	$(RUN) btcmlops serve --replay $(OUT)
 
+.PHONY: stack
+stack: install ## The live stack without Docker (honcho): mlflow server, feed, trainer, inference service
+	mkdir -p .btcmlops/stack
+	$(RUN) honcho -f Procfile -e stack.env start
+
 .PHONY: clean
 clean: ## Remove the replay output and the embedded stores
 	rm -rf out .btcmlops

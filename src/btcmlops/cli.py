@@ -310,6 +310,9 @@ def feed(
     data: Annotated[
         Path | None, typer.Option(exists=True, dir_okay=False, help="Candle file (default: setting).")
     ] = None,
+    start_clock: Annotated[
+        bool, typer.Option(help="Start the sim clock at BTCMLOPS_CLOCK__START if the store has none.")
+    ] = True,
 ) -> None:
     """Play the market: write each candle into the store once its hour has closed in sim time."""
     from btcmlops.data import read_candle_file
@@ -319,6 +322,11 @@ def feed(
     settings = _settings(ctx)
     candles = read_candle_file(data or settings.data.file).candles
     store = _open_store(settings)
+    if start_clock and store.read_clock() is None:
+        from btcmlops.clock import start_clock as new_clock
+
+        store.write_clock(new_clock(settings.clock.start, settings.clock.speed, datetime.now(UTC)))
+        logging.getLogger(__name__).info("started the sim clock at %s", settings.clock.start)
     try:
         MarketFeed(store, candles).run(_stop_on_signals())
     finally:
@@ -340,15 +348,26 @@ def trainer(ctx: typer.Context) -> None:
     if tracking_uri is None:
         tracking_uri = embedded_tracking_uri(settings.home / "mlflow", settings.home / "cache")
         artifacts = embedded_artifact_location(settings.home / "mlflow")
-    registry = ModelRegistry(
-        tracking_uri,
-        settings.mlflow.experiment,
-        settings.mlflow.registered_model,
-        artifact_location=artifacts,
-    )
+    stop = _stop_on_signals()
+    delay = 1.0
+    while True:  # the MLflow server may still be starting (compose, honcho): wait for it, and say so
+        try:
+            registry = ModelRegistry(
+                tracking_uri,
+                settings.mlflow.experiment,
+                settings.mlflow.registered_model,
+                artifact_location=artifacts,
+            )
+            break
+        except Exception as error:
+            logger = logging.getLogger(__name__)
+            logger.warning("MLflow at %s not ready (%s); retrying in %.0f s", tracking_uri, error, delay)
+            if stop.wait(delay):
+                return
+            delay = min(delay * 2, 30.0)
     contest = Contest(settings.model, settings.contest, registry, store, store)
     try:
-        TrainerService(contest, store).run(_stop_on_signals())
+        TrainerService(contest, store).run(stop)
     finally:
         store.dispose()
 
