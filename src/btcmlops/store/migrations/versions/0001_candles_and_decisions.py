@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
 
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
+
+TIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+"""Naive UTC with microseconds (plain DATETIME on MySQL drops or rounds them)."""
 
 DOUBLE = sa.Float(precision=53)
 
@@ -21,7 +25,7 @@ DOUBLE = sa.Float(precision=53)
 def upgrade() -> None:
     op.create_table(
         "candles",
-        sa.Column("open_time", sa.DateTime(), primary_key=True, comment="open of the hour, naive UTC"),
+        sa.Column("open_time", TIME, primary_key=True, comment="open of the hour, naive UTC"),
         sa.Column("open", DOUBLE, nullable=False),
         sa.Column("high", DOUBLE, nullable=False),
         sa.Column("low", DOUBLE, nullable=False),
@@ -34,10 +38,8 @@ def upgrade() -> None:
             "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
         ),
         sa.Column("registered_model", sa.String(255), nullable=False),
-        sa.Column(
-            "eval_start", sa.DateTime(), nullable=False, comment="first target hour of the shadow month"
-        ),
-        sa.Column("eval_end", sa.DateTime(), nullable=False, comment="last target hour of the shadow month"),
+        sa.Column("eval_start", TIME, nullable=False, comment="first target hour of the shadow month"),
+        sa.Column("eval_end", TIME, nullable=False, comment="last target hour of the shadow month"),
         sa.Column("champion_version", sa.Integer(), nullable=False),
         sa.Column("challenger_version", sa.Integer(), nullable=False),
         sa.Column("champion_mae", DOUBLE, nullable=False),
@@ -46,7 +48,7 @@ def upgrade() -> None:
         sa.Column("metrics", sa.JSON(), nullable=False),
         sa.Column("promoted", sa.Boolean(), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
-        sa.Column("decided_at", sa.DateTime(), nullable=False),
+        sa.Column("decided_at", TIME, nullable=False),
         sa.UniqueConstraint("registered_model", "eval_start", name="uq_decision_model_month"),
     )
 

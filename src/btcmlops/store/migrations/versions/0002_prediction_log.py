@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
 
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
+
+TIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+"""Naive UTC with microseconds (plain DATETIME on MySQL drops or rounds them)."""
 
 
 def upgrade() -> None:
@@ -22,14 +26,12 @@ def upgrade() -> None:
         sa.Column(
             "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
         ),
-        sa.Column("timestamp", sa.DateTime(), nullable=False, comment="hour T the forecast was made from"),
-        sa.Column(
-            "target_time", sa.DateTime(), nullable=False, comment="hour T + 1h whose close it forecasts"
-        ),
+        sa.Column("timestamp", TIME, nullable=False, comment="hour T the forecast was made from"),
+        sa.Column("target_time", TIME, nullable=False, comment="hour T + 1h whose close it forecasts"),
         sa.Column("predicted_close", sa.Float(precision=53), nullable=False),
         sa.Column("last_close", sa.Float(precision=53), nullable=False),
         sa.Column("model_version", sa.Integer(), nullable=False),
-        sa.Column("served_at", sa.DateTime(), nullable=False),
+        sa.Column("served_at", TIME, nullable=False),
     )
     op.create_index("ix_prediction_log_target_time", "prediction_log", ["target_time"])
 
