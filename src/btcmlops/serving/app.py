@@ -37,12 +37,10 @@ from btcmlops.serving.schemas import (
     PredictionRequest,
     TrainingWindowPublic,
 )
-from btcmlops.serving.snapshot import Snapshot, hour_number
+from btcmlops.serving.snapshot import Snapshot, hour_number, whole_hour
 from btcmlops.serving.state import ServiceState
 from btcmlops.settings import Settings
 from btcmlops.store import LoggedPrediction, PriceStore
-
-_HOUR_NS = 3_600_000_000_000
 
 
 class ApiError(Exception):
@@ -135,10 +133,9 @@ def create_app(
     app.state.prediction_log = log
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
 
-    def _serve(snapshot: Snapshot, index: int, predicted: float, last_close: float) -> PredictionPublic:
+    def _serve(snapshot: Snapshot, hour: int, predicted: float, last_close: float) -> PredictionPublic:
         model = snapshot.model
         assert model is not None
-        hour = int(snapshot.hours[index]) if index >= 0 else -index
         timestamp = _hour_time(hour)
         target = _hour_time(hour + 1)
         log.append(
@@ -158,18 +155,18 @@ def create_app(
             raise ApiError(503, "no model loaded yet: the registry has no champion or cannot be reached")
 
     async def _by_timestamp(moment: datetime) -> PredictionPublic:
-        if pd.Timestamp(moment).value % _HOUR_NS:
+        hour = whole_hour(moment)
+        if hour is None:
             raise ApiError(422, f"timestamp {moment.isoformat()} is not on the hour")
-        hour = hour_number(moment)
         snapshot = state.snapshot
         _model_or_503(snapshot)
         if state.clock is not None:
-            closed = last_closed_hour(state.clock.sim_now(datetime.now(UTC)))
-            if hour > hour_number(closed):
+            closed = int(last_closed_hour(state.clock.sim_now(datetime.now(UTC))).timestamp()) // 3600
+            if hour > closed:
                 raise ApiError(
                     422,
                     f"the hour {_stamp(hour)} has not closed yet in sim time "
-                    f"(the newest closed hour is {_stamp(hour_number(closed))})",
+                    f"(the newest closed hour is {_stamp(closed)})",
                 )
         index = snapshot.index_of(hour)
         if index is None and (snapshot.latest_hour is None or hour > snapshot.latest_hour):
@@ -187,7 +184,7 @@ def create_app(
             )
         if not snapshot.valid[index]:
             raise ApiError(422, _why_no_window(snapshot, index, window))
-        return _serve(snapshot, index, float(snapshot.predicted[index]), float(snapshot.closes[index]))
+        return _serve(snapshot, hour, float(snapshot.predicted[index]), float(snapshot.closes[index]))
 
     def _by_candles(candles: list[CandleIn]) -> PredictionPublic:
         snapshot = state.snapshot
@@ -195,7 +192,7 @@ def create_app(
         if len(candles) < window:
             raise ApiError(422, f"{len(candles)} candles sent; the feature window needs at least {window}")
         for number, candle in enumerate(candles):
-            if pd.Timestamp(candle.open_time).value % _HOUR_NS:
+            if whole_hour(candle.open_time) is None:
                 raise ApiError(
                     422, f"candles[{number}].open_time {candle.open_time.isoformat()} is not on the hour"
                 )
@@ -216,7 +213,7 @@ def create_app(
         assert model is not None
         predicted = float(model.forecaster.predict_close(features.iloc[-1:])[0])
         last = float(frame["close"].iloc[-1])
-        return _serve(snapshot, -hour_number(candles[-1].open_time), predicted, last)
+        return _serve(snapshot, hour_number(candles[-1].open_time), predicted, last)
 
     @app.exception_handler(ApiError)
     async def _prediction_error(request: Request, error: ApiError) -> JSONResponse:

@@ -22,6 +22,14 @@ def hour_number(moment: datetime | pd.Timestamp) -> int:
     return int(pd.Timestamp(moment).value // _NS_PER_HOUR)
 
 
+def whole_hour(moment: datetime) -> int | None:
+    """Hours since the epoch if ``moment`` (tz-aware) is on the hour, else None; no pandas (hot path)."""
+    utc = moment.astimezone(UTC)
+    if utc.minute or utc.second or utc.microsecond:
+        return None
+    return int(utc.timestamp()) // 3600
+
+
 @dataclass(frozen=True)
 class ServedModel:
     """A loaded, verified champion version."""
