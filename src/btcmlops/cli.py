@@ -337,17 +337,15 @@ def feed(
 def trainer(ctx: typer.Context) -> None:
     """Close each month with the contest once sim time has passed its end (train, score, promote)."""
     from btcmlops.contest import Contest
-    from btcmlops.registry import ModelRegistry, embedded_artifact_location, embedded_tracking_uri
+    from btcmlops.registry import ModelRegistry, resolve_tracking
     from btcmlops.services.trainer import TrainerService
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s trainer %(message)s")
     settings = _settings(ctx)
     store = _open_store(settings)
-    artifacts: str | None = None
-    tracking_uri = settings.mlflow.tracking_uri
-    if tracking_uri is None:
-        tracking_uri = embedded_tracking_uri(settings.home / "mlflow", settings.home / "cache")
-        artifacts = embedded_artifact_location(settings.home / "mlflow")
+    tracking_uri, artifacts = resolve_tracking(
+        settings.mlflow.tracking_uri, settings.home / "mlflow", settings.home / "cache"
+    )
     stop = _stop_on_signals()
     delay = 1.0
     while True:  # the MLflow server may still be starting (compose, honcho): wait for it, and say so

@@ -40,3 +40,14 @@ def embedded_tracking_uri(directory: Path, cache_dir: Path) -> str:
 def embedded_artifact_location(directory: Path) -> str:
     """Return the artifact root (a file URI) for experiments of the embedded store in ``directory``."""
     return (directory.resolve() / "mlartifacts").as_uri()
+
+
+def resolve_tracking(configured: str | None, directory: Path, cache_dir: Path) -> tuple[str, str | None]:
+    """The tracking URI to use and, for the embedded store, its artifact root.
+
+    A configured URI (an mlflow server) is used as it is, its server deciding where artifacts go;
+    unset means the embedded SQLite store with local artifacts in ``directory``.
+    """
+    if configured:
+        return configured, None
+    return embedded_tracking_uri(directory, cache_dir), embedded_artifact_location(directory)

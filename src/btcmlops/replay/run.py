@@ -17,7 +17,7 @@ import pandas as pd
 from btcmlops.calendar import months_between
 from btcmlops.contest import Contest, Month, MonthOutcome
 from btcmlops.data import load_file_into_store
-from btcmlops.registry import ModelRegistry, embedded_artifact_location, embedded_tracking_uri
+from btcmlops.registry import ModelRegistry, resolve_tracking
 from btcmlops.replay.summary import build_summary, predictions_frame
 from btcmlops.settings import Settings
 from btcmlops.store import PriceStore
@@ -114,13 +114,10 @@ def run_replay(
                 "use a new registered model name (BTCMLOPS_MLFLOW__REGISTERED_MODEL) or an empty store"
             )
 
-        artifact_root: str | None = None
         with timings.measure("mlflow"):
-            if settings.mlflow.tracking_uri:
-                tracking_uri = settings.mlflow.tracking_uri
-            else:
-                tracking_uri = embedded_tracking_uri(out_dir, settings.home / "cache")
-                artifact_root = embedded_artifact_location(out_dir)
+            tracking_uri, artifact_root = resolve_tracking(
+                settings.mlflow.tracking_uri, out_dir, settings.home / "cache"
+            )
         registry = ModelRegistry(
             tracking_uri,
             settings.mlflow.experiment,
