@@ -25,6 +25,18 @@ install: ## Install uv (if missing) and every dependency from the lock file into
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
 	$(UV) sync --frozen
 
+# Debian packages the tests need: a browser for the dashboard test, docker-compose to validate the
+# compose file (there is no Docker engine here, only the file check).
+SYSTEM_PACKAGES := chromium chromium-driver docker-compose
+
+.PHONY: system-deps
+system-deps: ## Install the Debian packages the tests need (chromium, docker-compose); needs root
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
 .PHONY: demo
 demo: install ## Replay 2023-2024 on the shipped candles (no servers) into $(OUT)
 	$(RUN) btcmlops simulate --out $(OUT)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -77,3 +80,44 @@ def wait_for_http(
             return False
 
     wait_until(answers, timeout_s=timeout_s, what=what, on_timeout=log_tail)
+
+
+class CliProcess:
+    """One ``btcmlops`` command in its own process (and process group), its output in a log file."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._command = [sys.executable, "-m", "btcmlops", *args]
+        self._env = {**os.environ, **env}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> CliProcess:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self._command, env=self._env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        return self
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
+    def wait_for_http(self, url: str, *, timeout_s: float) -> None:
+        assert self.process is not None
+        wait_for_http(url, self.process, what=self.name, timeout_s=timeout_s, log_tail=self.log_tail)
+
+    def stop(self, timeout_s: float = 30) -> None:
+        """SIGTERM the group (the command and its children), SIGKILL what outstays ``timeout_s``."""
+        if self.process is None:
+            return
+        process, self.process = self.process, None
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            process.wait()
+            return
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

@@ -370,6 +370,31 @@ def trainer(ctx: typer.Context) -> None:
         store.dispose()
 
 
+@app.command()
+def dashboard(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default: setting).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: setting).")] = None,
+) -> None:
+    """Run the Streamlit dashboard over the inference service at BTCMLOPS_DASHBOARD__API_URL."""
+    import os
+    import sys
+
+    from btcmlops import dashboard as package
+
+    settings = _settings(ctx).dashboard
+    arguments = [
+        sys.executable, "-m", "streamlit", "run", str(Path(package.__file__).with_name("app.py")),
+        "--server.address", host or settings.host,
+        "--server.port", str(port or settings.port),
+        "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+        "--server.fileWatcherType", "none",
+        "--client.toolbarMode", "viewer",
+    ]  # fmt: skip
+    os.execv(sys.executable, arguments)  # the dashboard is Streamlit's process from here on
+
+
 def _print_summary(summary: dict[str, object]) -> None:
     history = Table(title="Champion history")
     history.add_column("version", justify="right")

@@ -121,6 +121,22 @@ class ClockSettings(BaseModel):
     )
 
 
+class DashboardSettings(BaseModel):
+    """The Streamlit dashboard: it talks to the inference service's HTTP API only."""
+
+    api_url: str = Field(
+        default="http://127.0.0.1:8000", description="Base URL of the inference service the dashboard reads."
+    )
+    mlflow_ui_url: str = Field(
+        default="http://127.0.0.1:5000", description="MLflow UI address the dashboard links to."
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8501, ge=1, le=65535)
+    refresh_s: float = Field(default=2.0, gt=0, description="How often the live view redraws.")
+    hours_shown: int = Field(default=168, ge=24, le=2000, description="Sim hours drawn on the chart.")
+    request_timeout_s: float = Field(default=5.0, gt=0, description="HTTP timeout of one API call.")
+
+
 class Settings(BaseSettings):
     """All of btcmlops' configuration; see the README's settings table."""
 
@@ -142,6 +158,7 @@ class Settings(BaseSettings):
     contest: ContestSettings = ContestSettings()
     serve: ServeSettings = ServeSettings()
     clock: ClockSettings = ClockSettings()
+    dashboard: DashboardSettings = DashboardSettings()
 
     @field_validator("home")
     @classmethod

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -51,13 +52,15 @@ class MarketFeed:
         self._latest = due["open_time"].iloc[-1]
         return len(due)
 
-    def run(self, stop: threading.Event) -> None:
-        """Step every interval until ``stop`` is set."""
+    def run(self, stop: threading.Event, *, log_every_s: float = 5.0) -> None:
+        """Step every interval until ``stop`` is set, logging progress at most every ``log_every_s``."""
         waiting_logged = False
+        unlogged, last_log = 0, time.monotonic()
         while not stop.is_set():
-            written = self.step(datetime.now(UTC))
-            if written:
-                logger.info("fed %d candle(s) up to %s", written, self._latest)
+            unlogged += self.step(datetime.now(UTC))
+            if unlogged and time.monotonic() - last_log >= log_every_s:
+                logger.info("fed %d candle(s) up to %s", unlogged, self._latest)
+                unlogged, last_log = 0, time.monotonic()
             elif self._store.read_clock() is None and not waiting_logged:
                 logger.info("no sim clock yet: waiting (reset it with `btcmlops clock reset`)")
                 waiting_logged = True

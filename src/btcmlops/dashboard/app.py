@@ -1,0 +1,145 @@
+"""The Streamlit page (``btcmlops dashboard`` runs it): a thin layer over ``client`` and ``views``.
+
+The live part is one ``st.fragment`` that reruns every ``refresh_s`` seconds, so only it redraws (no
+full-page flicker); the clock controls sit in the sidebar and rerun the page when used.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+import streamlit as st
+
+from btcmlops.dashboard.client import ServiceClient, ServiceError, ServiceUnavailableError
+from btcmlops.dashboard.views import (
+    decision_table,
+    forecast_figure,
+    hours_to_ask,
+    live_error,
+    newest_asked,
+)
+from btcmlops.settings import Settings
+
+
+@st.cache_resource
+def _settings() -> Settings:
+    return Settings()
+
+
+@st.cache_resource
+def _client(base_url: str, timeout_s: float) -> ServiceClient:
+    return ServiceClient.connect(base_url, timeout_s=timeout_s)
+
+
+def _money(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.2f}"
+
+
+def _clock_controls(client: ServiceClient, default_speed: float) -> None:
+    st.sidebar.header("Sim clock")
+    key = st.sidebar.text_input("API key", type="password", help="BTCMLOPS_CLOCK__API_KEY of the service")
+    pause, resume = st.sidebar.columns(2)
+    speed = st.sidebar.number_input(
+        "Speed (sim hours per second)", min_value=0.1, max_value=10_000.0, value=default_speed
+    )
+    action: tuple[str, float | None] | None = None
+    if pause.button("Pause", width="stretch"):
+        action = ("pause", None)
+    if resume.button("Resume", width="stretch"):
+        action = ("resume", None)
+    if st.sidebar.button("Set speed", width="stretch"):
+        action = ("speed", float(speed))
+    if action is None:
+        return
+    if not key:
+        st.sidebar.warning("Enter the API key to change the clock.")
+        return
+    try:
+        clock = client.change_clock(action[0], key, speed=action[1])
+    except (ServiceError, ServiceUnavailableError) as error:
+        st.sidebar.error(f"Clock not changed: {error}")
+        return
+    state = "paused" if clock["paused"] else "running"
+    st.sidebar.success(f"Clock {state} at {clock['speed']:g} sim h/s")
+
+
+def _live(client: ServiceClient, settings: Settings) -> None:
+    """Everything that follows sim time; the caller wraps it in a fragment that reruns on its own."""
+    hours_shown = settings.dashboard.hours_shown
+    try:
+        clock = client.clock()
+        model = client.model()
+        if clock is not None:
+            closed = pd.Timestamp(clock["last_closed_hour"]).to_pydatetime()
+        elif model["latest_candle"] is not None:  # a replay served without a clock: its last hour
+            closed = pd.Timestamp(model["latest_candle"]).to_pydatetime()
+        else:
+            st.info("The price store has no candles yet: waiting for the feed.")
+            return
+        start = closed - timedelta(hours=hours_shown - 1)
+        predictions = client.predictions(start + timedelta(hours=1), closed + timedelta(hours=1))
+        window = model["training_window"]
+        if model["version"] is not None:
+            asked = hours_to_ask(
+                closed,
+                newest_asked(predictions, st.session_state.get("newest_asked")),
+                pd.Timestamp(window["last_target"]).to_pydatetime() if window else None,
+                hours_shown,
+            )
+            if asked:
+                fresh = client.predict_hours(asked)
+                st.session_state["newest_asked"] = asked[-1]
+                predictions = pd.concat([predictions, fresh], ignore_index=True)
+        candles = client.candles(start, closed)
+        decisions = client.decisions()
+    except (ServiceUnavailableError, ServiceError) as error:
+        st.error(
+            f"The inference service at {client.base_url} is not answering: {error}. "
+            f"This page retries every {settings.dashboard.refresh_s:g} s."
+        )
+        return
+
+    version = model["version"]
+    top = st.columns([1, 2, 1, 1])
+    top[0].metric("Champion", "none yet" if version is None else f"v{version}")
+    if clock is not None:
+        top[1].metric("Sim time", f"{pd.Timestamp(clock['sim_now']):%Y-%m-%d %H:%M}")
+        top[2].metric("Speed", f"{clock['speed']:g} h/s" + (" (paused)" if clock["paused"] else ""))
+    promoted = sum(item["promoted"] for item in decisions)
+    top[3].metric("Contests", len(decisions), f"{promoted} promoted", delta_color="off")
+    if window:
+        st.caption(f"Champion trained through {window['trained_through']} ({window['rows']:,} hours).")
+
+    st.plotly_chart(forecast_figure(candles, predictions), key="forecasts", width="stretch")
+
+    if version is not None:
+        errors = st.columns(2)
+        for column, label, hours in ((errors[0], "last day", 24), (errors[1], "last week", 168)):
+            result = live_error(predictions, candles, version, closed, timedelta(hours=hours))
+            skill = "" if result.skill is None else f"{result.skill:+.2%} vs naive"
+            column.metric(
+                f"v{version} live MAE, {label} ({result.hours} h)",
+                _money(result.model_mae),
+                skill or None,
+                help=f"Naive MAE on the same hours: {_money(result.naive_mae)} USDT",
+            )
+    st.subheader("Contest history")
+    if decisions:
+        st.dataframe(decision_table(decisions), hide_index=True, width="stretch")
+    else:
+        st.caption("No contest yet: the first one closes the month after the first champion.")
+
+
+def main() -> None:
+    settings = _settings()
+    st.set_page_config(page_title="btcmlops live", layout="wide")
+    client = _client(settings.dashboard.api_url, settings.dashboard.request_timeout_s)
+    st.title("BTC next-hour forecasts, live")
+    st.sidebar.link_button("Open the MLflow UI", settings.dashboard.mlflow_ui_url, width="stretch")
+    _clock_controls(client, settings.clock.speed)
+    st.fragment(run_every=settings.dashboard.refresh_s)(_live)(client, settings)
+
+
+if __name__ == "__main__":  # `streamlit run` executes this file as __main__
+    main()

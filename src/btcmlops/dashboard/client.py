@@ -1,0 +1,128 @@
+"""``ServiceClient``: the dashboard's one door to the inference service (HTTP, with a timeout)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pandas as pd
+
+_SERVED = ("timestamp", "target_time", "predicted_close", "last_close", "model_version", "served_at")
+"""The columns of a served forecast, as ``/predictions`` gives them."""
+BATCH_SIZE = 100
+"""Hours per ``/predict/batch`` call: well under the service's default limit of 500."""
+
+
+class ServiceUnavailableError(Exception):
+    """The inference service cannot be reached or answered 5xx: the page shows a banner, not a trace."""
+
+
+class ServiceError(Exception):
+    """The service refused a request (4xx), with its own words."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"{status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+class ServiceClient:
+    """Typed calls to the API; frames come back with UTC ``datetime64`` columns."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        """Wrap a client whose ``base_url`` is the service (tests pass the app's ``TestClient``)."""
+        self._http = http
+        self.base_url = str(http.base_url).rstrip("/")
+
+    @classmethod
+    def connect(cls, base_url: str, *, timeout_s: float) -> ServiceClient:
+        return cls(httpx.Client(base_url=base_url, timeout=timeout_s))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as error:
+            raise ServiceUnavailableError(f"{self.base_url} does not answer: {error}") from error
+        if response.status_code >= 500:
+            raise ServiceUnavailableError(
+                f"{self.base_url}{path} answered {response.status_code}: {_detail(response)}"
+            )
+        if response.status_code >= 400:
+            raise ServiceError(response.status_code, _detail(response))
+        return response.json()
+
+    def clock(self) -> dict[str, Any] | None:
+        """The sim clock, or None when the store has none (a replay served without a clock)."""
+        try:
+            answer: dict[str, Any] = self._call("GET", "/clock")
+        except ServiceError as error:
+            if error.status == 404:
+                return None
+            raise
+        return answer
+
+    def change_clock(self, action: str, api_key: str, speed: float | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"action": action}
+        if speed is not None:
+            body["speed"] = speed
+        answer: dict[str, Any] = self._call("POST", "/clock", json=body, headers={"X-API-Key": api_key})
+        return answer
+
+    def model(self) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call("GET", "/model")
+        return answer
+
+    def decisions(self) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = self._call("GET", "/decisions")
+        return answer
+
+    def candles(self, start: datetime, end: datetime) -> pd.DataFrame:
+        rows = self._call("GET", "/candles", params={"start": _iso(start), "end": _iso(end), "limit": 50_000})
+        return _frame(rows, ["open_time"], ["open_time", "open", "high", "low", "close", "volume"])
+
+    def predictions(self, start: datetime, end: datetime) -> pd.DataFrame:
+        """Served forecasts whose target hour lies in [start, end]."""
+        rows = self._call(
+            "GET", "/predictions", params={"start": _iso(start), "end": _iso(end), "limit": 50_000}
+        )
+        return _frame(rows, ["timestamp", "target_time", "served_at"], list(_SERVED))
+
+    def predict_hours(self, hours: list[datetime]) -> pd.DataFrame:
+        """Ask for the forecast from each hour, as any client would (the service logs them too).
+
+        Returns the answered ones in the prediction log's columns, ``served_at`` being now: the log is
+        written in the background, so it may not show them yet.
+        """
+        rows = []
+        for start in range(0, len(hours), BATCH_SIZE):
+            chunk = hours[start : start + BATCH_SIZE]
+            body = self._call("POST", "/predict/batch", json={"timestamps": [_iso(hour) for hour in chunk]})
+            served_at = _iso(datetime.now(UTC))
+            rows += [
+                {**{key: item[key] for key in _SERVED[:4]}, "model_version": item["model"]["version"]}
+                | {"served_at": served_at}
+                for item in body["predictions"]
+            ]
+        return _frame(rows, ["timestamp", "target_time", "served_at"], list(_SERVED))
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("detail", response.text))[:300]
+    except ValueError:
+        return response.text[:300]
+
+
+def _frame(rows: list[dict[str, Any]], times: list[str], columns: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=columns)
+    for column in times:
+        frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+    return frame

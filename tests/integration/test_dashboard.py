@@ -1,0 +1,164 @@
+"""The dashboard in a real browser (Debian's Chromium, driven by Playwright) over a real inference
+service process, both started with their ``btcmlops`` commands on a small replay's stores.
+
+It checks what a viewer sees: the chart with forecasts, the champion's label, a new champion taking
+over, the clock controls, and a banner (not a stack trace) once the service is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from btcmlops.clock import start_clock
+from btcmlops.registry import CHAMPION, ModelRegistry
+from btcmlops.replay import ReplayResult, run_replay
+from btcmlops.settings import Settings
+from btcmlops.store import PriceStore
+from factories import make_candles, write_project_csv
+from services import CliProcess, free_port
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = Path("/usr/bin/chromium")
+KEY = "browser-test-key"
+SEEN_WITHIN_MS = 30_000
+"""A new sim hour, a registry poll and a dashboard refresh, on a busy two-core machine, with room."""
+
+
+@dataclass(frozen=True)
+class Stack:
+    api_url: str
+    dashboard_url: str
+    registry: ModelRegistry
+    api: CliProcess
+
+
+@pytest.fixture(scope="module")
+def replay(tmp_path_factory: pytest.TempPathFactory) -> ReplayResult:
+    home = tmp_path_factory.mktemp("browser")
+    data = home / "candles.csv"
+    write_project_csv(make_candles("2021-01-01", "2021-04-30 23:00"), str(data))
+    settings = Settings(
+        home=home, contest={"first_train_months": 2}, model={"num_boost_round": 20, "min_data_in_leaf": 20}
+    )
+    return run_replay(settings, data, home / "out")
+
+
+@pytest.fixture
+def stack(replay: ReplayResult, tmp_path: Path) -> Iterator[Stack]:
+    prices = tmp_path / "prices.db"
+    shutil.copyfile(replay.out_dir / "prices.db", prices)
+    store = PriceStore(f"sqlite:///{prices}")
+    # Sim time runs through April at 1 sim hour per real second: a new hour for every refresh.
+    store.write_clock(start_clock(datetime(2021, 4, 10, tzinfo=UTC), 1.0, datetime.now(UTC)))
+    store.dispose()
+    api_port, dashboard_port = free_port(), free_port()
+    env = {
+        "BTCMLOPS_HOME": str(tmp_path / "home"),
+        "BTCMLOPS_STORE__URL": f"sqlite:///{prices}",
+        "BTCMLOPS_MLFLOW__TRACKING_URI": replay.tracking_uri,
+        "BTCMLOPS_SERVE__POLL_INTERVAL_S": "0.5",
+        "BTCMLOPS_SERVE__LOG_FLUSH_INTERVAL_S": "0.2",
+        "BTCMLOPS_CLOCK__API_KEY": KEY,
+        "BTCMLOPS_DASHBOARD__API_URL": f"http://127.0.0.1:{api_port}",
+        "BTCMLOPS_DASHBOARD__MLFLOW_UI_URL": "http://mlflow.invalid:5000",
+        "BTCMLOPS_DASHBOARD__REFRESH_S": "1",
+    }
+    api = CliProcess("api", ["serve", "--port", str(api_port)], env, tmp_path).start()
+    dashboard = CliProcess("dashboard", ["dashboard", "--port", str(dashboard_port)], env, tmp_path).start()
+    try:
+        api.wait_for_http(f"http://127.0.0.1:{api_port}/readyz", timeout_s=90)
+        dashboard.wait_for_http(f"http://127.0.0.1:{dashboard_port}/_stcore/health", timeout_s=90)
+        registry = ModelRegistry(
+            replay.tracking_uri,
+            Settings().mlflow.experiment,
+            Settings().mlflow.registered_model,
+            create=False,
+        )
+        yield Stack(f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{dashboard_port}", registry, api)
+    finally:
+        dashboard.stop()
+        api.stop()
+
+
+@pytest.fixture
+def page() -> Iterator[Page]:
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: apt-get install chromium chromium-driver"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser.new_page(viewport={"width": 1400, "height": 1000})
+        browser.close()
+
+
+def _champion_label(page: Page) -> str:
+    return (
+        page.get_by_test_id("stMetric")
+        .filter(has_text="Champion")
+        .get_by_test_id("stMetricValue")
+        .inner_text()
+    )
+
+
+def test_viewer_sees_forecasts_a_new_champion_take_over_and_a_banner_when_the_api_is_gone(
+    stack: Stack, page: Page, tmp_path: Path
+) -> None:
+    champion = stack.registry.get_by_alias(CHAMPION)
+    assert champion is not None
+    other = next(info.version for info in stack.registry.versions() if info.version != champion.version)
+
+    page.goto(stack.dashboard_url)
+    chart = page.locator(".js-plotly-plot")
+    expect(chart).to_be_visible(timeout=SEEN_WITHIN_MS)
+    expect(page.get_by_test_id("stMetric").filter(has_text="Champion")).to_contain_text(
+        f"v{champion.version}", timeout=SEEN_WITHIN_MS
+    )
+    expect(chart).to_contain_text(f"forecast v{champion.version}", timeout=SEEN_WITHIN_MS)
+    expect(page.get_by_role("link", name="Open the MLflow UI")).to_have_attribute(
+        "href", "http://mlflow.invalid:5000"
+    )
+
+    stack.registry.set_alias(CHAMPION, other)  # what the trainer does on a promotion
+    expect(page.get_by_test_id("stMetric").filter(has_text="Champion")).to_contain_text(
+        f"v{other}", timeout=SEEN_WITHIN_MS
+    )
+    expect(chart).to_contain_text(f"v{other} takes over", timeout=SEEN_WITHIN_MS)
+    expect(chart).to_contain_text(f"forecast v{other}")
+    assert _champion_label(page) == f"v{other}"
+    screenshot = tmp_path / "dashboard.png"
+    page.screenshot(path=str(screenshot), full_page=True)
+    assert screenshot.stat().st_size > 10_000
+    if target := os.environ.get("BTCMLOPS_TEST_SCREENSHOT"):  # `make screenshot`-style runs keep it
+        shutil.copyfile(screenshot, target)
+
+    page.get_by_role("button", name="Pause").click()  # no key yet: refused on the page, clock unchanged
+    expect(page.get_by_text("Enter the API key")).to_be_visible()
+    assert httpx.get(f"{stack.api_url}/clock").json()["paused"] is False
+    page.get_by_label("API key", exact=True).fill(KEY)
+    page.get_by_role("button", name="Pause").click()
+    expect(page.get_by_text("Clock paused")).to_be_visible(timeout=SEEN_WITHIN_MS)
+    assert httpx.get(f"{stack.api_url}/clock").json()["paused"] is True
+    expect(page.get_by_test_id("stMetric").filter(has_text="Speed")).to_contain_text(
+        "(paused)", timeout=SEEN_WITHIN_MS
+    )
+
+    stack.api.stop()
+    banner = page.get_by_test_id("stAlert").filter(has_text="is not answering")
+    expect(banner).to_be_visible(timeout=SEEN_WITHIN_MS)
+    expect(banner).to_contain_text(stack.api_url)
+    assert "Traceback" not in page.inner_text("body")

@@ -1,0 +1,98 @@
+"""The dashboard's client against the real inference service (in-process, on a small replay's stores),
+and the page itself with Streamlit's own test runner."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from streamlit.testing.v1 import AppTest
+
+import btcmlops.dashboard
+from btcmlops.dashboard import ServiceClient, ServiceError, ServiceUnavailableError
+from btcmlops.replay import ReplayResult, run_replay
+from btcmlops.serving import create_app
+from btcmlops.settings import Settings
+from factories import make_candles, write_project_csv
+from services import free_port
+
+KEY = "dashboard-key"
+PAGE = Path(btcmlops.dashboard.__file__).with_name("app.py")
+
+
+@pytest.fixture(scope="module")
+def replay(tmp_path_factory: pytest.TempPathFactory) -> ReplayResult:
+    home = tmp_path_factory.mktemp("dashboard")
+    data = home / "candles.csv"
+    write_project_csv(make_candles("2021-01-01", "2021-03-31 23:00"), str(data))
+    settings = Settings(
+        home=home, contest={"first_train_months": 2}, model={"num_boost_round": 20, "min_data_in_leaf": 20}
+    )
+    return run_replay(settings, data, home / "out")
+
+
+@pytest.fixture
+def service(replay: ReplayResult, tmp_path: Path) -> Iterator[ServiceClient]:
+    store_copy = tmp_path / "prices.db"
+    store_copy.write_bytes((replay.out_dir / "prices.db").read_bytes())
+    settings = Settings(
+        home=tmp_path,
+        store={"url": f"sqlite:///{store_copy}"},
+        mlflow={"tracking_uri": replay.tracking_uri},
+        serve={"poll_interval_s": 0.05, "log_flush_interval_s": 0.05},
+        clock={"start": "2021-03-20T00:00:00Z", "speed": 0.001, "api_key": KEY},
+    )
+    with TestClient(create_app(settings)) as http:
+        deadline = time.monotonic() + 30
+        while http.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline, http.get("/model").text
+            time.sleep(0.05)
+        yield ServiceClient(http)
+
+
+def test_clock_is_none_until_reset_and_changes_need_the_key(service: ServiceClient) -> None:
+    assert service.clock() is None
+    with pytest.raises(ServiceError, match="401: wrong or missing X-API-Key"):
+        service.change_clock("reset", "wrong")
+    service.change_clock("reset", KEY)
+    clock = service.change_clock("pause", KEY)
+    assert clock["paused"] is True
+    assert service.clock() == {**clock, "sim_now": service.clock()["sim_now"]}  # type: ignore[index]
+
+
+def test_asked_hours_come_back_in_the_prediction_log(service: ServiceClient) -> None:
+    hours = [datetime(2021, 3, 20, tzinfo=UTC) + timedelta(hours=n) for n in range(150)]
+    answered = service.predict_hours(hours)  # more than one batch
+    assert answered["timestamp"].tolist() == hours
+
+    deadline = time.monotonic() + 10
+    while len(logged := service.predictions(hours[0], hours[-1] + timedelta(hours=2))) < 150:
+        assert time.monotonic() < deadline, len(logged)
+        time.sleep(0.05)
+    assert logged["timestamp"].tolist() == hours
+    assert str(logged["target_time"].dt.tz) == "UTC"
+    assert set(logged["model_version"]) == {service.model()["version"]}
+    columns = ["timestamp", "target_time", "predicted_close", "last_close", "model_version"]
+    assert logged[columns].equals(answered[columns])
+    candles = service.candles(hours[0], hours[-1])
+    assert len(candles) == 150
+    assert candles["close"].dtype == float
+
+
+def test_a_service_that_does_not_answer_is_unavailable() -> None:
+    client = ServiceClient.connect(f"http://127.0.0.1:{free_port()}", timeout_s=2)
+    with pytest.raises(ServiceUnavailableError, match="does not answer"):
+        client.model()
+
+
+def test_page_shows_a_banner_not_a_trace_when_the_service_is_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BTCMLOPS_DASHBOARD__API_URL", f"http://127.0.0.1:{free_port()}")
+    page = AppTest.from_file(str(PAGE), default_timeout=30).run()
+    assert not page.exception
+    assert len(page.error) == 1
+    assert "is not answering" in page.error[0].value
+    assert "retries every 2 s" in page.error[0].value

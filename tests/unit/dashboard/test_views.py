@@ -1,0 +1,128 @@
+"""What the dashboard computes from the API's answers: which hours to ask for, errors, the figure."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from btcmlops.dashboard.views import (
+    champion_changes,
+    decision_table,
+    forecast_figure,
+    hours_to_ask,
+    live_error,
+    newest_asked,
+)
+
+H = timedelta(hours=1)
+NOON = datetime(2024, 3, 5, 12, tzinfo=UTC)
+
+
+def _predictions(rows: list[tuple[datetime, float, float, int]]) -> pd.DataFrame:
+    """(hour T, predicted close at T+1, close at T, version), served in the order given."""
+    return pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime([row[0] for row in rows], utc=True),
+            "target_time": pd.to_datetime([row[0] + H for row in rows], utc=True),
+            "predicted_close": [row[1] for row in rows],
+            "last_close": [row[2] for row in rows],
+            "model_version": [row[3] for row in rows],
+            "served_at": pd.to_datetime(
+                [datetime(2026, 1, 1, tzinfo=UTC) + number * H for number in range(len(rows))], utc=True
+            ),
+        }
+    )
+
+
+def _candles(start: datetime, closes: list[float]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"open_time": pd.to_datetime([start + n * H for n in range(len(closes))], utc=True), "close": closes}
+    )
+
+
+def test_first_view_asks_only_for_the_newest_closed_hour() -> None:
+    assert hours_to_ask(NOON, None, None, 168) == [NOON]
+
+
+def test_asks_for_every_hour_closed_since_the_newest_forecast() -> None:
+    assert hours_to_ask(NOON, NOON - 3 * H, None, 168) == [NOON - 2 * H, NOON - H, NOON]
+    assert hours_to_ask(NOON, NOON, None, 168) == []
+
+
+def test_never_asks_beyond_the_chart_or_on_the_champions_training_hours() -> None:
+    assert len(hours_to_ask(NOON, NOON - 1000 * H, None, 24)) == 24
+    # trained on targets up to NOON-1h: hour NOON-2h forecasts NOON-1h, a training target; NOON-1h is fair
+    assert hours_to_ask(NOON, NOON - 5 * H, NOON - H, 168) == [NOON - H, NOON]
+
+
+def test_newest_asked_is_the_later_of_the_log_and_this_page() -> None:
+    logged = _predictions([(NOON - 2 * H, 1, 1, 1), (NOON - 5 * H, 1, 1, 1)])
+    assert newest_asked(logged, None) == NOON - 2 * H
+    assert newest_asked(logged, NOON) == NOON  # asked here, not flushed to the log yet
+    assert newest_asked(logged, NOON - 9 * H) == NOON - 2 * H
+    assert newest_asked(logged.iloc[:0], None) is None
+
+
+def test_champion_changes_are_where_the_served_version_changed() -> None:
+    predictions = _predictions(
+        [(NOON, 1, 1, 1), (NOON + H, 1, 1, 1), (NOON + 2 * H, 1, 1, 3), (NOON + 3 * H, 1, 1, 4)]
+    )
+    changes = champion_changes(predictions)
+    assert changes["model_version"].tolist() == [3, 4]
+    assert changes["target_time"].tolist() == [pd.Timestamp(NOON + 3 * H), pd.Timestamp(NOON + 4 * H)]
+    assert champion_changes(predictions.iloc[:2]).empty
+
+
+def test_live_error_scores_one_version_on_closed_hours_against_naive() -> None:
+    candles = _candles(NOON, [100, 110, 120, 130])
+    predictions = _predictions(
+        [
+            (NOON, 104, 100, 2),  # target 110: error 6, naive 10
+            (NOON + H, 118, 110, 2),  # target 120: error 2, naive 10
+            (NOON + H, 500, 110, 1),  # another version: not counted
+            (NOON + 2 * H, 131, 120, 2),  # target 130 is after the closed hour: not counted
+        ]
+    )
+    result = live_error(predictions, candles, 2, NOON + 2 * H, timedelta(days=1))
+    assert (result.hours, result.model_mae, result.naive_mae) == (2, 4.0, 10.0)
+    assert result.skill == pytest.approx(0.6)
+    assert live_error(predictions, candles, 7, NOON + 2 * H, timedelta(days=1)).model_mae is None
+
+
+def test_live_error_keeps_only_the_span() -> None:
+    candles = _candles(NOON, [100, 110, 120])
+    predictions = _predictions([(NOON, 100, 100, 1), (NOON + H, 110, 110, 1)])
+    assert live_error(predictions, candles, 1, NOON + 2 * H, timedelta(hours=1)).hours == 1
+
+
+def test_figure_has_the_price_line_a_series_per_version_and_a_label_per_change() -> None:
+    candles = _candles(NOON, [100, 110, 120, 130])
+    predictions = _predictions([(NOON, 104, 100, 1), (NOON + H, 118, 110, 2), (NOON + H, 118, 110, 2)])
+    figure = forecast_figure(candles, predictions)
+    assert [trace.name for trace in figure.data] == ["real close", "forecast v1", "forecast v2"]
+    assert len(figure.data[2].x) == 1  # the same forecast asked for twice is one point
+    assert [note.text for note in figure.layout.annotations] == ["v2 takes over"]
+
+
+def test_decision_table_is_newest_first_with_the_three_scores() -> None:
+    decision = {
+        "eval_start": "2024-02-01T00:00:00Z",
+        "champion_version": 1,
+        "challenger_version": 2,
+        "champion_mae": 10.004,
+        "challenger_mae": 9.5,
+        "naive_mae": 11.0,
+        "promoted": True,
+        "reason": "challenger wins",
+    }
+    later = {**decision, "eval_start": "2024-03-01T00:00:00Z", "promoted": False}
+    table = decision_table([decision, later])
+    assert table["shadow month"].tolist() == ["2024-03", "2024-02"]
+    assert table.iloc[1][["champion MAE", "challenger MAE", "naive MAE", "verdict"]].tolist() == [
+        10.0,
+        9.5,
+        11.0,
+        "promoted",
+    ]
