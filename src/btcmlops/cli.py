@@ -6,6 +6,7 @@ import logging
 import signal
 import tempfile
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -297,6 +298,15 @@ def clock_set(
         store.dispose()
 
 
+def _heartbeat(settings: Settings) -> Callable[[], None] | None:
+    """Touch BTCMLOPS_HEARTBEAT_FILE after every round, for `btcmlops health --heartbeat`."""
+    path = settings.heartbeat_file
+    if path is None:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.touch
+
+
 def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
     for name in ("SIGINT", "SIGTERM"):
@@ -328,7 +338,7 @@ def feed(
         store.write_clock(new_clock(settings.clock.start, settings.clock.speed, datetime.now(UTC)))
         logging.getLogger(__name__).info("started the sim clock at %s", settings.clock.start)
     try:
-        MarketFeed(store, candles).run(_stop_on_signals())
+        MarketFeed(store, candles).run(_stop_on_signals(), on_round=_heartbeat(settings))
     finally:
         store.dispose()
 
@@ -365,9 +375,73 @@ def trainer(ctx: typer.Context) -> None:
             delay = min(delay * 2, 30.0)
     contest = Contest(settings.model, settings.contest, registry, store, store)
     try:
-        TrainerService(contest, store).run(stop)
+        TrainerService(contest, store).run(stop, on_round=_heartbeat(settings))
     finally:
         store.dispose()
+
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    data: Annotated[
+        Path | None, typer.Option(dir_okay=False, help="Candle file the feed will play (default: setting).")
+    ] = None,
+) -> None:
+    """Prepare the live stack once: check the candle file, migrate the price store, create the bucket."""
+    from btcmlops.data import CandleFileError
+    from btcmlops.services.setup import prepare_stack
+    from btcmlops.store import PriceStore
+
+    settings = _settings(ctx)
+    store = PriceStore(_store_url(settings))
+    try:
+        report = prepare_stack(store, settings.s3, data or settings.data.file)
+    except (CandleFileError, FileNotFoundError) as error:
+        errors.print(f"[red]init failed:[/red] {error}")
+        raise typer.Exit(1) from None
+    finally:
+        store.dispose()
+    console.print(f"price store ready: {_store_url(settings).split('@')[-1]}", soft_wrap=True)
+    console.print(f"candle file ok: {report.data_file} ({report.candles_in_file:,} candles)", soft_wrap=True)
+    if report.bucket is not None:
+        console.print(f"bucket {report.bucket}: {'created' if report.bucket_created else 'already there'}")
+
+
+@app.command()
+def health(
+    url: Annotated[str | None, typer.Argument(help="URL that must answer 200.")] = None,
+    heartbeat: Annotated[
+        Path | None, typer.Option(help="File that must have been touched within --max-age seconds.")
+    ] = None,
+    max_age: Annotated[float, typer.Option(help="Seconds, for --heartbeat.")] = 120.0,
+    timeout: Annotated[float, typer.Option(help="Seconds, for URL.")] = 5.0,
+) -> None:
+    """Exit 0 when the service is healthy: for container healthchecks (no curl in the image)."""
+    import time
+
+    import httpx
+
+    if (url is None) == (heartbeat is None):
+        errors.print("give a URL or --heartbeat FILE")
+        raise typer.Exit(2)
+    if heartbeat is not None:
+        if not heartbeat.exists():
+            errors.print(f"unhealthy: no heartbeat file {heartbeat}")
+            raise typer.Exit(1)
+        age = time.time() - heartbeat.stat().st_mtime
+        if age > max_age:
+            errors.print(f"unhealthy: last heartbeat {age:.0f} s ago (more than {max_age:g} s)")
+            raise typer.Exit(1)
+        return
+    assert url is not None
+    try:
+        status = httpx.get(url, timeout=timeout).status_code
+    except httpx.HTTPError as error:
+        errors.print(f"unhealthy: {url}: {error}")
+        raise typer.Exit(1) from None
+    if status != 200:
+        errors.print(f"unhealthy: {url} answered {status}")
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -121,6 +121,20 @@ class ClockSettings(BaseModel):
     )
 
 
+class S3Settings(BaseModel):
+    """The S3 endpoint (MinIO in compose) behind the MLflow server's artifact proxy.
+
+    Only ``btcmlops init`` uses it, to create the bucket; clients reach artifacts through the MLflow
+    server and need no S3 credentials.
+    """
+
+    endpoint_url: str | None = Field(default=None, description="e.g. http://minio:9000")
+    bucket: str = "mlflow"
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    region: str = "us-east-1"
+
+
 class DashboardSettings(BaseModel):
     """The Streamlit dashboard: it talks to the inference service's HTTP API only."""
 
@@ -159,6 +173,14 @@ class Settings(BaseSettings):
     serve: ServeSettings = ServeSettings()
     clock: ClockSettings = ClockSettings()
     dashboard: DashboardSettings = DashboardSettings()
+    s3: S3Settings = S3Settings()
+    heartbeat_file: Path | None = Field(
+        default=None,
+        description=(
+            "File the feed and the trainer touch on every round, for a container healthcheck "
+            "(`btcmlops health --heartbeat FILE`)."
+        ),
+    )
 
     @field_validator("home")
     @classmethod

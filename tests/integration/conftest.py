@@ -44,6 +44,8 @@ class S3Endpoint:
 
     url: str
     bucket: str
+    access_key_id: str = S3_ACCESS_KEY
+    secret_access_key: str = S3_SECRET_KEY
 
     def client(self) -> S3Client:
         """A boto3 client with explicit fake credentials (nothing read from the environment)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -52,8 +53,13 @@ class MarketFeed:
         self._latest = due["open_time"].iloc[-1]
         return len(due)
 
-    def run(self, stop: threading.Event, *, log_every_s: float = 5.0) -> None:
-        """Step every interval until ``stop`` is set, logging progress at most every ``log_every_s``."""
+    def run(
+        self, stop: threading.Event, *, log_every_s: float = 5.0, on_round: Callable[[], None] | None = None
+    ) -> None:
+        """Step every interval until ``stop`` is set, logging progress at most every ``log_every_s``.
+
+        ``on_round`` is called after every step (a heartbeat for a container healthcheck).
+        """
         waiting_logged = False
         unlogged, last_log = 0, time.monotonic()
         while not stop.is_set():
@@ -61,7 +67,9 @@ class MarketFeed:
             if unlogged and time.monotonic() - last_log >= log_every_s:
                 logger.info("fed %d candle(s) up to %s", unlogged, self._latest)
                 unlogged, last_log = 0, time.monotonic()
-            elif self._store.read_clock() is None and not waiting_logged:
+            elif not waiting_logged and self._store.read_clock() is None:
                 logger.info("no sim clock yet: waiting (reset it with `btcmlops clock reset`)")
                 waiting_logged = True
+            if on_round is not None:
+                on_round()
             stop.wait(self._interval_s)

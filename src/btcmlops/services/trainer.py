@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from btcmlops.calendar import Month
@@ -59,9 +60,12 @@ class TrainerService:
             self._next = self._next.next()
         return outcomes
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, *, on_round: Callable[[], None] | None = None) -> None:
+        """Step every interval until ``stop`` is set; ``on_round`` is a heartbeat after every step."""
         while not stop.is_set():
             self.step(datetime.now(UTC))
+            if on_round is not None:
+                on_round()
             stop.wait(self._interval_s)
 
 

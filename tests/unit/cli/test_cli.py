@@ -70,3 +70,29 @@ def test_data_load_twice_changes_nothing(env: Path) -> None:
     assert "2021-01-02 05:00" in first.output
     assert second.exit_code == 0
     assert "inserted 0, updated 0, unchanged 71" in second.output
+
+
+def test_health_checks_a_heartbeat_file_for_its_age(tmp_path: Path) -> None:
+    import os
+    import time
+
+    beat = tmp_path / "heartbeat"
+    runner = CliRunner()
+    missing = runner.invoke(app, ["health", "--heartbeat", str(beat)])
+    beat.touch()
+    fresh = runner.invoke(app, ["health", "--heartbeat", str(beat), "--max-age", "60"])
+    os.utime(beat, (time.time() - 120, time.time() - 120))
+    stale = runner.invoke(app, ["health", "--heartbeat", str(beat), "--max-age", "60"])
+
+    assert (missing.exit_code, fresh.exit_code, stale.exit_code) == (1, 0, 1)
+    assert "no heartbeat file" in missing.output
+    assert "last heartbeat 120 s ago" in stale.output
+
+
+def test_health_of_a_url_that_does_not_answer_is_unhealthy() -> None:
+    from services import free_port
+
+    result = CliRunner().invoke(app, ["health", f"http://127.0.0.1:{free_port()}/healthz", "--timeout", "2"])
+    assert result.exit_code == 1
+    assert "unhealthy" in result.output
+    assert CliRunner().invoke(app, ["health"]).exit_code == 2
