@@ -51,14 +51,14 @@ test-unit: install ## Run the fast tests only (no integration marker)
 
 .PHONY: lint
 lint: install ## ruff (lint and format check) and mypy --strict
-	$(RUN) ruff check src tests bench
-	$(RUN) ruff format --check src tests bench
+	$(RUN) ruff check src tests bench scripts
+	$(RUN) ruff format --check src tests bench scripts
 	$(RUN) mypy
 
 .PHONY: format
 format: install ## Format and auto-fix with ruff
-	$(RUN) ruff format src tests bench
-	$(RUN) ruff check --fix src tests bench
+	$(RUN) ruff format src tests bench scripts
+	$(RUN) ruff check --fix src tests bench scripts
 
 .PHONY: bench
 bench: install ## Time the full replay (wall, training, MLflow share; served MAE vs naive)
@@ -73,9 +73,13 @@ serve: install ## Serve the last replay's champion on http://127.0.0.1:8000 (run
 	$(RUN) btcmlops serve --replay $(OUT)
 
 .PHONY: stack
-stack: install ## The live stack without Docker (honcho): mlflow server, feed, trainer, inference service
+stack: install ## The live stack without Docker (honcho): mlflow server, feed, trainer, inference service, dashboard
 	mkdir -p .btcmlops/stack
 	$(RUN) honcho -f Procfile -e stack.env start
+
+.PHONY: screenshot
+screenshot: install ## With `make stack` running: save docs/dashboard.png (Debian's chromium)
+	$(RUN) python scripts/dashboard_screenshot.py http://127.0.0.1:8501 docs/dashboard.png --wait-s 5
 
 .PHONY: clean
 clean: ## Remove the replay output and the embedded stores

@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from btcmlops.clock import start_clock
-from btcmlops.registry import CHAMPION, ModelRegistry
+from btcmlops.registry import CHALLENGER, CHAMPION, ModelRegistry
 from btcmlops.replay import ReplayResult, run_replay
 from btcmlops.settings import Settings
 from btcmlops.store import PriceStore
@@ -123,7 +123,7 @@ def test_viewer_sees_forecasts_a_new_champion_take_over_and_a_banner_when_the_ap
     other = next(info.version for info in stack.registry.versions() if info.version != champion.version)
 
     page.goto(stack.dashboard_url)
-    chart = page.locator(".js-plotly-plot")
+    chart = page.locator(".js-plotly-plot").filter(visible=True)  # a rerun may leave a stale one hidden
     expect(chart).to_be_visible(timeout=SEEN_WITHIN_MS)
     expect(page.get_by_test_id("stMetric").filter(has_text="Champion")).to_contain_text(
         f"v{champion.version}", timeout=SEEN_WITHIN_MS
@@ -139,6 +139,12 @@ def test_viewer_sees_forecasts_a_new_champion_take_over_and_a_banner_when_the_ap
     )
     expect(chart).to_contain_text(f"v{other} takes over", timeout=SEEN_WITHIN_MS)
     expect(chart).to_contain_text(f"forecast v{other}")
+
+    stack.registry.set_alias(CHALLENGER, champion.version)  # the old champion, in shadow for the test
+    page.get_by_text("Show the challenger's shadow forecasts").click()
+    expect(chart).to_contain_text(
+        f"shadow v{champion.version} (challenger, not served)", timeout=SEEN_WITHIN_MS
+    )
     assert _champion_label(page) == f"v{other}"
     screenshot = tmp_path / "dashboard.png"
     page.screenshot(path=str(screenshot), full_page=True)

@@ -93,6 +93,7 @@ def _live(client: ServiceClient, settings: Settings) -> None:
                 predictions = pd.concat([predictions, fresh], ignore_index=True)
         candles = client.candles(start, closed)
         decisions = client.decisions()
+        shadow = client.shadow(start, closed) if st.session_state.get("show_shadow") else None
     except (ServiceUnavailableError, ServiceError) as error:
         st.error(
             f"The inference service at {client.base_url} is not answering: {error}. "
@@ -111,7 +112,7 @@ def _live(client: ServiceClient, settings: Settings) -> None:
     if window:
         st.caption(f"Champion trained through {window['trained_through']} ({window['rows']:,} hours).")
 
-    st.plotly_chart(forecast_figure(candles, predictions), key="forecasts", width="stretch")
+    st.plotly_chart(forecast_figure(candles, predictions, shadow), key="forecasts", width="stretch")
 
     if version is not None:
         errors = st.columns(2)
@@ -137,6 +138,7 @@ def main() -> None:
     client = _client(settings.dashboard.api_url, settings.dashboard.request_timeout_s)
     st.title("BTC next-hour forecasts, live")
     st.sidebar.link_button("Open the MLflow UI", settings.dashboard.mlflow_ui_url, width="stretch")
+    st.sidebar.checkbox("Show the challenger's shadow forecasts", key="show_shadow")
     _clock_controls(client, settings.clock.speed)
     st.fragment(run_every=settings.dashboard.refresh_s)(_live)(client, settings)
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 _SERVED = ("timestamp", "target_time", "predicted_close", "last_close", "model_version", "served_at")
 """The columns of a served forecast, as ``/predictions`` gives them."""
+_SHADOW = ("timestamp", "target_time", "predicted_close", "model_version")
 BATCH_SIZE = 100
 """Hours per ``/predict/batch`` call: well under the service's default limit of 500."""
 
@@ -94,6 +95,12 @@ class ServiceClient:
             "GET", "/predictions", params={"start": _iso(start), "end": _iso(end), "limit": 50_000}
         )
         return _frame(rows, ["timestamp", "target_time", "served_at"], list(_SERVED))
+
+    def shadow(self, start: datetime, end: datetime) -> pd.DataFrame:
+        """The challenger's shadow forecasts from the hours in [start, end] (empty with no challenger)."""
+        body = self._call("GET", "/shadow", params={"start": _iso(start), "end": _iso(end)})
+        rows = [{**item, "model_version": body["version"]} for item in body["forecasts"]]
+        return _frame(rows, ["timestamp", "target_time"], list(_SHADOW))
 
     def predict_hours(self, hours: list[datetime]) -> pd.DataFrame:
         """Ask for the forecast from each hour, as any client would (the service logs them too).

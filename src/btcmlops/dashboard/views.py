@@ -89,9 +89,11 @@ def live_error(
     )
 
 
-def forecast_figure(candles: pd.DataFrame, predictions: pd.DataFrame) -> go.Figure:
+def forecast_figure(
+    candles: pd.DataFrame, predictions: pd.DataFrame, shadow: pd.DataFrame | None = None
+) -> go.Figure:
     """The real close as a line, each served forecast as a point at its target hour, coloured by version,
-    and a dashed marker where a new champion took over."""
+    a dashed marker where a new champion took over, and (if given) the challenger's shadow forecasts."""
     figure = go.Figure()
     figure.add_trace(
         go.Scatter(
@@ -111,6 +113,16 @@ def forecast_figure(candles: pd.DataFrame, predictions: pd.DataFrame) -> go.Figu
                 mode="markers",
                 name=f"forecast v{version}",
                 marker={"size": 5, "color": PALETTE[number % len(PALETTE)]},
+            )
+        )
+    if shadow is not None and not shadow.empty:
+        figure.add_trace(
+            go.Scatter(
+                x=shadow["target_time"],
+                y=shadow["predicted_close"],
+                mode="markers",
+                name=f"shadow v{shadow['model_version'].iloc[0]} (challenger, not served)",
+                marker={"size": 6, "symbol": "circle-open", "color": "#9467bd"},
             )
         )
     for change in champion_changes(predictions).itertuples():

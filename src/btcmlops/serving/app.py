@@ -35,9 +35,11 @@ from btcmlops.serving.schemas import (
     ModelRef,
     PredictionPublic,
     PredictionRequest,
+    ShadowForecastPublic,
+    ShadowPublic,
     TrainingWindowPublic,
 )
-from btcmlops.serving.snapshot import Snapshot, hour_number, whole_hour
+from btcmlops.serving.snapshot import Snapshot, hour_number, shadow_forecasts, whole_hour
 from btcmlops.serving.state import ServiceState
 from btcmlops.settings import Settings
 from btcmlops.store import LoggedPrediction, PriceStore
@@ -377,6 +379,31 @@ def create_app(
         """Served forecasts whose target hour is in [start, end], with the version that served each."""
         rows = store.read_predictions(start=_utc(start), end=_utc(end), limit=limit)
         return [LoggedPredictionPublic(**vars(row)) for row in rows]
+
+    @app.get("/shadow", response_model=ShadowPublic, tags=["read"])
+    def shadow(
+        service: State,
+        start: Annotated[datetime, Query(description="First hour T", examples=["2024-03-01T00:00:00Z"])],
+        end: Annotated[datetime, Query(description="Last hour T", examples=["2024-03-07T23:00:00Z"])],
+    ) -> ShadowPublic:
+        """The challenger's forecasts from the hours in [start, end] it was not trained on."""
+        challenger = service.challenger
+        if challenger is None:
+            return ShadowPublic(version=None, forecasts=[])
+        hours, predicted = shadow_forecasts(
+            service.snapshot, challenger, hour_number(start), hour_number(end)
+        )
+        return ShadowPublic(
+            version=challenger.info.version,
+            forecasts=[
+                ShadowForecastPublic(
+                    timestamp=_hour_time(int(hour)),
+                    target_time=_hour_time(int(hour) + 1),
+                    predicted_close=float(value),
+                )
+                for hour, value in zip(hours, predicted, strict=True)
+            ],
+        )
 
     @app.get("/decisions", response_model=list[DecisionPublic], tags=["read"])
     def decisions() -> list[DecisionPublic]:

@@ -81,6 +81,19 @@ class BatchPredictionPublic(BaseModel):
     errors: list[BatchItemError]
 
 
+class ShadowForecastPublic(BaseModel):
+    timestamp: datetime
+    target_time: datetime
+    predicted_close: float
+
+
+class ShadowPublic(BaseModel):
+    """The challenger's forecasts in shadow: made beside the champion's, never served, not logged."""
+
+    version: int | None = Field(description="The challenger's version; None when none is in shadow.")
+    forecasts: list[ShadowForecastPublic]
+
+
 class TrainingWindowPublic(BaseModel):
     first_target: datetime
     last_target: datetime

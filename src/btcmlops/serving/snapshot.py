@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from btcmlops.features import build_features, get_feature_set
+from btcmlops.features import build_features, get_feature_set, log_return_to_close
 from btcmlops.model import Forecaster
 from btcmlops.registry import ModelVersionInfo
 
@@ -86,9 +86,24 @@ def _predict(model: ServedModel | None, features: npt.NDArray[np.float64], valid
              closes: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:  # fmt: skip
     predicted = np.full(len(closes), np.nan)
     if model is not None and valid.any():
-        log_return = model.forecaster.booster.predict(features[valid])
-        predicted[valid] = closes[valid] * np.exp(np.asarray(log_return, dtype=np.float64))
+        predicted[valid] = log_return_to_close(
+            closes[valid], model.forecaster.booster.predict(features[valid])
+        )
     return predicted
+
+
+def shadow_forecasts(
+    snapshot: Snapshot, model: ServedModel, first_hour: int, last_hour: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """``model``'s forecasts from the hours in [first_hour, last_hour] that it was not trained on.
+
+    Hour T forecasts T + 1h, so T must be at or after the last training target: only unseen targets.
+    """
+    first = max(first_hour, hour_number(model.info.window.last_target))
+    rows = (snapshot.hours >= first) & (snapshot.hours <= last_hour) & snapshot.valid
+    return snapshot.hours[rows], _predict(
+        model, snapshot.features[rows], snapshot.valid[rows], snapshot.closes[rows]
+    )
 
 
 class SnapshotBuilder:

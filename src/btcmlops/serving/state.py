@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from btcmlops.clock import SimClock
-from btcmlops.registry import CHAMPION, ModelRegistry
+from btcmlops.registry import CHALLENGER, CHAMPION, ModelRegistry
 from btcmlops.serving.metrics import ServiceMetrics
 from btcmlops.serving.snapshot import ServedModel, Snapshot, SnapshotBuilder
 from btcmlops.settings import ServeSettings
@@ -42,6 +42,8 @@ class ServiceState:
         self._last_check_monotonic: float | None = None
         self.last_swap_error: str | None = None
         self.metrics = ServiceMetrics(self.registry_check_age)
+        self.challenger: ServedModel | None = None
+        """The version in shadow (alias ``challenger``), for ``/shadow`` only: it never serves."""
         self.clock: SimClock | None = None
         """The shared sim clock (None: no live replay, every stored hour may be asked for)."""
         self._refresh_lock = asyncio.Lock()
@@ -84,6 +86,14 @@ class ServiceState:
         logger.info("now serving %s version %d", self.registry.model_name, info.version)
         return True
 
+    def check_challenger(self) -> None:
+        """Follow the ``challenger`` alias (None when no challenger is in shadow)."""
+        info = self.registry.get_by_alias(CHALLENGER)
+        if info is None:
+            self.challenger = None
+        elif self.challenger is None or self.challenger.info.version != info.version:
+            self.challenger = ServedModel(info=info, forecaster=self.registry.load(info.version))
+
     async def watch_registry(self) -> None:
         """Check the alias every poll interval; on failure back off (doubling) and keep serving."""
         delay = self.settings.poll_interval_s
@@ -96,6 +106,10 @@ class ServiceState:
                 self.metrics.swap_failures.inc()
                 logger.warning("registry check failed (retry in %.1f s): %s", delay, self.last_swap_error)
                 delay = min(delay * 2, self.settings.max_backoff_s)
+            try:  # a broken challenger is only missing from /shadow; the champion is unaffected
+                await asyncio.to_thread(self.check_challenger)
+            except Exception as error:
+                logger.warning("challenger check failed: %s", error)
             try:
                 await self.refresh_candles(force=True)
             except Exception as error:

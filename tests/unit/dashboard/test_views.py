@@ -106,6 +106,18 @@ def test_figure_has_the_price_line_a_series_per_version_and_a_label_per_change()
     assert [note.text for note in figure.layout.annotations] == ["v2 takes over"]
 
 
+def test_figure_draws_the_challengers_shadow_forecasts_apart_when_given() -> None:
+    candles = _candles(NOON, [100, 110, 120])
+    predictions = _predictions([(NOON, 104, 100, 1)])
+    shadow = _predictions([(NOON, 103, 100, 2), (NOON + H, 111, 110, 2)]).drop(
+        columns=["last_close", "served_at"]
+    )
+    figure = forecast_figure(candles, predictions, shadow)
+    assert [trace.name for trace in figure.data][-1] == "shadow v2 (challenger, not served)"
+    assert list(figure.data[-1].y) == [103, 111]
+    assert [note.text for note in figure.layout.annotations] == []  # shadow is not a takeover
+
+
 def test_decision_table_is_newest_first_with_the_three_scores() -> None:
     decision = {
         "eval_start": "2024-02-01T00:00:00Z",
