@@ -52,9 +52,11 @@ def _wait_for(client: TestClient, params: dict[str, str], version: int | None) -
     """The /shadow answer once the service has its candles, a champion and the expected challenger."""
     deadline = time.monotonic() + 30
     while True:
-        body: dict[str, object] = client.get("/shadow", params=params).json()
+        # Readiness first, then the answer: an answer asked before the candles were in memory is empty.
         loaded = client.get("/model").json()["candles_in_memory"] > 0
-        if body["version"] == version and loaded and client.get("/readyz").status_code == 200:
+        ready = loaded and client.get("/readyz").status_code == 200
+        body: dict[str, object] = client.get("/shadow", params=params).json()
+        if ready and body["version"] == version:
             return body
         assert time.monotonic() < deadline, body
         time.sleep(0.05)
