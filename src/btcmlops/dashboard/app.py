@@ -118,12 +118,15 @@ def _live(client: ServiceClient, settings: Settings) -> None:
         errors = st.columns(2)
         for column, label, hours in ((errors[0], "last day", 24), (errors[1], "last week", 168)):
             result = live_error(predictions, candles, version, closed, timedelta(hours=hours))
-            skill = "" if result.skill is None else f"{result.skill:+.2%} vs naive"
+            skill = "" if result.skill is None else f"{result.skill:+.2%} skill vs naive"
             column.metric(
                 f"v{version} live MAE, {label} ({result.hours} h)",
                 _money(result.model_mae),
                 skill or None,
-                help=f"Naive MAE on the same hours: {_money(result.naive_mae)} USDT",
+                help=(
+                    f"Naive MAE on the same hours: {_money(result.naive_mae)} USDT. Skill is 1 - MAE / naive "
+                    "MAE: above 0 when the champion beats next close = last close."
+                ),
             )
     st.subheader("Contest history")
     if decisions:

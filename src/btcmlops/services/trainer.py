@@ -1,4 +1,5 @@
-"""``TrainerService``: closes each month with the contest once sim time has passed its end.
+"""``TrainerService``: closes each month with the contest once sim time has passed its end and the
+store holds all of it.
 
 It drives the very ``Contest`` the replay drives (one implementation of the rule). The contest keeps
 its state in the registry and the store, so a restarted trainer closes the months it had not finished
@@ -22,9 +23,26 @@ logger = logging.getLogger(__name__)
 
 def last_closed_month(sim_now: datetime) -> Month | None:
     """The newest month whose last hour has closed at ``sim_now`` (None before any has)."""
-    closed_hour = last_closed_hour(sim_now)
-    month = Month.of(closed_hour)
-    return month if closed_hour == month.last_hour.to_pydatetime() else month.previous()
+    return last_month_through(last_closed_hour(sim_now))
+
+
+def last_month_through(hour: datetime) -> Month | None:
+    """The newest month whose last hour is at or before ``hour`` (the open time of a candle)."""
+    month = Month.of(hour)
+    return month if hour >= month.last_hour.to_pydatetime() else month.previous()
+
+
+def due_month(sim_now: datetime, newest_stored: datetime) -> Month | None:
+    """The newest month that may be closed: ended in sim time *and* whole in the store.
+
+    The feed writes an hour's candle a moment after sim time closes it, so at a month's end the clock
+    is ahead of the store; closing on the clock alone would score and train on a month without its last
+    hours, and decide differently from ``btcmlops simulate`` depending on which process woke first.
+    """
+    by_clock, by_store = last_closed_month(sim_now), last_month_through(newest_stored)
+    if by_clock is None or by_store is None:
+        return None
+    return min(by_clock, by_store)
 
 
 class TrainerService:
@@ -39,10 +57,10 @@ class TrainerService:
     def step(self, real_now: datetime) -> list[MonthOutcome]:
         """Close every month that has ended in sim time and not been closed by this process yet."""
         clock = self._store.read_clock()
-        first = self._store.earliest_candle_time()
-        if clock is None or first is None:
+        first, newest = self._store.earliest_candle_time(), self._store.latest_candle_time()
+        if clock is None or first is None or newest is None:
             return []
-        due = last_closed_month(clock.sim_now(real_now))
+        due = due_month(clock.sim_now(real_now), newest)
         if self._next is None:  # (re)started: resume after what the registry says was closed
             self._next = self._contest.first_open_month(Month.of(first))
         if due is None or due < self._next:

@@ -12,7 +12,7 @@ from btcmlops.contest import Contest
 from btcmlops.registry import ModelRegistry, embedded_artifact_location, embedded_tracking_uri
 from btcmlops.replay import run_replay
 from btcmlops.services.feed import MarketFeed
-from btcmlops.services.trainer import TrainerService, last_closed_month
+from btcmlops.services.trainer import TrainerService, due_month, last_closed_month
 from btcmlops.settings import Settings
 from btcmlops.store import PriceStore
 from factories import make_candles, write_project_csv
@@ -38,6 +38,17 @@ def test_last_closed_month() -> None:
     assert str(last_closed_month(datetime(2021, 3, 1, 0, 0, tzinfo=UTC))) == "2021-02"
     assert str(last_closed_month(datetime(2021, 3, 1, 1, 0, tzinfo=UTC))) == "2021-02"
     assert str(last_closed_month(datetime(2021, 2, 28, 23, 30, tzinfo=UTC))) == "2021-01"
+
+
+def test_a_month_is_due_once_it_has_ended_in_sim_time_and_is_whole_in_the_store() -> None:
+    def due(sim_now: str, newest_stored: str) -> str | None:
+        month = due_month(pd.Timestamp(sim_now).to_pydatetime(), pd.Timestamp(newest_stored).to_pydatetime())
+        return None if month is None else str(month)
+
+    assert due("2021-03-01 05:00Z", "2021-02-28 22:00Z") == "2021-01"  # the feed has not written 23:00 yet
+    assert due("2021-03-01 05:00Z", "2021-02-28 23:00Z") == "2021-02"
+    assert due("2021-03-01 05:00Z", "2021-03-01 02:00Z") == "2021-02"  # a gap in the data at month end
+    assert due("2021-03-31 23:30Z", "2021-03-31 22:00Z") == "2021-02"  # March has not closed in sim time
 
 
 def test_the_feed_writes_only_closed_hours_and_resumes(tmp_path: Path) -> None:
@@ -74,8 +85,9 @@ def test_the_live_trainer_decides_what_the_replay_decides(tmp_path: Path, mlflow
     outcomes = []
     for step in [*range(0, hours, 24 * 9), hours]:  # a look every nine sim days: it catches up, in order
         now = REAL + timedelta(seconds=step)
+        outcomes += trainer.step(now)  # woken before the feed: the clock is ahead of the store
         feed.step(now)
-        outcomes += trainer.step(now)
+    outcomes += trainer.step(now)
 
     live = [
         (str(o.month), c.champion_version, c.challenger_version, c.decision.promote)
