@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+
+from btcmlops.replay import ReplayResult, run_replay
+from btcmlops.settings import Settings
 
 
 def make_candles(
@@ -56,3 +61,16 @@ def write_project_csv(frame: pd.DataFrame, path: str) -> None:
     out = frame.copy()
     out["open_time"] = out["open_time"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     out.to_csv(path, index=False, float_format="%.6f")
+
+
+def small_replay(home: Path, candles: pd.DataFrame, *, num_boost_round: int = 20) -> ReplayResult:
+    """A replay of ``candles`` (from 2021-01) with v1 trained on two months and small models: the
+    stores and registry a test of the serving side starts from, made in seconds."""
+    data = home / "candles.csv"
+    write_project_csv(candles, str(data))
+    settings = Settings(
+        home=home,
+        contest={"first_train_months": 2},
+        model={"num_boost_round": num_boost_round, "min_data_in_leaf": 20},
+    )
+    return run_replay(settings, data, home / "out")

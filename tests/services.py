@@ -107,17 +107,21 @@ class CliProcess:
         wait_for_http(url, self.process, what=self.name, timeout_s=timeout_s, log_tail=self.log_tail)
 
     def stop(self, timeout_s: float = 30) -> None:
-        """SIGTERM the group (the command and its children), SIGKILL what outstays ``timeout_s``."""
-        if self.process is None:
-            return
-        process, self.process = self.process, None
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            process.wait()
-            return
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        if self.process is not None:
+            process, self.process = self.process, None
+            stop_process_group(process, timeout_s)
+
+
+def stop_process_group(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """SIGTERM the group (a command started with ``start_new_session`` and its children, such as the
+    workers of an mlflow server), SIGKILL what outstays ``timeout_s``."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:  # the group is gone already
+        process.wait()
+        return
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

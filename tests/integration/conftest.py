@@ -9,7 +9,6 @@ the tests' own boto3 clients only, never into this process's environment.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -23,7 +22,7 @@ import mlflow
 import pytest
 from moto.server import ThreadedMotoServer
 
-from services import free_port, mariadb_database, wait_for_http
+from services import free_port, mariadb_database, stop_process_group, wait_for_http
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -157,7 +156,7 @@ class MlflowServerProcess:
 
     def stop(self) -> None:
         if self._process is not None:
-            _stop_group(self._process)
+            stop_process_group(self._process, SERVER_STOP_TIMEOUT_S)
             self._process = None
 
 
@@ -189,20 +188,6 @@ def own_mlflow_server(
         yield server
     finally:
         server.stop()
-
-
-def _stop_group(process: subprocess.Popen[bytes]) -> None:
-    """Terminate a process and its children, killing them if they outstay the bound."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:  # the group is gone already
-        process.wait()
-        return
-    try:
-        process.wait(timeout=SERVER_STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 @pytest.fixture(autouse=True)

@@ -20,10 +20,10 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from btcmlops.clock import start_clock
 from btcmlops.registry import CHALLENGER, CHAMPION, ModelRegistry
-from btcmlops.replay import ReplayResult, run_replay
+from btcmlops.replay import ReplayResult
 from btcmlops.settings import Settings
 from btcmlops.store import PriceStore
-from factories import make_candles, write_project_csv
+from factories import make_candles, small_replay
 from services import CliProcess, free_port
 
 pytestmark = pytest.mark.integration
@@ -45,12 +45,7 @@ class Stack:
 @pytest.fixture(scope="module")
 def replay(tmp_path_factory: pytest.TempPathFactory) -> ReplayResult:
     home = tmp_path_factory.mktemp("browser")
-    data = home / "candles.csv"
-    write_project_csv(make_candles("2021-01-01", "2021-04-30 23:00"), str(data))
-    settings = Settings(
-        home=home, contest={"first_train_months": 2}, model={"num_boost_round": 20, "min_data_in_leaf": 20}
-    )
-    return run_replay(settings, data, home / "out")
+    return small_replay(home, make_candles("2021-01-01", "2021-04-30 23:00"))
 
 
 @pytest.fixture

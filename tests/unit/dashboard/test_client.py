@@ -14,10 +14,10 @@ from streamlit.testing.v1 import AppTest
 
 import btcmlops.dashboard
 from btcmlops.dashboard import ServiceClient, ServiceError, ServiceUnavailableError
-from btcmlops.replay import ReplayResult, run_replay
+from btcmlops.replay import ReplayResult
 from btcmlops.serving import create_app
 from btcmlops.settings import Settings
-from factories import make_candles, write_project_csv
+from factories import make_candles, small_replay
 from services import free_port
 
 KEY = "dashboard-key"
@@ -27,12 +27,7 @@ PAGE = Path(btcmlops.dashboard.__file__).with_name("app.py")
 @pytest.fixture(scope="module")
 def replay(tmp_path_factory: pytest.TempPathFactory) -> ReplayResult:
     home = tmp_path_factory.mktemp("dashboard")
-    data = home / "candles.csv"
-    write_project_csv(make_candles("2021-01-01", "2021-03-31 23:00"), str(data))
-    settings = Settings(
-        home=home, contest={"first_train_months": 2}, model={"num_boost_round": 20, "min_data_in_leaf": 20}
-    )
-    return run_replay(settings, data, home / "out")
+    return small_replay(home, make_candles("2021-01-01", "2021-03-31 23:00"))
 
 
 @pytest.fixture

@@ -14,11 +14,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from btcmlops.registry import CHAMPION, ModelRegistry
-from btcmlops.replay import ReplayResult, run_replay
+from btcmlops.replay import ReplayResult
 from btcmlops.serving import create_app
 from btcmlops.settings import Settings
 from btcmlops.store import PriceStore
-from factories import make_candles, write_project_csv
+from factories import make_candles, small_replay
 from services import MYSQL_SERVER_URL, mariadb_database
 
 GAP = "2021-03-10 05:00"
@@ -28,12 +28,9 @@ GAP = "2021-03-10 05:00"
 def replay(tmp_path_factory: pytest.TempPathFactory) -> ReplayResult:
     """Jan-Apr 2021 with one missing hour: v1 (Jan-Feb), challengers through March (and none after April)."""
     home = tmp_path_factory.mktemp("serving")
-    data = home / "candles.csv"
-    write_project_csv(make_candles("2021-01-01", "2021-04-30 23:00", ar=0.3, drop=(GAP,)), str(data))
-    settings = Settings(
-        home=home, contest={"first_train_months": 2}, model={"num_boost_round": 30, "min_data_in_leaf": 20}
+    return small_replay(
+        home, make_candles("2021-01-01", "2021-04-30 23:00", ar=0.3, drop=(GAP,)), num_boost_round=30
     )
-    return run_replay(settings, data, home / "out")
 
 
 def _settings(replay: ReplayResult, **serve: Any) -> Settings:

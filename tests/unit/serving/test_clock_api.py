@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from btcmlops.replay import ReplayResult, run_replay
+from btcmlops.replay import ReplayResult
 from btcmlops.serving import create_app
 from btcmlops.settings import Settings
-from factories import make_candles, write_project_csv
+from factories import make_candles, small_replay
 
 KEY = "test-key"
 
@@ -21,12 +21,7 @@ KEY = "test-key"
 @pytest.fixture(scope="module")
 def replay(tmp_path_factory: pytest.TempPathFactory) -> ReplayResult:
     home = tmp_path_factory.mktemp("clock")
-    data = home / "candles.csv"
-    write_project_csv(make_candles("2021-01-01", "2021-03-31 23:00"), str(data))
-    settings = Settings(
-        home=home, contest={"first_train_months": 2}, model={"num_boost_round": 20, "min_data_in_leaf": 20}
-    )
-    return run_replay(settings, data, home / "out")
+    return small_replay(home, make_candles("2021-01-01", "2021-03-31 23:00"))
 
 
 @pytest.fixture
