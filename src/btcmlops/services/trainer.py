@@ -21,28 +21,25 @@ from btcmlops.store import PriceStore
 logger = logging.getLogger(__name__)
 
 
-def last_closed_month(sim_now: datetime) -> Month | None:
-    """The newest month whose last hour has closed at ``sim_now`` (None before any has)."""
+def last_closed_month(sim_now: datetime) -> Month:
+    """The newest month whose last hour has closed at ``sim_now``."""
     return last_month_through(last_closed_hour(sim_now))
 
 
-def last_month_through(hour: datetime) -> Month | None:
+def last_month_through(hour: datetime) -> Month:
     """The newest month whose last hour is at or before ``hour`` (the open time of a candle)."""
     month = Month.of(hour)
     return month if hour >= month.last_hour.to_pydatetime() else month.previous()
 
 
-def due_month(sim_now: datetime, newest_stored: datetime) -> Month | None:
+def due_month(sim_now: datetime, newest_stored: datetime) -> Month:
     """The newest month that may be closed: ended in sim time *and* whole in the store.
 
     The feed writes an hour's candle a moment after sim time closes it, so at a month's end the clock
     is ahead of the store; closing on the clock alone would score and train on a month without its last
     hours, and decide differently from ``btcmlops simulate`` depending on which process woke first.
     """
-    by_clock, by_store = last_closed_month(sim_now), last_month_through(newest_stored)
-    if by_clock is None or by_store is None:
-        return None
-    return min(by_clock, by_store)
+    return min(last_closed_month(sim_now), last_month_through(newest_stored))
 
 
 class TrainerService:
@@ -57,13 +54,15 @@ class TrainerService:
     def step(self, real_now: datetime) -> list[MonthOutcome]:
         """Close every month that has ended in sim time and not been closed by this process yet."""
         clock = self._store.read_clock()
-        first, newest = self._store.earliest_candle_time(), self._store.latest_candle_time()
-        if clock is None or first is None or newest is None:
+        newest = self._store.latest_candle_time()
+        if clock is None or newest is None:
             return []
         due = due_month(clock.sim_now(real_now), newest)
         if self._next is None:  # (re)started: resume after what the registry says was closed
+            first = self._store.earliest_candle_time()
+            assert first is not None  # the store holds a candle: ``newest``
             self._next = self._contest.first_open_month(Month.of(first))
-        if due is None or due < self._next:
+        if due < self._next:
             return []
         behind = (due.year - self._next.year) * 12 + due.month - self._next.month + 1
         if behind > 1:

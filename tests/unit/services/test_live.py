@@ -41,9 +41,9 @@ def test_last_closed_month() -> None:
 
 
 def test_a_month_is_due_once_it_has_ended_in_sim_time_and_is_whole_in_the_store() -> None:
-    def due(sim_now: str, newest_stored: str) -> str | None:
+    def due(sim_now: str, newest_stored: str) -> str:
         month = due_month(pd.Timestamp(sim_now).to_pydatetime(), pd.Timestamp(newest_stored).to_pydatetime())
-        return None if month is None else str(month)
+        return str(month)
 
     assert due("2021-03-01 05:00Z", "2021-02-28 22:00Z") == "2021-01"  # the feed has not written 23:00 yet
     assert due("2021-03-01 05:00Z", "2021-02-28 23:00Z") == "2021-02"
