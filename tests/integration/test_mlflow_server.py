@@ -16,9 +16,10 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from btcmlops.contest import TrainingWindow
 from btcmlops.features import build_samples
 from btcmlops.model import Forecaster, train_forecaster
-from btcmlops.registry import CHALLENGER, CHAMPION, ModelRegistry, TrainingWindow, VersionStatus
+from btcmlops.registry import CHALLENGER, CHAMPION, ModelRegistry, VersionStatus
 from btcmlops.replay import run_replay
 from btcmlops.settings import ModelSettings, Settings
 from btcmlops.store import PriceStore
@@ -34,10 +35,10 @@ def _unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def _window(samples: pd.DataFrame, through_month: str) -> TrainingWindow:
+def _window(samples: pd.DataFrame, trained_through: str) -> TrainingWindow:
     target = samples["target_time"]
     return TrainingWindow(
-        target.iloc[0], target.iloc[-1], len(samples), f"digest-{through_month}", through_month
+        target.iloc[0], target.iloc[-1], len(samples), f"digest-{trained_through}", trained_through
     )
 
 
@@ -153,7 +154,7 @@ def test_replay_against_mlflow_server_and_mariadb(
     assert [v.version for v in versions if CHAMPION in v.aliases] == [summary["final_champion"]]
     assert registry.get_by_alias(CHAMPION).version == summary["final_champion"]  # type: ignore[union-attr]
     assert registry.get_by_alias(CHALLENGER) is None  # every challenger was decided
-    assert {v.version: v.window.through_month for v in versions} == {
+    assert {v.version: v.window.trained_through for v in versions} == {
         t["version"]: t["trained_through"] for t in trainings
     }
 

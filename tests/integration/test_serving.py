@@ -21,9 +21,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from btcmlops.contest import TrainingWindow
 from btcmlops.features import build_samples
 from btcmlops.model import train_forecaster
-from btcmlops.registry import CHAMPION, ModelRegistry, TrainingWindow
+from btcmlops.registry import CHAMPION, ModelRegistry
 from btcmlops.settings import ModelSettings
 from btcmlops.store import PriceStore
 from factories import make_candles

@@ -72,7 +72,7 @@ class TrainingRecord:
     trained_through: str
     train_start: pd.Timestamp
     train_end: pd.Timestamp
-    rows: int
+    train_rows: int
     data_hash: str
 
 
@@ -198,7 +198,7 @@ class Contest:
         each month), so that version marks where a restarted driver resumes; ``first`` if none exists.
         """
         closed = [
-            Month.parse(v.window.through_month) for v in self._registry.versions() if v.status is not None
+            Month.parse(v.window.trained_through) for v in self._registry.versions() if v.status is not None
         ]
         return max(closed).next() if closed else first
 
@@ -222,7 +222,7 @@ class Contest:
         role: str,
     ) -> TrainingRecord:
         """Train through ``month`` for ``role``, unless a version trained through it already exists."""
-        existing = [v for v in versions if v.window.through_month == str(month)]
+        existing = [v for v in versions if v.window.trained_through == str(month)]
         if existing:  # a restart after the version was registered: finish its set-up, train nothing
             info = existing[0]
         else:
@@ -244,18 +244,18 @@ class Contest:
             version=info.version,
             run_id=info.run_id,
             role=role,
-            trained_through=window.through_month,
-            train_start=window.first_target,
-            train_end=window.last_target,
-            rows=window.rows,
+            trained_through=window.trained_through,
+            train_start=window.train_start,
+            train_end=window.train_end,
+            train_rows=window.train_rows,
             data_hash=window.data_hash,
         )
 
     def _predict(self, contestant: ModelVersionInfo, rows: pd.DataFrame, month: Month) -> pd.Series:
         """Predict the month's hours with one contestant, refusing if it was trained on any of them."""
-        if contestant.window.last_target >= month.start:
+        if contestant.window.train_end >= month.start:
             raise FairnessError(
-                f"version {contestant.version} was trained through {contestant.window.last_target} "
+                f"version {contestant.version} was trained through {contestant.window.train_end} "
                 f"and cannot be scored on {month}"
             )
         forecaster: Forecaster = self._registry.load(contestant.version)
@@ -334,7 +334,7 @@ class Contest:
 
 def _was_closed(month: Month, versions: list[ModelVersionInfo]) -> bool:
     """A version trained through ``month`` and fully set up means this month's close completed."""
-    return any(v.window.through_month == str(month) and v.status is not None for v in versions)
+    return any(v.window.trained_through == str(month) and v.status is not None for v in versions)
 
 
 def _prediction_frame(

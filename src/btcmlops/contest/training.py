@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from btcmlops.calendar import Month
+from btcmlops.contest.window import TrainingWindow
 from btcmlops.model import Forecaster, train_forecaster
-from btcmlops.registry import TrainingWindow
 from btcmlops.settings import ModelSettings
 
 
@@ -48,10 +48,10 @@ def train_through(
     seconds = time.perf_counter() - started
     in_sample = float(np.mean(np.abs(forecaster.predict_close(rows) - rows["actual_close"].to_numpy())))
     window = TrainingWindow(
-        first_target=first,
-        last_target=last,
-        rows=len(rows),
+        train_start=first,
+        train_end=last,
+        train_rows=len(rows),
         data_hash=candles_digest(seen),
-        through_month=str(through),
+        trained_through=str(through),
     )
     return forecaster, window, {"train_seconds": seconds, "in_sample_mae": in_sample}

@@ -84,7 +84,7 @@ def _live(client: ServiceClient, settings: Settings) -> None:
             asked = hours_to_ask(
                 closed,
                 newest_asked(predictions, st.session_state.get("newest_asked")),
-                pd.Timestamp(window["last_target"]).to_pydatetime() if window else None,
+                pd.Timestamp(window["train_end"]).to_pydatetime() if window else None,
                 hours_shown,
             )
             if asked:
@@ -110,7 +110,7 @@ def _live(client: ServiceClient, settings: Settings) -> None:
     promoted = sum(item["promoted"] for item in decisions)
     top[3].metric("Contests", len(decisions), f"{promoted} promoted", delta_color="off")
     if window:
-        st.caption(f"Champion trained through {window['trained_through']} ({window['rows']:,} hours).")
+        st.caption(f"Champion trained through {window['trained_through']} ({window['train_rows']:,} hours).")
 
     st.plotly_chart(forecast_figure(candles, predictions, shadow), key="forecasts", width="stretch")
 

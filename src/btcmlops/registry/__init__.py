@@ -12,7 +12,6 @@ from btcmlops.registry.mlflow_registry import (
     CHAMPION,
     ModelRegistry,
     ModelVersionInfo,
-    TrainingWindow,
     VersionStatus,
     with_alias,
 )
@@ -22,7 +21,6 @@ __all__ = [
     "CHAMPION",
     "ModelRegistry",
     "ModelVersionInfo",
-    "TrainingWindow",
     "VersionStatus",
     "embedded_artifact_location",
     "embedded_tracking_uri",

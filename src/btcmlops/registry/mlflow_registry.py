@@ -19,6 +19,7 @@ from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model, infer_signature
 
+from btcmlops.contest.window import TrainingWindow
 from btcmlops.features import UnknownFeatureSetError, get_feature_set
 from btcmlops.model import Forecaster
 from btcmlops.timing import Timings
@@ -38,36 +39,6 @@ class VersionStatus(StrEnum):
     PRODUCTION = "production"
     STAGING = "staging"
     ARCHIVED = "archived"
-
-
-@dataclass(frozen=True)
-class TrainingWindow:
-    """Exactly what a model was fitted on: first and last target hour, row count, data hash."""
-
-    first_target: pd.Timestamp
-    last_target: pd.Timestamp
-    rows: int
-    data_hash: str
-    through_month: str
-
-    def as_tags(self) -> dict[str, str]:
-        return {
-            "train_start": self.first_target.isoformat(),
-            "train_end": self.last_target.isoformat(),
-            "train_rows": str(self.rows),
-            "data_hash": self.data_hash,
-            "trained_through": self.through_month,
-        }
-
-    @classmethod
-    def from_tags(cls, tags: Mapping[str, str]) -> TrainingWindow:
-        return cls(
-            first_target=pd.Timestamp(tags["train_start"]),
-            last_target=pd.Timestamp(tags["train_end"]),
-            rows=int(tags["train_rows"]),
-            data_hash=tags["data_hash"],
-            through_month=tags["trained_through"],
-        )
 
 
 @dataclass(frozen=True)

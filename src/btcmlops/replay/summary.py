@@ -50,7 +50,7 @@ def build_summary(
             "trained_through": record.trained_through,
             "train_start": record.train_start.isoformat(),
             "train_end": record.train_end.isoformat(),
-            "rows": record.rows,
+            "train_rows": record.train_rows,
             "data_hash": record.data_hash,
         }
         for outcome in outcomes

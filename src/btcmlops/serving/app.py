@@ -322,11 +322,11 @@ def create_app(
             run_id=served.info.run_id if served else None,
             feature_set=snapshot.feature_set,
             training_window=TrainingWindowPublic(
-                first_target=window_tags.first_target,
-                last_target=window_tags.last_target,
-                rows=window_tags.rows,
+                train_start=window_tags.train_start,
+                train_end=window_tags.train_end,
+                train_rows=window_tags.train_rows,
                 data_hash=window_tags.data_hash,
-                trained_through=window_tags.through_month,
+                trained_through=window_tags.trained_through,
             )
             if window_tags
             else None,

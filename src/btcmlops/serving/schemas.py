@@ -95,9 +95,9 @@ class ShadowPublic(BaseModel):
 
 
 class TrainingWindowPublic(BaseModel):
-    first_target: datetime
-    last_target: datetime
-    rows: int
+    train_start: datetime
+    train_end: datetime
+    train_rows: int
     data_hash: str
     trained_through: str
 

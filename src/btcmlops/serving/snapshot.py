@@ -99,7 +99,7 @@ def shadow_forecasts(
 
     Hour T forecasts T + 1h, so T must be at or after the last training target: only unseen targets.
     """
-    first = max(first_hour, hour_number(model.info.window.last_target))
+    first = max(first_hour, hour_number(model.info.window.train_end))
     rows = (snapshot.hours >= first) & (snapshot.hours <= last_hour) & snapshot.valid
     return snapshot.hours[rows], _predict(
         model, snapshot.features[rows], snapshot.valid[rows], snapshot.closes[rows]

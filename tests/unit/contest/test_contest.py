@@ -92,7 +92,7 @@ def test_schedule_who_trains_on_what_and_is_scored_on_what(
         assert (pd.to_datetime(rows["target_time"], utc=True) > windows[version].train_end).all()
         assert (pd.to_datetime(rows["timestamp"], utc=True) >= windows[version].train_end).all()
     # Three versions in all, each trained on more data than the last.
-    assert [w.rows for w in windows.values()] == sorted(w.rows for w in windows.values())
+    assert [w.train_rows for w in windows.values()] == sorted(w.train_rows for w in windows.values())
     assert len({w.data_hash for w in windows.values()}) == 3
 
 

@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from btcmlops.contest import TrainingWindow
 from btcmlops.features import UnknownFeatureSetError, build_samples
 from btcmlops.model import train_forecaster
 from btcmlops.registry import (
     CHALLENGER,
     CHAMPION,
     ModelRegistry,
-    TrainingWindow,
     VersionStatus,
     embedded_artifact_location,
     embedded_tracking_uri,
@@ -27,11 +27,11 @@ from factories import make_candles
 SAMPLES = build_samples(make_candles("2021-01-01", "2021-01-15"))
 FORECASTER = train_forecaster(SAMPLES, ModelSettings(num_boost_round=10, min_data_in_leaf=20))
 WINDOW = TrainingWindow(
-    first_target=SAMPLES["target_time"].iloc[0],
-    last_target=SAMPLES["target_time"].iloc[-1],
-    rows=len(SAMPLES),
+    train_start=SAMPLES["target_time"].iloc[0],
+    train_end=SAMPLES["target_time"].iloc[-1],
+    train_rows=len(SAMPLES),
     data_hash="abc",
-    through_month="2021-01",
+    trained_through="2021-01",
 )
 
 
@@ -83,7 +83,7 @@ def test_status_tags_and_training_window_are_version_tags(tmp_path: Path, mlflow
     assert info.window == WINDOW
     assert info.feature_set == "v1"
     run = MlflowClient(tracking_uri=registry.tracking_uri).get_run(info.run_id)
-    assert run.data.tags["train_end"] == WINDOW.last_target.isoformat()
+    assert run.data.tags["train_end"] == WINDOW.train_end.isoformat()
     assert run.data.params["a"] == "1"
 
 
@@ -119,4 +119,4 @@ def test_embedded_store_is_built_from_a_template_once(tmp_path: Path) -> None:
     assert len(templates) == 1
     assert list(cache.glob("mlflow-*-empty.db")) == templates
     assert (tmp_path / "b" / "mlflow.db").stat().st_size == templates[0].stat().st_size
-    assert pd.Timestamp(WINDOW.as_tags()["train_start"]) == WINDOW.first_target
+    assert pd.Timestamp(WINDOW.as_tags()["train_start"]) == WINDOW.train_start

@@ -100,9 +100,10 @@ def test_the_live_trainer_decides_what_the_replay_decides(tmp_path: Path, mlflow
     ]
     assert live == replayed
     assert any(promoted for *_, promoted in live)
-    trained = [(t.version, t.trained_through, t.rows, t.data_hash) for o in outcomes for t in o.trained]
+    trained = [(t.version, t.trained_through, t.train_rows, t.data_hash) for o in outcomes for t in o.trained]
     expected = [
-        (t["version"], t["trained_through"], t["rows"], t["data_hash"]) for t in replay.summary["trainings"]
+        (t["version"], t["trained_through"], t["train_rows"], t["data_hash"])
+        for t in replay.summary["trainings"]
     ]
     assert trained[: len(expected)] == expected  # the live trainer also trains a challenger after May
 

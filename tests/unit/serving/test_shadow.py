@@ -73,8 +73,8 @@ def test_shadow_forecasts_are_the_contests_shadow_forecasts_on_unseen_hours_only
         served_before = client.get("/predictions").json()
 
     forecasts = pd.DataFrame(body["forecasts"])  # type: ignore[arg-type]
-    last_target = pd.Timestamp(registry.versions()[version - 1].window.last_target)
-    assert (pd.to_datetime(forecasts["target_time"]) > last_target).all()
+    train_end = pd.Timestamp(registry.versions()[version - 1].window.train_end)
+    assert (pd.to_datetime(forecasts["target_time"]) > train_end).all()
     assert forecasts["timestamp"].tolist() == scored["timestamp"].tolist()
     assert forecasts["predicted_close"].to_numpy() == pytest.approx(
         scored["predicted_close"].to_numpy(), rel=1e-12
