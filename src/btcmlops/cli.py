@@ -20,7 +20,8 @@ from btcmlops.settings import Settings
 
 if TYPE_CHECKING:
     from btcmlops.clock import SimClock
-    from btcmlops.store import PriceStore
+    from btcmlops.contest import Contest
+    from btcmlops.store import AuditEntry, PriceStore
 
 app = typer.Typer(
     help="btcmlops: hourly BTC forecasts, a fair champion/challenger contest, MLflow.", no_args_is_help=True
@@ -35,6 +36,30 @@ def _settings(ctx: typer.Context) -> Settings:
     settings = ctx.obj
     assert isinstance(settings, Settings)
     return settings
+
+
+def _on_replay(settings: Settings, replay: Path | None) -> Settings:
+    """``settings`` pointed at a replay's output directory (its SQLite price and MLflow stores)."""
+    if replay is None:
+        return settings
+    return settings.model_copy(
+        update={
+            "store": settings.store.model_copy(
+                update={"url": f"sqlite:///{(replay / 'prices.db').resolve()}"}
+            ),
+            "mlflow": settings.mlflow.model_copy(
+                update={"tracking_uri": f"sqlite:///{(replay / 'mlflow.db').resolve()}"}
+            ),
+        }
+    )
+
+
+ReplayOption = Annotated[
+    Path | None,
+    typer.Option(
+        exists=True, file_okay=False, help="Work on a replay's output directory (its SQLite stores)."
+    ),
+]
 
 
 def _store_url(settings: Settings) -> str:
@@ -161,6 +186,9 @@ def simulate(
             errors.print(f"[red]replay refused:[/red] {error}")
             raise typer.Exit(1) from None
     _print_summary(result.summary)
+    data_info = result.summary.get("data")
+    if isinstance(data_info, dict) and data_info.get("stopped_early"):
+        console.print(f"[yellow]note:[/yellow] {data_info['stopped_early']}", soft_wrap=True)
     # soft_wrap: paths and the command must stay on one line to be copied.
     console.print(f"report:      {result.report_html}  (and {result.report_png.name})", soft_wrap=True)
     console.print(f"predictions: {result.predictions_path}", soft_wrap=True)
@@ -171,12 +199,7 @@ def simulate(
 @app.command()
 def serve(
     ctx: typer.Context,
-    replay: Annotated[
-        Path | None,
-        typer.Option(
-            exists=True, file_okay=False, help="Serve from a replay's output directory (its SQLite stores)."
-        ),
-    ] = None,
+    replay: ReplayOption = None,
     host: Annotated[str | None, typer.Option(help="Interface to bind (default: setting).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: setting).")] = None,
 ) -> None:
@@ -187,18 +210,7 @@ def serve(
 
     from btcmlops.serving import create_app
 
-    settings = _settings(ctx)
-    if replay is not None:
-        settings = settings.model_copy(
-            update={
-                "store": settings.store.model_copy(
-                    update={"url": f"sqlite:///{(replay / 'prices.db').resolve()}"}
-                ),
-                "mlflow": settings.mlflow.model_copy(
-                    update={"tracking_uri": f"sqlite:///{(replay / 'mlflow.db').resolve()}"}
-                ),
-            }
-        )
+    settings = _on_replay(_settings(ctx), replay)
     # MLflow's HTTP client retries for minutes by default; the watcher has its own backoff.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(settings.serve.registry_timeout_s)))
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -373,11 +385,21 @@ def trainer(ctx: typer.Context) -> None:
             if stop.wait(delay):
                 return
             delay = min(delay * 2, 30.0)
-    contest = Contest(settings.model, settings.contest, registry, store, store)
+    contest = Contest(settings.model, settings.contest, registry, store, store, sim_now=_sim_now_of(store))
     try:
-        TrainerService(contest, store).run(stop, on_round=_heartbeat(settings))
+        TrainerService(contest, store, settings.trainer).run(stop, on_round=_heartbeat(settings))
     finally:
         store.dispose()
+
+
+def _sim_now_of(store: PriceStore) -> Callable[[], datetime | None]:
+    """Sim time now by the store's clock (None where there is no clock: a replay's store)."""
+
+    def sim_now() -> datetime | None:
+        clock = store.read_clock()
+        return None if clock is None else clock.sim_now(datetime.now(UTC))
+
+    return sim_now
 
 
 @app.command()
@@ -467,6 +489,148 @@ def dashboard(
         "--client.toolbarMode", "viewer",
     ]  # fmt: skip
     os.execv(sys.executable, arguments)  # the dashboard is Streamlit's process from here on
+
+
+model_app = typer.Typer(
+    help="Promote, roll back and list champions (journal first, every change in the audit).",
+    no_args_is_help=True,
+)
+registry_app = typer.Typer(help="Check the registry's invariants, or finish a change cut off half-way.")
+app.add_typer(model_app, name="model")
+app.add_typer(registry_app, name="registry")
+
+
+def _open_contest(settings: Settings) -> tuple[PriceStore, Contest]:
+    """The price store and a Contest over it and the configured registry (or a replay's)."""
+    from btcmlops.contest import Contest
+    from btcmlops.registry import ModelRegistry, resolve_tracking
+
+    store = _open_store(settings)
+    tracking_uri, artifacts = resolve_tracking(
+        settings.mlflow.tracking_uri, settings.home / "mlflow", settings.home / "cache"
+    )
+    registry = ModelRegistry(
+        tracking_uri,
+        settings.mlflow.experiment,
+        settings.mlflow.registered_model,
+        artifact_location=artifacts,
+    )
+    return store, Contest(
+        settings.model, settings.contest, registry, store, store, sim_now=_sim_now_of(store)
+    )
+
+
+def _print_change(row: AuditEntry) -> None:
+    console.print(
+        f"champion v{row.from_version} -> [bold]v{row.to_version}[/bold] ({row.source}, by {row.actor}): "
+        f"{row.reason}",
+        soft_wrap=True,
+    )
+
+
+@model_app.command("promote")
+def model_promote(
+    ctx: typer.Context,
+    version: Annotated[int, typer.Argument(help="The version to make champion.")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit).")],
+    replay: ReplayOption = None,
+) -> None:
+    """Make VERSION the champion now; the old champion is archived."""
+    from btcmlops.contest.changes import ChangeRefusedError, os_actor
+    from btcmlops.store import ChangeInProgressError
+
+    store, contest = _open_contest(_on_replay(_settings(ctx), replay))
+    try:
+        _print_change(contest.changes.promote(version, reason=reason, actor=os_actor()))
+    except (ChangeRefusedError, ChangeInProgressError) as error:
+        errors.print(f"[red]refused:[/red] {error}")
+        raise typer.Exit(1) from None
+    finally:
+        store.dispose()
+
+
+@model_app.command("rollback")
+def model_rollback(
+    ctx: typer.Context,
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit).")],
+    replay: ReplayOption = None,
+) -> None:
+    """Put the previous champion back."""
+    from btcmlops.contest.changes import ChangeRefusedError, os_actor
+    from btcmlops.store import ChangeInProgressError
+
+    store, contest = _open_contest(_on_replay(_settings(ctx), replay))
+    try:
+        _print_change(contest.changes.rollback(reason=reason, actor=os_actor()))
+    except (ChangeRefusedError, ChangeInProgressError) as error:
+        errors.print(f"[red]refused:[/red] {error}")
+        raise typer.Exit(1) from None
+    finally:
+        store.dispose()
+
+
+@model_app.command("history")
+def model_history(ctx: typer.Context, replay: ReplayOption = None) -> None:
+    """List every change of champion: when (real and sim time), who, from, to, why, by what."""
+    store, contest = _open_contest(_on_replay(_settings(ctx), replay))
+    try:
+        contest.changes.sync_with_registry()
+        rows = contest.changes.history()
+    finally:
+        store.dispose()
+    table = Table(title="Champion history (append-only audit)")
+    for column in ("#", "real time", "sim time", "from", "to", "source", "who", "reason"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            str(row.id),
+            f"{row.changed_at:%Y-%m-%d %H:%M:%S}Z",
+            f"{row.sim_time:%Y-%m-%d %H:%M}Z" if row.sim_time else "-",
+            f"v{row.from_version}" if row.from_version is not None else "-",
+            f"v{row.to_version}",
+            row.source,
+            row.actor,
+            row.reason,
+        )
+    console.print(table)
+
+
+@registry_app.command("check")
+def registry_check(ctx: typer.Context, replay: ReplayOption = None) -> None:
+    """Print every broken invariant (exit 1), or that the registry is sound."""
+    store, contest = _open_contest(_on_replay(_settings(ctx), replay))
+    try:
+        problems = contest.changes.problems()
+    finally:
+        store.dispose()
+    if problems:
+        for problem in problems:
+            errors.print(f"[red]✗[/red] {problem}", soft_wrap=True)
+        raise typer.Exit(1)
+    console.print(
+        "[green]✓[/green] registry sound: one production version holding 'champion', at most one staging "
+        "holding 'challenger', the rest archived; every closed month has one decision row and one "
+        "contest run with the same numbers; no month skipped; nothing pending",
+        soft_wrap=True,
+    )
+
+
+@registry_app.command("reconcile")
+def registry_reconcile(ctx: typer.Context, replay: ReplayOption = None) -> None:
+    """Finish a change a dead process left half-done, record external alias moves, repair status tags."""
+    store, contest = _open_contest(_on_replay(_settings(ctx), replay))
+    try:
+        finished = contest.reconcile()
+        problems = contest.changes.problems()
+    finally:
+        store.dispose()
+    for outcome in finished:
+        console.print(f"finished the close of {outcome.month}")
+    for problem in problems:
+        errors.print(f"[red]✗[/red] {problem}", soft_wrap=True)
+    if problems:
+        raise typer.Exit(1)
+    console.print("[green]✓[/green] reconciled; registry sound")
 
 
 def _print_summary(summary: dict[str, object]) -> None:

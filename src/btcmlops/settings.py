@@ -87,6 +87,32 @@ class ContestSettings(BaseModel):
     require_beat_naive: bool = Field(
         default=False, description="Promote only a challenger whose MAE is also below the naive baseline's."
     )
+    min_month_share: float = Field(
+        default=0.75,
+        gt=0,
+        le=1,
+        description=(
+            "Share of a month's hours that must have a scoreable forecast for a contest to be held; "
+            "below it the month is recorded as 'no contest' and the challenger stays in shadow."
+        ),
+    )
+
+
+class TrainerSettings(BaseModel):
+    """The live trainer: how often it looks at the clock, and its lease (one trainer at a time)."""
+
+    interval_s: float = Field(default=1.0, gt=0, description="Seconds between two looks at the clock.")
+    lease_ttl_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Seconds a trainer's lease lasts unless renewed (it renews every third of it); a dead "
+            "trainer's lease expires after this and the next trainer takes over and reconciles."
+        ),
+    )
+    retry_max_s: float = Field(
+        default=30.0, gt=0, description="Longest wait before retrying after MLflow or the store failed."
+    )
 
 
 class ServeSettings(BaseModel):
@@ -170,6 +196,7 @@ class Settings(BaseSettings):
     data: DataSettings = DataSettings()
     model: ModelSettings = ModelSettings()
     contest: ContestSettings = ContestSettings()
+    trainer: TrainerSettings = TrainerSettings()
     serve: ServeSettings = ServeSettings()
     clock: ClockSettings = ClockSettings()
     dashboard: DashboardSettings = DashboardSettings()

@@ -1,23 +1,29 @@
-"""``Contest``: close one month at a time, against a registry and a store.
+"""``Contest``: close one month at a time, against a registry and a store, surviving any crash.
 
 The same object runs inside the replay (months closed back to back) and inside the live trainer
-(each month closed when the sim clock passes its end). Everything it knows about the past comes from
-the registry (aliases, version tags) and the store (candles, decisions), so it can be restarted at
-any point and closing a month twice does the work once.
+(each month closed when the sim clock passes its end). Closing a month is a plan and its steps: the
+plan (what was scored, what was decided, what to train) is computed from the registry and the
+candles, written to the journal as a pending change, and only then carried out one idempotent step
+at a time (decision row, contest run, status tags, aliases, the next challenger), the journal row
+closing with its audit rows last. A process that dies anywhere leaves a pending plan that
+``reconcile`` finishes on the next start, with the plan's own numbers: nothing is decided twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from btcmlops.calendar import Month
+from btcmlops.contest.changes import MONTH_CLOSE, ChampionChanges, StepHook, no_step
 from btcmlops.contest.rule import Decision, decide
 from btcmlops.contest.scoring import Scores, score
+from btcmlops.contest.significance import diebold_mariano
 from btcmlops.contest.training import month_samples, train_through
 from btcmlops.features import build_samples
 from btcmlops.model import Forecaster
@@ -29,8 +35,9 @@ from btcmlops.registry import (
     VersionStatus,
     with_alias,
 )
+from btcmlops.registry.presentation import contest_run_name, contest_version_tags, version_description
 from btcmlops.settings import ContestSettings, ModelSettings
-from btcmlops.store import DecisionRow
+from btcmlops.store import AuditEntry, DecisionRow, JournalEntry, RegistryJournal
 from btcmlops.timing import Timings
 
 PREDICTION_COLUMNS = (
@@ -42,6 +49,7 @@ PREDICTION_COLUMNS = (
     "model_version",
     "role",
 )
+CONTEST_ACTOR = "contest"
 
 
 class FairnessError(RuntimeError):
@@ -55,11 +63,14 @@ class CandleSource(Protocol):
 
 
 class DecisionLedger(Protocol):
-    """Where decisions are recorded once per (registered model, shadow month)."""
+    """Where decisions are recorded once per (registered model, shadow month), beside the journal."""
 
     def record_decision(self, row: DecisionRow) -> None: ...
 
     def list_decisions(self, registered_model: str | None = None) -> list[DecisionRow]: ...
+
+    @property
+    def journal(self) -> RegistryJournal: ...
 
 
 @dataclass(frozen=True)
@@ -78,7 +89,7 @@ class TrainingRecord:
 
 @dataclass(frozen=True)
 class ContestRecord:
-    """One decision: both models and naive scored on the same shadow month, and the verdict."""
+    """One decision: what served the shadow month, the challenger and naive on its hours, the verdict."""
 
     month: str
     eval_start: pd.Timestamp
@@ -89,6 +100,8 @@ class ContestRecord:
     challenger: Scores
     naive: Scores
     decision: Decision
+    tenure: dict[int, int] = field(default_factory=dict)
+    """Hours of the month each version served on the champion's side (one entry unless changed)."""
 
 
 @dataclass(frozen=True)
@@ -99,7 +112,7 @@ class MonthOutcome:
     champion_version: int | None
     """The champion after the close (serves the next month)."""
     served_version: int | None = None
-    """The champion that served this month."""
+    """The champion that served this month (the last one, if it changed inside the month)."""
     predictions: pd.DataFrame | None = None
     served: Scores | None = None
     naive: Scores | None = None
@@ -107,6 +120,10 @@ class MonthOutcome:
     trained: list[TrainingRecord] = field(default_factory=list)
     already_closed: bool = False
     """True when the month had been closed before (a restart): nothing was done again."""
+    note: str = ""
+    """Why nothing was contested, when nothing was (warming up, too few hours, no challenger)."""
+    recovered: bool = False
+    """True when this close was begun by a process that died, and finished by this one."""
 
 
 class Contest:
@@ -121,113 +138,389 @@ class Contest:
         ledger: DecisionLedger,
         *,
         timings: Timings | None = None,
+        on_step: StepHook = no_step,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sim_now: Callable[[], datetime | None] = lambda: None,
     ) -> None:
         self._model = model
         self._rule = rule
         self._registry = registry
         self._candles = candles
         self._ledger = ledger
+        self._journal = ledger.journal
         self._timings = timings or Timings()
+        self._step = on_step
+        self._now = now
+        self.changes = ChampionChanges(
+            registry, self._journal, ledger, now=now, sim_now=sim_now, on_step=on_step
+        )
 
+    # -- public ---------------------------------------------------------------------------------------
     def close_month(self, month: Month, *, train_challenger: bool = True) -> MonthOutcome:
         """Close ``month``: score what served it, decide any contest on it, train the next challenger.
 
         Only candles up to the last hour of ``month`` are read. ``train_challenger`` is False when no
         month will follow (the end of a replay): a challenger that can never be scored is not trained.
+        A change left half-done by a dead process is finished first.
         """
-        versions = self._registry.versions()  # one registry read: aliases, tags, windows
-        champion = with_alias(versions, CHAMPION)
-        if _was_closed(month, versions):
+        recovered = self.reconcile()
+        if any(outcome.month == month for outcome in recovered):
+            return next(outcome for outcome in recovered if outcome.month == month)
+        if any(entry.month == str(month) for entry in self._journal.closed_months(self._name)):
+            champion = self._registry.get_by_alias(CHAMPION)
             return MonthOutcome(
                 month=month, champion_version=champion.version if champion else None, already_closed=True
             )
+        self._step("plan")
         with self._timings.measure("features"):
             candles = self._candles.read_candles(end=month.last_hour.to_pydatetime())
             if candles.empty:
                 raise ValueError(f"no candles through {month}")
             samples = build_samples(candles, self._model.feature_set)
-        if champion is None:
-            return self._maybe_train_first_champion(month, candles, samples, versions)
-
-        outcome_rows = month_samples(samples, month)
-        champion_after = champion.version
-        predictions: list[pd.DataFrame] = []
-        served = naive = None
-        contest: ContestRecord | None = None
-        if not outcome_rows.empty:
-            champion_close = self._predict(champion, outcome_rows, month)
-            predictions.append(_prediction_frame(outcome_rows, champion_close, champion.version, CHAMPION))
-            served = score(outcome_rows["actual_close"], champion_close, outcome_rows["close"])
-            naive = score(outcome_rows["actual_close"], outcome_rows["close"], outcome_rows["close"])
-            challenger = with_alias(versions, CHALLENGER)
-            if challenger is not None:
-                challenger_close = self._predict(challenger, outcome_rows, month)
-                predictions.append(
-                    _prediction_frame(outcome_rows, challenger_close, challenger.version, CHALLENGER)
-                )
-                contest = self._run_contest(
-                    month,
-                    outcome_rows,
-                    champion,
-                    challenger,
-                    served,
-                    score(outcome_rows["actual_close"], challenger_close, outcome_rows["close"]),
-                    naive,
-                )
-                if contest.decision.promote:
-                    champion_after = challenger.version
-
-        trained = []
-        if train_challenger:
-            trained.append(self._train_and_register(month, candles, samples, versions, role=CHALLENGER))
+        plan, outcome = self._plan(month, candles, samples, train_challenger=train_challenger)
+        entry = self._journal.begin(
+            self._name,
+            MONTH_CLOSE,
+            plan,
+            actor=CONTEST_ACTOR,
+            reason=plan["note"],
+            now=self._now(),
+            month=str(month),
+        )
+        self._step("journal.begun")
+        trained = self._carry_out(entry, candles, samples)
+        self.changes.check_and_log()
         return MonthOutcome(
+            month=outcome.month,
+            champion_version=self._champion_after(entry.plan, trained),
+            served_version=outcome.served_version,
+            predictions=outcome.predictions,
+            served=outcome.served,
+            naive=outcome.naive,
+            contest=outcome.contest,
+            trained=trained,
+            note=outcome.note,
+        )
+
+    def reconcile(self) -> list[MonthOutcome]:
+        """Finish a change a dead process left pending, then bring the registry in line with the journal.
+
+        Safe to call at any time, and cheap when there is nothing to do: the trainer calls it on every
+        start and before every month close. Returns the month closes it finished.
+        """
+        finished: list[MonthOutcome] = []
+        pending = self._journal.pending(self._name)
+        if pending is not None and pending.kind == MONTH_CLOSE:
+            assert pending.month is not None
+            trained = self._carry_out(pending, None, None)
+            finished.append(
+                MonthOutcome(
+                    month=Month.parse(pending.month),
+                    champion_version=self._champion_after(pending.plan, trained),
+                    trained=trained,
+                    note=pending.plan["note"],
+                    recovered=True,
+                )
+            )
+        elif pending is not None:
+            self.changes.carry_out(pending)
+        self.changes.sync_with_registry()
+        self._registry.fail_orphan_runs()
+        return finished
+
+    def first_open_month(self, first: Month) -> Month:
+        """The first month not yet closed: the one after the newest closed month, or ``first``."""
+        closed = self._journal.closed_months(self._name)
+        pending = self._journal.pending(self._name)
+        if pending is not None and pending.month is not None:
+            return Month.parse(pending.month)
+        return Month.parse(closed[-1].month or "").next() if closed else first
+
+    def served_forecasts(self, month: Month) -> pd.DataFrame:
+        """What served ``month``, hour by hour, as the audit says (the champion's side of a contest)."""
+        candles = self._candles.read_candles(end=month.last_hour.to_pydatetime())
+        rows = month_samples(build_samples(candles, self._model.feature_set), month)
+        versions = {v.version: v for v in self._registry.versions()}
+        close, tenure = self._served_close(rows, month, versions)
+        frames = [
+            _prediction_frame(rows.loc[tenure == version], close.loc[tenure == version], version, CHAMPION)
+            for version in pd.unique(tenure)
+        ]
+        return pd.concat(frames).sort_values("target_time", ignore_index=True)
+
+    @property
+    def _name(self) -> str:
+        return self._registry.model_name
+
+    # -- the plan -------------------------------------------------------------------------------------
+    def _plan(
+        self, month: Month, candles: pd.DataFrame, samples: pd.DataFrame, *, train_challenger: bool
+    ) -> tuple[dict[str, Any], MonthOutcome]:
+        """Decide everything this close will do, before doing any of it."""
+        versions = self._registry.versions()
+        versions_by_number = {v.version: v for v in versions}
+        champion = with_alias(versions, CHAMPION)
+        challenger = with_alias(versions, CHALLENGER)
+        plan: dict[str, Any] = {
+            "month": str(month),
+            "effective": month.next().start.isoformat(),
+            "champion": champion.version if champion else None,
+            "challenger": challenger.version if challenger else None,
+            "promote": False,
+            "train": None,
+            "decision": None,
+            "contest_run": None,
+            "tenure": {},
+        }
+        if champion is None:
+            first_month = Month.of(candles["open_time"].iloc[0])
+            if month < first_month.plus(self._rule.first_train_months - 1):
+                plan["note"] = f"warming up: {self._rule.first_train_months} months before the first champion"
+                return plan, MonthOutcome(month=month, champion_version=None, note=plan["note"])
+            plan["train"] = CHAMPION
+            plan["note"] = f"first champion: trained through {month}"
+            return plan, MonthOutcome(month=month, champion_version=None, note=plan["note"])
+
+        rows = month_samples(samples, month)
+        expected = int((month.next().start - month.start) / pd.Timedelta(hours=1))
+        plan["hours"], plan["expected_hours"] = len(rows), expected
+        if len(rows) < self._rule.min_month_share * expected or rows.empty:
+            plan["note"] = (
+                f"no contest: {len(rows)} of {expected} hours "
+                f"(a contest needs {self._rule.min_month_share:.0%} of the month)"
+                + (f"; v{challenger.version} stays in shadow into {month.next()}" if challenger else "")
+            )
+            return plan, MonthOutcome(
+                month=month,
+                champion_version=champion.version,
+                served_version=champion.version,
+                note=plan["note"],
+            )
+
+        served_close, tenure = self._served_close(rows, month, versions_by_number)
+        plan["tenure"] = {
+            str(v): int(n) for v, n in zip(*np.unique(tenure.to_numpy(), return_counts=True), strict=True)
+        }
+        predictions = [
+            _prediction_frame(rows.loc[tenure == v], served_close.loc[tenure == v], int(v), CHAMPION)
+            for v in pd.unique(tenure)
+        ]
+        served = score(rows["actual_close"], served_close, rows["close"])
+        naive = score(rows["actual_close"], rows["close"], rows["close"])
+        contest: ContestRecord | None = None
+        if challenger is not None:
+            challenger_close = self._predict(challenger, rows, month)
+            predictions.append(_prediction_frame(rows, challenger_close, challenger.version, CHALLENGER))
+            contest = self._contest(
+                month, rows, champion, challenger, served_close, challenger_close, served, naive, tenure
+            )
+            plan["promote"] = contest.decision.promote
+            plan["decision"] = _decision_json(_decision_row(self._name, contest, self._now()))
+            plan["contest_run"] = self._contest_run(contest)
+            plan["note"] = contest.decision.reason
+        else:
+            plan["note"] = f"no challenger in shadow during {month}: nothing to contest"
+        if train_challenger:
+            plan["train"] = CHALLENGER
+        outcome = MonthOutcome(
             month=month,
-            champion_version=champion_after,
+            champion_version=champion.version,
             served_version=champion.version,
-            predictions=pd.concat(predictions, ignore_index=True) if predictions else None,
+            predictions=pd.concat(predictions, ignore_index=True),
             served=served,
             naive=naive,
             contest=contest,
-            trained=trained,
+            note="" if contest else plan["note"],
         )
+        return plan, outcome
 
-    def first_open_month(self, first: Month) -> Month:
-        """The first month not yet closed: the one after the newest month a version was trained through.
+    def _served_close(
+        self, rows: pd.DataFrame, month: Month, versions: dict[int, ModelVersionInfo]
+    ) -> tuple[pd.Series, pd.Series]:
+        """Each hour's served forecast and the version that served it, from the champion audit."""
+        champion = with_alias(list(versions.values()), CHAMPION)
+        assert champion is not None
+        tenure = pd.Series(champion.version, index=rows.index, dtype="int64")
+        for change in self._journal.audit(self._name):
+            if change.sim_time is not None:
+                tenure[rows["target_time"] >= pd.Timestamp(change.sim_time)] = change.to_version
+        close = pd.Series(np.nan, index=rows.index, dtype="float64")
+        for version in pd.unique(tenure):
+            mask = tenure == version
+            close[mask] = self._predict(versions[int(version)], rows.loc[mask], month)
+        return close, tenure
 
-        Every close of a month m trains a version through m (the first champion, then a challenger
-        each month), so that version marks where a restarted driver resumes; ``first`` if none exists.
-        """
-        closed = [
-            Month.parse(v.window.trained_through) for v in self._registry.versions() if v.status is not None
-        ]
-        return max(closed).next() if closed else first
-
-    # -- steps ----------------------------------------------------------------------------------------
-    def _maybe_train_first_champion(
-        self, month: Month, candles: pd.DataFrame, samples: pd.DataFrame, versions: list[ModelVersionInfo]
-    ) -> MonthOutcome:
-        first_month = Month.of(candles["open_time"].iloc[0])
-        if month < first_month.plus(self._rule.first_train_months - 1):
-            return MonthOutcome(month=month, champion_version=None)
-        record = self._train_and_register(month, candles, samples, versions, role=CHAMPION)
-        return MonthOutcome(month=month, champion_version=record.version, trained=[record])
-
-    def _train_and_register(
+    def _contest(
         self,
         month: Month,
-        candles: pd.DataFrame,
-        samples: pd.DataFrame,
-        versions: list[ModelVersionInfo],
-        *,
-        role: str,
+        rows: pd.DataFrame,
+        champion: ModelVersionInfo,
+        challenger: ModelVersionInfo,
+        served_close: pd.Series,
+        challenger_close: pd.Series,
+        served: Scores,
+        naive: Scores,
+        tenure: pd.Series,
+    ) -> ContestRecord:
+        actual = rows["actual_close"].to_numpy()
+        challenger_scores = score(actual, challenger_close, rows["close"])
+        test = diebold_mariano(
+            np.abs(served_close.to_numpy() - actual), np.abs(challenger_close.to_numpy() - actual)
+        )
+        decision = decide(served, challenger_scores, naive, self._rule, test=test)
+        hours = {
+            int(v): int(n) for v, n in zip(*np.unique(tenure.to_numpy(), return_counts=True), strict=True)
+        }
+        if len(hours) > 1:
+            served_by = ", then ".join(f"v{v} ({n} h)" for v, n in hours.items())
+            decision = Decision(
+                decision.promote, f"{decision.reason}; champion side served by {served_by}", decision.test
+            )
+        return ContestRecord(
+            month=str(month),
+            eval_start=rows["target_time"].iloc[0],
+            eval_end=rows["target_time"].iloc[-1],
+            champion_version=champion.version,
+            challenger_version=challenger.version,
+            champion=served,
+            challenger=challenger_scores,
+            naive=naive,
+            decision=decision,
+            tenure=hours,
+        )
+
+    def _contest_run(self, record: ContestRecord) -> dict[str, Any]:
+        test = record.decision.test
+        return {
+            "run_name": contest_run_name(
+                record.month,
+                record.champion_version,
+                record.challenger_version,
+                record.champion.mae,
+                record.challenger.mae,
+                record.naive.mae,
+                record.decision.promote,
+            ),
+            "params": {
+                "month": record.month,
+                "champion_version": record.champion_version,
+                "challenger_version": record.challenger_version,
+                "promoted": record.decision.promote,
+                "reason": record.decision.reason[:500],
+                "margin": self._rule.margin,
+                "require_beat_naive": self._rule.require_beat_naive,
+                "promotion_rule": self._rule.promotion_rule,
+                "alpha": self._rule.alpha,
+                "tenure": ",".join(f"v{v}:{n}" for v, n in record.tenure.items()),
+            },
+            "metrics": {
+                **_contest_metrics(record),
+                **({"dm_statistic": test.statistic, "dm_p_value": test.p_value} if test else {}),
+            },
+            "tags": {
+                "month": record.month,
+                "decision": "promoted" if record.decision.promote else "archived",
+                "mlflow.note.content": record.decision.reason,
+            },
+        }
+
+    # -- the steps ------------------------------------------------------------------------------------
+    def _carry_out(
+        self, entry: JournalEntry, candles: pd.DataFrame | None, samples: pd.DataFrame | None
+    ) -> list[TrainingRecord]:
+        """Do every step of a month close's plan; each is safe to repeat after a crash."""
+        plan = entry.plan
+        month = Month.parse(plan["month"])
+        champion, challenger = plan["champion"], plan["challenger"]
+        contest_run_id: str | None = None
+        if plan["decision"] is not None:
+            self._step("store.decision")
+            self._ledger.record_decision(_decision_from_json(plan["decision"]))
+        if plan["contest_run"] is not None:
+            self._step("mlflow.contest_run")
+            contest_run_id = self._log_contest_once(plan)
+            self._step("registry.contest_applied")
+            if plan["promote"]:
+                self._registry.set_status(challenger, VersionStatus.PRODUCTION)
+                self._step("registry.promoted_status")
+                self._registry.set_alias(CHAMPION, challenger)
+                self._step("registry.champion_alias")
+                self._registry.set_status(champion, VersionStatus.ARCHIVED)
+            else:
+                self._registry.set_status(challenger, VersionStatus.ARCHIVED)
+            self._step("registry.archived_status")
+            self._registry.delete_alias(CHALLENGER)
+            self._step("registry.challenger_alias_removed")
+            for version, tags in contest_version_tags(
+                plan["month"], contest_run_id, plan["promote"], champion, challenger
+            ).items():
+                self._registry.tag_version(version, tags)
+            self._step("registry.version_links")
+        trained: list[TrainingRecord] = []
+        if plan["train"] is not None:
+            record = self._train_and_register(month, candles, samples, role=plan["train"])
+            trained.append(record)
+            self._step("registry.new_version_set_up")
+        audit = self._audit(plan, trained)
+        self._step("journal.finish")
+        self._journal.finish(entry.id, audit, now=self._now())
+        return trained
+
+    def _log_contest_once(self, plan: dict[str, Any]) -> str:
+        existing = self._registry.contest_runs(plan["month"])
+        if existing:  # logged before the process died
+            return existing[0].run_id
+        run = plan["contest_run"]
+        return self._registry.log_contest(
+            run_name=run["run_name"], params=run["params"], metrics=run["metrics"], tags=run["tags"]
+        )
+
+    def _audit(self, plan: dict[str, Any], trained: list[TrainingRecord]) -> list[AuditEntry]:
+        """The champion change a month close made, if it made one."""
+        effective = datetime.fromisoformat(plan["effective"])
+        if plan["train"] == CHAMPION and trained:
+            to_version, from_version = trained[0].version, None
+            reason = plan["note"]
+        elif plan["promote"]:
+            to_version, from_version = plan["challenger"], plan["champion"]
+            reason = plan["decision"]["reason"]
+        else:
+            return []
+        return [
+            AuditEntry(
+                registered_model=self._name,
+                changed_at=self._now(),
+                sim_time=effective,
+                actor=CONTEST_ACTOR,
+                from_version=from_version,
+                to_version=to_version,
+                reason=f"{plan['month']}: {reason}",
+                source="contest",
+            )
+        ]
+
+    @staticmethod
+    def _champion_after(plan: dict[str, Any], trained: list[TrainingRecord]) -> int | None:
+        if plan["train"] == CHAMPION and trained:
+            return trained[0].version
+        champion: int | None = plan["challenger"] if plan["promote"] else plan["champion"]
+        return champion
+
+    def _train_and_register(
+        self, month: Month, candles: pd.DataFrame | None, samples: pd.DataFrame | None, *, role: str
     ) -> TrainingRecord:
         """Train through ``month`` for ``role``, unless a version trained through it already exists."""
-        existing = [v for v in versions if v.window.trained_through == str(month)]
+        existing = [v for v in self._registry.versions() if v.window.trained_through == str(month)]
         if existing:  # a restart after the version was registered: finish its set-up, train nothing
             info = existing[0]
         else:
+            if candles is None or samples is None:
+                candles = self._candles.read_candles(end=month.last_hour.to_pydatetime())
+                samples = build_samples(candles, self._model.feature_set)
+            self._step("train")
             with self._timings.measure("training"):
                 forecaster, window, metrics = train_through(samples, candles, month, self._model)
+            self._step("mlflow.register")
             info = self._registry.register(
                 forecaster,
                 window,
@@ -235,11 +528,20 @@ class Contest:
                 metrics=metrics,
                 example_features=samples.head(5),
                 run_name=f"{role} trained through {month}",
+                on_step=self._step,
             )
+        window = info.window
+        self._registry.describe_version(
+            info.version,
+            version_description(
+                window.trained_through, role, window.train_start, window.train_end, window.train_rows
+            ),
+        )
+        self._step("registry.described")
         status = VersionStatus.PRODUCTION if role == CHAMPION else VersionStatus.STAGING
         self._registry.set_status(info.version, status)
+        self._step("registry.new_status")
         self._registry.set_alias(role, info.version)
-        window = info.window
         return TrainingRecord(
             version=info.version,
             run_id=info.run_id,
@@ -253,88 +555,19 @@ class Contest:
 
     def _predict(self, contestant: ModelVersionInfo, rows: pd.DataFrame, month: Month) -> pd.Series:
         """Predict the month's hours with one contestant, refusing if it was trained on any of them."""
-        if contestant.window.train_end >= month.start:
+        if not rows.empty and contestant.window.train_end >= rows["target_time"].min():
             raise FairnessError(
                 f"version {contestant.version} was trained through {contestant.window.train_end} "
                 f"and cannot be scored on {month}"
             )
         forecaster: Forecaster = self._registry.load(contestant.version)
         if forecaster.feature_set != self._model.feature_set:
-            rows = build_samples(
+            own = build_samples(
                 self._candles.read_candles(end=month.last_hour.to_pydatetime()), forecaster.feature_set
             ).pipe(month_samples, month)
+            own = own.loc[own.index.isin(rows.index)]
+            return pd.Series(forecaster.predict_close(own), index=own.index).reindex(rows.index)
         return pd.Series(forecaster.predict_close(rows), index=rows.index)
-
-    def _run_contest(
-        self,
-        month: Month,
-        rows: pd.DataFrame,
-        champion: ModelVersionInfo,
-        challenger: ModelVersionInfo,
-        champion_scores: Scores,
-        challenger_scores: Scores,
-        naive_scores: Scores,
-    ) -> ContestRecord:
-        eval_start = rows["target_time"].iloc[0]
-        eval_end = rows["target_time"].iloc[-1]
-        recorded = self._recorded_decision(eval_start)
-        if recorded is not None:  # a restart after the decision was recorded: re-apply, don't re-decide
-            decision = Decision(recorded.promoted, recorded.reason)
-        else:
-            decision = decide(champion_scores, challenger_scores, naive_scores, self._rule)
-        record = ContestRecord(
-            month=str(month),
-            eval_start=eval_start,
-            eval_end=eval_end,
-            champion_version=champion.version,
-            challenger_version=challenger.version,
-            champion=champion_scores,
-            challenger=challenger_scores,
-            naive=naive_scores,
-            decision=decision,
-        )
-        if recorded is None:
-            self._ledger.record_decision(_decision_row(self._registry.model_name, record))
-            self._registry.log_contest(
-                run_name=f"contest {month}",
-                params={
-                    "month": str(month),
-                    "champion_version": champion.version,
-                    "challenger_version": challenger.version,
-                    "promoted": decision.promote,
-                    "reason": decision.reason[:500],
-                    "margin": self._rule.margin,
-                    "require_beat_naive": self._rule.require_beat_naive,
-                },
-                metrics=_contest_metrics(record),
-                tags={"month": str(month), "decision": "promoted" if decision.promote else "archived"},
-            )
-        self._apply(record)
-        return record
-
-    def _recorded_decision(self, eval_start: pd.Timestamp) -> DecisionRow | None:
-        for row in self._ledger.list_decisions(self._registry.model_name):
-            if pd.Timestamp(row.eval_start) == eval_start:
-                return row
-        return None
-
-    def _apply(self, record: ContestRecord) -> None:
-        """Make the registry say what the decision says; safe to repeat.
-
-        Called only while the alias ``challenger`` points at ``record.challenger_version``.
-        """
-        if record.decision.promote:
-            self._registry.set_status(record.champion_version, VersionStatus.ARCHIVED)
-            self._registry.set_status(record.challenger_version, VersionStatus.PRODUCTION)
-            self._registry.set_alias(CHAMPION, record.challenger_version)
-        else:
-            self._registry.set_status(record.challenger_version, VersionStatus.ARCHIVED)
-        self._registry.delete_alias(CHALLENGER)
-
-
-def _was_closed(month: Month, versions: list[ModelVersionInfo]) -> bool:
-    """A version trained through ``month`` and fully set up means this month's close completed."""
-    return any(v.window.trained_through == str(month) and v.status is not None for v in versions)
 
 
 def _prediction_frame(
@@ -369,7 +602,8 @@ def _contest_metrics(record: ContestRecord) -> dict[str, float]:
     return metrics
 
 
-def _decision_row(model_name: str, record: ContestRecord) -> DecisionRow:
+def _decision_row(model_name: str, record: ContestRecord, now: datetime) -> DecisionRow:
+    test = record.decision.test
     return DecisionRow(
         registered_model=model_name,
         eval_start=record.eval_start.to_pydatetime(),
@@ -383,8 +617,36 @@ def _decision_row(model_name: str, record: ContestRecord) -> DecisionRow:
             "champion": record.champion.as_dict(),
             "challenger": record.challenger.as_dict(),
             "naive": record.naive.as_dict(),
+            "tenure": {str(v): n for v, n in record.tenure.items()},
+            **(
+                {"significance": {"statistic": test.statistic, "p_value": test.p_value, "lags": test.lags}}
+                if test
+                else {}
+            ),
         },
         promoted=record.decision.promote,
         reason=record.decision.reason,
-        decided_at=datetime.now(UTC),
+        decided_at=now,
+    )
+
+
+def _decision_json(row: DecisionRow) -> dict[str, Any]:
+    return {
+        **{name: getattr(row, name) for name in DecisionRow.__dataclass_fields__},
+        "eval_start": row.eval_start.isoformat(),
+        "eval_end": row.eval_end.isoformat(),
+        "decided_at": row.decided_at.isoformat(),
+        "champion_version": int(row.champion_version),
+        "challenger_version": int(row.challenger_version),
+    }
+
+
+def _decision_from_json(data: dict[str, Any]) -> DecisionRow:
+    return DecisionRow(
+        **{
+            **data,
+            "eval_start": datetime.fromisoformat(data["eval_start"]),
+            "eval_end": datetime.fromisoformat(data["eval_end"]),
+            "decided_at": datetime.fromisoformat(data["decided_at"]),
+        }
     )

@@ -10,6 +10,7 @@ from btcmlops.registry.embedded import embedded_artifact_location, embedded_trac
 from btcmlops.registry.mlflow_registry import (
     CHALLENGER,
     CHAMPION,
+    ContestRun,
     ModelRegistry,
     ModelVersionInfo,
     VersionStatus,
@@ -19,6 +20,7 @@ from btcmlops.registry.mlflow_registry import (
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
+    "ContestRun",
     "ModelRegistry",
     "ModelVersionInfo",
     "VersionStatus",

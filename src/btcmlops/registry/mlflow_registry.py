@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
@@ -51,6 +51,16 @@ class ModelVersionInfo:
     window: TrainingWindow
     status: str | None
     aliases: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ContestRun:
+    """A contest as MLflow recorded it: its run, month, metrics and tags."""
+
+    run_id: str
+    month: str
+    metrics: dict[str, float]
+    tags: dict[str, str]
 
 
 def with_alias(versions: Sequence[ModelVersionInfo], alias: str) -> ModelVersionInfo | None:
@@ -132,12 +142,20 @@ class ModelRegistry:
         example_features: pd.DataFrame,
         *,
         run_name: str,
+        on_step: Callable[[str], None] | None = None,
     ) -> ModelVersionInfo:
-        """Log a training run with its window, params and model, and register it as a new version."""
+        """Log a training run with its window, params and model, and register it as a new version.
+
+        ``on_step`` is called between the MLflow calls (a seam for the crash tests): a process that
+        dies after the run is created and before the version exists leaves a run with no version,
+        which ``fail_orphan_runs`` closes as FAILED.
+        """
+        step = on_step or (lambda _name: None)
         with self._timings.measure("mlflow"):
             tags = {KIND_TAG: "training", "feature_set": forecaster.feature_set, **window.as_tags()}
             run = self._client.create_run(self._experiment(), run_name=run_name, tags=tags)
             run_id = run.info.run_id
+            step("register.run_created")
             self._client.log_batch(
                 run_id,
                 params=[Param(key, str(value)) for key, value in params.items()],
@@ -157,12 +175,14 @@ class ModelRegistry:
                     metadata={"feature_set": forecaster.feature_set},
                 )
                 self._client.log_artifacts(run_id, str(path), MODEL_ARTIFACT)
+            step("register.artifacts_logged")
             version = self._client.create_model_version(
                 self.model_name,
                 source=f"runs:/{run_id}/{MODEL_ARTIFACT}",
                 run_id=run_id,
                 tags={"feature_set": forecaster.feature_set, **window.as_tags()},
             )
+            step("register.version_created")
             self._client.set_terminated(run_id)
         number = int(version.version)
         self._forecasters[number] = forecaster
@@ -174,12 +194,26 @@ class ModelRegistry:
             self._client.set_registered_model_alias(self.model_name, alias, str(version))
 
     def delete_alias(self, alias: str) -> None:
+        """Remove ``alias``; removing one that is not set is not an error (steps are repeated)."""
         with self._timings.measure("mlflow"):
-            self._client.delete_registered_model_alias(self.model_name, alias)
+            aliases = self._client.get_registered_model(self.model_name).aliases or {}
+            if alias in aliases:
+                self._client.delete_registered_model_alias(self.model_name, alias)
 
     def set_status(self, version: int, status: VersionStatus) -> None:
         with self._timings.measure("mlflow"):
             self._client.set_model_version_tag(self.model_name, str(version), STATUS_TAG, status.value)
+
+    def describe_version(self, version: int, description: str) -> None:
+        """Set a version's description (shown on its page in the MLflow UI)."""
+        with self._timings.measure("mlflow"):
+            self._client.update_model_version(self.model_name, str(version), description=description)
+
+    def tag_version(self, version: int, tags: Mapping[str, str]) -> None:
+        """Set several tags on a version."""
+        with self._timings.measure("mlflow"):
+            for key, value in tags.items():
+                self._client.set_model_version_tag(self.model_name, str(version), key, value)
 
     def log_contest(
         self,
@@ -201,7 +235,56 @@ class ModelRegistry:
             self._client.set_terminated(run.info.run_id)
             return str(run.info.run_id)
 
+    def fail_orphan_runs(self) -> list[str]:
+        """Close as FAILED the training runs that never became a version (a crash mid-register).
+
+        Returns their run ids. A run still open that has a version (a crash just before closing it)
+        is closed as FINISHED.
+        """
+        with self._timings.measure("mlflow"):
+            runs = self._client.search_runs(
+                [self._experiment()],
+                filter_string=f"tags.`{KIND_TAG}` = 'training' and attributes.status = 'RUNNING'",
+                max_results=1000,
+            )
+            if not runs:
+                return []
+            registered = {
+                str(v.run_id) for v in self._client.search_model_versions(f"name = '{self.model_name}'")
+            }
+            failed = []
+            for run in runs:
+                run_id = str(run.info.run_id)
+                if run_id in registered:
+                    self._client.set_terminated(run_id)
+                else:
+                    self._client.set_terminated(run_id, status="FAILED")
+                    failed.append(run_id)
+            return failed
+
     # -- reading --------------------------------------------------------------------------------------
+    def contest_runs(self, month: str | None = None) -> list[ContestRun]:
+        """The contest runs logged (for one month, or all), oldest first."""
+        query = f"tags.`{KIND_TAG}` = 'contest'"
+        if month is not None:
+            query += f" and tags.month = '{month}'"
+        with self._timings.measure("mlflow"):
+            runs = self._client.search_runs(
+                [self._experiment()],
+                filter_string=query,
+                max_results=5000,
+                order_by=["attributes.start_time ASC"],
+            )
+        return [
+            ContestRun(
+                run_id=str(run.info.run_id),
+                month=str(run.data.tags.get("month", "")),
+                metrics=dict(run.data.metrics),
+                tags=dict(run.data.tags),
+            )
+            for run in runs
+        ]
+
     def get_by_alias(self, alias: str) -> ModelVersionInfo | None:
         """The version ``alias`` points at, or None if the alias is not set."""
         with self._timings.measure("mlflow"):

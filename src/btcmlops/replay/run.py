@@ -69,6 +69,12 @@ def _clear_previous_replay(out_dir: Path) -> None:
         shutil.rmtree(artifacts)
 
 
+def last_complete_month(last_hour: pd.Timestamp) -> Month:
+    """The newest month whose last hour is in the data: a month cut short is never contested."""
+    month = Month.of(last_hour)
+    return month if last_hour >= month.last_hour else month.previous()
+
+
 def mlflow_ui_command(tracking_uri: str, artifact_root: str | None) -> str:
     """The command that opens this replay's runs and registry in MLflow's UI."""
     if not tracking_uri.startswith("sqlite:"):
@@ -135,9 +141,9 @@ def run_replay(
         contest = Contest(
             settings.model, settings.contest, registry, FrameCandles(candles), store, timings=timings
         )
-        months = months_between(
-            Month.of(candles["open_time"].iloc[0]), Month.of(candles["open_time"].iloc[-1])
-        )
+        last_hour = candles["open_time"].iloc[-1]
+        last_complete = last_complete_month(last_hour)
+        months = months_between(Month.of(candles["open_time"].iloc[0]), last_complete)
         outcomes: list[MonthOutcome] = []
         for index, month in enumerate(months):
             outcome = contest.close_month(month, train_challenger=index < len(months) - 1)
@@ -158,6 +164,13 @@ def run_replay(
                 "first_hour": candles["open_time"].iloc[0].isoformat(),
                 "last_hour": candles["open_time"].iloc[-1].isoformat(),
                 "rows": len(candles),
+                "last_complete_month": str(last_complete),
+                "stopped_early": (
+                    f"the data ends inside {Month.of(last_hour)} (last hour {last_hour:%Y-%m-%d %H:00}Z): "
+                    f"the replay stops at {last_complete}, the last complete month"
+                    if last_complete < Month.of(last_hour)
+                    else None
+                ),
                 "gaps": [
                     {
                         "start": gap.start.isoformat(),

@@ -9,6 +9,8 @@ and no version is registered twice; if it falls behind it closes the missed mont
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -16,9 +18,12 @@ from datetime import UTC, datetime
 from btcmlops.calendar import Month
 from btcmlops.clock import last_closed_hour
 from btcmlops.contest import Contest, MonthOutcome
+from btcmlops.settings import TrainerSettings
 from btcmlops.store import PriceStore
 
 logger = logging.getLogger(__name__)
+
+LEASE_NAME = "trainer"
 
 
 def last_closed_month(sim_now: datetime) -> Month:
@@ -42,26 +47,52 @@ def due_month(sim_now: datetime, newest_stored: datetime) -> Month:
     return min(last_closed_month(sim_now), last_month_through(newest_stored))
 
 
-class TrainerService:
-    """Follows the sim clock and closes every month that has ended, in order."""
+class LeaseLostError(RuntimeError):
+    """Another trainer took the lease (this one stalled past its expiry): stop changing the registry."""
 
-    def __init__(self, contest: Contest, store: PriceStore, *, interval_s: float = 1.0) -> None:
+
+class TrainerService:
+    """Follows the sim clock and closes every month that has ended, in order; one trainer at a time.
+
+    The lease in the store makes a second trainer wait (and say why) instead of registering versions
+    beside the first; a trainer that dies stops renewing it, and the next one takes over once it has
+    expired, reconciling whatever the dead one left half-done before it closes a month.
+    """
+
+    def __init__(
+        self,
+        contest: Contest,
+        store: PriceStore,
+        settings: TrainerSettings | None = None,
+        *,
+        holder: str | None = None,
+    ) -> None:
         self._contest = contest
         self._store = store
-        self._interval_s = interval_s
+        self._settings = settings or TrainerSettings()
         self._next: Month | None = None
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}"
+        self._lease_lost = threading.Event()
 
     def step(self, real_now: datetime) -> list[MonthOutcome]:
         """Close every month that has ended in sim time and not been closed by this process yet."""
+        if self._lease_lost.is_set():
+            raise LeaseLostError(f"trainer {self.holder} lost its lease")
         clock = self._store.read_clock()
         newest = self._store.latest_candle_time()
         if clock is None or newest is None:
             return []
         due = due_month(clock.sim_now(real_now), newest)
-        if self._next is None:  # (re)started: resume after what the registry says was closed
+        if self._next is None:  # (re)started: finish what a dead trainer left, resume after the journal
+            for outcome in self._contest.reconcile():
+                logger.warning(
+                    "finished the close of %s that a stopped trainer left half-done", outcome.month
+                )
             first = self._store.earliest_candle_time()
             assert first is not None  # the store holds a candle: ``newest``
             self._next = self._contest.first_open_month(Month.of(first))
+        else:
+            self._contest.changes.sync_with_registry()  # an alias moved by hand is recorded at once
         if due < self._next:
             return []
         behind = (due.year - self._next.year) * 12 + due.month - self._next.month + 1
@@ -71,6 +102,8 @@ class TrainerService:
             )
         outcomes = []
         while self._next <= due:
+            if self._lease_lost.is_set():
+                raise LeaseLostError(f"trainer {self.holder} lost its lease")
             outcome = self._contest.close_month(self._next)
             _log(outcome)
             outcomes.append(outcome)
@@ -78,18 +111,87 @@ class TrainerService:
         return outcomes
 
     def run(self, stop: threading.Event, *, on_round: Callable[[], None] | None = None) -> None:
-        """Step every interval until ``stop`` is set; ``on_round`` is a heartbeat after every step."""
+        """Hold the lease and step every interval until ``stop`` is set.
+
+        A failed round (MLflow or the store down, a 5xx) is logged and retried with a doubling wait;
+        the next round starts with a reconcile, so a change cut off half-way is finished first.
+        ``on_round`` is a heartbeat after every round, also while waiting for the lease.
+        """
+        if not self._wait_for_lease(stop, on_round):
+            return
+        renewer = threading.Thread(target=self._renew, args=(stop,), name="trainer-lease", daemon=True)
+        renewer.start()
+        delay = self._settings.interval_s
+        try:
+            while not stop.is_set():
+                try:
+                    self.step(datetime.now(UTC))
+                    delay = self._settings.interval_s
+                except LeaseLostError:
+                    logger.error("lost the lease to another trainer: stopping without further changes")
+                    return
+                except Exception as error:  # a transient fault must not end the trainer; say what it was
+                    self._next = None  # reconcile before going on
+                    delay = min(delay * 2, self._settings.retry_max_s)
+                    logger.warning(
+                        "round failed (%s: %s); retrying in %.0f s", type(error).__name__, error, delay
+                    )
+                if on_round is not None:
+                    on_round()
+                stop.wait(delay)
+        finally:
+            stop.set()
+            renewer.join(timeout=5)
+            if not self._lease_lost.is_set():
+                self._store.journal.release_lease(LEASE_NAME, self.holder)
+
+    def _wait_for_lease(self, stop: threading.Event, on_round: Callable[[], None] | None) -> bool:
+        said = None
         while not stop.is_set():
-            self.step(datetime.now(UTC))
+            try:
+                lease = self._store.journal.acquire_lease(
+                    LEASE_NAME, self.holder, now=datetime.now(UTC), ttl_s=self._settings.lease_ttl_s
+                )
+            except Exception as error:
+                logger.warning("cannot reach the store for the lease (%s); retrying", error)
+            else:
+                if lease.holder == self.holder:
+                    logger.info("trainer %s holds the lease until %s", self.holder, lease.expires_at)
+                    return True
+                if said != lease.holder:
+                    logger.warning(
+                        "waiting: another trainer (%s) holds the lease since %s, until %s unless it renews",
+                        lease.holder,
+                        f"{lease.acquired_at:%Y-%m-%d %H:%M:%S}Z",
+                        f"{lease.expires_at:%H:%M:%S}Z",
+                    )
+                    said = lease.holder
             if on_round is not None:
                 on_round()
-            stop.wait(self._interval_s)
+            stop.wait(min(self._settings.lease_ttl_s / 3, 5.0))
+        return False
+
+    def _renew(self, stop: threading.Event) -> None:
+        while not stop.wait(self._settings.lease_ttl_s / 3):
+            try:
+                lease = self._store.journal.acquire_lease(
+                    LEASE_NAME, self.holder, now=datetime.now(UTC), ttl_s=self._settings.lease_ttl_s
+                )
+            except Exception as error:
+                logger.warning("could not renew the lease (%s); retrying", error)
+                continue
+            if lease.holder != self.holder:
+                logger.error("trainer %s took over the lease from this one (%s)", lease.holder, self.holder)
+                self._lease_lost.set()
+                return
 
 
 def _log(outcome: MonthOutcome) -> None:
     if outcome.already_closed:
         logger.info("%s was closed before (restart): nothing to do", outcome.month)
         return
+    if outcome.note and outcome.contest is None:
+        logger.info("%s: %s", outcome.month, outcome.note)
     for trained in outcome.trained:
         logger.info(
             "%s: trained v%d (%s) through %s",

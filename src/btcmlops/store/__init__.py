@@ -4,6 +4,7 @@ The schema belongs to Alembic migrations shipped inside the package; ``PriceStor
 any database to the newest one, so a fresh SQLite file and a production MySQL are the same schema.
 """
 
+from btcmlops.store.journal import AuditEntry, ChangeInProgressError, JournalEntry, Lease, RegistryJournal
 from btcmlops.store.price_store import (
     DecisionConflictError,
     DecisionRow,
@@ -12,4 +13,15 @@ from btcmlops.store.price_store import (
     UpsertReport,
 )
 
-__all__ = ["DecisionConflictError", "DecisionRow", "LoggedPrediction", "PriceStore", "UpsertReport"]
+__all__ = [
+    "AuditEntry",
+    "ChangeInProgressError",
+    "DecisionConflictError",
+    "DecisionRow",
+    "JournalEntry",
+    "Lease",
+    "LoggedPrediction",
+    "PriceStore",
+    "RegistryJournal",
+    "UpsertReport",
+]

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Insert
 
 from btcmlops.clock import SimClock
+from btcmlops.store.journal import RegistryJournal
 from btcmlops.store.schema import candles as candles_table
 from btcmlops.store.schema import contest_decisions, prediction_log, sim_clock
 
@@ -133,6 +134,11 @@ class PriceStore:
         with self._engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+
+    @property
+    def journal(self) -> RegistryJournal:
+        """The registry journal, champion audit and trainer lease in this store's database."""
+        return RegistryJournal(self._engine)
 
     def dispose(self) -> None:
         """Close the pooled connections (tests drop their database afterwards)."""

@@ -82,3 +82,50 @@ sim_clock = Table(
     Column("speed", Float(precision=53), nullable=False),
     Column("paused", Boolean, nullable=False),
 )
+
+registry_journal = Table(
+    "registry_journal",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("registered_model", String(255), nullable=False),
+    Column("kind", String(32), nullable=False, comment="month_close, promote, rollback, external"),
+    Column("month", String(7), nullable=True, comment="the month a month_close closes (YYYY-MM)"),
+    Column("state", String(16), nullable=False, comment="pending until every step is done, then done"),
+    Column(
+        "pending_slot",
+        Integer,
+        nullable=True,
+        comment="1 while pending, NULL when done: the unique key allows one change in flight per model",
+    ),
+    Column("plan", JSON, nullable=False, comment="every step's input, written before the first step"),
+    Column("actor", String(255), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=True),
+    UniqueConstraint("registered_model", "month", name="uq_journal_model_month"),
+    UniqueConstraint("registered_model", "pending_slot", name="uq_journal_one_pending"),
+)
+
+champion_audit = Table(
+    "champion_audit",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("registered_model", String(255), nullable=False),
+    Column("changed_at", UtcDateTime, nullable=False, comment="real time of the change"),
+    Column("sim_time", UtcDateTime, nullable=True, comment="sim time from which the new champion serves"),
+    Column("actor", String(255), nullable=False, comment="key name, OS user, or who moved the alias"),
+    Column("from_version", Integer, nullable=True),
+    Column("to_version", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("source", String(16), nullable=False, comment="contest, manual or external"),
+    Column("change_id", BigInteger, nullable=True, comment="the registry_journal row that made it"),
+)
+
+trainer_lease = Table(
+    "trainer_lease",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(255), nullable=False, comment="host:pid of the trainer holding it"),
+    Column("acquired_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+)
