@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -86,6 +87,20 @@ class ContestSettings(BaseModel):
     )
     require_beat_naive: bool = Field(
         default=False, description="Promote only a challenger whose MAE is also below the naive baseline's."
+    )
+    promotion_rule: Literal["margin", "significance"] = Field(
+        default="margin",
+        description=(
+            "margin: promote when the challenger's MAE is lower by the margin; significance: the margin "
+            "rule AND a one-sided Diebold-Mariano test (HAC variance) of lower absolute error with "
+            "p < alpha. The test is recorded on every decision either way."
+        ),
+    )
+    alpha: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="Significance level of the Diebold-Mariano test under promotion_rule=significance.",
     )
     min_month_share: float = Field(
         default=0.75,

@@ -35,7 +35,7 @@ CUT = Month(2021, 4)  # a contest the challenger wins: every step of a promotion
 AFTER = [Month(2021, 5)]
 
 
-class Crash(RuntimeError):
+class InjectedCrashError(RuntimeError):
     """The injected failure."""
 
 
@@ -48,7 +48,9 @@ def _open(home: Path, cache: Path, hook: Callable[[str], None] | None = None) ->
     )
     store = PriceStore(f"sqlite:///{home / 'prices.db'}")
     store.migrate()
-    contest = Contest(MODEL, RULE, registry, FrameCandles(CANDLES), store, **({"on_step": hook} if hook else {}))
+    contest = Contest(
+        MODEL, RULE, registry, FrameCandles(CANDLES), store, **({"on_step": hook} if hook else {})
+    )
     return contest, store
 
 
@@ -61,14 +63,26 @@ def _state(contest: Contest, store: PriceStore) -> dict[str, Any]:
             for v in registry.versions()
         ],
         "decisions": [
-            (r.eval_start, r.champion_version, r.challenger_version, r.promoted, round(r.champion_mae, 9),
-             round(r.challenger_mae, 9), r.reason)
+            (
+                r.eval_start,
+                r.champion_version,
+                r.challenger_version,
+                r.promoted,
+                round(r.champion_mae, 9),
+                round(r.challenger_mae, 9),
+                r.reason,
+            )
             for r in store.list_decisions("crash-test-model")
-        ],  # fmt: skip
-        "audit": [(a.from_version, a.to_version, a.sim_time, a.source) for a in store.journal.audit("crash-test-model")],
+        ],
+        "audit": [
+            (a.from_version, a.to_version, a.sim_time, a.source)
+            for a in store.journal.audit("crash-test-model")
+        ],
         "runs": sorted((r.month, round(r.metrics["challenger_mae"], 9)) for r in registry.contest_runs()),
         "months": [e.month for e in store.journal.closed_months("crash-test-model")],
-        "served": pd.concat(contest.served_forecasts(m) for m in [Month(2021, 3), CUT, *AFTER]).to_dict("list"),
+        "served": pd.concat(contest.served_forecasts(m) for m in [Month(2021, 3), CUT, *AFTER]).to_dict(
+            "list"
+        ),
         "problems": contest.changes.problems(),
     }
 
@@ -140,11 +154,11 @@ def test_a_close_cut_off_at_any_step_ends_as_an_uninterrupted_run(
     def crash_at_index(name: str) -> None:
         nonlocal seen
         if seen == index:
-            raise Crash(f"injected at step {index}: {name}")
+            raise InjectedCrashError(f"injected at step {index}: {name}")
         seen += 1
 
     crashed, store = _open(tmp_path, mlflow_cache, crash_at_index)
-    with pytest.raises(Crash):
+    with pytest.raises(InjectedCrashError):
         crashed.close_month(CUT)
     store.dispose()
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from btcmlops.calendar import months_between
-from btcmlops.contest import Month, Scores, decide, score
+from btcmlops.contest import Month, Scores, SignificanceTest, decide, score
 from btcmlops.contest.scoring import skill
-from btcmlops.settings import ContestSettings
+from btcmlops.settings import ContestSettings, Settings
 
 
 def _scores(mae: float, n: int = 10) -> Scores:
@@ -65,3 +66,69 @@ def test_beating_naive_is_required_only_when_configured() -> None:
 def test_contestants_must_sit_the_same_exam() -> None:
     with pytest.raises(ValueError, match="different hours"):
         decide(_scores(100, n=10), _scores(90, n=9), _scores(80, n=10), ContestSettings())
+
+
+def _test(statistic: float, p_value: float, n: int = 10) -> SignificanceTest:
+    return SignificanceTest(statistic=statistic, p_value=p_value, lags=6, n=n)
+
+
+@pytest.mark.parametrize(("challenger_mae", "promote"), [(94.0, True), (96.0, False)])
+def test_the_margin_rule_only_reports_the_test(challenger_mae: float, promote: bool) -> None:
+    rule = ContestSettings(margin=0.05)
+    untested = decide(_scores(100), _scores(challenger_mae), _scores(200), rule)
+    noise = _test(-0.5, 0.31)
+    tested = decide(_scores(100), _scores(challenger_mae), _scores(200), rule, test=noise)
+    assert tested.promote == untested.promote == promote
+    assert tested.reason == f"{untested.reason}; DM -0.50, p 0.31 (HAC, 6 lags)"
+    assert tested.test == noise
+    assert untested.test is None
+
+
+def test_the_significance_rule_refuses_a_win_that_noise_explains() -> None:
+    rule = ContestSettings(promotion_rule="significance", alpha=0.05)
+    refused = decide(_scores(100), _scores(90), _scores(200), rule, test=_test(-1.2, 0.115))
+    assert not refused.promote
+    assert "not significant: DM -1.20, p 0.115 >= alpha 0.05 (HAC, 6 lags)" in refused.reason
+    assert "challenger MAE 90.00 vs champion 100.00" in refused.reason
+    won = decide(_scores(100), _scores(90), _scores(200), rule, test=_test(-2.31, 0.0104))
+    assert won.promote
+    assert won.reason.endswith("; DM -2.31, p 0.0104 < alpha 0.05 (HAC, 6 lags)")
+
+
+def test_the_significance_rule_still_needs_the_margin_and_naive() -> None:
+    certain = _test(-float("inf"), 0.0)
+    margin = ContestSettings(promotion_rule="significance", margin=0.05)
+    assert not decide(_scores(100), _scores(96), _scores(200), margin, test=certain).promote
+    naive = ContestSettings(promotion_rule="significance", require_beat_naive=True)
+    refused = decide(_scores(100), _scores(90), _scores(80), naive, test=certain)
+    assert not refused.promote
+    assert "not naive" in refused.reason
+
+
+@pytest.mark.parametrize(("alpha", "promote"), [(0.01, False), (0.03, False), (0.05, True)])
+def test_p_must_be_below_alpha(alpha: float, promote: bool) -> None:
+    rule = ContestSettings(promotion_rule="significance", alpha=alpha)
+    decision = decide(_scores(100), _scores(90), _scores(200), rule, test=_test(-1.9, 0.03))
+    assert decision.promote == promote
+
+
+def test_the_significance_rule_needs_a_test() -> None:
+    with pytest.raises(ValueError, match="needs a Diebold-Mariano test"):
+        decide(_scores(100), _scores(90), _scores(200), ContestSettings(promotion_rule="significance"))
+
+
+def test_the_test_must_cover_the_scored_hours() -> None:
+    with pytest.raises(ValueError, match="test 9, contestants 10"):
+        decide(_scores(100), _scores(90), _scores(200), ContestSettings(), test=_test(-3.0, 0.001, n=9))
+
+
+def test_rule_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BTCMLOPS_CONTEST__PROMOTION_RULE", "significance")
+    monkeypatch.setenv("BTCMLOPS_CONTEST__ALPHA", "0.01")
+    contest = Settings(_env_file=None).contest  # the environment only, not a developer's .env
+    assert (contest.promotion_rule, contest.alpha) == ("significance", 0.01)
+    assert ContestSettings().promotion_rule == "margin"
+    with pytest.raises(ValidationError):
+        ContestSettings(alpha=0.0)
+    with pytest.raises(ValidationError):
+        ContestSettings.model_validate({"promotion_rule": "vibes"})
