@@ -165,12 +165,20 @@ def test_closing_a_month_twice_does_the_work_once(registry: ModelRegistry, ledge
 
 
 def test_a_model_is_never_scored_on_hours_it_was_trained_on(
-    registry: ModelRegistry, ledger: PriceStore
+    registry: ModelRegistry, ledger: PriceStore, tmp_path: Path
 ) -> None:
     candles = make_candles("2021-01-01", "2021-03-31 23:00")
     contest = Contest(
         FAST_MODEL, ContestSettings(first_train_months=2), registry, FrameCandles(candles), ledger
     )
     _run(contest, candles)  # v1 (champion) trained through February
+    # A store whose journal lost January (a restored backup, say) asks to close it again:
+    forgetful = PriceStore(f"sqlite:///{tmp_path / 'forgetful.db'}")
+    forgetful.migrate()
+    again = Contest(
+        FAST_MODEL, ContestSettings(first_train_months=2), registry, FrameCandles(candles), forgetful
+    )
     with pytest.raises(FairnessError, match="version 1 was trained through"):
-        contest.close_month(Month(2021, 1))  # v1 would be scored on January, which it was trained on
+        again.close_month(Month(2021, 1))  # v1 would be scored on January, which it was trained on
+    assert forgetful.journal.entries("contest-test-model") == []  # refused before anything was written
+    forgetful.dispose()
