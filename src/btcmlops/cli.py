@@ -578,21 +578,17 @@ def model_history(ctx: typer.Context, replay: ReplayOption = None) -> None:
         rows = contest.changes.history()
     finally:
         store.dispose()
-    table = Table(title="Champion history (append-only audit)")
-    for column in ("#", "real time", "sim time", "from", "to", "source", "who", "reason"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(
-            str(row.id),
-            f"{row.changed_at:%Y-%m-%d %H:%M:%S}Z",
-            f"{row.sim_time:%Y-%m-%d %H:%M}Z" if row.sim_time else "-",
-            f"v{row.from_version}" if row.from_version is not None else "-",
-            f"v{row.to_version}",
-            row.source,
-            row.actor,
-            row.reason,
+    if not rows:
+        console.print("no champion yet")
+    for row in rows:  # one line each, so a reason stays whole and greppable
+        sim = f"sim {row.sim_time:%Y-%m-%d %H:%M}Z" if row.sim_time else "sim -"
+        was = f"v{row.from_version}" if row.from_version is not None else "-"
+        console.print(
+            f"#{row.id}  {row.changed_at:%Y-%m-%d %H:%M:%S}Z  {sim}  {was} -> "
+            f"[bold]v{row.to_version}[/bold]  {row.source} by {row.actor}: {row.reason}",
+            soft_wrap=True,
+            highlight=False,
         )
-    console.print(table)
 
 
 @registry_app.command("check")
