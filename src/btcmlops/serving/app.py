@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import gc
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import pandas as pd
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from btcmlops.clock import SimClock, last_closed_hour, start_clock
+from btcmlops.contest.changes import ChampionChanges, ChangeRefusedError
 from btcmlops.data.rules import candle_problems
 from btcmlops.features import build_features, get_feature_set
 from btcmlops.registry import ModelRegistry
@@ -27,6 +28,7 @@ from btcmlops.serving.schemas import (
     BatchPredictionRequest,
     CandleIn,
     CandlePublic,
+    ChampionChangePublic,
     ClockChange,
     ClockPublic,
     DecisionPublic,
@@ -35,6 +37,8 @@ from btcmlops.serving.schemas import (
     ModelRef,
     PredictionPublic,
     PredictionRequest,
+    PromotionRequest,
+    RollbackRequest,
     ShadowForecastPublic,
     ShadowPublic,
     TrainingWindowPublic,
@@ -42,7 +46,9 @@ from btcmlops.serving.schemas import (
 from btcmlops.serving.snapshot import Snapshot, hour_number, shadow_forecasts, whole_hour
 from btcmlops.serving.state import ServiceState
 from btcmlops.settings import Settings
-from btcmlops.store import LoggedPrediction, PriceStore
+from btcmlops.store import AuditEntry, ChangeInProgressError, LoggedPrediction, PriceStore
+
+API_ACTOR = "api (X-API-Key)"
 
 
 class ApiError(Exception):
@@ -287,11 +293,7 @@ def create_app(
         change: ClockChange, api_key: Annotated[str | None, Header(alias="X-API-Key")] = None
     ) -> ClockPublic:
         """Set the speed, pause, resume or reset the sim clock (needs the X-API-Key header)."""
-        expected = settings.clock.api_key
-        if expected is None:
-            raise ApiError(403, "clock changes are disabled: set BTCMLOPS_CLOCK__API_KEY")
-        if api_key is None or not hmac.compare_digest(api_key, expected.get_secret_value()):
-            raise ApiError(401, "wrong or missing X-API-Key")
+        _require_control_key(api_key)
         now = datetime.now(UTC)
         current = store.read_clock()
         if change.action == "reset":
@@ -309,6 +311,54 @@ def create_app(
         store.write_clock(updated)
         state.clock = updated
         return _clock_public(updated)
+
+    def _require_control_key(api_key: str | None) -> None:
+        expected = settings.clock.api_key
+        if expected is None:
+            raise ApiError(403, "control changes are disabled: set BTCMLOPS_CLOCK__API_KEY")
+        if api_key is None or not hmac.compare_digest(api_key, expected.get_secret_value()):
+            raise ApiError(401, "wrong or missing X-API-Key")
+
+    def _sim_now() -> datetime | None:
+        clock = store.read_clock()
+        return None if clock is None else clock.sim_now(datetime.now(UTC))
+
+    changes = ChampionChanges(registry, store.journal, store, now=lambda: datetime.now(UTC), sim_now=_sim_now)
+    control_errors: dict[int | str, dict[str, Any]] = {
+        401: {"description": "Wrong or missing API key"},
+        403: {"description": "Changes disabled"},
+        409: {"description": "Refused (already champion, nothing to roll back, another change in flight)"},
+    }
+
+    def _change(make: Callable[[], AuditEntry]) -> ChampionChangePublic:
+        try:
+            row = make()
+        except (ChangeRefusedError, ChangeInProgressError) as error:
+            raise ApiError(409, str(error)) from None
+        return ChampionChangePublic(**vars(row))
+
+    @app.post("/model/promote", response_model=ChampionChangePublic, tags=["model"], responses=control_errors)
+    def promote(
+        body: PromotionRequest, api_key: Annotated[str | None, Header(alias="X-API-Key")] = None
+    ) -> ChampionChangePublic:
+        """Make a version the champion now (needs X-API-Key); recorded in the audit as manual."""
+        _require_control_key(api_key)
+        return _change(lambda: changes.promote(body.version, reason=body.reason, actor=API_ACTOR))
+
+    @app.post(
+        "/model/rollback", response_model=ChampionChangePublic, tags=["model"], responses=control_errors
+    )
+    def rollback(
+        body: RollbackRequest, api_key: Annotated[str | None, Header(alias="X-API-Key")] = None
+    ) -> ChampionChangePublic:
+        """Put the previous champion back (needs X-API-Key); recorded in the audit as manual."""
+        _require_control_key(api_key)
+        return _change(lambda: changes.rollback(reason=body.reason, actor=API_ACTOR))
+
+    @app.get("/model/history", response_model=list[ChampionChangePublic], tags=["model"])
+    def model_history() -> list[ChampionChangePublic]:
+        """Every change of champion, oldest first: by contest, by hand, or from outside btcmlops."""
+        return [ChampionChangePublic(**vars(row)) for row in changes.history()]
 
     @app.get("/model", response_model=ModelInfoPublic, tags=["service"])
     async def model_info(service: State) -> ModelInfoPublic:

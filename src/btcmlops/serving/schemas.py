@@ -149,6 +149,32 @@ class DecisionPublic(BaseModel):
     decided_at: datetime
 
 
+class PromotionRequest(BaseModel):
+    """Make a version the champion by hand; the reason goes into the audit."""
+
+    version: int = Field(ge=1, examples=[3])
+    reason: str = Field(min_length=1, max_length=2000, examples=["the new challenger looks better live"])
+
+
+class RollbackRequest(BaseModel):
+    """Put the previous champion back; the reason goes into the audit."""
+
+    reason: str = Field(min_length=1, max_length=2000, examples=["v4 drifts since the halving"])
+
+
+class ChampionChangePublic(BaseModel):
+    """One change of champion from the append-only audit."""
+
+    id: int | None
+    changed_at: datetime = Field(description="Real time of the change.")
+    sim_time: datetime | None = Field(description="Sim time from which the new champion serves.")
+    actor: str
+    from_version: int | None
+    to_version: int
+    reason: str
+    source: Literal["contest", "manual", "external"]
+
+
 class ClockPublic(BaseModel):
     """The shared sim clock: what time it is in the replayed market."""
 

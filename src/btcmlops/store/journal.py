@@ -267,6 +267,16 @@ class RegistryJournal:
             row.name, row.holder, row.acquired_at.replace(tzinfo=UTC), row.expires_at.replace(tzinfo=UTC)
         )
 
+    def lease(self, name: str) -> Lease | None:
+        """Who holds the lease ``name`` (possibly expired), without taking it."""
+        with self._engine.connect() as connection:
+            row = connection.execute(select(trainer_lease).where(trainer_lease.c.name == name)).first()
+        if row is None:
+            return None
+        return Lease(
+            row.name, row.holder, row.acquired_at.replace(tzinfo=UTC), row.expires_at.replace(tzinfo=UTC)
+        )
+
     def release_lease(self, name: str, holder: str) -> None:
         """Give the lease up at once (a clean stop), if ``holder`` still holds it."""
         with self._engine.begin() as connection:

@@ -96,3 +96,35 @@ def test_health_of_a_url_that_does_not_answer_is_unhealthy() -> None:
     assert result.exit_code == 1
     assert "unhealthy" in result.output
     assert CliRunner().invoke(app, ["health"]).exit_code == 2
+
+
+def test_model_promote_rollback_history_and_registry_check_on_a_replay(env: Path) -> None:
+    data = env / "candles.csv"
+    write_project_csv(make_candles("2021-01-01", "2021-04-30 23:00", ar=0.4), str(data))
+    out = env / "out"
+    assert RUNNER.invoke(app, ["simulate", "--data", str(data), "--out", str(out)]).exit_code == 0
+    champion = json.loads((out / "summary.json").read_text())["final_champion"]
+    other = 1 if champion == 2 else 2
+
+    check = RUNNER.invoke(app, ["registry", "check", "--replay", str(out)])
+    assert check.exit_code == 0, check.output
+    assert "registry sound" in check.output
+
+    promoted = RUNNER.invoke(app, ["model", "promote", str(other), "--reason", "demo", "--replay", str(out)])
+    assert promoted.exit_code == 0, promoted.output
+    assert f"-> v{other}" in promoted.output
+    refused = RUNNER.invoke(app, ["model", "promote", str(other), "--reason", "again", "--replay", str(out)])
+    assert refused.exit_code == 1
+    assert "already the champion" in refused.output
+
+    back = RUNNER.invoke(app, ["model", "rollback", "--reason", "undo the demo", "--replay", str(out)])
+    assert back.exit_code == 0, back.output
+    history = RUNNER.invoke(app, ["model", "history", "--replay", str(out)])
+    assert history.exit_code == 0, history.output
+    lines = [line for line in history.output.splitlines() if line.startswith("#")]
+    assert "contest by contest" in lines[0]
+    assert f"v{champion} -> v{other}  manual by" in lines[-2]
+    assert lines[-2].endswith(": demo")
+    assert f"v{other} -> v{champion}  manual by" in lines[-1]
+    assert lines[-1].endswith(": undo the demo")
+    assert RUNNER.invoke(app, ["registry", "check", "--replay", str(out)]).exit_code == 0

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from btcmlops.clock import last_closed_hour, start_clock
 from btcmlops.contest import Contest
 from btcmlops.registry import ModelRegistry, embedded_artifact_location, embedded_tracking_uri
 from btcmlops.replay import run_replay
 from btcmlops.services.feed import MarketFeed
-from btcmlops.services.trainer import TrainerService, due_month, last_closed_month
-from btcmlops.settings import Settings
+from btcmlops.services.trainer import LEASE_NAME, TrainerService, due_month, last_closed_month
+from btcmlops.settings import Settings, TrainerSettings
 from btcmlops.store import PriceStore
 from factories import make_candles, write_project_csv
+from services import wait_until
 
 REAL = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 CANDLES = make_candles(
@@ -116,3 +121,65 @@ def test_the_live_trainer_decides_what_the_replay_decides(tmp_path: Path, mlflow
 def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
     frame["open_time"] = pd.to_datetime(frame["open_time"], utc=True).astype("datetime64[ns, UTC]")
     return frame
+
+
+class _IdleContest:
+    """A contest with nothing due, so the trainers' lease is all that is tested here."""
+
+    class changes:  # noqa: N801 - mimics the attribute of ``Contest``
+        @staticmethod
+        def sync_with_registry() -> None:
+            return None
+
+    def reconcile(self) -> list[object]:
+        return []
+
+    def first_open_month(self, first: object) -> object:
+        from btcmlops.calendar import Month
+
+        return Month(2099, 1)
+
+
+def test_one_trainer_at_a_time_and_a_dead_trainers_lease_expires(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = _store(tmp_path / "lease.db")
+    store.upsert_candles(CANDLES.iloc[:30])
+    ttl = TrainerSettings(interval_s=0.05, lease_ttl_s=0.6)
+    # A trainer that died (kill -9) holding the lease: it never renews and never releases it.
+    store.journal.acquire_lease(LEASE_NAME, "dead-host:1", now=datetime.now(UTC), ttl_s=ttl.lease_ttl_s)
+    first = TrainerService(_IdleContest(), store, ttl, holder="host:1")  # type: ignore[arg-type]
+    second = TrainerService(_IdleContest(), store, ttl, holder="host:2")  # type: ignore[arg-type]
+    stop_first, stop_second = threading.Event(), threading.Event()
+    caplog.set_level(logging.INFO, logger="btcmlops.services.trainer")
+    runner = threading.Thread(target=first.run, args=(stop_first,))
+    runner.start()
+    wait_until(
+        lambda: _holder(store) == "host:1",
+        timeout_s=10,
+        what="host:1's lease",
+        on_timeout=lambda: caplog.text,
+    )
+    assert "another trainer (dead-host:1) holds the lease" in caplog.text
+
+    waiting = threading.Thread(target=second.run, args=(stop_second,))
+    waiting.start()
+    time.sleep(3 * ttl.lease_ttl_s)  # the first renews: the second keeps waiting, and says why
+    assert _holder(store) == "host:1"
+    assert "another trainer (host:1) holds the lease" in caplog.text
+    stop_first.set()  # a clean stop gives the lease up at once
+    runner.join(timeout=10)
+    wait_until(
+        lambda: _holder(store) == "host:2",
+        timeout_s=10,
+        what="host:2's lease",
+        on_timeout=lambda: caplog.text,
+    )
+    stop_second.set()
+    waiting.join(timeout=10)
+    store.dispose()
+
+
+def _holder(store: PriceStore) -> str | None:
+    lease = store.journal.lease(LEASE_NAME)
+    return None if lease is None else lease.holder
