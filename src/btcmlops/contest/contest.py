@@ -298,9 +298,7 @@ class Contest:
             )
 
         served_close, tenure = self._served_close(rows, month, versions_by_number)
-        plan["tenure"] = {
-            str(v): int(n) for v, n in zip(*np.unique(tenure.to_numpy(), return_counts=True), strict=True)
-        }
+        plan["tenure"] = {str(v): n for v, n in _tenure_hours(tenure).items()}
         predictions = [
             _prediction_frame(rows.loc[tenure == v], served_close.loc[tenure == v], int(v), CHAMPION)
             for v in pd.unique(tenure)
@@ -368,9 +366,7 @@ class Contest:
             np.abs(served_close.to_numpy() - actual), np.abs(challenger_close.to_numpy() - actual)
         )
         decision = decide(served, challenger_scores, naive, self._rule, test=test)
-        hours = {
-            int(v): int(n) for v, n in zip(*np.unique(tenure.to_numpy(), return_counts=True), strict=True)
-        }
+        hours = _tenure_hours(tenure)
         if len(hours) > 1:
             served_by = ", then ".join(f"v{v} ({n} h)" for v, n in hours.items())
             decision = Decision(
@@ -568,6 +564,12 @@ class Contest:
             own = own.loc[own.index.isin(rows.index)]
             return pd.Series(forecaster.predict_close(own), index=own.index).reindex(rows.index)
         return pd.Series(forecaster.predict_close(rows), index=rows.index)
+
+
+def _tenure_hours(tenure: pd.Series) -> dict[int, int]:
+    """Hours each version served, in the order they served."""
+    counts = tenure.value_counts()
+    return {int(version): int(counts[version]) for version in pd.unique(tenure)}
 
 
 def _prediction_frame(

@@ -137,7 +137,8 @@ def test_a_rollback_inside_a_month_is_scored_hour_by_hour_as_it_served(
     assert by_version.loc[2, "max"] == pd.Timestamp("2021-05-15 23:00", tz="UTC")
     assert by_version.loc[1, "min"] == pd.Timestamp("2021-05-16 00:00", tz="UTC")
     assert may.contest.tenure == {1: int(by_version.loc[1, "count"]), 2: int(by_version.loc[2, "count"])}
-    assert "champion side served by v1" in may.contest.decision.reason
+    served_by = f"champion side served by v2 ({may.contest.tenure[2]} h), then v1 ({may.contest.tenure[1]} h)"
+    assert served_by in may.contest.decision.reason
     (row,) = [r for r in store.list_decisions(NAME) if r.eval_start.month == 5]
     assert row.champion_version == 1  # the champion at the close, whose place is contested
     assert row.metrics["tenure"] == {"1": may.contest.tenure[1], "2": may.contest.tenure[2]}
