@@ -115,14 +115,18 @@ class ChampionChanges:
         if pending is not None and pending.kind != MONTH_CLOSE:
             self.carry_out(pending)  # a manual change a dead process left half-done
         self.sync_with_registry()
-        champion = self._registry.get_by_alias(CHAMPION)
-        if champion is not None and champion.version == to_version:
-            raise ChangeRefusedError(f"v{to_version} is already the champion")
-        challenger = self._registry.get_by_alias(CHALLENGER)
-        plan = self._plan(
-            champion.version if champion else None, to_version, challenger.version if challenger else None
-        )
-        entry = self._journal.begin(self._name, kind, plan, actor=actor, reason=reason, now=self._now())
+
+        def make_plan() -> tuple[dict[str, Any], str]:
+            champion = self._registry.get_by_alias(CHAMPION)
+            if champion is not None and champion.version == to_version:
+                raise ChangeRefusedError(f"v{to_version} is already the champion")
+            challenger = self._registry.get_by_alias(CHALLENGER)
+            plan = self._plan(
+                champion.version if champion else None, to_version, challenger.version if challenger else None
+            )
+            return plan, reason
+
+        entry = self._journal.begin_fresh(self._name, kind, make_plan, actor=actor, now=self._now)
         self._step("journal.begun")
         return self.carry_out(entry)
 

@@ -177,16 +177,17 @@ class Contest:
             if candles.empty:
                 raise ValueError(f"no candles through {month}")
             samples = build_samples(candles, self._model.feature_set)
-        plan, outcome = self._plan(month, candles, samples, train_challenger=train_challenger)
-        entry = self._journal.begin(
-            self._name,
-            MONTH_CLOSE,
-            plan,
-            actor=CONTEST_ACTOR,
-            reason=plan["note"],
-            now=self._now(),
-            month=str(month),
+        planned: list[MonthOutcome] = []
+
+        def make_plan() -> tuple[dict[str, Any], str]:
+            plan, outcome = self._plan(month, candles, samples, train_challenger=train_challenger)
+            planned.append(outcome)
+            return plan, str(plan["note"])
+
+        entry = self._journal.begin_fresh(
+            self._name, MONTH_CLOSE, make_plan, actor=CONTEST_ACTOR, now=self._now, month=str(month)
         )
+        outcome = planned[-1]
         self._step("journal.begun")
         trained = self._carry_out(entry, candles, samples)
         self.changes.check_and_log()

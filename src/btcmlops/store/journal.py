@@ -10,11 +10,12 @@ flight per model at a time (unique model + ``pending_slot``, which is 1 only whi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from btcmlops.store.schema import champion_audit, registry_journal, trainer_lease
@@ -141,6 +142,63 @@ class RegistryJournal:
                 return  # finished before (a retried last step): the audit rows are already there
             for row in audit:
                 connection.execute(insert(champion_audit).values(self._audit_values(row, entry_id)))
+
+    def abandon(self, entry_id: int) -> None:
+        """Drop a pending change none of whose steps has run (its plan went stale before the first)."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                delete(registry_journal).where(
+                    registry_journal.c.id == entry_id, registry_journal.c.state == PENDING
+                )
+            )
+
+    def last_id(self, registered_model: str, *, before: int | None = None) -> int:
+        """The newest change's id (0 if none), or the newest one older than ``before``.
+
+        A plan records it before it is written; if the newest change older than the plan's own row is
+        not the one it saw, another change landed in between and the plan is stale.
+        """
+        query = select(func.max(registry_journal.c.id)).where(
+            registry_journal.c.registered_model == registered_model
+        )
+        if before is not None:
+            query = query.where(registry_journal.c.id < before)
+        with self._engine.connect() as connection:
+            return int(connection.execute(query).scalar_one() or 0)
+
+    def begin_fresh(
+        self,
+        registered_model: str,
+        kind: str,
+        make_plan: Callable[[], tuple[dict[str, Any], str]],
+        *,
+        actor: str,
+        now: Callable[[], datetime],
+        month: str | None = None,
+        attempts: int = 3,
+    ) -> JournalEntry:
+        """Plan, then write the intent, and make sure no other change landed in between.
+
+        ``make_plan`` reads the registry and returns the plan and its reason. A change finished by
+        another process between that read and the journal row would make the plan stale (it would
+        move aliases from a champion that is no longer there), so the row is dropped and the plan
+        made again.
+
+        Raises:
+            ChangeInProgressError: Another change is pending, or changes kept landing meanwhile.
+        """
+        for _ in range(attempts):
+            seen = self.last_id(registered_model)
+            plan, reason = make_plan()
+            entry = self.begin(
+                registered_model, kind, plan, actor=actor, reason=reason, now=now(), month=month
+            )
+            if self.last_id(registered_model, before=entry.id) == seen:
+                return entry
+            self.abandon(entry.id)
+        raise ChangeInProgressError(
+            f"other changes of {registered_model} kept landing while planning; try again"
+        )
 
     def pending(self, registered_model: str) -> JournalEntry | None:
         """The change in flight for ``registered_model``, if one was begun and not finished."""

@@ -71,3 +71,21 @@ def test_the_lease_is_held_by_one_trainer_until_it_expires(store: PriceStore) ->
         journal.acquire_lease("trainer", "host:3", now=NOW + timedelta(seconds=52), ttl_s=30).holder
         == "host:3"
     )
+
+
+def test_a_plan_overtaken_by_another_change_is_dropped_and_made_again(store: PriceStore) -> None:
+    journal = store.journal
+    calls: list[int] = []
+
+    def make_plan() -> tuple[dict[str, int], str]:
+        calls.append(1)
+        if len(calls) == 1:  # another process finishes a change between our read and our row
+            other = journal.begin(MODEL, "promote", {"to": 7}, actor="other", reason="r", now=NOW)
+            journal.finish(other.id, [_audit(7)], now=NOW)
+        return {"attempt": len(calls)}, "mine"
+
+    entry = journal.begin_fresh(MODEL, "promote", make_plan, actor="me", now=lambda: NOW)
+
+    assert len(calls) == 2
+    assert entry.plan == {"attempt": 2}
+    assert [(e.actor, e.state) for e in journal.entries(MODEL)] == [("other", "done"), ("me", "pending")]
