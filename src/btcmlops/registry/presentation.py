@@ -1,0 +1,296 @@
+"""What a user reads in the MLflow UI (3.17): run names, descriptions, and the tags that link versions
+to the contests that decided them.
+
+Pure text, no MLflow import: ``ModelRegistry`` writes these, the contest calls the builders, and the
+tests read them. What MLflow 3.17.2's UI does with each (read from its JS bundle and checked in
+Chromium, see ``tests/integration/test_mlflow_ui.py``):
+
+* The experiment page opens on whatever the global workflow switch says ("GenAI" or "Model
+  training"), kept per browser in localStorage (``mlflow.workflowType_v1``, GenAI by default) or
+  taken from the URL query ``workflowType=machine_learning``. 3.17.2 ignores the experiment tag
+  ``mlflow.experimentKind`` for this, so only a link made by :func:`experiment_runs_url` is sure to
+  land on the runs table. The tag is still set (``custom_model_development``, the UI's own value for
+  "Machine learning"): the experiment-kind selector shows it, and later MLflow versions switch the
+  sidebar to the tagged kind on opening an experiment.
+* The runs table shows Run Name, Created, Dataset, Duration, Source and Models, and no metric,
+  param or tag, until the user picks columns (per browser). So a contest run's *name* carries the
+  verdict and the three MAEs (:func:`contest_run_name`), month and verdict first: the Run Name
+  column is 190 px wide and cuts the rest off. The reason goes in the run's description (the tag
+  ``mlflow.note.content``), shown on the run page.
+* The experiment's description (its ``mlflow.note.content`` tag) shows above the runs table.
+* A saved view is an experiment tag ``mlflow.sharedViewState.<id>``: listed under "Views" for
+  everyone, or opened by the URL query ``viewStateShareKey=<id>``. :data:`EXPERIMENT_TAGS` adds
+  one, "Contest verdicts" (:data:`CONTEST_VIEW_ID`): contest runs only, with a wide Run Name, the
+  description (the reason), the three MAEs and the ``decision`` tag as columns.
+* Registered model and version descriptions are rendered as Markdown; tag values are plain text.
+
+Tags on a model version, besides the training window, ``feature_set`` and ``status``. Only versions
+whose status a contest changes get them (a champion that keeps its title gets none):
+
+``contest.month``
+    The month of the contest that last changed the version's status (``YYYY-MM``).
+``contest.run_id``
+    That contest's run in the experiment (its name says the verdict, its description the reason).
+``contest.outcome``
+    What that contest did to the version: ``promoted`` (challenger, now champion), ``lost``
+    (challenger, archived) or ``replaced`` (champion, archived).
+``contest.opponent``
+    The other version in that contest, as ``v<N>``.
+``promoted_in`` / ``archived_in``
+    The month the version was promoted / archived. They stay when a later contest rewrites the
+    ``contest.*`` tags, so a version that won in March and was replaced in July shows both.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Final
+from urllib.parse import urlencode
+
+CHAMPION_ROLE: Final = "champion"
+CHALLENGER_ROLE: Final = "challenger"
+"""The aliases, spelled here too so this module imports nothing of the registry."""
+
+NOTE_TAG: Final = "mlflow.note.content"
+"""MLflow's description tag, for an experiment and for a run alike."""
+EXPERIMENT_KIND_TAG: Final = "mlflow.experimentKind"
+EXPERIMENT_KIND_ML: Final = "custom_model_development"
+"""The UI's value for "Machine learning" (the other one it writes is ``genai_development``)."""
+SAVED_VIEW_TAG_PREFIX: Final = "mlflow.sharedViewState."
+CONTEST_VIEW_ID: Final = "contest-verdicts"
+CONTEST_VIEW_NAME: Final = "Contest verdicts"
+
+CONTEST_MONTH_TAG: Final = "contest.month"
+CONTEST_RUN_TAG: Final = "contest.run_id"
+CONTEST_OUTCOME_TAG: Final = "contest.outcome"
+CONTEST_OPPONENT_TAG: Final = "contest.opponent"
+PROMOTED_IN_TAG: Final = "promoted_in"
+ARCHIVED_IN_TAG: Final = "archived_in"
+
+_WIDE_RUN_NAME_PX = 520
+"""Wide enough for a whole :func:`contest_run_name` (about 80 characters)."""
+_REASON_COLUMN_PX = 420
+
+
+def _column(group: str, name: str) -> str:
+    """A runs-table column id as the UI spells it: ``group.`name```."""
+    return f"{group}.`{name}`"
+
+
+def _contest_view_state() -> dict[str, object]:
+    """The saved view's state: the UI merges it over its defaults, so only what differs is here."""
+    run_name, created = _column("attributes", "Run Name"), _column("attributes", "Created")
+    columns = [
+        _column("attributes", "Description"),  # the run's mlflow.note.content: the reason
+        _column("metrics", "challenger_mae"),
+        _column("metrics", "champion_mae"),
+        _column("metrics", "naive_mae"),
+        _column("tags", "decision"),
+    ]
+    return {
+        "searchFilter": "tags.`btcmlops.kind` = 'contest'",
+        "orderByKey": "attributes.start_time",
+        "orderByAsc": False,
+        "selectedColumns": columns,
+        # The UI applies widths only to the columns listed in the order, so both are given.
+        "columnOrder": [run_name, created, *columns],
+        "columnWidths": {run_name: _WIDE_RUN_NAME_PX, columns[0]: _REASON_COLUMN_PX},
+    }
+
+
+def _saved_view(name: str, state: Mapping[str, object]) -> str:
+    """A saved view's tag value: the envelope the UI writes, the state inside as a JSON string."""
+    # A fixed time: the tag is rewritten at every start and must compare equal to what is stored.
+    return json.dumps({"name": name, "createdAt": 0, "updatedAt": 0, "state": json.dumps(dict(state))})
+
+
+EXPERIMENT_DESCRIPTION: Final = (
+    "**Next-hour BTC/USDT forecaster (btcmlops).** Runs tagged `btcmlops.kind`: a **training** run "
+    "per model version (named after its role and training month), and a **contest** run per decided "
+    "month, named with the verdict and the three MAEs in USDT, e.g. "
+    "*2024-03: v3 promoted over v1 — MAE v3 317.93 vs v1 318.20, naive 322.36*; its description "
+    "says why. For the MAEs and the reason as columns, pick **Views → Contest verdicts** (top "
+    "right). Written by btcmlops at every start: edits here do not last."
+)
+
+EXPERIMENT_TAGS: Final[Mapping[str, str]] = {
+    EXPERIMENT_KIND_TAG: EXPERIMENT_KIND_ML,
+    NOTE_TAG: EXPERIMENT_DESCRIPTION,
+    SAVED_VIEW_TAG_PREFIX + CONTEST_VIEW_ID: _saved_view(CONTEST_VIEW_NAME, _contest_view_state()),
+}
+"""Set on the experiment at every start: its kind, its description and the "Contest verdicts" view."""
+
+
+def experiment_runs_url(ui_url: str, experiment_id: str, *, view: str | None = CONTEST_VIEW_ID) -> str:
+    """A link that opens the experiment on its runs table, in "Model training" mode.
+
+    Args:
+        ui_url: Where the MLflow UI is served, e.g. ``http://localhost:5000``.
+        experiment_id: The experiment's id.
+        view: A saved view to open (the contest verdicts by default); None for the plain table.
+
+    Returns:
+        The URL. Without ``workflowType`` MLflow 3.17 opens the GenAI overview of the experiment.
+    """
+    query = {"workflowType": "machine_learning"}
+    if view is not None:
+        query["viewStateShareKey"] = view
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{urlencode(query)}"
+
+
+def registered_model_description() -> str:
+    """The registered model's description: what the aliases and the ``status`` tag mean.
+
+    Returns:
+        Markdown for the registered model's page.
+    """
+    return "\n".join(
+        [
+            "Next-hour BTC/USDT close forecaster, trained and judged by **btcmlops**: one version per "
+            "training month.",
+            "",
+            "### Aliases",
+            f"- **`{CHAMPION_ROLE}`**: the version the inference service serves, on exactly one version.",
+            f"- **`{CHALLENGER_ROLE}`**: the newest version, scored in shadow on the month after its "
+            "training window and never served; set only while its contest is pending.",
+            "",
+            "### The version tag `status`",
+            "| value | meaning |",
+            "|---|---|",
+            f"| `production` | the `{CHAMPION_ROLE}` |",
+            f"| `staging` | the `{CHALLENGER_ROLE}`, in its shadow month |",
+            "| `archived` | lost its contest, or was replaced as champion |",
+            "",
+            "MLflow's stages (*Stage (deprecated)*) are not used.",
+            "",
+            "### The contest",
+            "At the end of the shadow month both versions are scored on its hours, which neither was "
+            "trained on, by mean absolute error in USDT, beside a naive forecast (the last close). "
+            "The challenger takes over only if it beats the champion by the configured rule. Each "
+            "decision is a contest run in the experiment: its name gives the verdict and the three "
+            "MAEs, its description the reason. The versions it changes get the tags "
+            f"`{CONTEST_MONTH_TAG}`, `{CONTEST_RUN_TAG}`, `{CONTEST_OUTCOME_TAG}`, "
+            f"`{CONTEST_OPPONENT_TAG}`, and `{PROMOTED_IN_TAG}` or `{ARCHIVED_IN_TAG}`.",
+            "",
+            "### Changes by hand",
+            "`btcmlops model promote` and `btcmlops model rollback`, and a `champion` alias moved "
+            "anywhere else (in this UI, or through the API), are recorded with who, when and why in "
+            "the project's append-only audit table (`champion_audit`); `btcmlops model history` lists "
+            "it. MLflow itself keeps no history of aliases.",
+            "",
+            "*Written by btcmlops at every start: edits here do not last.*",
+        ]
+    )
+
+
+def version_description(
+    trained_through: str,
+    role: str,
+    train_start: datetime,
+    train_end: datetime,
+    train_rows: int,
+) -> str:
+    """A version's description: what it was trained on and what it entered the registry as.
+
+    Args:
+        trained_through: The last month of the training window (``YYYY-MM``).
+        role: ``champion`` (the first version) or ``challenger`` (every later one).
+        train_start: The first target hour it was fitted on (a ``pd.Timestamp`` is a datetime).
+        train_end: The last target hour it was fitted on.
+        train_rows: How many hourly rows it was fitted on.
+
+    Returns:
+        Markdown; its first sentence is what the versions table shows, so it says the most.
+    """
+    window = (
+        f"Trained through **{trained_through}** as the **{role}**, on {train_rows:,} hourly rows: "
+        f"target hours {train_start:%Y-%m-%d %H:%M} to {train_end:%Y-%m-%d %H:%M} UTC."
+    )
+    if role == CHAMPION_ROLE:
+        entry = (
+            f"It entered as the first `{CHAMPION_ROLE}` (status `production`) and serves until a "
+            "challenger beats it in a contest."
+        )
+    elif role == CHALLENGER_ROLE:
+        entry = (
+            f"It entered as the `{CHALLENGER_ROLE}` (status `staging`): scored in shadow, never served, "
+            f"on the month after {trained_through}, against the champion."
+        )
+    else:
+        entry = f"It entered as `{role}`."
+    links = (
+        f"The contest that promotes or archives it is named in the tags `{CONTEST_MONTH_TAG}` and "
+        f"`{CONTEST_RUN_TAG}` (a contest run of the experiment)."
+    )
+    return f"{window}\n\n{entry} {links}"
+
+
+def contest_run_name(
+    month: str,
+    champion_version: int,
+    challenger_version: int,
+    champion_mae: float,
+    challenger_mae: float,
+    naive_mae: float,
+    promoted: bool,
+) -> str:
+    """A contest run's name: month and verdict first, then the three MAEs (USDT, 2 decimals).
+
+    The runs table shows a run's name and no metric unless the user adds columns, and only about the
+    first 22 characters of it, so the month and the verdict come first.
+
+    Args:
+        month: The shadow month decided (``YYYY-MM``).
+        champion_version: The champion's version number.
+        challenger_version: The challenger's version number.
+        champion_mae: The champion's MAE on the month.
+        challenger_mae: The challenger's MAE on the month.
+        naive_mae: The naive forecast's MAE on the month.
+        promoted: Whether the challenger took over.
+
+    Returns:
+        E.g. ``2024-03: v3 promoted over v1 — MAE v3 317.93 vs v1 318.20, naive 322.36``.
+    """
+    champion, challenger = f"v{champion_version}", f"v{challenger_version}"
+    verdict = (
+        f"{challenger} promoted over {champion}"
+        if promoted
+        else f"{challenger} archived, {champion} stays champion"
+    )
+    maes = f"MAE {challenger} {challenger_mae:.2f} vs {champion} {champion_mae:.2f}, naive {naive_mae:.2f}"
+    return f"{month}: {verdict} — {maes}"
+
+
+def contest_version_tags(
+    month: str, run_id: str, promoted: bool, champion: int, challenger: int
+) -> dict[int, dict[str, str]]:
+    """The tags a contest puts on the versions whose status it changes (see the module docstring).
+
+    Args:
+        month: The shadow month decided (``YYYY-MM``).
+        run_id: The contest run's id.
+        promoted: Whether the challenger took over.
+        champion: The champion's version number.
+        challenger: The challenger's version number.
+
+    Returns:
+        Tags by version number: the challenger always; the champion only when it was replaced.
+    """
+
+    def decided(outcome: str, opponent: int, status_change: str) -> dict[str, str]:
+        return {
+            CONTEST_MONTH_TAG: month,
+            CONTEST_RUN_TAG: run_id,
+            CONTEST_OUTCOME_TAG: outcome,
+            CONTEST_OPPONENT_TAG: f"v{opponent}",
+            status_change: month,
+        }
+
+    if promoted:
+        return {
+            challenger: decided("promoted", champion, PROMOTED_IN_TAG),
+            champion: decided("replaced", challenger, ARCHIVED_IN_TAG),
+        }
+    return {challenger: decided("lost", champion, ARCHIVED_IN_TAG)}
