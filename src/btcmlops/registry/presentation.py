@@ -9,36 +9,40 @@ Chromium, see ``tests/integration/test_mlflow_ui.py``):
   training"), kept per browser in localStorage (``mlflow.workflowType_v1``, GenAI by default) or
   taken from the URL query ``workflowType=machine_learning``. 3.17.2 ignores the experiment tag
   ``mlflow.experimentKind`` for this, so only a link made by :func:`experiment_runs_url` is sure to
-  land on the runs table. The tag is still set (``custom_model_development``, the UI's own value for
-  "Machine learning"): the experiment-kind selector shows it, and later MLflow versions switch the
-  sidebar to the tagged kind on opening an experiment.
+  land on the runs table. The tag is still set, to ``custom_model_development`` (the UI's own value
+  for "Machine learning"): with the switch on, 3.17.2 reads the kind from the switch everywhere, but
+  the ``WorkflowTypeContext`` in MLflow's repository after it moves the switch to the tagged kind on
+  opening an experiment, and API users can filter experiments on it.
 * The runs table shows Run Name, Created, Dataset, Duration, Source and Models, and no metric,
   param or tag, until the user picks columns (per browser). So a contest run's *name* carries the
   verdict and the three MAEs (:func:`contest_run_name`), month and verdict first: the Run Name
   column is 190 px wide and cuts the rest off. The reason goes in the run's description (the tag
-  ``mlflow.note.content``), shown on the run page.
+  ``mlflow.note.content``), shown on the run page; the table's Description column would show only
+  its first 50 characters, so the view below uses the ``reason`` param instead.
 * The experiment's description (its ``mlflow.note.content`` tag) shows above the runs table.
 * A saved view is an experiment tag ``mlflow.sharedViewState.<id>``: listed under "Views" for
   everyone, or opened by the URL query ``viewStateShareKey=<id>``. :data:`EXPERIMENT_TAGS` adds
-  one, "Contest verdicts" (:data:`CONTEST_VIEW_ID`): contest runs only, with a wide Run Name, the
-  description (the reason), the three MAEs and the ``decision`` tag as columns.
-* Registered model and version descriptions are rendered as Markdown; tag values are plain text.
+  one, "Contest verdicts" (:data:`CONTEST_VIEW_ID`): contest runs only, with a wider Run Name and
+  the three MAEs, the ``decision`` tag and the ``reason`` param as columns.
+* Registered model and version descriptions are rendered as Markdown on their pages, but the
+  versions table shows the start of a version's description as raw text; tag values are plain text.
+* ``#/runs/<run_id>`` opens a run's page from its id alone.
 
-Tags on a model version, besides the training window, ``feature_set`` and ``status``. Only versions
-whose status a contest changes get them (a champion that keeps its title gets none):
+Tags a contest puts on model versions (besides the training window, ``feature_set`` and
+``status``), each written once, so a later contest never overwrites an earlier one's. A challenger is
+in exactly one contest, its own:
 
-``contest.month``
-    The month of the contest that last changed the version's status (``YYYY-MM``).
-``contest.run_id``
-    That contest's run in the experiment (its name says the verdict, its description the reason).
+``contest.month`` / ``contest.run_id``
+    The month of the challenger's contest and its run in the experiment (the run's name says the
+    verdict and the MAEs, its description the reason). ``#/runs/<run_id>`` in the UI opens it.
 ``contest.outcome``
-    What that contest did to the version: ``promoted`` (challenger, now champion), ``lost``
-    (challenger, archived) or ``replaced`` (champion, archived).
-``contest.opponent``
-    The other version in that contest, as ``v<N>``.
+    ``promoted over v<N>`` or ``lost to v<N>``.
 ``promoted_in`` / ``archived_in``
-    The month the version was promoted / archived. They stay when a later contest rewrites the
-    ``contest.*`` tags, so a version that won in March and was replaced in July shows both.
+    The month it was promoted (took the ``champion`` alias) or archived (lost).
+
+A champion keeps its tags while it defends its title; when a challenger replaces it, it gets
+``archived_in`` (the month), ``archived_by_run_id`` (that contest's run) and ``replaced_by``
+(``v<N>``). So a version promoted in March and replaced in July shows both contests.
 """
 
 from __future__ import annotations
@@ -65,13 +69,15 @@ CONTEST_VIEW_NAME: Final = "Contest verdicts"
 CONTEST_MONTH_TAG: Final = "contest.month"
 CONTEST_RUN_TAG: Final = "contest.run_id"
 CONTEST_OUTCOME_TAG: Final = "contest.outcome"
-CONTEST_OPPONENT_TAG: Final = "contest.opponent"
 PROMOTED_IN_TAG: Final = "promoted_in"
 ARCHIVED_IN_TAG: Final = "archived_in"
+ARCHIVED_BY_RUN_TAG: Final = "archived_by_run_id"
+REPLACED_BY_TAG: Final = "replaced_by"
 
-_WIDE_RUN_NAME_PX = 520
-"""Wide enough for a whole :func:`contest_run_name` (about 80 characters)."""
-_REASON_COLUMN_PX = 420
+_RUN_NAME_PX = 320
+"""Month, verdict and the challenger's MAE of a :func:`contest_run_name` (190 px by default). Wider
+would leave the scrolling columns no room beside the pinned ones on a laptop screen."""
+_REASON_COLUMN_PX = 640
 
 
 def _column(group: str, name: str) -> str:
@@ -81,13 +87,15 @@ def _column(group: str, name: str) -> str:
 
 def _contest_view_state() -> dict[str, object]:
     """The saved view's state: the UI merges it over its defaults, so only what differs is here."""
-    run_name, created = _column("attributes", "Run Name"), _column("attributes", "Created")
+    run_name, created = _column("attributes", "Run Name"), "runDateAndNestInfo"  # the UI's own ids
     columns = [
-        _column("attributes", "Description"),  # the run's mlflow.note.content: the reason
         _column("metrics", "challenger_mae"),
         _column("metrics", "champion_mae"),
         _column("metrics", "naive_mae"),
         _column("tags", "decision"),
+        # The reason as a param: the Description column (the run's note) cuts it at 50 characters.
+        # Last, as the widest: Run Name and Created are pinned, the rest scrolls in what is left.
+        _column("params", "reason"),
     ]
     return {
         "searchFilter": "tags.`btcmlops.kind` = 'contest'",
@@ -96,7 +104,7 @@ def _contest_view_state() -> dict[str, object]:
         "selectedColumns": columns,
         # The UI applies widths only to the columns listed in the order, so both are given.
         "columnOrder": [run_name, created, *columns],
-        "columnWidths": {run_name: _WIDE_RUN_NAME_PX, columns[0]: _REASON_COLUMN_PX},
+        "columnWidths": {run_name: _RUN_NAME_PX, columns[-1]: _REASON_COLUMN_PX},
     }
 
 
@@ -107,12 +115,13 @@ def _saved_view(name: str, state: Mapping[str, object]) -> str:
 
 
 EXPERIMENT_DESCRIPTION: Final = (
-    "**Next-hour BTC/USDT forecaster (btcmlops).** Runs tagged `btcmlops.kind`: a **training** run "
-    "per model version (named after its role and training month), and a **contest** run per decided "
-    "month, named with the verdict and the three MAEs in USDT, e.g. "
-    "*2024-03: v3 promoted over v1 — MAE v3 317.93 vs v1 318.20, naive 322.36*; its description "
-    "says why. For the MAEs and the reason as columns, pick **Views → Contest verdicts** (top "
-    "right). Written by btcmlops at every start: edits here do not last."
+    # The runs page shows the first line or two: the one thing to do comes first.
+    "**Contest verdicts with their MAEs and reasons as columns: Views → Contest verdicts** (top "
+    "right). Runs tagged `btcmlops.kind`: a **training** run per model version, named after its "
+    "role and training month, and a **contest** run per decided month, named with the verdict and "
+    "the three MAEs in USDT, e.g. *2024-03: v3 promoted over v1 — MAE v3 317.93 vs v1 318.20, "
+    "naive 322.36*; its description says why. Written by btcmlops at every start: edits here do "
+    "not last."
 )
 
 EXPERIMENT_TAGS: Final[Mapping[str, str]] = {
@@ -143,42 +152,37 @@ def experiment_runs_url(ui_url: str, experiment_id: str, *, view: str | None = C
 def registered_model_description() -> str:
     """The registered model's description: what the aliases and the ``status`` tag mean.
 
+    Kept short: the versions table comes below it on the same page.
+
     Returns:
         Markdown for the registered model's page.
     """
     return "\n".join(
         [
             "Next-hour BTC/USDT close forecaster, trained and judged by **btcmlops**: one version per "
-            "training month.",
+            "training month. MLflow's stages are not used; two aliases and the version tag `status` "
+            "say what each version is:",
             "",
-            "### Aliases",
-            f"- **`{CHAMPION_ROLE}`**: the version the inference service serves, on exactly one version.",
-            f"- **`{CHALLENGER_ROLE}`**: the newest version, scored in shadow on the month after its "
-            "training window and never served; set only while its contest is pending.",
+            f"- alias **`{CHAMPION_ROLE}`**, status `production`: the version the inference service "
+            "serves. Exactly one.",
+            f"- alias **`{CHALLENGER_ROLE}`**, status `staging`: the newest version, scored in shadow "
+            "on the month after its training window and never served. The alias goes once that "
+            "contest is decided.",
+            "- status `archived`: lost its contest, or was replaced as champion.",
             "",
-            "### The version tag `status`",
-            "| value | meaning |",
-            "|---|---|",
-            f"| `production` | the `{CHAMPION_ROLE}` |",
-            f"| `staging` | the `{CHALLENGER_ROLE}`, in its shadow month |",
-            "| `archived` | lost its contest, or was replaced as champion |",
+            "**The contest.** At the end of the shadow month both versions are scored on its hours, "
+            "which neither was trained on, by mean absolute error (MAE, USDT) beside a naive forecast "
+            "(the last close); the challenger takes over only if it beats the champion by the "
+            "configured rule. Each decision is a contest run in the experiment, named with the "
+            "verdict and the three MAEs, the reason in its description. A decided challenger gets "
+            f"the tags `{CONTEST_MONTH_TAG}`, `{CONTEST_RUN_TAG}`, `{CONTEST_OUTCOME_TAG}` and "
+            f"`{PROMOTED_IN_TAG}` or `{ARCHIVED_IN_TAG}`; a replaced champion `{ARCHIVED_IN_TAG}`, "
+            f"`{ARCHIVED_BY_RUN_TAG}` and `{REPLACED_BY_TAG}`.",
             "",
-            "MLflow's stages (*Stage (deprecated)*) are not used.",
-            "",
-            "### The contest",
-            "At the end of the shadow month both versions are scored on its hours, which neither was "
-            "trained on, by mean absolute error in USDT, beside a naive forecast (the last close). "
-            "The challenger takes over only if it beats the champion by the configured rule. Each "
-            "decision is a contest run in the experiment: its name gives the verdict and the three "
-            "MAEs, its description the reason. The versions it changes get the tags "
-            f"`{CONTEST_MONTH_TAG}`, `{CONTEST_RUN_TAG}`, `{CONTEST_OUTCOME_TAG}`, "
-            f"`{CONTEST_OPPONENT_TAG}`, and `{PROMOTED_IN_TAG}` or `{ARCHIVED_IN_TAG}`.",
-            "",
-            "### Changes by hand",
-            "`btcmlops model promote` and `btcmlops model rollback`, and a `champion` alias moved "
-            "anywhere else (in this UI, or through the API), are recorded with who, when and why in "
-            "the project's append-only audit table (`champion_audit`); `btcmlops model history` lists "
-            "it. MLflow itself keeps no history of aliases.",
+            "**Changes by hand.** `btcmlops model promote` and `btcmlops model rollback`, and a "
+            f"`{CHAMPION_ROLE}` alias moved anywhere else (in this UI, or through the API), are "
+            "recorded with who, when and why in the project's append-only audit table "
+            "(`champion_audit`); `btcmlops model history` lists them. MLflow keeps no alias history.",
             "",
             "*Written by btcmlops at every start: edits here do not last.*",
         ]
@@ -204,26 +208,26 @@ def version_description(
     Returns:
         Markdown; its first sentence is what the versions table shows, so it says the most.
     """
+    # Plain text first: the versions table shows the start of the description without rendering it.
     window = (
-        f"Trained through **{trained_through}** as the **{role}**, on {train_rows:,} hourly rows: "
+        f"Trained through {trained_through} as the {role}, on {train_rows:,} hourly rows: "
         f"target hours {train_start:%Y-%m-%d %H:%M} to {train_end:%Y-%m-%d %H:%M} UTC."
     )
     if role == CHAMPION_ROLE:
         entry = (
             f"It entered as the first `{CHAMPION_ROLE}` (status `production`) and serves until a "
-            "challenger beats it in a contest."
+            f"challenger beats it; that contest's run will be in the tag `{ARCHIVED_BY_RUN_TAG}`."
         )
     elif role == CHALLENGER_ROLE:
         entry = (
             f"It entered as the `{CHALLENGER_ROLE}` (status `staging`): scored in shadow, never served, "
-            f"on the month after {trained_through}, against the champion."
+            f"on the month after {trained_through}, against the champion. Its contest is in the tags "
+            f"`{CONTEST_MONTH_TAG}` and `{CONTEST_RUN_TAG}`; if it wins and is replaced later, that "
+            f"contest's run is in `{ARCHIVED_BY_RUN_TAG}`."
         )
     else:
         entry = f"It entered as `{role}`."
-    links = (
-        f"The contest that promotes or archives it is named in the tags `{CONTEST_MONTH_TAG}` and "
-        f"`{CONTEST_RUN_TAG}` (a contest run of the experiment)."
-    )
+    links = "A run id opens at this server's `#/runs/<run id>`."
     return f"{window}\n\n{entry} {links}"
 
 
@@ -278,19 +282,18 @@ def contest_version_tags(
     Returns:
         Tags by version number: the challenger always; the champion only when it was replaced.
     """
-
-    def decided(outcome: str, opponent: int, status_change: str) -> dict[str, str]:
-        return {
-            CONTEST_MONTH_TAG: month,
-            CONTEST_RUN_TAG: run_id,
-            CONTEST_OUTCOME_TAG: outcome,
-            CONTEST_OPPONENT_TAG: f"v{opponent}",
-            status_change: month,
-        }
-
+    own_contest = {CONTEST_MONTH_TAG: month, CONTEST_RUN_TAG: run_id}
     if promoted:
         return {
-            challenger: decided("promoted", champion, PROMOTED_IN_TAG),
-            champion: decided("replaced", challenger, ARCHIVED_IN_TAG),
+            challenger: {
+                **own_contest,
+                CONTEST_OUTCOME_TAG: f"promoted over v{champion}",
+                PROMOTED_IN_TAG: month,
+            },
+            champion: {
+                ARCHIVED_IN_TAG: month,
+                ARCHIVED_BY_RUN_TAG: run_id,
+                REPLACED_BY_TAG: f"v{challenger}",
+            },
         }
-    return {challenger: decided("lost", champion, ARCHIVED_IN_TAG)}
+    return {challenger: {**own_contest, CONTEST_OUTCOME_TAG: f"lost to v{champion}", ARCHIVED_IN_TAG: month}}

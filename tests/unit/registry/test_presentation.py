@@ -56,7 +56,8 @@ def test_a_version_description_gives_the_window(stamp: Callable[[str], datetime]
         "2024-01", "challenger", stamp("2023-06-01 00:00"), stamp("2024-01-31 23:00"), 5856
     )
     first_line = text.splitlines()[0]
-    assert first_line.startswith("Trained through **2024-01** as the **challenger**")
+    assert first_line.startswith("Trained through 2024-01 as the challenger")
+    assert not set(first_line) & set("*`_[")  # the versions table shows it unrendered
     assert "5,856 hourly rows" in first_line
     assert "2023-06-01 00:00 to 2024-01-31 23:00 UTC" in first_line
     assert "`staging`" in text
@@ -76,23 +77,16 @@ def test_an_unknown_role_is_described_as_given() -> None:
     assert "It entered as `candidate`." in text
 
 
-def test_a_promotion_tags_both_versions_with_the_contest() -> None:
+def test_a_promotion_tags_the_challenger_with_its_contest_and_the_champion_with_its_end() -> None:
     tags = contest_version_tags("2024-03", "abc123", True, champion=1, challenger=3)
     assert tags == {
         3: {
             "contest.month": "2024-03",
             "contest.run_id": "abc123",
-            "contest.outcome": "promoted",
-            "contest.opponent": "v1",
+            "contest.outcome": "promoted over v1",
             "promoted_in": "2024-03",
         },
-        1: {
-            "contest.month": "2024-03",
-            "contest.run_id": "abc123",
-            "contest.outcome": "replaced",
-            "contest.opponent": "v3",
-            "archived_in": "2024-03",
-        },
+        1: {"archived_in": "2024-03", "archived_by_run_id": "abc123", "replaced_by": "v3"},
     }
 
 
@@ -102,11 +96,18 @@ def test_a_loss_tags_only_the_challenger() -> None:
         4: {
             "contest.month": "2024-04",
             "contest.run_id": "def456",
-            "contest.outcome": "lost",
-            "contest.opponent": "v3",
+            "contest.outcome": "lost to v3",
             "archived_in": "2024-04",
         }
     }
+
+
+def test_a_replaced_champion_keeps_the_tags_of_the_contest_that_promoted_it() -> None:
+    """Promoted in March, replaced in July: the July tags add to the March ones, none is rewritten."""
+    march = contest_version_tags("2024-03", "march-run", True, champion=1, challenger=3)[3]
+    july = contest_version_tags("2024-07", "july-run", True, champion=3, challenger=7)[3]
+    assert not set(march) & set(july)
+    assert {**march, **july}["contest.run_id"] == "march-run"
 
 
 def test_experiment_tags_make_it_a_machine_learning_experiment_with_a_description() -> None:
@@ -127,11 +128,11 @@ def test_the_contest_view_is_a_saved_view_the_ui_can_read() -> None:
     state = json.loads(envelope["state"])
     assert state["searchFilter"] == "tags.`btcmlops.kind` = 'contest'"
     assert state["selectedColumns"] == [
-        "attributes.`Description`",
         "metrics.`challenger_mae`",
         "metrics.`champion_mae`",
         "metrics.`naive_mae`",
         "tags.`decision`",
+        "params.`reason`",
     ]
     assert set(state["columnWidths"]) <= set(state["columnOrder"])  # widths apply to ordered columns
 
@@ -150,11 +151,9 @@ def test_the_registered_model_description_explains_aliases_status_contest_and_au
     text = registered_model_description()
     assert len(text) <= MAX_DESCRIPTION
     for needle in (
-        "**`champion`**",
-        "**`challenger`**",
-        "| `production` |",
-        "| `staging` |",
-        "| `archived` |",
+        "alias **`champion`**, status `production`",
+        "alias **`challenger`**, status `staging`",
+        "status `archived`",
         "shadow",
         "naive",
         "btcmlops model promote",
