@@ -22,6 +22,7 @@ from mlflow.models import Model, infer_signature
 from btcmlops.contest.window import TrainingWindow
 from btcmlops.features import UnknownFeatureSetError, get_feature_set
 from btcmlops.model import Forecaster
+from btcmlops.registry.presentation import EXPERIMENT_TAGS, registered_model_description
 from btcmlops.timing import Timings
 
 CHAMPION = "champion"
@@ -105,27 +106,43 @@ class ModelRegistry:
 
     # -- set-up ---------------------------------------------------------------------------------------
     def _ensure_experiment(self, artifact_location: str | None) -> str:
+        """The experiment's id, creating it if needed, with :data:`EXPERIMENT_TAGS` set on it.
+
+        The tags are set on an existing experiment too (only those that differ), so one made by an
+        older version of btcmlops gets them at the next start.
+        """
         found = self._client.get_experiment_by_name(self.experiment_name)
-        if found is not None:
-            return str(found.experiment_id)
-        try:
-            return str(self._client.create_experiment(self.experiment_name, artifact_location))
-        except MlflowException:  # created meanwhile by another process
-            found = self._client.get_experiment_by_name(self.experiment_name)
-            if found is None:
-                raise
-            return str(found.experiment_id)
+        if found is None:
+            try:
+                return str(
+                    self._client.create_experiment(
+                        self.experiment_name, artifact_location, tags=dict(EXPERIMENT_TAGS)
+                    )
+                )
+            except MlflowException:  # created meanwhile by another process
+                found = self._client.get_experiment_by_name(self.experiment_name)
+                if found is None:
+                    raise
+        experiment_id = str(found.experiment_id)
+        current: Mapping[str, str] = found.tags or {}
+        for key, value in EXPERIMENT_TAGS.items():
+            if current.get(key) != value:
+                self._client.set_experiment_tag(experiment_id, key, value)
+        return experiment_id
 
     def _ensure_registered_model(self) -> None:
+        """Create the registered model with its description, or bring an existing one's up to date."""
+        description = registered_model_description()
         try:
-            self._client.get_registered_model(self.model_name)
+            found = self._client.get_registered_model(self.model_name)
         except MlflowException:
             try:
-                self._client.create_registered_model(
-                    self.model_name, description="Next-hour BTC/USDT close forecaster (btcmlops)."
-                )
+                self._client.create_registered_model(self.model_name, description=description)
+                return
             except MlflowException:
-                self._client.get_registered_model(self.model_name)  # created meanwhile
+                found = self._client.get_registered_model(self.model_name)  # created meanwhile
+        if found.description != description:
+            self._client.update_registered_model(self.model_name, description=description)
 
     def _experiment(self) -> str:
         if self.experiment_id is None:
