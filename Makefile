@@ -81,6 +81,10 @@ stack: install ## The live stack without Docker (honcho): mlflow server, feed, t
 screenshot: install ## With `make stack` running: save docs/dashboard.png (Debian's chromium)
 	$(RUN) python scripts/dashboard_screenshot.py http://127.0.0.1:8501 docs/dashboard.png --wait-s 5
 
+.PHONY: screenshot-mlflow
+screenshot-mlflow: install ## With an MLflow UI on :5000: save docs/mlflow-model.png and docs/mlflow-runs.png
+	$(RUN) python scripts/mlflow_screenshot.py http://127.0.0.1:5000 --experiment btc-next-hour --out-dir docs
+
 .PHONY: clean
 clean: ## Remove the replay output and the embedded stores
 	rm -rf out .btcmlops

@@ -194,6 +194,10 @@ def simulate(
     console.print(f"predictions: {result.predictions_path}", soft_wrap=True)
     console.print(f"summary:     {result.summary_path}", soft_wrap=True)
     console.print(f"MLflow UI:   {result.ui_command}", soft_wrap=True, markup=False, highlight=False)
+    mlflow_info = result.summary.get("mlflow")
+    if isinstance(mlflow_info, dict) and result.tracking_uri.startswith("sqlite:"):
+        for label, key in (("  contests:", "runs_url"), ("  model:", "model_url")):
+            console.print(f"{label:<12} {mlflow_info[key]}", soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command()

@@ -19,6 +19,7 @@ from btcmlops.dashboard.views import (
     live_error,
     newest_asked,
 )
+from btcmlops.registry.presentation import registered_model_url
 from btcmlops.settings import Settings
 
 
@@ -140,7 +141,11 @@ def main() -> None:
     st.set_page_config(page_title="btcmlops live", layout="wide")
     client = _client(settings.dashboard.api_url, settings.dashboard.request_timeout_s)
     st.title("BTC next-hour forecasts, live")
-    st.sidebar.link_button("Open the MLflow UI", settings.dashboard.mlflow_ui_url, width="stretch")
+    st.sidebar.link_button(
+        "Open the model in MLflow",
+        registered_model_url(settings.dashboard.mlflow_ui_url, settings.mlflow.registered_model),
+        width="stretch",
+    )
     st.sidebar.checkbox("Show the challenger's shadow forecasts", key="show_shadow")
     _clock_controls(client, settings.clock.speed)
     st.fragment(run_every=settings.dashboard.refresh_s)(_live)(client, settings)

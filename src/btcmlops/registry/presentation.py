@@ -51,7 +51,7 @@ import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Final
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 CHAMPION_ROLE: Final = "champion"
 CHALLENGER_ROLE: Final = "challenger"
@@ -147,6 +147,11 @@ def experiment_runs_url(ui_url: str, experiment_id: str, *, view: str | None = C
     if view is not None:
         query["viewStateShareKey"] = view
     return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{urlencode(query)}"
+
+
+def registered_model_url(ui_url: str, model_name: str) -> str:
+    """A link to the registered model's page (versions, aliases, descriptions), in "Model training" mode."""
+    return f"{ui_url.rstrip('/')}/#/models/{quote(model_name, safe='')}?workflowType=machine_learning"
 
 
 def registered_model_description() -> str:

@@ -18,11 +18,14 @@ from btcmlops.calendar import months_between
 from btcmlops.contest import Contest, Month, MonthOutcome
 from btcmlops.data import load_file_into_store
 from btcmlops.registry import ModelRegistry, resolve_tracking
+from btcmlops.registry.presentation import experiment_runs_url, registered_model_url
 from btcmlops.replay.summary import build_summary, predictions_frame
 from btcmlops.settings import Settings
 from btcmlops.store import PriceStore
 from btcmlops.timing import Timings
 
+UI_URL = "http://127.0.0.1:5000"
+"""Where the printed ``mlflow ui`` command serves the replay's store."""
 REPLAY_FILES = ("predictions.csv", "summary.json", "report.html", "report.png", "prices.db", "mlflow.db")
 
 
@@ -186,6 +189,8 @@ def run_replay(
                 "experiment": settings.mlflow.experiment,
                 "registered_model": settings.mlflow.registered_model,
                 "ui_command": ui_command,
+                "runs_url": experiment_runs_url(UI_URL, registry.experiment_id or ""),
+                "model_url": registered_model_url(UI_URL, settings.mlflow.registered_model),
             },
         )
         report_html, report_png = out_dir / "report.html", out_dir / "report.png"
