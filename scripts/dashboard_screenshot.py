@@ -14,9 +14,8 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+from browser import launch_chromium  # scripts/browser.py, beside this file
 from playwright.sync_api import sync_playwright
-
-CHROMIUM = "/usr/bin/chromium"
 
 
 def _wait_for_sim_time(api_url: str, until: datetime) -> None:
@@ -38,10 +37,7 @@ def main() -> None:
     parser.add_argument("--api-url", default="http://127.0.0.1:8000", help="Inference service (--until).")
     arguments = parser.parse_args()
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = launch_chromium(playwright)
         page = browser.new_page(viewport={"width": 1400, "height": 1300})
         page.goto(arguments.url)
         page.wait_for_selector(".js-plotly-plot", timeout=60_000)

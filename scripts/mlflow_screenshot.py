@@ -15,20 +15,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 import httpx
+from browser import launch_chromium  # scripts/browser.py, beside this file
 from playwright.sync_api import Page, sync_playwright
 
 from btcmlops.registry.presentation import CONTEST_VIEW_ID, experiment_runs_url
 from btcmlops.settings import MlflowSettings
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 RENDER_TIMEOUT_MS = 60_000
 WIDTH = 1600
 MODEL_PAGE_HEIGHT, RUNS_PAGE_HEIGHT = 1900, 1000
@@ -90,7 +82,7 @@ def main() -> None:
     arguments.out_dir.mkdir(parents=True, exist_ok=True)
     saved = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         page = browser.new_page()
         capture_model(page, arguments.url, arguments.model, arguments.out_dir / "mlflow-model.png")
         saved.append(arguments.out_dir / "mlflow-model.png")

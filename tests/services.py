@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from browser import CHROMIUM, launch_chromium  # scripts/browser.py (scripts is on pytest's path)
+from playwright.sync_api import Browser
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -125,3 +128,26 @@ def stop_process_group(process: subprocess.Popen[bytes], timeout_s: float) -> No
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def require_chromium() -> None:
+    """Skip without Debian's Chromium, or fail when ``CI`` is "true" (CI installs it)."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: apt-get install chromium chromium-driver (make system-deps)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@contextlib.contextmanager
+def chromium_browser() -> Iterator[Browser]:
+    """Debian's Chromium started as ``scripts/browser.py`` starts it; missing: skip, or fail in CI."""
+    from playwright.sync_api import sync_playwright
+
+    require_chromium()
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            yield browser
+        finally:
+            browser.close()

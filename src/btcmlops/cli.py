@@ -21,6 +21,7 @@ from btcmlops.settings import Settings
 if TYPE_CHECKING:
     from btcmlops.clock import SimClock
     from btcmlops.contest import Contest
+    from btcmlops.contest.changes import ChampionChanges
     from btcmlops.store import AuditEntry, PriceStore
 
 app = typer.Typer(
@@ -524,6 +525,21 @@ def _open_contest(settings: Settings) -> tuple[PriceStore, Contest]:
     )
 
 
+def _change_champion(settings: Settings, change: Callable[[ChampionChanges, str], AuditEntry]) -> None:
+    """Make one champion change through the state machine, as the OS user; print it or why not."""
+    from btcmlops.contest.changes import ChangeRefusedError, os_actor
+    from btcmlops.store import ChangeInProgressError
+
+    store, contest = _open_contest(settings)
+    try:
+        _print_change(change(contest.changes, os_actor()))
+    except (ChangeRefusedError, ChangeInProgressError) as error:
+        errors.print(f"[red]refused:[/red] {error}")
+        raise typer.Exit(1) from None
+    finally:
+        store.dispose()
+
+
 def _print_change(row: AuditEntry) -> None:
     console.print(
         f"champion v{row.from_version} -> [bold]v{row.to_version}[/bold] ({row.source}, by {row.actor}): "
@@ -540,17 +556,10 @@ def model_promote(
     replay: ReplayOption = None,
 ) -> None:
     """Make VERSION the champion now; the old champion is archived."""
-    from btcmlops.contest.changes import ChangeRefusedError, os_actor
-    from btcmlops.store import ChangeInProgressError
-
-    store, contest = _open_contest(_on_replay(_settings(ctx), replay))
-    try:
-        _print_change(contest.changes.promote(version, reason=reason, actor=os_actor()))
-    except (ChangeRefusedError, ChangeInProgressError) as error:
-        errors.print(f"[red]refused:[/red] {error}")
-        raise typer.Exit(1) from None
-    finally:
-        store.dispose()
+    _change_champion(
+        _on_replay(_settings(ctx), replay),
+        lambda changes, actor: changes.promote(version, reason=reason, actor=actor),
+    )
 
 
 @model_app.command("rollback")
@@ -560,17 +569,10 @@ def model_rollback(
     replay: ReplayOption = None,
 ) -> None:
     """Put the previous champion back."""
-    from btcmlops.contest.changes import ChangeRefusedError, os_actor
-    from btcmlops.store import ChangeInProgressError
-
-    store, contest = _open_contest(_on_replay(_settings(ctx), replay))
-    try:
-        _print_change(contest.changes.rollback(reason=reason, actor=os_actor()))
-    except (ChangeRefusedError, ChangeInProgressError) as error:
-        errors.print(f"[red]refused:[/red] {error}")
-        raise typer.Exit(1) from None
-    finally:
-        store.dispose()
+    _change_champion(
+        _on_replay(_settings(ctx), replay),
+        lambda changes, actor: changes.rollback(reason=reason, actor=actor),
+    )
 
 
 @model_app.command("history")

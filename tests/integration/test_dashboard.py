@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from btcmlops.clock import start_clock
 from btcmlops.registry import CHALLENGER, CHAMPION, ModelRegistry
@@ -24,11 +24,10 @@ from btcmlops.replay import ReplayResult
 from btcmlops.settings import Settings
 from btcmlops.store import PriceStore
 from factories import make_candles, small_replay
-from services import CliProcess, free_port
+from services import CliProcess, chromium_browser, free_port
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = Path("/usr/bin/chromium")
 KEY = "browser-test-key"
 SEEN_WITHIN_MS = 30_000
 """A new sim hour, a registry poll and a dashboard refresh, on a busy two-core machine, with room."""
@@ -87,18 +86,8 @@ def stack(replay: ReplayResult, tmp_path: Path) -> Iterator[Stack]:
 
 @pytest.fixture
 def page() -> Iterator[Page]:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: apt-get install chromium chromium-driver"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+    with chromium_browser() as browser:
         yield browser.new_page(viewport={"width": 1400, "height": 1000})
-        browser.close()
 
 
 def _champion_label(page: Page) -> str:
@@ -124,8 +113,8 @@ def test_viewer_sees_forecasts_a_new_champion_take_over_and_a_banner_when_the_ap
         f"v{champion.version}", timeout=SEEN_WITHIN_MS
     )
     expect(chart).to_contain_text(f"forecast v{champion.version}", timeout=SEEN_WITHIN_MS)
-    expect(page.get_by_role("link", name="Open the MLflow UI")).to_have_attribute(
-        "href", "http://mlflow.invalid:5000"
+    expect(page.get_by_role("link", name="Open the model in MLflow")).to_have_attribute(
+        "href", "http://mlflow.invalid:5000/#/models/btc-next-hour-close?workflowType=machine_learning"
     )
 
     stack.registry.set_alias(CHAMPION, other)  # what the trainer does on a promotion

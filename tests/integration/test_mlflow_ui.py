@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from playwright.sync_api import Locator, Page, expect, sync_playwright
+from playwright.sync_api import Locator, Page, expect
 
 from btcmlops.contest import TrainingWindow
 from btcmlops.features import build_samples
@@ -37,18 +37,10 @@ from btcmlops.registry.presentation import (
 )
 from btcmlops.settings import ModelSettings
 from factories import make_candles
+from services import chromium_browser, require_chromium
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCRIPT = Path(__file__).parents[2] / "scripts" / "mlflow_screenshot.py"
 TINY_MODEL = ModelSettings(num_boost_round=20, min_data_in_leaf=20)
 SEEN_WITHIN_MS = 30_000
@@ -148,15 +140,8 @@ def recorded(mlflow_server: str) -> Recorded:
 @pytest.fixture
 def page() -> Iterator[Page]:
     """A fresh browser each test: no localStorage, so MLflow shows what a first visit shows."""
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: apt-get install chromium chromium-driver"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium_browser() as browser:
         yield browser.new_page(viewport={"width": 1600, "height": 1000})
-        browser.close()
 
 
 def _keep(page: Page, tmp_path: Path, name: str) -> None:
@@ -281,8 +266,7 @@ def test_model_and_version_pages_explain_themselves_and_name_the_contest(
 
 
 def test_the_screenshot_script_saves_both_pages(recorded: Recorded, tmp_path: Path) -> None:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing")
+    require_chromium()
     command = [sys.executable, str(SCRIPT), recorded.url, "--model", recorded.model_name]
     done = subprocess.run(
         [*command, "--experiment", recorded.experiment_name, "--out-dir", str(tmp_path)],

@@ -146,6 +146,13 @@ def forecast_figure(
     return figure
 
 
+def _p_value(decision: dict[str, Any]) -> float | None:
+    """The one-sided Diebold-Mariano p-value recorded with a decision (None for older rows)."""
+    test = (decision.get("metrics") or {}).get("significance") or {}
+    value = test.get("p_value")
+    return None if value is None else round(float(value), 3)
+
+
 def decision_table(decisions: list[dict[str, Any]]) -> pd.DataFrame:
     """Each contest, newest first: the shadow month, the three MAEs and the verdict."""
     rows = [
@@ -157,6 +164,7 @@ def decision_table(decisions: list[dict[str, Any]]) -> pd.DataFrame:
             "challenger MAE": round(item["challenger_mae"], 2),
             "naive MAE": round(item["naive_mae"], 2),
             "verdict": "promoted" if item["promoted"] else "kept champion",
+            "DM p-value": _p_value(item),
             "reason": item["reason"],
         }
         for item in reversed(decisions)
