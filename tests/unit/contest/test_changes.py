@@ -51,20 +51,27 @@ def sim() -> Sim:
     return Sim()
 
 
+def _open(
+    home: Path, cache: Path, candles: pd.DataFrame, sim: Sim
+) -> tuple[Contest, ModelRegistry, PriceStore]:
+    registry = ModelRegistry(
+        embedded_tracking_uri(home / "mlflow", cache),
+        "changes-test",
+        NAME,
+        artifact_location=embedded_artifact_location(home / "mlflow"),
+    )
+    store = PriceStore(f"sqlite:///{home / 'prices.db'}")
+    store.migrate()
+    return Contest(MODEL, RULE, registry, FrameCandles(candles), store, sim_now=sim), registry, store
+
+
 @pytest.fixture
 def world(
     tmp_path: Path, mlflow_cache: Path, sim: Sim
 ) -> Iterator[tuple[Contest, ModelRegistry, PriceStore]]:
-    registry = ModelRegistry(
-        embedded_tracking_uri(tmp_path / "mlflow", mlflow_cache),
-        "changes-test",
-        NAME,
-        artifact_location=embedded_artifact_location(tmp_path / "mlflow"),
-    )
-    store = PriceStore(f"sqlite:///{tmp_path / 'prices.db'}")
-    store.migrate()
-    yield Contest(MODEL, RULE, registry, FrameCandles(CANDLES), store, sim_now=sim), registry, store
-    store.dispose()
+    opened = _open(tmp_path, mlflow_cache, CANDLES, sim)
+    yield opened
+    opened[2].dispose()
 
 
 def _through_april(contest: Contest) -> None:
@@ -177,15 +184,7 @@ def test_a_month_short_of_data_has_no_contest_and_the_challenger_keeps_its_shado
 ) -> None:
     april = pd.date_range("2021-04-03", "2021-04-30 23:00", freq="h", tz="UTC")  # only Apr 1-2 remain
     candles = CANDLES.loc[~CANDLES["open_time"].isin(april)].reset_index(drop=True)
-    registry = ModelRegistry(
-        embedded_tracking_uri(tmp_path / "mlflow", mlflow_cache),
-        "short",
-        NAME,
-        artifact_location=embedded_artifact_location(tmp_path / "mlflow"),
-    )
-    store = PriceStore(f"sqlite:///{tmp_path / 'prices.db'}")
-    store.migrate()
-    contest = Contest(MODEL, RULE, registry, FrameCandles(candles), store)
+    contest, registry, store = _open(tmp_path, mlflow_cache, candles, Sim())
     outcomes = {str(m): contest.close_month(m) for m in (Month(2021, m) for m in range(1, 6))}
 
     short = outcomes["2021-04"]
