@@ -465,11 +465,15 @@ class Contest:
 
     def _log_contest_once(self, plan: dict[str, Any]) -> str:
         existing = self._registry.contest_runs(plan["month"])
-        if existing:  # logged before the process died
+        if existing and existing[0].status == "FINISHED":  # logged before the process died
             return existing[0].run_id
         run = plan["contest_run"]
-        return self._registry.log_contest(
-            run_name=run["run_name"], params=run["params"], metrics=run["metrics"], tags=run["tags"]
+        return self._registry.log_contest(  # or finish the one whose logging was cut off
+            run_name=run["run_name"],
+            params=run["params"],
+            metrics=run["metrics"],
+            tags=run["tags"],
+            run_id=existing[0].run_id if existing else None,
         )
 
     def _audit(self, plan: dict[str, Any], trained: list[TrainingRecord]) -> list[AuditEntry]:

@@ -62,6 +62,8 @@ class ContestRun:
     month: str
     metrics: dict[str, float]
     tags: dict[str, str]
+    status: str
+    """MLflow's run status: FINISHED once all of it is logged, RUNNING if its logging was cut off."""
 
 
 def with_alias(versions: Sequence[ModelVersionInfo], alias: str) -> ModelVersionInfo | None:
@@ -238,19 +240,27 @@ class ModelRegistry:
         params: Mapping[str, Any],
         metrics: Mapping[str, float],
         tags: Mapping[str, str],
+        *,
+        run_id: str | None = None,
     ) -> str:
-        """Record one contest decision as its own run; returns the run id."""
+        """Record one contest decision as its own run; returns the run id.
+
+        ``run_id`` is a contest run created before whose logging was cut off (a crash or an MLflow
+        error between its calls): its params and metrics, the same values, are logged and it is closed.
+        """
         with self._timings.measure("mlflow"):
-            run = self._client.create_run(
-                self._experiment(), run_name=run_name, tags={KIND_TAG: "contest", **tags}
-            )
+            if run_id is None:
+                run = self._client.create_run(
+                    self._experiment(), run_name=run_name, tags={KIND_TAG: "contest", **tags}
+                )
+                run_id = str(run.info.run_id)
             self._client.log_batch(
-                run.info.run_id,
+                run_id,
                 params=[Param(key, str(value)) for key, value in params.items()],
                 metrics=[Metric(key, float(value), 0, 0) for key, value in metrics.items()],
             )
-            self._client.set_terminated(run.info.run_id)
-            return str(run.info.run_id)
+            self._client.set_terminated(run_id)
+            return run_id
 
     def fail_orphan_runs(self) -> list[str]:
         """Close as FAILED the training runs that never became a version (a crash mid-register).
@@ -298,6 +308,7 @@ class ModelRegistry:
                 month=str(run.data.tags.get("month", "")),
                 metrics=dict(run.data.metrics),
                 tags=dict(run.data.tags),
+                status=str(run.info.status),
             )
             for run in runs
         ]

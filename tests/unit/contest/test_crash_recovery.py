@@ -170,6 +170,38 @@ def test_a_close_cut_off_at_any_step_ends_as_an_uninterrupted_run(
     assert state == expected, f"after a crash at {steps[index]}"
 
 
+def test_a_contest_run_cut_off_between_its_mlflow_calls_is_finished_by_the_restart(
+    before_cut: Path,
+    reference: tuple[dict[str, Any], list[str]],
+    tmp_path: Path,
+    mlflow_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Inside a step: the contest run is created, then MLflow fails (or the process dies) before its
+    params and metrics are logged. The restart must log them into that run, not take it as done."""
+    expected, _ = reference
+    shutil.copytree(before_cut, tmp_path, dirs_exist_ok=True)
+    crashed, store = _open(tmp_path, mlflow_cache)
+
+    def cut_off(*_args: object, **_kwargs: object) -> None:
+        raise InjectedCrashError("cut off after the contest run was created")
+
+    # The April close's first log_batch is its contest run's (the training run's comes after).
+    monkeypatch.setattr(crashed._registry._client, "log_batch", cut_off)
+    with pytest.raises(InjectedCrashError):
+        crashed.close_month(CUT)
+    store.dispose()
+    assert [run.status for run in crashed._registry.contest_runs(str(CUT))] == ["RUNNING"]
+
+    restarted, store = _open(tmp_path, mlflow_cache)
+    for month in [CUT, *AFTER]:
+        restarted.close_month(month)
+    state = _state(restarted, store)
+    store.dispose()
+    assert state == expected
+    assert {run.status for run in restarted._registry.contest_runs()} == {"FINISHED"}
+
+
 def test_the_matrix_covers_every_boundary(reference: tuple[dict[str, Any], list[str]]) -> None:
     _, steps = reference
     assert len(steps) == MATRIX, f"{len(steps)} step boundaries, {MATRIX} cut: make MATRIX {len(steps)}"
