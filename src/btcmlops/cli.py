@@ -63,6 +63,20 @@ ReplayOption = Annotated[
 ]
 
 
+def _no_blind_mlflow_retries(*, timeout_s: float) -> None:
+    """Turn MLflow's own HTTP retries off (unless set): ours re-read the registry first.
+
+    MLflow's client retries a failed call for minutes, and a create whose answer was lost (a 5xx from
+    a proxy, a dropped connection) would be sent again and make a second run or version. Every
+    btcmlops caller retries on its own after re-reading what exists (the contest's steps are
+    idempotent, the watcher backs off), so one attempt per call is what they want.
+    """
+    import os
+
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, int(timeout_s))))
+
+
 def _store_url(settings: Settings) -> str:
     return settings.store.url or f"sqlite:///{(settings.home / 'prices.db').resolve()}"
 
@@ -209,16 +223,13 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default: setting).")] = None,
 ) -> None:
     """Run the inference service (uvicorn): the champion's forecasts, hot-swapped on promotion."""
-    import os
 
     import uvicorn
 
     from btcmlops.serving import create_app
 
     settings = _on_replay(_settings(ctx), replay)
-    # MLflow's HTTP client retries for minutes by default; the watcher has its own backoff.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(settings.serve.registry_timeout_s)))
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    _no_blind_mlflow_retries(timeout_s=settings.serve.registry_timeout_s)  # the watcher has its own backoff
     try:
         application = create_app(settings)
     except ValueError as error:
@@ -369,6 +380,7 @@ def trainer(ctx: typer.Context) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s trainer %(message)s")
     settings = _settings(ctx)
+    _no_blind_mlflow_retries(timeout_s=60)
     store = _open_store(settings)
     tracking_uri, artifacts = resolve_tracking(
         settings.mlflow.tracking_uri, settings.home / "mlflow", settings.home / "cache"
@@ -390,9 +402,18 @@ def trainer(ctx: typer.Context) -> None:
             if stop.wait(delay):
                 return
             delay = min(delay * 2, 30.0)
-    contest = Contest(settings.model, settings.contest, registry, store, store, sim_now=_sim_now_of(store))
+    service: TrainerService | None = None
+
+    def fence(step: str) -> None:  # every registry step first checks that the lease is still ours
+        if service is not None:
+            service.fence(step)
+
+    contest = Contest(
+        settings.model, settings.contest, registry, store, store, sim_now=_sim_now_of(store), on_step=fence
+    )
+    service = TrainerService(contest, store, settings.trainer)
     try:
-        TrainerService(contest, store, settings.trainer).run(stop, on_round=_heartbeat(settings))
+        service.run(stop, on_round=_heartbeat(settings))
     finally:
         store.dispose()
 
@@ -510,6 +531,7 @@ def _open_contest(settings: Settings) -> tuple[PriceStore, Contest]:
     from btcmlops.contest import Contest
     from btcmlops.registry import ModelRegistry, resolve_tracking
 
+    _no_blind_mlflow_retries(timeout_s=60)
     store = _open_store(settings)
     tracking_uri, artifacts = resolve_tracking(
         settings.mlflow.tracking_uri, settings.home / "mlflow", settings.home / "cache"

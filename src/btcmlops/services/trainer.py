@@ -73,11 +73,26 @@ class TrainerService:
         self._next: Month | None = None
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}"
         self._lease_lost = threading.Event()
+        self._lease_valid_until = datetime.min.replace(tzinfo=UTC)
+
+    def fence(self, step: str = "") -> None:
+        """Refuse to take a registry step unless this trainer surely still holds its lease.
+
+        Pass it as the contest's step hook: a trainer that stalled (a paused VM, a frozen process)
+        past its lease's expiry stops at the next step boundary instead of racing the trainer that
+        took over, which finishes the change from the journal.
+        """
+        if self._lease_lost.is_set() or datetime.now(UTC) >= self._lease_valid_until:
+            self._lease_lost.set()
+            raise LeaseLostError(
+                f"trainer {self.holder} no longer surely holds its lease (at {step or 'a step'})"
+            )
 
     def step(self, real_now: datetime) -> list[MonthOutcome]:
         """Close every month that has ended in sim time and not been closed by this process yet."""
         if self._lease_lost.is_set():
             raise LeaseLostError(f"trainer {self.holder} lost its lease")
+        self._lease_valid_until = max(self._lease_valid_until, self._held_until())
         clock = self._store.read_clock()
         newest = self._store.latest_candle_time()
         if clock is None or newest is None:
@@ -86,7 +101,8 @@ class TrainerService:
         if self._next is None:  # (re)started: finish what a dead trainer left, resume after the journal
             for outcome in self._contest.reconcile():
                 logger.warning(
-                    "finished the close of %s that a stopped trainer left half-done", outcome.month
+                    "finished the close of %s, left half-done by a stopped trainer or a failed round",
+                    outcome.month,
                 )
             first = self._store.earliest_candle_time()
             assert first is not None  # the store holds a candle: ``newest``
@@ -134,7 +150,7 @@ class TrainerService:
                     self._next = None  # reconcile before going on
                     delay = min(delay * 2, self._settings.retry_max_s)
                     logger.warning(
-                        "round failed (%s: %s); retrying in %.0f s", type(error).__name__, error, delay
+                        "round failed (%s: %s); retrying in %.1f s", type(error).__name__, error, delay
                     )
                 if on_round is not None:
                     on_round()
@@ -144,6 +160,13 @@ class TrainerService:
             renewer.join(timeout=5)
             if not self._lease_lost.is_set():
                 self._store.journal.release_lease(LEASE_NAME, self.holder)
+
+    def _held_until(self) -> datetime:
+        """When this trainer's lease ends, by the store (the past if another trainer holds it)."""
+        lease = self._store.journal.lease(LEASE_NAME)
+        if lease is None or lease.holder != self.holder:
+            return datetime.min.replace(tzinfo=UTC)
+        return lease.expires_at
 
     def _wait_for_lease(self, stop: threading.Event, on_round: Callable[[], None] | None) -> bool:
         said = None
@@ -157,6 +180,7 @@ class TrainerService:
             else:
                 if lease.holder == self.holder:
                     logger.info("trainer %s holds the lease until %s", self.holder, lease.expires_at)
+                    self._lease_valid_until = lease.expires_at
                     return True
                 if said != lease.holder:
                     logger.warning(
@@ -184,6 +208,7 @@ class TrainerService:
                 logger.error("trainer %s took over the lease from this one (%s)", lease.holder, self.holder)
                 self._lease_lost.set()
                 return
+            self._lease_valid_until = lease.expires_at
 
 
 def _log(outcome: MonthOutcome) -> None:

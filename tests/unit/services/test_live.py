@@ -16,7 +16,13 @@ from btcmlops.contest import Contest
 from btcmlops.registry import ModelRegistry, embedded_artifact_location, embedded_tracking_uri
 from btcmlops.replay import run_replay
 from btcmlops.services.feed import MarketFeed
-from btcmlops.services.trainer import LEASE_NAME, TrainerService, due_month, last_closed_month
+from btcmlops.services.trainer import (
+    LEASE_NAME,
+    LeaseLostError,
+    TrainerService,
+    due_month,
+    last_closed_month,
+)
 from btcmlops.settings import Settings, TrainerSettings
 from btcmlops.store import PriceStore
 from factories import make_candles, write_project_csv
@@ -183,3 +189,18 @@ def test_one_trainer_at_a_time_and_a_dead_trainers_lease_expires(
 def _holder(store: PriceStore) -> str | None:
     lease = store.journal.lease(LEASE_NAME)
     return None if lease is None else lease.holder
+
+
+def test_a_trainer_that_cannot_be_sure_of_its_lease_takes_no_registry_step(tmp_path: Path) -> None:
+    store = _store(tmp_path / "fence.db")
+    trainer = TrainerService(_IdleContest(), store, TrainerSettings(lease_ttl_s=0.3), holder="host:1")  # type: ignore[arg-type]
+    with pytest.raises(LeaseLostError, match="no longer surely holds its lease"):
+        trainer.fence("registry.champion_alias")  # never took the lease
+    store.journal.acquire_lease(LEASE_NAME, "host:1", now=datetime.now(UTC), ttl_s=0.3)
+    fresh = TrainerService(_IdleContest(), store, TrainerSettings(lease_ttl_s=0.3), holder="host:1")  # type: ignore[arg-type]
+    fresh.step(datetime.now(UTC))  # a round reads when its lease ends
+    fresh.fence("registry.champion_alias")  # held: goes on
+    time.sleep(0.4)  # stalled past the expiry (a frozen process): the next step is refused
+    with pytest.raises(LeaseLostError):
+        fresh.fence("registry.champion_alias")
+    store.dispose()
