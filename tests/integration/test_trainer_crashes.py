@@ -293,7 +293,8 @@ def test_a_trainer_killed_at_any_step_boundary_is_finished_by_the_next(
     assert f"({dead})" in log[waited:took], log[-3000:]  # it named the trainer it waited for
     assert TOOK_LEASE in crashed.log_tail(100_000)
     if step != "plan":  # the plan was in the journal: the standby finished it from there
-        assert f"finished the close of {CUT} that a stopped trainer left half-done" in log, log[-3000:]
+        finished = f"finished the close of {CUT}, left half-done by a stopped trainer or a failed round"
+        assert finished in log, log[-3000:]
     assert "round failed" not in log, log[-3000:]
     state = _state(case, mlflow_server)
     assert state["problems"] == [], f"after SIGKILL at {step}"

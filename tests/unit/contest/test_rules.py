@@ -132,3 +132,16 @@ def test_rule_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch
         ContestSettings(alpha=0.0)
     with pytest.raises(ValidationError):
         ContestSettings.model_validate({"promotion_rule": "vibes"})
+
+
+def test_the_rule_and_the_contest_types_import_nothing_of_mlflow() -> None:
+    """Reading the rule must not pay for MLflow (seconds per process) or need it installed."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import btcmlops.contest, btcmlops.contest.rule, btcmlops.contest.window; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mlflow', 'statsmodels')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
