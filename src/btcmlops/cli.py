@@ -293,8 +293,14 @@ def clock_reset(
     settings = _settings(ctx)
     store = _open_store(settings)
     try:
+        current = store.read_clock()
         clock = start_clock(
-            settings.clock.start, speed or settings.clock.speed, datetime.now(UTC), paused=paused
+            settings.clock.start,
+            speed or settings.clock.speed,
+            datetime.now(UTC),
+            paused=paused,
+            hold=True,
+            end_at=current.end_at if current else None,
         )
         store.write_clock(clock)
         _show_clock(clock)
@@ -353,6 +359,8 @@ def feed(
     ] = True,
 ) -> None:
     """Play the market: write each candle into the store once its hour has closed in sim time."""
+    import pandas as pd
+
     from btcmlops.data import read_candle_file
     from btcmlops.services.feed import MarketFeed
 
@@ -360,11 +368,18 @@ def feed(
     settings = _settings(ctx)
     candles = read_candle_file(data or settings.data.file).candles
     store = _open_store(settings)
+    end_at = (candles["open_time"].iloc[-1] + pd.Timedelta(hours=1)).to_pydatetime()
     if start_clock and store.read_clock() is None:
         from btcmlops.clock import start_clock as new_clock
 
-        store.write_clock(new_clock(settings.clock.start, settings.clock.speed, datetime.now(UTC)))
-        logging.getLogger(__name__).info("started the sim clock at %s", settings.clock.start)
+        clock = new_clock(
+            settings.clock.start, settings.clock.speed, datetime.now(UTC), hold=True, end_at=end_at
+        )
+        store.write_clock(clock)
+        logging.getLogger(__name__).info(
+            "started the sim clock at %s (%s)", settings.clock.start, clock.hold_reason
+        )
+    store.update_clock(lambda clock: clock if clock.end_at == end_at else clock.with_end(end_at))
     try:
         MarketFeed(store, candles).run(_stop_on_signals(), on_round=_heartbeat(settings))
     finally:
@@ -411,7 +426,9 @@ def trainer(ctx: typer.Context) -> None:
     contest = Contest(
         settings.model, settings.contest, registry, store, store, sim_now=_sim_now_of(store), on_step=fence
     )
-    service = TrainerService(contest, store, settings.trainer)
+    service = TrainerService(
+        contest, store, settings.trainer, wait_for_service=settings.clock.wait_for_service
+    )
     try:
         service.run(stop, on_round=_heartbeat(settings))
     finally:

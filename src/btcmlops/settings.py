@@ -160,6 +160,13 @@ class ClockSettings(BaseModel):
         default=None,
         description="Key for POST /clock (header X-API-Key); unset: the clock cannot be changed.",
     )
+    wait_for_service: bool = Field(
+        default=True,
+        description=(
+            "Hold the clock at a month's end until the inference service serves the champion that "
+            "month's close decided (off: only until the trainer has closed it)."
+        ),
+    )
 
 
 class S3Settings(BaseModel):

@@ -253,6 +253,16 @@ class Contest:
     def _name(self) -> str:
         return self._registry.model_name
 
+    @property
+    def model_name(self) -> str:
+        """The registered model this contest is for."""
+        return self._registry.model_name
+
+    def champion_version(self) -> int | None:
+        """The version holding 'champion' now (None before the first)."""
+        champion = self._registry.get_by_alias(CHAMPION)
+        return None if champion is None else champion.version
+
     # -- the plan -------------------------------------------------------------------------------------
     def _plan(
         self, month: Month, candles: pd.DataFrame, samples: pd.DataFrame, *, train_challenger: bool

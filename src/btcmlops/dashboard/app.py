@@ -7,6 +7,7 @@ full-page flicker); the clock controls sit in the sidebar and rerun the page whe
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -35,6 +36,18 @@ def _client(base_url: str, timeout_s: float) -> ServiceClient:
 
 def _money(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.2f}"
+
+
+def _clock_state(clock: dict[str, Any]) -> None:
+    """Say when the clock holds for the contest, and when the replay is over."""
+    if clock.get("state") == "holding":
+        st.info(
+            f"The clock holds at {pd.Timestamp(clock['hold_at']):%Y-%m-%d %H:%M} UTC: {clock['holding_for']}."
+        )
+    elif clock.get("state") == "finished":
+        st.success(
+            f"The replay is finished: the data ends at {pd.Timestamp(clock['end_at']):%Y-%m-%d %H:%M} UTC."
+        )
 
 
 def _clock_controls(client: ServiceClient, default_speed: float) -> None:
@@ -73,8 +86,9 @@ def _live(client: ServiceClient, settings: Settings) -> None:
         model = client.model()
         if clock is not None:
             closed = pd.Timestamp(clock["last_closed_hour"]).to_pydatetime()
+            forecastable = pd.Timestamp(clock.get("last_forecastable_hour") or closed).to_pydatetime()
         elif model["latest_candle"] is not None:  # a replay served without a clock: its last hour
-            closed = pd.Timestamp(model["latest_candle"]).to_pydatetime()
+            closed = forecastable = pd.Timestamp(model["latest_candle"]).to_pydatetime()
         else:
             st.info("The price store has no candles yet: waiting for the feed.")
             return
@@ -83,7 +97,7 @@ def _live(client: ServiceClient, settings: Settings) -> None:
         window = model["training_window"]
         if model["version"] is not None:
             asked = hours_to_ask(
-                closed,
+                forecastable,  # while the clock holds, the month's last hour waits for its champion
                 newest_asked(predictions, st.session_state.get("newest_asked")),
                 pd.Timestamp(window["train_end"]).to_pydatetime() if window else None,
                 hours_shown,
@@ -93,6 +107,8 @@ def _live(client: ServiceClient, settings: Settings) -> None:
                 st.session_state["newest_asked"] = asked[-1]
                 predictions = pd.concat([predictions, fresh], ignore_index=True)
         candles = client.candles(start, closed)
+        if clock is not None:
+            _clock_state(clock)
         decisions = client.decisions()
         shadow = client.shadow(start, closed) if st.session_state.get("show_shadow") else None
     except (ServiceUnavailableError, ServiceError) as error:

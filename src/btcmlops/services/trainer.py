@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from btcmlops.calendar import Month
-from btcmlops.clock import last_closed_hour
+from btcmlops.clock import SimClock, last_closed_hour, month_end
 from btcmlops.contest import Contest, MonthOutcome
 from btcmlops.settings import TrainerSettings
 from btcmlops.store import PriceStore
@@ -66,10 +66,12 @@ class TrainerService:
         settings: TrainerSettings | None = None,
         *,
         holder: str | None = None,
+        wait_for_service: bool = True,
     ) -> None:
         self._contest = contest
         self._store = store
         self._settings = settings or TrainerSettings()
+        self._wait_for_service = wait_for_service
         self._next: Month | None = None
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}"
         self._lease_lost = threading.Event()
@@ -110,6 +112,7 @@ class TrainerService:
         else:
             self._contest.changes.sync_with_registry()  # an alias moved by hand is recorded at once
         if due < self._next:
+            self._move_hold(clock, real_now)
             return []
         behind = (due.year - self._next.year) * 12 + due.month - self._next.month + 1
         if behind > 1:
@@ -124,7 +127,33 @@ class TrainerService:
             _log(outcome)
             outcomes.append(outcome)
             self._next = self._next.next()
+        self._move_hold(clock, real_now)
         return outcomes
+
+    def _move_hold(self, clock: SimClock, real_now: datetime) -> None:
+        """Let sim time run to the end of the next open month once the last closed one is served.
+
+        The clock holds at a month's end until that month is closed here and, with
+        ``wait_for_service``, until the inference service serves the champion the close decided; then
+        the hold moves one month on. Restart-safe: it is derived from the journal and the store.
+        """
+        if clock.hold_at is None or self._next is None:
+            return  # a clock that never holds (set by hand, or a replay's store)
+        wanted = month_end(self._next.start.to_pydatetime())  # the end of the first open month
+        if clock.hold_at >= wanted:
+            return
+        champion = self._contest.champion_version()
+        served = self._store.served_version(self._contest.model_name)
+        if self._wait_for_service and champion is not None and served != champion:
+            reason = f"waiting for the inference service to serve v{champion} (it serves {_version(served)})"
+            if clock.hold_reason != reason:
+                self._store.update_clock(lambda current: current.with_hold(current.hold_at, reason, real_now))
+            return
+        reason = f"waiting for the trainer to close {self._next}"
+        self._store.update_clock(
+            lambda current: current.with_hold(max(wanted, current.hold_at or wanted), reason, real_now)
+        )
+        logger.info("sim time may run to %s (%s)", f"{wanted:%Y-%m-%d %H:%M}", reason)
 
     def run(self, stop: threading.Event, *, on_round: Callable[[], None] | None = None) -> None:
         """Hold the lease and step every interval until ``stop`` is set.
@@ -209,6 +238,10 @@ class TrainerService:
                 self._lease_lost.set()
                 return
             self._lease_valid_until = lease.expires_at
+
+
+def _version(version: int | None) -> str:
+    return "nothing yet" if version is None else f"v{version}"
 
 
 def _log(outcome: MonthOutcome) -> None:

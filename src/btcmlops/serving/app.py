@@ -169,12 +169,19 @@ def create_app(
         snapshot = state.snapshot
         _model_or_503(snapshot)
         if state.clock is not None:
-            closed = int(last_closed_hour(state.clock.sim_now(datetime.now(UTC))).timestamp()) // 3600
+            real_now = datetime.now(UTC)
+            closed = int(last_closed_hour(state.clock.sim_now(real_now)).timestamp()) // 3600
             if hour > closed:
                 raise ApiError(
                     422,
                     f"the hour {_stamp(hour)} has not closed yet in sim time "
                     f"(the newest closed hour is {_stamp(closed)})",
+                )
+            if hour > int(state.clock.last_forecastable_hour(real_now).timestamp()) // 3600:
+                raise ApiError(
+                    425,
+                    f"the forecast from {_stamp(hour)}, the last hour of a month, belongs to the champion "
+                    f"that month's contest decides; the clock holds ({state.clock.hold_reason}): ask again",
                 )
         index = snapshot.index_of(hour)
         if index is None and (snapshot.latest_hour is None or hour > snapshot.latest_hour):
@@ -265,9 +272,19 @@ def create_app(
         return BatchPredictionPublic(predictions=predictions, errors=errors)
 
     def _clock_public(clock: SimClock) -> ClockPublic:
-        now = clock.sim_now(datetime.now(UTC))
+        real_now = datetime.now(UTC)
+        now = clock.sim_now(real_now)
+        current_state = clock.state(real_now)
         return ClockPublic(
-            sim_now=now, last_closed_hour=last_closed_hour(now), speed=clock.speed, paused=clock.paused
+            sim_now=now,
+            last_closed_hour=last_closed_hour(now),
+            last_forecastable_hour=clock.last_forecastable_hour(real_now),
+            speed=clock.speed,
+            paused=clock.paused,
+            state=current_state,
+            holding_for=clock.hold_reason if current_state == "holding" else None,
+            hold_at=clock.hold_at,
+            end_at=clock.end_at,
         )
 
     @app.get(
@@ -295,20 +312,23 @@ def create_app(
         """Set the speed, pause, resume or reset the sim clock (needs the X-API-Key header)."""
         _require_control_key(api_key)
         now = datetime.now(UTC)
-        current = store.read_clock()
         if change.action == "reset":
-            updated = start_clock(settings.clock.start, change.speed or settings.clock.speed, now)
-        elif current is None:
-            raise ApiError(409, "no sim clock yet: reset it first")
-        elif change.action == "speed":
-            if change.speed is None:
-                raise ApiError(422, "action 'speed' needs a positive 'speed'")
-            updated = current.with_speed(change.speed, now)
-        elif change.action == "pause":
-            updated = current.pause(now)
+            current = store.read_clock()
+            updated: SimClock | None = start_clock(
+                settings.clock.start,
+                change.speed or settings.clock.speed,
+                now,
+                hold=True,
+                end_at=current.end_at if current else None,
+            )
+            assert updated is not None
+            store.write_clock(updated)
         else:
-            updated = current.resume(now)
-        store.write_clock(updated)
+            if change.action == "speed" and change.speed is None:
+                raise ApiError(422, "action 'speed' needs a positive 'speed'")
+            updated = store.update_clock(lambda current: _changed(current, change, now))
+            if updated is None:
+                raise ApiError(409, "no sim clock yet: reset it first")
         state.clock = updated
         return _clock_public(updated)
 
@@ -461,6 +481,13 @@ def create_app(
         return [DecisionPublic(**vars(row)) for row in store.list_decisions(registry.model_name)]
 
     return app
+
+
+def _changed(clock: SimClock, change: ClockChange, now: datetime) -> SimClock:
+    if change.action == "speed":
+        assert change.speed is not None
+        return clock.with_speed(change.speed, now)
+    return clock.pause(now) if change.action == "pause" else clock.resume(now)
 
 
 def _utc(moment: datetime | None) -> datetime | None:

@@ -183,8 +183,23 @@ class ClockPublic(BaseModel):
         description="Open time of the newest candle that has closed: the latest hour one may forecast from.",
         examples=["2024-03-05T13:00:00Z"],
     )
+    last_forecastable_hour: datetime = Field(
+        description=(
+            "The latest hour one may forecast from: the last closed hour, except while the clock holds at "
+            "a month's end (that forecast belongs to the champion the month's contest decides)."
+        )
+    )
     speed: float = Field(description="Sim hours per real second.", examples=[12.0])
     paused: bool
+    state: Literal["running", "paused", "holding", "finished"] = Field(
+        description=(
+            "holding: at a month's end until the month's contest is closed and served; "
+            "finished: at the end of the data."
+        )
+    )
+    holding_for: str | None = Field(description="What the clock waits for, while it holds.")
+    hold_at: datetime | None = Field(description="Sim time the clock may not pass yet.")
+    end_at: datetime | None = Field(description="The close of the data's last hour: the replay ends there.")
 
 
 class ClockChange(BaseModel):

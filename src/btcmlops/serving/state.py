@@ -23,6 +23,8 @@ from btcmlops.store import PriceStore
 
 logger = logging.getLogger(__name__)
 
+_REPORT_EVERY_S = 10.0
+
 
 class ModelRejectedError(RuntimeError):
     """A new champion failed verification; the previous model keeps serving."""
@@ -48,6 +50,8 @@ class ServiceState:
         """The shared sim clock (None: no live replay, every stored hour may be asked for)."""
         self._refresh_lock = asyncio.Lock()
         self._last_refresh = -math.inf
+        self._reported: int | None = None
+        self._reported_at = -math.inf
 
     @property
     def snapshot(self) -> Snapshot:
@@ -86,6 +90,20 @@ class ServiceState:
         logger.info("now serving %s version %d", self.registry.model_name, info.version)
         return True
 
+    def report_served(self) -> None:
+        """Write which version serves into the store: the trainer moves the clock's hold on it.
+
+        Written when it changes, and again at least every ``_REPORT_EVERY_S`` (a restarted trainer or
+        a store that was down gets it back soon).
+        """
+        model = self.snapshot.model
+        version = None if model is None else model.info.version
+        now = time.monotonic()
+        if version == self._reported and now - self._reported_at < _REPORT_EVERY_S:
+            return
+        self.store.write_served_version(self.registry.model_name, version, datetime.now(UTC))
+        self._reported, self._reported_at = version, now
+
     def check_challenger(self) -> None:
         """Follow the ``challenger`` alias (None when no challenger is in shadow)."""
         info = self.registry.get_by_alias(CHALLENGER)
@@ -106,6 +124,10 @@ class ServiceState:
                 self.metrics.swap_failures.inc()
                 logger.warning("registry check failed (retry in %.1f s): %s", delay, self.last_swap_error)
                 delay = min(delay * 2, self.settings.max_backoff_s)
+            try:
+                await asyncio.to_thread(self.report_served)
+            except Exception as error:
+                logger.warning("could not report the served version: %s", error)
             try:  # a broken challenger is only missing from /shadow; the champion is unaffected
                 await asyncio.to_thread(self.check_challenger)
             except Exception as error:

@@ -7,6 +7,7 @@ passed in is refused rather than guessed at, since a local time taken for UTC mo
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +26,7 @@ from sqlalchemy.sql.dml import Insert
 from btcmlops.clock import SimClock
 from btcmlops.store.journal import RegistryJournal
 from btcmlops.store.schema import candles as candles_table
-from btcmlops.store.schema import contest_decisions, prediction_log, sim_clock
+from btcmlops.store.schema import contest_decisions, prediction_log, serving_status, sim_clock
 
 CANDLE_VALUES = ("open", "high", "low", "close", "volume")
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -386,24 +387,77 @@ class PriceStore:
         """The shared sim clock, or None where no clock was ever set (a replay's store)."""
         with self._engine.connect() as connection:
             row = connection.execute(select(sim_clock).where(sim_clock.c.id == 1)).first()
-        if row is None:
-            return None
-        return SimClock(
-            sim_anchor=_aware(row.sim_anchor),
-            real_anchor=_aware(row.real_anchor),
-            speed=float(row.speed),
-            paused=bool(row.paused),
-        )
+        return None if row is None else _clock_of(row)
 
     def write_clock(self, clock: SimClock) -> None:
         """Replace the shared sim clock (one row)."""
-        values = {
-            "sim_anchor": _naive_utc(clock.sim_anchor),
-            "real_anchor": _naive_utc(clock.real_anchor),
-            "speed": clock.speed,
-            "paused": clock.paused,
-        }
         with self._engine.begin() as connection:
-            updated = connection.execute(sim_clock.update().where(sim_clock.c.id == 1).values(values))
+            updated = connection.execute(
+                sim_clock.update().where(sim_clock.c.id == 1).values(_clock_values(clock))
+            )
             if updated.rowcount == 0:
-                connection.execute(sim_clock.insert().values(id=1, **values))
+                connection.execute(sim_clock.insert().values(id=1, **_clock_values(clock)))
+
+    def update_clock(self, change: Callable[[SimClock], SimClock]) -> SimClock | None:
+        """Change the clock as it is now, in one transaction with the row locked (None: no clock).
+
+        The API (speed, pause), the trainer (the hold) and the feed (the end) all change the one row:
+        each reads and writes it under a lock, so none undoes another's change.
+        """
+        with self._engine.begin() as connection:
+            row = connection.execute(select(sim_clock).where(sim_clock.c.id == 1).with_for_update()).first()
+            if row is None:
+                return None
+            updated = change(_clock_of(row))
+            connection.execute(sim_clock.update().where(sim_clock.c.id == 1).values(_clock_values(updated)))
+        return updated
+
+    # -- what the inference service serves ------------------------------------------------------------
+    def write_served_version(self, registered_model: str, version: int | None, now: datetime) -> None:
+        """Say which version the inference service serves now (the trainer waits for it)."""
+        values = {"served_version": version, "updated_at": _naive_utc(now)}
+        with self._engine.begin() as connection:
+            updated = connection.execute(
+                serving_status.update().where(serving_status.c.name == registered_model).values(values)
+            )
+            if updated.rowcount == 0:
+                try:
+                    with connection.begin_nested():
+                        connection.execute(serving_status.insert().values(name=registered_model, **values))
+                except IntegrityError:  # written meanwhile by another replica
+                    connection.execute(
+                        serving_status.update()
+                        .where(serving_status.c.name == registered_model)
+                        .values(values)
+                    )
+
+    def served_version(self, registered_model: str) -> int | None:
+        """The version the inference service last said it serves (None: none, or no service yet)."""
+        query = select(serving_status.c.served_version).where(serving_status.c.name == registered_model)
+        with self._engine.connect() as connection:
+            found = connection.execute(query).scalar_one_or_none()
+        return None if found is None else int(found)
+
+
+def _clock_of(row: Any) -> SimClock:
+    return SimClock(
+        sim_anchor=_aware(row.sim_anchor),
+        real_anchor=_aware(row.real_anchor),
+        speed=float(row.speed),
+        paused=bool(row.paused),
+        hold_at=None if row.hold_at is None else _aware(row.hold_at),
+        hold_reason=row.hold_reason or "",
+        end_at=None if row.end_at is None else _aware(row.end_at),
+    )
+
+
+def _clock_values(clock: SimClock) -> dict[str, Any]:
+    return {
+        "sim_anchor": _naive_utc(clock.sim_anchor),
+        "real_anchor": _naive_utc(clock.real_anchor),
+        "speed": clock.speed,
+        "paused": clock.paused,
+        "hold_at": None if clock.hold_at is None else _naive_utc(clock.hold_at),
+        "hold_reason": clock.hold_reason[:255],
+        "end_at": None if clock.end_at is None else _naive_utc(clock.end_at),
+    }

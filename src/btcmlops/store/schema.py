@@ -81,6 +81,17 @@ sim_clock = Table(
     Column("real_anchor", UtcDateTime, nullable=False, comment="real time of the anchor, naive UTC"),
     Column("speed", Float(precision=53), nullable=False),
     Column("paused", Boolean, nullable=False),
+    Column("hold_at", UtcDateTime, nullable=True, comment="sim time the clock may not pass (naive UTC)"),
+    Column("hold_reason", String(255), nullable=False, server_default=""),
+    Column("end_at", UtcDateTime, nullable=True, comment="the close of the data's last hour (naive UTC)"),
+)
+
+serving_status = Table(
+    "serving_status",
+    metadata,
+    Column("name", String(64), primary_key=True, comment="the registered model served"),
+    Column("served_version", Integer, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
 )
 
 registry_journal = Table(

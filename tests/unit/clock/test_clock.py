@@ -49,3 +49,52 @@ def test_the_clock_row_round_trips_on_both_backends(store: PriceStore) -> None:
     paused = clock.pause(REAL + timedelta(seconds=7))
     store.write_clock(paused)
     assert store.read_clock() == paused
+
+
+def test_the_clock_holds_at_a_months_end_and_runs_on_from_there_when_released() -> None:
+    start = datetime(2024, 1, 30, tzinfo=UTC)
+    clock = start_clock(start, speed=10.0, real_now=REAL, hold=True)
+    assert clock.hold_at == datetime(2024, 2, 1, tzinfo=UTC)
+    assert clock.hold_reason == "waiting for the trainer to close 2024-01"
+    assert clock.state(REAL + timedelta(seconds=4.7)) == "running"  # 47 sim hours
+    later = REAL + timedelta(seconds=60)  # 600 sim hours without the hold
+    assert clock.sim_now(later) == datetime(2024, 2, 1, tzinfo=UTC)
+    assert clock.state(later) == "holding"
+    # January's last hour has closed (the trainer scores it) but its forecast waits for the champion:
+    assert last_closed_hour(clock.sim_now(later)) == datetime(2024, 1, 31, 23, tzinfo=UTC)
+    assert clock.last_forecastable_hour(later) == datetime(2024, 1, 31, 22, tzinfo=UTC)
+
+    released = clock.with_hold(
+        datetime(2024, 3, 1, tzinfo=UTC), "waiting for the trainer to close 2024-02", later
+    )
+    assert released.sim_now(later) == datetime(2024, 2, 1, tzinfo=UTC)  # no jump: runs on from the hold
+    assert released.sim_now(later + timedelta(seconds=1)) == datetime(2024, 2, 1, 10, tzinfo=UTC)
+    assert released.last_forecastable_hour(later + timedelta(seconds=1)) == datetime(
+        2024, 2, 1, 9, tzinfo=UTC
+    )
+
+
+def test_the_clock_finishes_at_the_end_of_the_data() -> None:
+    end = datetime(2024, 1, 2, tzinfo=UTC)
+    clock = start_clock(datetime(2024, 1, 1, tzinfo=UTC), speed=10.0, real_now=REAL, end_at=end)
+    assert clock.state(REAL + timedelta(seconds=1)) == "running"
+    assert clock.sim_now(REAL + timedelta(seconds=100)) == end
+    assert clock.state(REAL + timedelta(seconds=100)) == "finished"
+    assert clock.pause(REAL + timedelta(seconds=100)).state(REAL + timedelta(seconds=200)) == "finished"
+
+
+def test_hold_and_end_survive_the_store_and_changes_are_made_under_a_lock(store: PriceStore) -> None:
+    clock = start_clock(SIM, 12.0, REAL, hold=True, end_at=datetime(2024, 12, 31, tzinfo=UTC))
+    store.write_clock(clock)
+    assert store.read_clock() == clock
+    paused = store.update_clock(lambda current: current.pause(REAL + timedelta(seconds=1)))
+    assert paused is not None
+    assert paused.hold_at == clock.hold_at  # a pause keeps the hold, a hold keeps the pause
+    held = store.update_clock(lambda current: current.with_hold(None, "", REAL + timedelta(seconds=2)))
+    assert held is not None
+    assert held.paused
+    assert store.read_clock() == held
+    assert store.served_version("m") is None
+    store.write_served_version("m", 3, REAL)
+    store.write_served_version("m", 4, REAL)
+    assert store.served_version("m") == 4

@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from btcmlops.clock import last_closed_hour, start_clock
+from btcmlops.calendar import Month
+from btcmlops.clock import last_closed_hour, month_end, start_clock
 from btcmlops.contest import Contest
 from btcmlops.registry import ModelRegistry, embedded_artifact_location, embedded_tracking_uri
 from btcmlops.replay import run_replay
@@ -203,4 +204,46 @@ def test_a_trainer_that_cannot_be_sure_of_its_lease_takes_no_registry_step(tmp_p
     time.sleep(0.4)  # stalled past the expiry (a frozen process): the next step is refused
     with pytest.raises(LeaseLostError):
         fresh.fence("registry.champion_alias")
+    store.dispose()
+
+
+def test_the_clock_waits_for_each_close_and_for_the_service_to_serve_its_champion(
+    tmp_path: Path, mlflow_cache: Path
+) -> None:
+    settings = Settings(home=tmp_path / "live", **SETTINGS)
+    store = PriceStore(f"sqlite:///{tmp_path / 'held.db'}")
+    store.migrate()
+    end = (CANDLES["open_time"].iloc[-1] + pd.Timedelta(hours=1)).to_pydatetime()
+    store.write_clock(start_clock(datetime(2021, 1, 1, tzinfo=UTC), 1.0, REAL, hold=True, end_at=end))
+    registry = ModelRegistry(
+        embedded_tracking_uri(tmp_path / "mlflow", mlflow_cache),
+        settings.mlflow.experiment,
+        settings.mlflow.registered_model,
+        artifact_location=embedded_artifact_location(tmp_path / "mlflow"),
+    )
+    contest = Contest(settings.model, settings.contest, registry, store, store)
+    feed, trainer = MarketFeed(store, CANDLES), TrainerService(contest, store)
+    waited_for: list[str] = []
+    now = REAL
+    for _ in range(400):
+        now += timedelta(seconds=24)  # a day of sim time per step, unless the clock holds
+        feed.step(now)
+        trainer.step(now)
+        clock = store.read_clock()
+        assert clock is not None
+        closed = [e.month for e in store.journal.closed_months(contest.model_name)]
+        first_open = Month.parse(closed[-1]).next() if closed else Month(2021, 1)
+        assert clock.sim_now(now) <= month_end(first_open.start.to_pydatetime())  # never past an open month
+        if clock.state(now) == "holding" and "inference service" in clock.hold_reason:
+            waited_for.append(clock.hold_reason)
+            champion = contest.champion_version()
+            assert store.served_version(contest.model_name) != champion
+            store.write_served_version(contest.model_name, champion, now)  # the service swaps
+        if clock.state(now) == "finished":
+            break
+    assert clock.state(now) == "finished"
+    assert clock.sim_now(now) == end
+    assert closed == ["2021-01", "2021-02", "2021-03", "2021-04", "2021-05"]
+    assert any("serve v1" in reason for reason in waited_for)  # v1 waited for before February ran
+    assert any("serve v2" in reason for reason in waited_for)  # and April's winner before May
     store.dispose()

@@ -94,3 +94,23 @@ def test_without_a_configured_key_the_clock_cannot_change(replay: ReplayResult, 
         response = test_client.post("/clock", json={"action": "reset"}, headers={"X-API-Key": "anything"})
     assert response.status_code == 403
     assert "BTCMLOPS_CLOCK__API_KEY" in response.text
+
+
+def test_a_reset_clock_holds_at_the_months_end_and_the_held_hour_waits_for_its_champion(
+    client: TestClient,
+) -> None:
+    _change(client, action="reset")  # from 2021-03-10: holds at the end of March until March is closed
+    _change(client, action="speed", speed=10_000.0)
+    deadline = time.monotonic() + 30
+    while (clock := client.get("/clock").json())["state"] != "holding":
+        assert time.monotonic() < deadline, clock
+        time.sleep(0.05)
+    assert clock["hold_at"].startswith("2021-04-01T00:00:00")
+    assert clock["holding_for"] == "waiting for the trainer to close 2021-03"
+    assert clock["last_closed_hour"].startswith("2021-03-31T23:00:00")
+    assert clock["last_forecastable_hour"].startswith("2021-03-31T22:00:00")
+    while (held := client.post("/predict", json={"timestamp": "2021-03-31T23:00:00Z"})).status_code != 425:
+        assert time.monotonic() < deadline, held.text  # the service refreshes its copy of the clock
+        time.sleep(0.05)
+    assert "belongs to the champion that month's contest decides" in held.json()["detail"]
+    assert client.post("/predict", json={"timestamp": "2021-03-31T22:00:00Z"}).status_code == 200
