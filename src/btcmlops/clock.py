@@ -53,8 +53,9 @@ class SimClock:
     def state(self, real_now: datetime) -> ClockState:
         """``finished``, ``paused``, ``holding`` or ``running``."""
         now = self.sim_now(real_now)
-        if self.end_at is not None and now >= self.end_at:
-            return "finished"
+        last_contest_done = self.hold_at is None or self.end_at is None or self.hold_at > self.end_at
+        if self.end_at is not None and now >= self.end_at and last_contest_done:
+            return "finished"  # the data is over and its last month is closed
         if self.paused:
             return "paused"
         if self.hold_at is not None and now >= self.hold_at:

@@ -1,12 +1,13 @@
 """The live stack end to end: feed, trainer and inference service as separate ``btcmlops`` processes
 on a MariaDB price store and a real mlflow server (MariaDB + moto's S3 server), with the shared sim
-clock fast enough to replay January to April 2024 in about two minutes, and a client asking for the
-newest hour's forecast without pause.
+clock at 48 sim hours per second from 2023-12-31 to the end of April 2024, holding at each month's end
+for the contest, and a client that asks for the forecast from every hour as soon as it may.
 
 The candles are the shipped ones up to the end of April 2024, and the settings are the defaults
 (margin 0). ``btcmlops simulate`` on the same file decides the same contests (this test checks it):
 February keeps v1, March promotes v3 and April promotes v4, so the champion changes twice. The
-run is deterministic (LightGBM with a fixed seed), so these promotions are certain.
+run is deterministic (LightGBM with a fixed seed), so these promotions are certain, and the live log
+must hold, hour by hour, the very forecasts ``simulate`` served: same version, same value.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ import httpx
 import pandas as pd
 import pytest
 
-from btcmlops.clock import SimClock, last_closed_hour, start_clock
+from btcmlops.clock import start_clock
 from btcmlops.data import read_candle_file
-from btcmlops.registry import CHAMPION, ModelRegistry
+from btcmlops.registry import ModelRegistry
 from btcmlops.settings import EMBEDDED_DATA_FILE
 from btcmlops.store import PriceStore
 from factories import write_project_csv
@@ -36,8 +37,8 @@ from services import CliProcess, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
-SPEED = 30.0
-"""Sim hours per real second: a month in about 25 s, January to April in about 100 s."""
+SPEED = 48.0
+"""Sim hours per real second (`make stack`'s speed): a month in about 15 s, plus each hold."""
 CLOCK_START = datetime(2023, 12, 31, tzinfo=UTC)
 LAST_HOUR = "2024-04-30 23:00"
 SHADOW_MONTHS = ["2024-02", "2024-03", "2024-04"]
@@ -49,15 +50,21 @@ RUN_BOUND_S = 420.0
 class Answer:
     sent: float
     status: int
+    hour: str
     version: int | None
-    hour: str | None
+    predicted: float | None
 
 
-class NewestHourClient:
-    """Asks, back to back, for the forecast from the newest hour the service has, as a client would."""
+class EveryHourClient:
+    """Asks for the forecast from every hour, in order, as soon as ``/clock`` says it may be asked.
 
-    def __init__(self, url: str) -> None:
+    An hour answered 425 (the clock holds for its month's contest) or 503 (no champion yet) is asked
+    again, never skipped: the product's client asks "every hour on the hour".
+    """
+
+    def __init__(self, url: str, first_hour: datetime) -> None:
         self.answers: list[Answer] = []
+        self.next_hour = first_hour
         self._url = url
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -65,17 +72,34 @@ class NewestHourClient:
     def _run(self) -> None:
         with httpx.Client(base_url=self._url, timeout=10) as client:
             while not self._stop.is_set():
-                sent = time.monotonic()
-                hour = None
                 try:
-                    hour = client.get("/model").json()["latest_candle"]
-                    response = client.post("/predict", json={"timestamp": hour})
-                    version = response.json()["model"]["version"] if response.status_code == 200 else None
-                    self.answers.append(Answer(sent, response.status_code, version, hour))
+                    clock = client.get("/clock").json()
+                    newest = datetime.fromisoformat(clock["last_forecastable_hour"])
                 except (httpx.HTTPError, ValueError, KeyError):
-                    self.answers.append(Answer(sent, 0, None, hour))
+                    time.sleep(0.05)
+                    continue
+                if self.next_hour > newest:
+                    time.sleep(0.005)
+                    continue
+                self._ask(client, self.next_hour)
 
-    def __enter__(self) -> NewestHourClient:
+    def _ask(self, client: httpx.Client, hour: datetime) -> None:
+        sent = time.monotonic()
+        stamp = hour.isoformat()
+        try:
+            response = client.post("/predict", json={"timestamp": stamp})
+        except httpx.HTTPError:
+            self.answers.append(Answer(sent, 0, stamp, None, None))
+            return
+        if response.status_code == 200:
+            body = response.json()
+            self.answers.append(Answer(sent, 200, stamp, body["model"]["version"], body["predicted_close"]))
+            self.next_hour = hour + timedelta(hours=1)
+        else:
+            self.answers.append(Answer(sent, response.status_code, stamp, None, None))
+            time.sleep(0.02)
+
+    def __enter__(self) -> EveryHourClient:
         self._thread.start()
         return self
 
@@ -83,10 +107,12 @@ class NewestHourClient:
         self._stop.set()
         self._thread.join(timeout=30)
 
-    def versions_in_order(self) -> list[int]:
-        """The served versions, each run of equal answers collapsed to one."""
-        served = [answer.version for answer in self.answers if answer.version is not None]
-        return [version for n, version in enumerate(served) if n == 0 or served[n - 1] != version]
+    def served(self) -> pd.DataFrame:
+        """One row per hour answered: hour, version, forecast."""
+        rows = [(a.hour, a.version, a.predicted) for a in self.answers if a.status == 200]
+        frame = pd.DataFrame(rows, columns=["timestamp", "model_version", "predicted_close"])
+        frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+        return frame
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +123,17 @@ def candle_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class Simulated:
+    decisions: dict[str, dict[str, object]]
+    """By shadow month."""
+    served: pd.DataFrame
+    """The champion's forecasts, one row per hour: timestamp, model_version, predicted_close."""
+
+
 @pytest.fixture
-def simulated(candle_file: Path, tmp_path: Path) -> dict[str, dict[str, object]]:
-    """``btcmlops simulate`` on the same file and settings (embedded stores): its decisions by month."""
+def simulated(candle_file: Path, tmp_path: Path) -> Simulated:
+    """``btcmlops simulate`` on the same file and settings (embedded stores): decisions, served forecasts."""
     out = tmp_path / "replay"
     result = subprocess.run(
         [sys.executable, "-m", "btcmlops", "simulate", "--data", str(candle_file), "--out", str(out)],
@@ -111,7 +145,14 @@ def simulated(candle_file: Path, tmp_path: Path) -> dict[str, dict[str, object]]
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
-    return {str(item["month"]): item for item in summary["decisions"]}
+    predictions = pd.read_csv(out / "predictions.csv")
+    served = predictions.loc[
+        predictions["role"] == "champion", ["timestamp", "model_version", "predicted_close"]
+    ]
+    served["timestamp"] = pd.to_datetime(served["timestamp"], utc=True)
+    return Simulated(
+        {str(item["month"]): item for item in summary["decisions"]}, served.reset_index(drop=True)
+    )
 
 
 def _base_env() -> dict[str, str]:
@@ -171,59 +212,34 @@ def live_stack(
         store.dispose()
 
 
-def _real_time_of(clock: SimClock, sim: datetime) -> datetime:
-    """When (real UTC) the running clock reached sim time ``sim``."""
-    sim_hours = (sim - clock.sim_anchor) / timedelta(hours=1)
-    return clock.real_anchor + timedelta(seconds=sim_hours / clock.speed)
-
-
-def test_live_stack_replays_months_fairly_and_decides_as_the_replay_does(
-    live_stack: LiveStack, simulated: dict[str, dict[str, object]]
+def test_live_stack_serves_every_hour_as_the_replay_does_and_the_clock_waits_for_each_contest(
+    live_stack: LiveStack, simulated: Simulated
 ) -> None:
     store, registry = live_stack.store, live_stack.registry
     started = time.monotonic()
-    clock = start_clock(CLOCK_START, SPEED, datetime.now(UTC))
-    store.write_clock(clock)  # every process reads it from here: the run starts now
-    wait_until(
-        lambda: httpx.get(f"{live_stack.api_url}/readyz").status_code == 200,
-        timeout_s=120,
-        what="v1 served",
-        on_timeout=live_stack.logs,
-    )
+    end_at = pd.Timestamp(LAST_HOUR, tz="UTC").to_pydatetime() + timedelta(hours=1)
+    store.write_clock(start_clock(CLOCK_START, SPEED, datetime.now(UTC), hold=True, end_at=end_at))
+    first_hour = simulated.served["timestamp"].iloc[0].to_pydatetime()  # 2023-12-31 23:00: v1's first
+    last_hour = simulated.served["timestamp"].iloc[-1].to_pydatetime()  # the last with a known outcome
+    holds: list[str] = []
 
-    with NewestHourClient(live_stack.api_url) as client:
-        wait_until(
-            lambda: len(store.list_decisions(registry.model_name)) >= len(SHADOW_MONTHS),
-            timeout_s=RUN_BOUND_S,
-            what="the April contest",
-            on_timeout=live_stack.logs,
-        )
-        # The decision is recorded just before the alias moves: follow the promoted version.
-        promoted = [d.challenger_version for d in store.list_decisions(registry.model_name) if d.promoted]
-        expected = promoted[-1] if promoted else 1
-        wait_until(
-            lambda: client.versions_in_order()[-1:] == [expected],
-            timeout_s=30,
-            what=f"v{expected} served",
-            on_timeout=live_stack.logs,
-        )
+    def finished() -> bool:
+        clock = httpx.get(f"{live_stack.api_url}/clock").json()
+        if clock["state"] == "holding" and clock["holding_for"] not in holds:
+            holds.append(clock["holding_for"])
+        return clock["state"] == "finished" and client.next_hour > last_hour
+
+    with EveryHourClient(live_stack.api_url, first_hour) as client:
+        wait_until(finished, timeout_s=RUN_BOUND_S, what="the end of the data", on_timeout=live_stack.logs)
     wall_s = time.monotonic() - started
     live_stack.processes["api"].stop()  # a graceful stop flushes the prediction log
 
+    # The same decisions as `btcmlops simulate` on the same data and settings.
     decisions = store.list_decisions(registry.model_name)
     months = [f"{decision.eval_start:%Y-%m}" for decision in decisions]
-    # Contests on schedule: every month in order, each decided after its month closed in sim time.
     assert months == SHADOW_MONTHS
-    for decision in decisions:
-        # The month's last hour (eval_end) closes an hour after it opens.
-        month_closed = _real_time_of(
-            clock, pd.Timestamp(decision.eval_end).to_pydatetime() + timedelta(hours=1)
-        )
-        lag = (pd.Timestamp(decision.decided_at).to_pydatetime() - month_closed).total_seconds()
-        assert 0 <= lag < 120, f"{decision.eval_start:%Y-%m} decided {lag:.1f} s after its month closed"
-    # The same decisions as `btcmlops simulate` on the same data and settings.
     for decision, month in zip(decisions, months, strict=True):
-        replayed = simulated[month]
+        replayed = simulated.decisions[month]
         assert (decision.champion_version, decision.challenger_version, decision.promoted) == (
             replayed["champion_version"],
             replayed["challenger_version"],
@@ -234,31 +250,41 @@ def test_live_stack_replays_months_fairly_and_decides_as_the_replay_does(
         assert decision.naive_mae == pytest.approx(replayed["naive_mae"], rel=1e-9)
     champions = [1] + [decision.challenger_version for decision in decisions if decision.promoted]
     assert len(champions) >= 2, "no promotion: the champion never changed"
-    final = registry.get_by_alias(CHAMPION)
-    assert final is not None
-    assert final.version == champions[-1]
 
-    # The service followed each change, in order, and no request failed.
-    assert client.versions_in_order() == champions
-    failed = [answer for answer in client.answers if answer.status != 200]
-    assert not failed, failed[:5]
+    # Every hour has a live forecast, from the version `simulate` served it with, with the same value:
+    # each champion first served the first hour of the month after its shadow month.
+    live = client.served()
+    expected = simulated.served
+    assert live["timestamp"].is_unique
+    live = live.loc[live["timestamp"] <= pd.Timestamp(last_hour)].reset_index(drop=True)
+    missing = sorted(set(expected["timestamp"]) - set(live["timestamp"]))
+    assert not missing, f"{len(missing)} hours without a forecast, first {missing[:3]}"
+    assert live["model_version"].tolist() == expected["model_version"].tolist()
+    assert live["predicted_close"].to_numpy() == pytest.approx(
+        expected["predicted_close"].to_numpy(), rel=1e-9
+    )
+    # Nothing failed: an hour was only ever put off, and asked again, before v1 served (503), while the
+    # clock held for its month's contest (425), or for the moment between the hour's close and the
+    # feed writing its candle (404: not in the store yet).
+    statuses = {answer.status for answer in client.answers}
+    assert statuses <= {200, 404, 425, 503}, statuses
+    assert holds, "the clock never held"
 
-    # Every logged forecast was made from an hour that had closed (and was in the store) at that sim time.
+    # Every logged forecast was made from an hour in the store, and the clock ended with the data.
     logged = store.read_predictions(limit=10_000_000)
-    assert len(logged) == len(client.answers)
-    for row in logged:
-        closed = last_closed_hour(clock.sim_now(row.served_at))
-        assert row.timestamp <= closed, f"forecast from {row.timestamp} served at sim {closed}"
+    assert len(logged) == sum(1 for answer in client.answers if answer.status == 200)
     stored = set(store.read_candles()["open_time"])
     assert {pd.Timestamp(row.timestamp) for row in logged} <= stored
+    clock = store.read_clock()
+    assert clock is not None
+    assert clock.sim_now(datetime.now(UTC)) == end_at
 
-    first_served = {
-        version: next(a.sent for a in client.answers if a.version == version) - started
-        for version in champions
-    }
+    first_served = live.groupby("model_version")["timestamp"].min()
+    put_off = {status: sum(1 for a in client.answers if a.status == status) for status in (404, 425, 503)}
     print(
         f"\nlive stack: {len(months)} contests ({months[0]}..{months[-1]}), sim "
-        f"{CLOCK_START:%Y-%m-%d}..{clock.sim_now(datetime.now(UTC)):%Y-%m-%d} at {SPEED:g} h/s, "
-        f"wall {wall_s:.0f} s, {len(client.answers)} requests, {len(failed)} failed, "
-        f"champions {champions} first served at {', '.join(f'{s:.0f} s' for s in first_served.values())}"
+        f"{CLOCK_START:%Y-%m-%d}..{end_at:%Y-%m-%d} at {SPEED:g} h/s, wall {wall_s:.0f} s, "
+        f"{len(live)} hours forecast, 0 missing, asks put off by status {put_off}; champions "
+        + ", ".join(f"v{v} from {t:%Y-%m-%d %H:00}" for v, t in first_served.items())
+        + f"; holds seen: {len(holds)}"
     )

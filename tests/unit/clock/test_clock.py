@@ -81,6 +81,13 @@ def test_the_clock_finishes_at_the_end_of_the_data() -> None:
     assert clock.sim_now(REAL + timedelta(seconds=100)) == end
     assert clock.state(REAL + timedelta(seconds=100)) == "finished"
     assert clock.pause(REAL + timedelta(seconds=100)).state(REAL + timedelta(seconds=200)) == "finished"
+    # Data that ends at a month's end: the clock holds there for the last contest, then finishes.
+    last = start_clock(
+        datetime(2024, 1, 31, tzinfo=UTC), 10.0, REAL, hold=True, end_at=datetime(2024, 2, 1, tzinfo=UTC)
+    )
+    assert last.state(REAL + timedelta(seconds=100)) == "holding"
+    done = last.with_hold(datetime(2024, 3, 1, tzinfo=UTC), "waiting for the trainer to close 2024-02", REAL)
+    assert done.state(REAL + timedelta(seconds=100)) == "finished"
 
 
 def test_hold_and_end_survive_the_store_and_changes_are_made_under_a_lock(store: PriceStore) -> None:
