@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,13 +80,19 @@ def last_complete_month(last_hour: pd.Timestamp) -> Month:
 
 
 def mlflow_ui_command(tracking_uri: str, artifact_root: str | None) -> str:
-    """The command that opens this replay's runs and registry in MLflow's UI."""
+    """The command that opens this replay's runs and registry in MLflow's UI, as printed: it works.
+
+    It names this environment's own ``mlflow`` (a venv's is not on PATH), runs one worker and turns
+    MLflow 3's GenAI job runners off: a laptop demo needs neither four workers nor seven runners.
+    """
     if not tracking_uri.startswith("sqlite:"):
         return f"open {tracking_uri} in a browser"
-    parts = ["mlflow", "ui", "--backend-store-uri", tracking_uri]
+    executable = Path(sys.executable).parent / "mlflow"
+    parts = [str(executable) if executable.exists() else "mlflow", "ui", "--backend-store-uri", tracking_uri]
     if artifact_root:
         parts += ["--default-artifact-root", artifact_root]
-    return " ".join(shlex.quote(part) for part in [*parts, "--port", "5000"])
+    command = " ".join(shlex.quote(part) for part in [*parts, "--workers", "1", "--port", "5000"])
+    return f"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false {command}"
 
 
 def run_replay(

@@ -103,4 +103,6 @@ def test_report_files_are_written(replay: ReplayResult) -> None:
     assert "serves" in html
     assert replay.report_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert replay.report_png.stat().st_size > 50_000
-    assert replay.ui_command.startswith("mlflow ui --backend-store-uri sqlite:///")
+    assert replay.ui_command.startswith("MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false ")
+    assert "/mlflow ui --backend-store-uri sqlite:///" in replay.ui_command  # the venv's own mlflow
+    assert replay.ui_command.endswith("--workers 1 --port 5000")
