@@ -147,6 +147,13 @@ def test_viewer_sees_forecasts_a_new_champion_take_over_and_a_banner_when_the_ap
         "(paused)", timeout=SEEN_WITHIN_MS
     )
 
+    # The API's own docs render in a browser with no internet (Swagger UI is served by the service).
+    dashboard_url = page.url
+    page.goto(f"{stack.api_url}/docs")
+    expect(page.get_by_text("/predict/batch", exact=True)).to_be_visible(timeout=SEEN_WITHIN_MS)
+    page.goto(dashboard_url)
+    expect(chart).to_be_visible(timeout=SEEN_WITHIN_MS)
+
     stack.api.stop()
     banner = page.get_by_test_id("stAlert").filter(has_text="is not answering")
     expect(banner).to_be_visible(timeout=SEEN_WITHIN_MS)

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import pandas as pd
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from btcmlops.clock import SimClock, last_closed_hour, start_clock
@@ -131,11 +132,14 @@ def create_app(
                 await watcher
             await asyncio.to_thread(log.stop)
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from the assets fastapi-offline ships: FastAPI's own pages load them from a
+    # CDN, a blank page on a closed network (a demo laptop, a locked-down cluster).
+    app = FastAPIOffline(
         title="btcmlops inference service",
         summary="Next-hour BTC/USDT close forecasts from the registry's champion, swapped without downtime.",
         version="1",
         lifespan=lifespan,
+        static_url="/docs/assets",
     )
     app.state.service = state
     app.state.prediction_log = log

@@ -264,3 +264,19 @@ def test_a_database_outage_does_not_stop_forecasts(replay: ReplayResult) -> None
             assert test_client.app.state.prediction_log.last_error is not None  # type: ignore[attr-defined]
     finally:
         next(databases, None)
+
+
+def test_the_api_docs_load_nothing_from_the_internet(client: TestClient) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "swagger-ui-bundle.js" in page.text
+    external = [part for part in page.text.split('"') if part.startswith(("http://", "https://", "//"))]
+    assert external == [], external  # FastAPI's default page loads Swagger UI from a CDN
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png", "redoc.standalone.js"):
+        response = client.get(f"/docs/assets/{asset}")
+        assert response.status_code == 200, asset
+        assert len(response.content) > 500, asset
+    assert client.get("/openapi.json").json()["info"]["title"] == "btcmlops inference service"
+    redoc = client.get("/redoc")
+    assert redoc.status_code == 200
+    assert "/docs/assets/redoc.standalone.js" in redoc.text
