@@ -123,7 +123,8 @@ def _live(client: ServiceClient, settings: Settings) -> None:
     top[0].metric("Champion", "none yet" if version is None else f"v{version}")
     if clock is not None:
         top[1].metric("Sim time", f"{pd.Timestamp(clock['sim_now']):%Y-%m-%d %H:%M}")
-        top[2].metric("Speed", f"{clock['speed']:g} h/s" + (" (paused)" if clock["paused"] else ""))
+        state = clock.get("state", "paused" if clock["paused"] else "running")
+        top[2].metric("Speed", f"{clock['speed']:g} h/s" + ("" if state == "running" else f" ({state})"))
     promoted = sum(item["promoted"] for item in decisions)
     top[3].metric("Contests", len(decisions), f"{promoted} promoted", delta_color="off")
     if window:
@@ -163,7 +164,11 @@ def main() -> None:
         width="stretch",
     )
     st.sidebar.checkbox("Show the challenger's shadow forecasts", key="show_shadow")
-    _clock_controls(client, settings.clock.speed)
+    try:  # the speed box starts at the clock's own speed, not the configured one
+        current = client.clock()
+    except (ServiceError, ServiceUnavailableError):
+        current = None
+    _clock_controls(client, float(current["speed"]) if current else settings.clock.speed)
     st.fragment(run_every=settings.dashboard.refresh_s)(_live)(client, settings)
 
 
