@@ -446,6 +446,21 @@ def _sim_now_of(store: PriceStore) -> Callable[[], datetime | None]:
 
 
 @app.command()
+def client(ctx: typer.Context) -> None:
+    """Ask the inference service for the forecast from every hour, as soon as each may be asked."""
+    import httpx
+
+    from btcmlops.services.hourly_client import HourlyClient
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s client %(message)s")
+    settings = _settings(ctx).client
+    with httpx.Client(base_url=settings.api_url, timeout=settings.timeout_s) as http:
+        HourlyClient(http).run(
+            _stop_on_signals(), interval_s=settings.interval_s, on_round=_heartbeat(_settings(ctx))
+        )
+
+
+@app.command()
 def init(
     ctx: typer.Context,
     data: Annotated[

@@ -183,6 +183,14 @@ class S3Settings(BaseModel):
     region: str = "us-east-1"
 
 
+class ClientSettings(BaseModel):
+    """The hourly client (`btcmlops client`): asks the service for the forecast from every hour."""
+
+    api_url: str = Field(default="http://127.0.0.1:8000", description="Base URL of the inference service.")
+    interval_s: float = Field(default=0.05, gt=0, description="Seconds between two looks at the clock.")
+    timeout_s: float = Field(default=10.0, gt=0, description="HTTP timeout of one call.")
+
+
 class DashboardSettings(BaseModel):
     """The Streamlit dashboard: it talks to the inference service's HTTP API only."""
 
@@ -222,6 +230,7 @@ class Settings(BaseSettings):
     serve: ServeSettings = ServeSettings()
     clock: ClockSettings = ClockSettings()
     dashboard: DashboardSettings = DashboardSettings()
+    client: ClientSettings = ClientSettings()
     s3: S3Settings = S3Settings()
     heartbeat_file: Path | None = Field(
         default=None,

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -44,75 +43,6 @@ LAST_HOUR = "2024-04-30 23:00"
 SHADOW_MONTHS = ["2024-02", "2024-03", "2024-04"]
 RUN_BOUND_S = 420.0
 """Sim time to reach May plus the trainer's last round, on a busy two-core machine, with room."""
-
-
-@dataclass(frozen=True)
-class Answer:
-    sent: float
-    status: int
-    hour: str
-    version: int | None
-    predicted: float | None
-
-
-class EveryHourClient:
-    """Asks for the forecast from every hour, in order, as soon as ``/clock`` says it may be asked.
-
-    An hour answered 425 (the clock holds for its month's contest) or 503 (no champion yet) is asked
-    again, never skipped: the product's client asks "every hour on the hour".
-    """
-
-    def __init__(self, url: str, first_hour: datetime) -> None:
-        self.answers: list[Answer] = []
-        self.next_hour = first_hour
-        self._url = url
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self._url, timeout=10) as client:
-            while not self._stop.is_set():
-                try:
-                    clock = client.get("/clock").json()
-                    newest = datetime.fromisoformat(clock["last_forecastable_hour"])
-                except (httpx.HTTPError, ValueError, KeyError):
-                    time.sleep(0.05)
-                    continue
-                if self.next_hour > newest:
-                    time.sleep(0.005)
-                    continue
-                self._ask(client, self.next_hour)
-
-    def _ask(self, client: httpx.Client, hour: datetime) -> None:
-        sent = time.monotonic()
-        stamp = hour.isoformat()
-        try:
-            response = client.post("/predict", json={"timestamp": stamp})
-        except httpx.HTTPError:
-            self.answers.append(Answer(sent, 0, stamp, None, None))
-            return
-        if response.status_code == 200:
-            body = response.json()
-            self.answers.append(Answer(sent, 200, stamp, body["model"]["version"], body["predicted_close"]))
-            self.next_hour = hour + timedelta(hours=1)
-        else:
-            self.answers.append(Answer(sent, response.status_code, stamp, None, None))
-            time.sleep(0.02)
-
-    def __enter__(self) -> EveryHourClient:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def served(self) -> pd.DataFrame:
-        """One row per hour answered: hour, version, forecast."""
-        rows = [(a.hour, a.version, a.predicted) for a in self.answers if a.status == 200]
-        frame = pd.DataFrame(rows, columns=["timestamp", "model_version", "predicted_close"])
-        frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
-        return frame
 
 
 @pytest.fixture(scope="module")
@@ -194,6 +124,9 @@ def live_stack(
         "feed": CliProcess("feed", ["feed", "--data", str(candle_file), "--no-start-clock"], env, tmp_path),
         "trainer": CliProcess("trainer", ["trainer"], env, tmp_path),
         "api": CliProcess("api", ["serve", "--port", str(port)], env, tmp_path),
+        "client": CliProcess(
+            "client", ["client"], {**env, "BTCMLOPS_CLIENT__API_URL": f"http://127.0.0.1:{port}"}, tmp_path
+        ),
     }
     for process in processes.values():
         process.start()
@@ -219,7 +152,6 @@ def test_live_stack_serves_every_hour_as_the_replay_does_and_the_clock_waits_for
     started = time.monotonic()
     end_at = pd.Timestamp(LAST_HOUR, tz="UTC").to_pydatetime() + timedelta(hours=1)
     store.write_clock(start_clock(CLOCK_START, SPEED, datetime.now(UTC), hold=True, end_at=end_at))
-    first_hour = simulated.served["timestamp"].iloc[0].to_pydatetime()  # 2023-12-31 23:00: v1's first
     last_hour = simulated.served["timestamp"].iloc[-1].to_pydatetime()  # the last with a known outcome
     holds: list[str] = []
 
@@ -227,11 +159,13 @@ def test_live_stack_serves_every_hour_as_the_replay_does_and_the_clock_waits_for
         clock = httpx.get(f"{live_stack.api_url}/clock").json()
         if clock["state"] == "holding" and clock["holding_for"] not in holds:
             holds.append(clock["holding_for"])
-        return clock["state"] == "finished" and client.next_hour > last_hour
+        return clock["state"] == "finished" and bool(
+            store.read_predictions(start=last_hour + timedelta(hours=1))
+        )
 
-    with EveryHourClient(live_stack.api_url, first_hour) as client:
-        wait_until(finished, timeout_s=RUN_BOUND_S, what="the end of the data", on_timeout=live_stack.logs)
+    wait_until(finished, timeout_s=RUN_BOUND_S, what="the end of the data", on_timeout=live_stack.logs)
     wall_s = time.monotonic() - started
+    live_stack.processes["client"].stop()
     live_stack.processes["api"].stop()  # a graceful stop flushes the prediction log
 
     # The same decisions as `btcmlops simulate` on the same data and settings.
@@ -251,11 +185,17 @@ def test_live_stack_serves_every_hour_as_the_replay_does_and_the_clock_waits_for
     champions = [1] + [decision.challenger_version for decision in decisions if decision.promoted]
     assert len(champions) >= 2, "no promotion: the champion never changed"
 
-    # Every hour has a live forecast, from the version `simulate` served it with, with the same value:
-    # each champion first served the first hour of the month after its shadow month.
-    live = client.served()
+    # Every hour has a live forecast (asked by `btcmlops client`, logged by the service), from the version
+    # `simulate` served it with, with the same value: each champion first served the first hour of the
+    # month after its shadow month.
+    logged = store.read_predictions(limit=10_000_000)
+    live = pd.DataFrame(
+        [(row.timestamp, row.model_version, row.predicted_close) for row in logged],
+        columns=["timestamp", "model_version", "predicted_close"],
+    )
+    live["timestamp"] = pd.to_datetime(live["timestamp"], utc=True)
     expected = simulated.served
-    assert live["timestamp"].is_unique
+    assert live["timestamp"].is_unique  # each hour asked once: the client never asks twice
     live = live.loc[live["timestamp"] <= pd.Timestamp(last_hour)].reset_index(drop=True)
     missing = sorted(set(expected["timestamp"]) - set(live["timestamp"]))
     assert not missing, f"{len(missing)} hours without a forecast, first {missing[:3]}"
@@ -263,16 +203,12 @@ def test_live_stack_serves_every_hour_as_the_replay_does_and_the_clock_waits_for
     assert live["predicted_close"].to_numpy() == pytest.approx(
         expected["predicted_close"].to_numpy(), rel=1e-9
     )
-    # Nothing failed: an hour was only ever put off, and asked again, before v1 served (503), while the
-    # clock held for its month's contest (425), or for the moment between the hour's close and the
-    # feed writing its candle (404: not in the store yet).
-    statuses = {answer.status for answer in client.answers}
-    assert statuses <= {200, 404, 425, 503}, statuses
+    # Nothing was refused: hours were only put off (no candle yet, the clock holding, no champion yet).
+    client_log = live_stack.processes["client"].log_tail(1_000_000)
+    assert "was refused" not in client_log, client_log[-3000:]
     assert holds, "the clock never held"
 
     # Every logged forecast was made from an hour in the store, and the clock ended with the data.
-    logged = store.read_predictions(limit=10_000_000)
-    assert len(logged) == sum(1 for answer in client.answers if answer.status == 200)
     stored = set(store.read_candles()["open_time"])
     assert {pd.Timestamp(row.timestamp) for row in logged} <= stored
     clock = store.read_clock()
@@ -280,11 +216,11 @@ def test_live_stack_serves_every_hour_as_the_replay_does_and_the_clock_waits_for
     assert clock.sim_now(datetime.now(UTC)) == end_at
 
     first_served = live.groupby("model_version")["timestamp"].min()
-    put_off = {status: sum(1 for a in client.answers if a.status == status) for status in (404, 425, 503)}
+    put_off = [line for line in client_log.splitlines() if "put off by status" in line][-1:]
     print(
         f"\nlive stack: {len(months)} contests ({months[0]}..{months[-1]}), sim "
         f"{CLOCK_START:%Y-%m-%d}..{end_at:%Y-%m-%d} at {SPEED:g} h/s, wall {wall_s:.0f} s, "
-        f"{len(live)} hours forecast, 0 missing, asks put off by status {put_off}; champions "
+        f"{len(live)} hours forecast, 0 missing; champions "
         + ", ".join(f"v{v} from {t:%Y-%m-%d %H:00}" for v, t in first_served.items())
-        + f"; holds seen: {len(holds)}"
+        + f"; holds seen: {len(holds)}; client: {put_off[0].split('client ')[-1] if put_off else '-'}"
     )

@@ -173,20 +173,25 @@ def create_app(
         snapshot = state.snapshot
         _model_or_503(snapshot)
         if state.clock is not None:
+            if hour > _forecastable(state.clock):
+                await state.refresh_candles()  # the copy of the clock may be older than the asker's
+            clock = state.clock
+            assert clock is not None
             real_now = datetime.now(UTC)
-            closed = int(last_closed_hour(state.clock.sim_now(real_now)).timestamp()) // 3600
+            closed = int(last_closed_hour(clock.sim_now(real_now)).timestamp()) // 3600
             if hour > closed:
                 raise ApiError(
-                    422,
+                    425,  # Too Early: the same request succeeds once sim time has closed the hour
                     f"the hour {_stamp(hour)} has not closed yet in sim time "
                     f"(the newest closed hour is {_stamp(closed)})",
                 )
-            if hour > int(state.clock.last_forecastable_hour(real_now).timestamp()) // 3600:
+            if hour > _forecastable(clock):
                 raise ApiError(
                     425,
                     f"the forecast from {_stamp(hour)}, the last hour of a month, belongs to the champion "
-                    f"that month's contest decides; the clock holds ({state.clock.hold_reason}): ask again",
+                    f"that month's contest decides; the clock holds ({clock.hold_reason}): ask again",
                 )
+            snapshot = state.snapshot
         index = snapshot.index_of(hour)
         if index is None and (snapshot.latest_hour is None or hour > snapshot.latest_hour):
             await state.refresh_candles()  # maybe the hour closed since the last refresh
@@ -485,6 +490,11 @@ def create_app(
         return [DecisionPublic(**vars(row)) for row in store.list_decisions(registry.model_name)]
 
     return app
+
+
+def _forecastable(clock: SimClock) -> int:
+    """The newest hour (hours since the epoch) one may forecast from now, by ``clock``."""
+    return int(clock.last_forecastable_hour(datetime.now(UTC)).timestamp()) // 3600
 
 
 def _changed(clock: SimClock, change: ClockChange, now: datetime) -> SimClock:

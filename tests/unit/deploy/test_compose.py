@@ -25,7 +25,7 @@ COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "Dockerfile"
 ONE_SHOT = {"init"}
-LONG_RUNNING = {"mysql", "minio", "mlflow", "feed", "trainer", "api", "dashboard"}
+LONG_RUNNING = {"mysql", "minio", "mlflow", "feed", "trainer", "api", "client", "dashboard"}
 
 
 def _docker_compose() -> str:
@@ -69,7 +69,7 @@ def test_every_service_is_there(services: dict[str, dict[str, Any]]) -> None:
 def test_every_btcmlops_command_is_a_real_command(services: dict[str, dict[str, Any]]) -> None:
     commands = {name: service["command"] for name, service in services.items() if "command" in service}
     ours = {name: command for name, command in commands.items() if command[0] == "btcmlops"}
-    assert set(ours) == {"init", "feed", "trainer", "api", "dashboard"}
+    assert set(ours) == {"init", "feed", "trainer", "api", "client", "dashboard"}
     healthchecks = {
         f"{name} healthcheck": service["healthcheck"]["test"][1:]
         for name, service in services.items()

@@ -60,7 +60,7 @@ def test_no_clock_until_reset_then_every_hour_is_not_yet_past(client: TestClient
     assert str(clock["sim_now"]).startswith("2021-03-10T00:0")
     assert clock["last_closed_hour"] == "2021-03-09T23:00:00Z"
     future = client.post("/predict", json={"timestamp": "2021-03-20T00:00:00Z"})
-    assert future.status_code == 422
+    assert future.status_code == 425
     assert "has not closed yet in sim time" in future.json()["detail"]
     assert client.post("/predict", json={"timestamp": "2021-03-09T23:00:00Z"}).status_code == 200
 

@@ -1,0 +1,114 @@
+"""``HourlyClient``: the product's client, asking for the forecast from every hour as soon as it may.
+
+"Given this hour, what is the close an hour later?" is asked every hour on the hour: this process asks
+the inference service for the forecast from each hour, in order, as soon as ``GET /clock`` says the
+hour may be asked (it has closed, and the clock is not holding it for its month's contest). An hour
+the service cannot answer yet (its candle not written yet: 404; the clock holding: 425; no champion
+yet: 503) is asked again on the next round, never skipped, so the live log has a forecast for every
+hour, made live, and the dashboard only draws it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import httpx
+
+logger = logging.getLogger(__name__)
+
+HOUR = timedelta(hours=1)
+RETRY_LATER = frozenset({404, 425, 503})
+"""Answers that mean "not yet": the hour is asked again next round."""
+RESUME_LOOKBACK = timedelta(days=31)
+"""How far back a restarted client looks for the newest forecast it had asked for."""
+
+
+class HourlyClient:
+    """Asks ``/predict`` for every hour, in order, from the champion's first unseen hour on."""
+
+    def __init__(self, http: httpx.Client, *, first_hour: datetime | None = None) -> None:
+        self._http = http
+        self.next_hour = first_hour
+        self.answered = 0
+        self.put_off: Counter[int] = Counter()
+
+    def step(self) -> int:
+        """Ask for every hour that may be asked now; return how many were answered."""
+        clock = self._http.get("/clock")
+        if clock.status_code != 200:
+            return 0
+        newest = datetime.fromisoformat(clock.json()["last_forecastable_hour"])
+        if self.next_hour is None:
+            self.next_hour = self._first_hour(newest)
+            if self.next_hour is None:
+                return 0
+            logger.info("asking for every hour from %s on", f"{self.next_hour:%Y-%m-%d %H:00}")
+        answered = 0
+        while self.next_hour <= newest:
+            response = self._http.post("/predict", json={"timestamp": self.next_hour.isoformat()})
+            if response.status_code != 200:
+                self.put_off[response.status_code] += 1
+                if response.status_code not in RETRY_LATER:
+                    logger.warning(
+                        "the forecast from %s was refused (%d: %s); asking again",
+                        self.next_hour,
+                        response.status_code,
+                        response.text[:200],
+                    )
+                break
+            answered += 1
+            self.next_hour += HOUR
+        self.answered += answered
+        return answered
+
+    def _first_hour(self, newest: datetime) -> datetime | None:
+        """Where to start: after the newest forecast already logged, or the champion's first unseen hour.
+
+        Hour T forecasts T + 1h, so the first hour whose forecast is out of sample is the champion's
+        last training target itself. None while no champion serves.
+        """
+        model = self._http.get("/model").json()
+        window = model.get("training_window")
+        if model.get("version") is None or window is None:
+            return None
+        first = datetime.fromisoformat(window["train_end"])
+        logged = self._http.get(
+            "/predictions",
+            params={"start": (newest - RESUME_LOOKBACK).isoformat(), "end": (newest + 2 * HOUR).isoformat()},
+        )
+        if logged.status_code == 200 and logged.json():
+            first = max(first, max(datetime.fromisoformat(row["timestamp"]) for row in logged.json()) + HOUR)
+        return first
+
+    def run(
+        self,
+        stop: threading.Event,
+        *,
+        interval_s: float = 0.05,
+        log_every_s: float = 10.0,
+        on_round: Callable[[], None] | None = None,
+    ) -> None:
+        """Step every ``interval_s`` until ``stop`` is set; a failed round (the API down) is retried."""
+        last_log = time.monotonic()
+        while not stop.is_set():
+            try:
+                self.step()
+            except (httpx.HTTPError, ValueError, KeyError) as error:
+                logger.warning("the inference service did not answer (%s); retrying", error)
+                stop.wait(1.0)
+            if time.monotonic() - last_log >= log_every_s:
+                logger.info(
+                    "%d hour(s) answered so far, next %s; put off by status: %s",
+                    self.answered,
+                    self.next_hour,
+                    dict(self.put_off) or "none",
+                )
+                last_log = time.monotonic()
+            if on_round is not None:
+                on_round()
+            stop.wait(interval_s)

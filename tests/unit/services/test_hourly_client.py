@@ -1,0 +1,80 @@
+"""The hourly client against the real service in-process: every hour once, in order, resumed on restart."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from btcmlops.clock import start_clock
+from btcmlops.replay import ReplayResult
+from btcmlops.services.hourly_client import HourlyClient
+from btcmlops.serving import create_app
+from btcmlops.settings import Settings
+from btcmlops.store import PriceStore
+from factories import make_candles, small_replay
+
+SIM_NOW = datetime(2021, 3, 5, 6, 30, tzinfo=UTC)  # hours up to 05:00 have closed
+
+
+@pytest.fixture
+def replay(tmp_path: Path) -> ReplayResult:
+    return small_replay(tmp_path, make_candles("2021-01-01", "2021-03-31 23:00"))
+
+
+@pytest.fixture
+def service(replay: ReplayResult) -> Iterator[tuple[TestClient, PriceStore]]:
+    store = PriceStore(f"sqlite:///{replay.out_dir / 'prices.db'}")
+    store.write_clock(start_clock(SIM_NOW, 1.0, datetime.now(UTC), paused=True))
+    settings = Settings(
+        home=replay.out_dir.parent,
+        store={"url": store.url},
+        mlflow={"tracking_uri": replay.tracking_uri},
+        serve={"poll_interval_s": 0.05, "log_flush_interval_s": 0.05},
+    )
+    with TestClient(create_app(settings)) as client:
+        deadline = time.monotonic() + 30
+        while client.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        yield client, store
+    store.dispose()
+
+
+def _logged_hours(store: PriceStore, expected: int) -> list[pd.Timestamp]:
+    deadline = time.monotonic() + 10
+    while len(rows := store.read_predictions(limit=100_000)) < expected and time.monotonic() < deadline:
+        time.sleep(0.05)  # the service writes its log in the background
+    return [pd.Timestamp(row.timestamp) for row in rows]
+
+
+def test_every_hour_from_the_champions_first_unseen_one_is_asked_once_and_a_restart_resumes(
+    service: tuple[TestClient, PriceStore],
+) -> None:
+    client, store = service
+    train_end = datetime.fromisoformat(client.get("/model").json()["training_window"]["train_end"])
+    expected = pd.date_range(train_end, SIM_NOW - timedelta(hours=1, minutes=30), freq="h")
+
+    first = HourlyClient(client)
+    assert first.step() == len(expected)
+    assert first.step() == 0  # nothing new has closed
+    assert _logged_hours(store, len(expected)) == list(expected)
+
+    store.update_clock(
+        lambda clock: start_clock(SIM_NOW + timedelta(hours=3), 1.0, datetime.now(UTC), paused=True)
+    )
+    restarted = HourlyClient(client)  # a new process: resumes after the newest logged forecast
+    deadline = time.monotonic() + 10
+    while restarted.answered < 3 and time.monotonic() < deadline:  # 06:00, 07:00, 08:00 closed since
+        restarted.step()  # the service's copy of the clock may lag a poll: "too early" is asked again
+        time.sleep(0.05)
+    assert restarted.answered == 3
+    assert set(restarted.put_off) <= {425}, restarted.put_off
+    hours = _logged_hours(store, len(expected) + 3)
+    assert hours == list(pd.date_range(train_end, SIM_NOW + timedelta(hours=1, minutes=30), freq="h"))
+    assert pd.Series(hours).is_unique  # no hour asked twice across the restart
