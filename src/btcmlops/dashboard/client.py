@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pandas as pd
 
-_SERVED = ("timestamp", "target_time", "predicted_close", "last_close", "model_version", "served_at")
+_SERVED = ("timestamp", "target_time", "predicted_close", "last_close", "model_version", "served_at", "live")
 """The columns of a served forecast, as ``/predictions`` gives them."""
 _SHADOW = ("timestamp", "target_time", "predicted_close", "model_version")
 BATCH_SIZE = 100
@@ -115,7 +115,7 @@ class ServiceClient:
             served_at = _iso(datetime.now(UTC))
             rows += [
                 {**{key: item[key] for key in _SERVED[:4]}, "model_version": item["model"]["version"]}
-                | {"served_at": served_at}
+                | {"served_at": served_at, "live": True}  # asked as soon as the hour may be asked
                 for item in body["predictions"]
             ]
         return _frame(rows, ["timestamp", "target_time", "served_at"], list(_SERVED))

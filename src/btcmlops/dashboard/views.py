@@ -52,7 +52,13 @@ def champion_changes(predictions: pd.DataFrame) -> pd.DataFrame:
 
 
 def latest_forecasts(predictions: pd.DataFrame) -> pd.DataFrame:
-    """One point per target hour and version (several clients may have asked for the same hour)."""
+    """One live point per target hour and version (several clients may have asked for the same hour).
+
+    A forecast the log marks as not live (asked after its target hour had closed, a look back) is left
+    out: it would credit a version with hours it did not forecast in time.
+    """
+    if "live" in predictions.columns:
+        predictions = predictions.loc[predictions["live"].fillna(True).astype(bool)]
     return predictions.drop_duplicates(["target_time", "model_version"], keep="first")
 
 

@@ -145,14 +145,24 @@ def create_app(
     app.state.prediction_log = log
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
 
-    def _serve(snapshot: Snapshot, hour: int, predicted: float, last_close: float) -> PredictionPublic:
+    def _serve(
+        snapshot: Snapshot, hour: int, predicted: float, last_close: float, *, market: bool = True
+    ) -> PredictionPublic:
+        """Answer, and log the answer when it is about the market (the store's candles).
+
+        A forecast from a client's own candles is answered but never logged: the log is the record of
+        the market, and what it says about each version's live skill must not be written by a client.
+        """
         model = snapshot.model
         assert model is not None
         timestamp = _hour_time(hour)
         target = _hour_time(hour + 1)
-        log.append(
-            LoggedPrediction(timestamp, target, predicted, last_close, model.info.version, datetime.now(UTC))
-        )
+        now = datetime.now(UTC)
+        if market:
+            sim = state.clock.sim_now(now) if state.clock is not None else None
+            log.append(
+                LoggedPrediction(timestamp, target, predicted, last_close, model.info.version, now, sim)
+            )
         state.metrics.predictions.inc()
         return PredictionPublic(
             timestamp=timestamp,
@@ -160,6 +170,7 @@ def create_app(
             predicted_close=predicted,
             last_close=last_close,
             model=ModelRef(name=registry.model_name, version=model.info.version, run_id=model.info.run_id),
+            in_sample=target <= model.info.window.train_end,
         )
 
     def _model_or_503(snapshot: Snapshot) -> None:
@@ -213,6 +224,13 @@ def create_app(
     def _by_candles(candles: list[CandleIn]) -> PredictionPublic:
         snapshot = state.snapshot
         _model_or_503(snapshot)
+        last_hour = hour_number(candles[-1].open_time) if candles else None
+        if state.clock is not None and last_hour is not None and last_hour > _forecastable(state.clock):
+            raise ApiError(
+                425,
+                f"candles[{len(candles) - 1}].open_time {candles[-1].open_time.isoformat()} has not closed "
+                "yet in sim time: no forecast from the future, whoever sends the candles",
+            )
         if len(candles) < window:
             raise ApiError(422, f"{len(candles)} candles sent; the feature window needs at least {window}")
         for number, candle in enumerate(candles):
@@ -237,7 +255,7 @@ def create_app(
         assert model is not None
         predicted = float(model.forecaster.predict_close(features.iloc[-1:])[0])
         last = float(frame["close"].iloc[-1])
-        return _serve(snapshot, hour_number(candles[-1].open_time), predicted, last)
+        return _serve(snapshot, hour_number(candles[-1].open_time), predicted, last, market=False)
 
     @app.exception_handler(ApiError)
     async def _prediction_error(request: Request, error: ApiError) -> JSONResponse:
@@ -258,7 +276,14 @@ def create_app(
         if (body.timestamp is None) == (body.candles is None):
             raise ApiError(422, "send exactly one of 'timestamp' or 'candles'")
         if body.timestamp is not None:
-            return await _by_timestamp(body.timestamp)
+            answer = await _by_timestamp(body.timestamp)
+            if answer.in_sample:  # rare (a look back): say which version forecast the hour live, if any
+                logged = await asyncio.to_thread(
+                    store.read_predictions, start=answer.target_time, end=answer.target_time
+                )
+                live = [row.model_version for row in logged if row.live]
+                answer.served_live_by = live[0] if live else None
+            return answer
         assert body.candles is not None
         return _by_candles(body.candles)
 
@@ -457,7 +482,7 @@ def create_app(
     ) -> list[LoggedPredictionPublic]:
         """Served forecasts whose target hour is in [start, end], with the version that served each."""
         rows = store.read_predictions(start=_utc(start), end=_utc(end), limit=limit)
-        return [LoggedPredictionPublic(**vars(row)) for row in rows]
+        return [LoggedPredictionPublic(**vars(row), live=row.live) for row in rows]
 
     @app.get("/shadow", response_model=ShadowPublic, tags=["read"])
     def shadow(

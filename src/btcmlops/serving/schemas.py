@@ -65,6 +65,17 @@ class PredictionPublic(BaseModel):
         description="The close at ``timestamp``: the naive forecast.", examples=[67100.2]
     )
     model: ModelRef
+    in_sample: bool = Field(
+        default=False,
+        description=(
+            "True when ``target_time`` is inside the model's training window: the model has seen this "
+            "outcome, so the answer says nothing about its skill."
+        ),
+    )
+    served_live_by: int | None = Field(
+        default=None,
+        description="For an in-sample answer: the version that forecast this hour live, if one did.",
+    )
 
 
 class BatchItemError(BaseModel):
@@ -133,6 +144,8 @@ class LoggedPredictionPublic(BaseModel):
     last_close: float
     model_version: int
     served_at: datetime
+    sim_made_at: datetime | None = Field(description="Sim time the forecast was made at.")
+    live: bool = Field(description="Made before its target hour closed in sim time.")
 
 
 class DecisionPublic(BaseModel):

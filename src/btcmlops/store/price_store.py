@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,13 @@ class LoggedPrediction:
     last_close: float
     model_version: int
     served_at: datetime
+    sim_made_at: datetime | None = None
+    """Sim time the forecast was made at (None: no sim clock, e.g. a replay served by hand)."""
+
+    @property
+    def live(self) -> bool:
+        """Made before its target hour closed in sim time: a forecast, not a look back."""
+        return self.sim_made_at is not None and self.sim_made_at < self.target_time + timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -352,6 +359,7 @@ class PriceStore:
                         "last_close": row.last_close,
                         "model_version": row.model_version,
                         "served_at": _naive_utc(row.served_at),
+                        "sim_made_at": None if row.sim_made_at is None else _naive_utc(row.sim_made_at),
                     }
                     for row in rows
                 ],
@@ -378,6 +386,7 @@ class PriceStore:
                 last_close=row.last_close,
                 model_version=row.model_version,
                 served_at=_aware(row.served_at),
+                sim_made_at=None if row.sim_made_at is None else _aware(row.sim_made_at),
             )
             for row in rows
         ]

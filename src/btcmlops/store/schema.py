@@ -71,6 +71,7 @@ prediction_log = Table(
     Column("last_close", Float(precision=53), nullable=False),
     Column("model_version", Integer, nullable=False),
     Column("served_at", UtcDateTime, nullable=False),
+    Column("sim_made_at", UtcDateTime, nullable=True, comment="sim time the forecast was made at"),
 )
 
 sim_clock = Table(

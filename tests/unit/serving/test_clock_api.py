@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
@@ -114,3 +115,49 @@ def test_a_reset_clock_holds_at_the_months_end_and_the_held_hour_waits_for_its_c
         time.sleep(0.05)
     assert "belongs to the champion that month's contest decides" in held.json()["detail"]
     assert client.post("/predict", json={"timestamp": "2021-03-31T22:00:00Z"}).status_code == 200
+
+
+def _candles_payload(last: str) -> list[dict[str, object]]:
+    candles = make_candles("2021-01-01", "2021-03-31 23:00")
+    window = candles.loc[candles["open_time"] <= pd.Timestamp(last)].tail(30)
+    return [{**row, "open_time": row["open_time"].isoformat()} for row in window.to_dict(orient="records")]
+
+
+def test_the_log_says_when_each_forecast_was_made_and_client_candles_never_enter_it(
+    client: TestClient, replay: ReplayResult
+) -> None:
+    _change(client, action="reset")  # sim 2021-03-10 00:00: 2021-03-09 23:00 is the newest closed hour
+    live = client.post("/predict", json={"timestamp": "2021-03-09T23:00:00Z"})
+    late = client.post("/predict", json={"timestamp": "2021-03-05T10:00:00Z"})  # its outcome is known
+    assert live.status_code == late.status_code == 200
+    # A client's own candles: from an hour not closed yet, refused; from a closed one, answered, not logged.
+    future = client.post("/predict", json={"candles": _candles_payload("2021-03-20 00:00Z")})
+    assert future.status_code == 425
+    assert "no forecast from the future" in future.json()["detail"]
+    sent = client.post("/predict", json={"candles": _candles_payload("2021-03-08 05:00Z")})
+    assert sent.status_code == 200, sent.text
+
+    deadline = time.monotonic() + 10
+    while len(logged := client.get("/predictions", params={"start": "2021-03-01T00:00:00Z"}).json()) < 2:
+        assert time.monotonic() < deadline, logged
+        time.sleep(0.05)
+    by_hour = {row["timestamp"][:16]: row for row in logged}
+    assert set(by_hour) == {"2021-03-09T23:00", "2021-03-05T10:00"}  # the sent candles are not there
+    assert by_hour["2021-03-09T23:00"]["live"] is True
+    assert by_hour["2021-03-09T23:00"]["sim_made_at"].startswith("2021-03-10T00:0")
+    assert by_hour["2021-03-05T10:00"]["live"] is False
+
+
+def test_an_answer_about_an_hour_the_model_was_trained_on_says_so(
+    client: TestClient, replay: ReplayResult
+) -> None:
+    train_end = pd.Timestamp(client.get("/model").json()["training_window"]["train_end"])
+    inside = client.post(
+        "/predict", json={"timestamp": (train_end - pd.Timedelta(hours=5)).isoformat()}
+    ).json()
+    outside = client.post(
+        "/predict", json={"timestamp": train_end.isoformat()}
+    ).json()  # forecasts an unseen hour
+    assert inside["in_sample"] is True
+    assert inside["served_live_by"] is None  # nobody forecast that hour live in this store
+    assert outside["in_sample"] is False
