@@ -453,6 +453,7 @@ def client(ctx: typer.Context) -> None:
     from btcmlops.services.hourly_client import HourlyClient
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s client %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
     settings = _settings(ctx).client
     with httpx.Client(base_url=settings.api_url, timeout=settings.timeout_s) as http:
         HourlyClient(http).run(

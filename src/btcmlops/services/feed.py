@@ -32,7 +32,7 @@ def candles_due(candles: pd.DataFrame, after: pd.Timestamp | None, closed: datet
 class MarketFeed:
     """Plays a candle file into the store at the speed of the sim clock."""
 
-    def __init__(self, store: PriceStore, candles: pd.DataFrame, *, interval_s: float = 0.2) -> None:
+    def __init__(self, store: PriceStore, candles: pd.DataFrame, *, interval_s: float = 0.01) -> None:
         self._store = store
         self._candles = candles
         self._interval_s = interval_s

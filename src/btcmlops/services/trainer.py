@@ -112,7 +112,7 @@ class TrainerService:
         else:
             self._contest.changes.sync_with_registry()  # an alias moved by hand is recorded at once
         if due < self._next:
-            self._move_hold(clock, real_now)
+            self._move_hold(clock)
             return []
         behind = (due.year - self._next.year) * 12 + due.month - self._next.month + 1
         if behind > 1:
@@ -127,10 +127,10 @@ class TrainerService:
             _log(outcome)
             outcomes.append(outcome)
             self._next = self._next.next()
-        self._move_hold(clock, real_now)
+        self._move_hold(clock)
         return outcomes
 
-    def _move_hold(self, clock: SimClock, real_now: datetime) -> None:
+    def _move_hold(self, clock: SimClock) -> None:
         """Let sim time run to the end of the next open month once the last closed one is served.
 
         The clock holds at a month's end until that month is closed here and, with
@@ -147,11 +147,17 @@ class TrainerService:
         if self._wait_for_service and champion is not None and served != champion:
             reason = f"waiting for the inference service to serve v{champion} (it serves {_version(served)})"
             if clock.hold_reason != reason:
-                self._store.update_clock(lambda current: current.with_hold(current.hold_at, reason, real_now))
+                self._store.update_clock(
+                    lambda current: current.with_hold(current.hold_at, reason, datetime.now(UTC))
+                )
             return
         reason = f"waiting for the trainer to close {self._next}"
         self._store.update_clock(
-            lambda current: current.with_hold(max(wanted, current.hold_at or wanted), reason, real_now)
+            lambda current: current.with_hold(
+                max(wanted, current.hold_at or wanted),
+                reason,
+                datetime.now(UTC),  # the re-anchor is now
+            )
         )
         logger.info("sim time may run to %s (%s)", f"{wanted:%Y-%m-%d %H:%M}", reason)
 

@@ -185,7 +185,7 @@ def create_app(
         _model_or_503(snapshot)
         if state.clock is not None:
             if hour > _forecastable(state.clock):
-                await state.refresh_candles()  # the copy of the clock may be older than the asker's
+                await state.refresh_clock()  # the copy of the clock may be older than the asker's
             clock = state.clock
             assert clock is not None
             real_now = datetime.now(UTC)

@@ -24,6 +24,7 @@ from btcmlops.store import PriceStore
 logger = logging.getLogger(__name__)
 
 _REPORT_EVERY_S = 10.0
+_CLOCK_REFRESH_S = 0.01
 
 
 class ModelRejectedError(RuntimeError):
@@ -51,6 +52,7 @@ class ServiceState:
         self._refresh_lock = asyncio.Lock()
         self._last_refresh = -math.inf
         self._reported: int | None = None
+        self._clock_read_at = -math.inf
         self._reported_at = -math.inf
 
     @property
@@ -144,6 +146,18 @@ class ServiceState:
         latest = self.snapshot.latest_hour
         start = None if latest is None else pd.Timestamp((latest + 1) * 3_600_000_000_000, tz=UTC)
         self.builder.add_candles(self.store.read_candles(start=start))
+
+    async def refresh_clock(self) -> None:
+        """Read the clock row again, at most every ``_CLOCK_REFRESH_S`` (one tiny query).
+
+        Asked when a request is too early by this copy of the clock: the hold may just have moved, and
+        at 48 sim hours a second a poll interval of staleness is a day of sim time.
+        """
+        now = time.monotonic()
+        if now - self._clock_read_at < _CLOCK_REFRESH_S:
+            return
+        self._clock_read_at = now
+        self.clock = await asyncio.to_thread(self.store.read_clock)
 
     async def refresh_candles(self, *, force: bool = False) -> None:
         """Append candles newer than the window; at most once per ``refresh_min_interval_s``."""
