@@ -67,11 +67,14 @@ class TrainerService:
         *,
         holder: str | None = None,
         wait_for_service: bool = True,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._contest = contest
         self._store = store
         self._settings = settings or TrainerSettings()
         self._wait_for_service = wait_for_service
+        self._wall_clock = wall_clock
+        """Real time now: a hold is re-anchored at the moment it is written, not when the round began."""
         self._next: Month | None = None
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}"
         self._lease_lost = threading.Event()
@@ -148,7 +151,7 @@ class TrainerService:
             reason = f"waiting for the inference service to serve v{champion} (it serves {_version(served)})"
             if clock.hold_reason != reason:
                 self._store.update_clock(
-                    lambda current: current.with_hold(current.hold_at, reason, datetime.now(UTC))
+                    lambda current: current.with_hold(current.hold_at, reason, self._wall_clock())
                 )
             return
         reason = f"waiting for the trainer to close {self._next}"
@@ -156,7 +159,7 @@ class TrainerService:
             lambda current: current.with_hold(
                 max(wanted, current.hold_at or wanted),
                 reason,
-                datetime.now(UTC),  # the re-anchor is now
+                self._wall_clock(),  # re-anchored when written, not when the round began
             )
         )
         logger.info("sim time may run to %s (%s)", f"{wanted:%Y-%m-%d %H:%M}", reason)

@@ -222,9 +222,10 @@ def test_the_clock_waits_for_each_close_and_for_the_service_to_serve_its_champio
         artifact_location=embedded_artifact_location(tmp_path / "mlflow"),
     )
     contest = Contest(settings.model, settings.contest, registry, store, store)
-    feed, trainer = MarketFeed(store, CANDLES), TrainerService(contest, store)
-    waited_for: list[str] = []
     now = REAL
+    feed = MarketFeed(store, CANDLES)
+    trainer = TrainerService(contest, store, wall_clock=lambda: now)  # time injected, not slept
+    waited_for: list[str] = []
     for _ in range(400):
         now += timedelta(seconds=24)  # a day of sim time per step, unless the clock holds
         feed.step(now)
@@ -241,7 +242,7 @@ def test_the_clock_waits_for_each_close_and_for_the_service_to_serve_its_champio
             store.write_served_version(contest.model_name, champion, now)  # the service swaps
         if clock.state(now) == "finished":
             break
-    assert clock.state(now) == "finished"
+    assert clock.state(now) == "finished", (clock, now, closed)
     assert clock.sim_now(now) == end
     assert closed == ["2021-01", "2021-02", "2021-03", "2021-04", "2021-05"]
     assert any("serve v1" in reason for reason in waited_for)  # v1 waited for before February ran
