@@ -68,6 +68,10 @@ bench: install ## Time the full replay (wall, training, MLflow share; served MAE
 bench-serve: install ## Serving benchmark with wrk (apt-get install wrk): vs mlflow models serve and a no-op ceiling
 	$(RUN) python bench/serve.py
 
+.PHONY: bench-live
+bench-live: install ## How live the live stack's forecasts are at 3 and 48 sim h/s (hours missed, lag, live share)
+	$(RUN) python bench/live.py
+
 .PHONY: serve
 serve: install ## Serve the last replay's champion on http://127.0.0.1:8000 (run `make demo` first)
 	$(RUN) btcmlops serve --replay $(OUT)
