@@ -77,9 +77,9 @@ serve: install ## Serve the last replay's champion on http://127.0.0.1:8000 (run
 	$(RUN) btcmlops serve --replay $(OUT)
 
 .PHONY: stack
-stack: install ## The live stack without Docker (honcho): mlflow server, feed, trainer, inference service, dashboard
+stack: install ## The live stack without Docker (supervisord): mlflow, api, trainer, feed, client, dashboard; restarts what dies
 	mkdir -p .btcmlops/stack
-	$(RUN) honcho -f Procfile -e stack.env start
+	$(RUN) --env-file stack.env supervisord -c deploy/stack/supervisord.conf
 
 .PHONY: screenshot
 screenshot: install ## With `make stack` running: save docs/dashboard.png (Debian's chromium)

@@ -402,7 +402,7 @@ def trainer(ctx: typer.Context) -> None:
     )
     stop = _stop_on_signals()
     delay = 1.0
-    while True:  # the MLflow server may still be starting (compose, honcho): wait for it, and say so
+    while True:  # the MLflow server may still be starting (compose, make stack): wait for it, and say so
         try:
             registry = ModelRegistry(
                 tracking_uri,

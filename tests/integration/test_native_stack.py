@@ -1,0 +1,105 @@
+"""`make stack`'s supervisor: every process started in order, and one killed with SIGKILL comes back
+while the others keep running (honcho, before, stopped all of them)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services import free_port, stop_process_group, wait_until
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+CONF = REPO / "deploy" / "stack" / "supervisord.conf"
+PROGRAMS = ("mlflow", "api", "trainer", "feed", "client", "dashboard")
+
+
+def _stack_env(tmp_path: Path) -> dict[str, str]:
+    """stack.env as `make stack` loads it, on free ports, in ``tmp_path``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("BTCMLOPS_")}
+    for line in (REPO / "stack.env").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            env[key] = value
+    mlflow, api, dashboard = free_port(), free_port(), free_port()
+    env |= {
+        "PWD": str(tmp_path),
+        "PATH": f"{Path(sys.executable).parent}:{env['PATH']}",
+        "MLFLOW_PORT": str(mlflow),
+        "BTCMLOPS_MLFLOW__TRACKING_URI": f"http://127.0.0.1:{mlflow}",
+        "BTCMLOPS_SERVE__PORT": str(api),
+        "BTCMLOPS_CLIENT__API_URL": f"http://127.0.0.1:{api}",
+        "BTCMLOPS_DASHBOARD__API_URL": f"http://127.0.0.1:{api}",
+        "BTCMLOPS_DASHBOARD__PORT": str(dashboard),
+        "BTCMLOPS_CLOCK__SPEED": "1",
+    }
+    return env
+
+
+def _pids(env: dict[str, str]) -> dict[str, int]:
+    done = subprocess.run(
+        [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(CONF), "status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    pids = {}
+    for line in done.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[1] == "RUNNING":
+            pids[parts[0]] = int(parts[3].rstrip(","))
+    return pids
+
+
+def test_the_native_stack_restarts_a_killed_process_and_keeps_the_others(tmp_path: Path) -> None:
+    env = _stack_env(tmp_path)
+    (tmp_path / ".btcmlops" / "stack").mkdir(parents=True)
+    log = (tmp_path / "stack.log").open("w")
+    stack = subprocess.Popen(
+        [sys.executable, "-m", "supervisor.supervisord", "-c", str(CONF)],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    api = f"http://127.0.0.1:{env['BTCMLOPS_SERVE__PORT']}"
+
+    def tail() -> str:
+        return (tmp_path / "stack.log").read_text()[-4000:]
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{api}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(
+            lambda: set(_pids(env)) == set(PROGRAMS), timeout_s=120, what="every program", on_timeout=tail
+        )
+        wait_until(healthy, timeout_s=120, what="the api", on_timeout=tail)
+        before = _pids(env)
+        os.kill(before["api"], signal.SIGKILL)
+        wait_until(
+            lambda: _pids(env).get("api", before["api"]) != before["api"] and healthy(),
+            timeout_s=120,
+            what="the api restarted",
+            on_timeout=tail,
+        )
+        after = _pids(env)
+        assert {name: pid for name, pid in after.items() if name != "api"} == {
+            name: pid for name, pid in before.items() if name != "api"
+        }  # nobody else was stopped
+        assert stack.poll() is None
+    finally:
+        stop_process_group(stack, timeout_s=60)
+        log.close()
