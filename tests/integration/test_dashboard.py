@@ -158,4 +158,6 @@ def test_viewer_sees_forecasts_a_new_champion_take_over_and_a_banner_when_the_ap
     banner = page.get_by_test_id("stAlert").filter(has_text="is not answering")
     expect(banner).to_be_visible(timeout=SEEN_WITHIN_MS)
     expect(banner).to_contain_text(stack.api_url)
+    expect(page.get_by_text("The chart as it was at sim time")).to_be_visible(timeout=SEEN_WITHIN_MS)
+    expect(page.locator(".js-plotly-plot").filter(visible=True)).to_be_visible()  # kept under the banner
     assert "Traceback" not in page.inner_text("body")

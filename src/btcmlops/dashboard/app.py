@@ -116,6 +116,10 @@ def _live(client: ServiceClient, settings: Settings) -> None:
             f"The inference service at {client.base_url} is not answering: {error}. "
             f"This page retries every {settings.dashboard.refresh_s:g} s."
         )
+        last = st.session_state.get("last_figure")
+        if last is not None:  # what was known stays on screen, under the banner
+            st.caption(f"The chart as it was at sim time {st.session_state.get('last_sim_time', '?')}:")
+            st.plotly_chart(last, key="forecasts-before-the-outage", width="stretch")
         return
 
     version = model["version"]
@@ -130,22 +134,23 @@ def _live(client: ServiceClient, settings: Settings) -> None:
     if window:
         st.caption(f"Champion trained through {window['trained_through']} ({window['train_rows']:,} hours).")
 
-    st.plotly_chart(forecast_figure(candles, predictions, shadow), key="forecasts", width="stretch")
+    figure = forecast_figure(candles, predictions, shadow)
+    st.session_state["last_figure"] = figure
+    st.session_state["last_sim_time"] = f"{closed:%Y-%m-%d %H:00}"
+    st.plotly_chart(figure, key="forecasts", width="stretch")
 
     if version is not None:
-        errors = st.columns(2)
-        for column, label, hours in ((errors[0], "last day", 24), (errors[1], "last week", 168)):
+        errors = st.columns(4)
+        for index, (label, hours) in enumerate((("last day", 24), ("last week", 168))):
             result = live_error(predictions, candles, version, closed, timedelta(hours=hours))
             skill = "" if result.skill is None else f"{result.skill:+.2%} skill vs naive"
-            column.metric(
+            errors[2 * index].metric(
                 f"v{version} live MAE, {label} ({result.hours} h)",
                 _money(result.model_mae),
                 skill or None,
-                help=(
-                    f"Naive MAE on the same hours: {_money(result.naive_mae)} USDT. Skill is 1 - MAE / naive "
-                    "MAE: above 0 when the champion beats next close = last close."
-                ),
+                help="Skill is 1 - MAE / naive MAE: above 0 when the champion beats next close = last close.",
             )
+            errors[2 * index + 1].metric(f"naive MAE, {label}", _money(result.naive_mae))
     st.subheader("Contest history")
     if decisions:
         st.dataframe(decision_table(decisions), hide_index=True, width="stretch")
