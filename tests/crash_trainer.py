@@ -23,8 +23,8 @@ from typing import Any
 
 from btcmlops.calendar import Month
 from btcmlops.contest import Contest, MonthOutcome
-from btcmlops.registry import ModelRegistry, resolve_tracking
-from btcmlops.services.trainer import TrainerService
+from btcmlops.registry import resolve_tracking
+from btcmlops.services.trainer import TrainerService, wait_for_registry
 from btcmlops.settings import Settings
 from btcmlops.store import PriceStore
 
@@ -90,21 +90,15 @@ def main() -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    delay = 1.0
-    while True:  # the mlflow server may be starting, or another trainer creating the experiment
-        try:
-            registry = ModelRegistry(
-                tracking_uri,
-                settings.mlflow.experiment,
-                settings.mlflow.registered_model,
-                artifact_location=artifacts,
-            )
-            break
-        except Exception as error:
-            logger.warning("MLflow at %s not ready (%s); retrying in %.0f s", tracking_uri, error, delay)
-            if stop.wait(delay):
-                return
-            delay = min(delay * 2, 30.0)
+    registry = wait_for_registry(
+        tracking_uri,
+        settings.mlflow.experiment,
+        settings.mlflow.registered_model,
+        stop,
+        artifact_location=artifacts,
+    )
+    if registry is None:
+        return
 
     def sim_now() -> datetime | None:
         clock = store.read_clock()

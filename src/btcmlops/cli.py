@@ -390,8 +390,8 @@ def feed(
 def trainer(ctx: typer.Context) -> None:
     """Close each month with the contest once sim time has passed its end (train, score, promote)."""
     from btcmlops.contest import Contest
-    from btcmlops.registry import ModelRegistry, resolve_tracking
-    from btcmlops.services.trainer import TrainerService
+    from btcmlops.registry import resolve_tracking
+    from btcmlops.services.trainer import TrainerService, wait_for_registry
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s trainer %(message)s")
     settings = _settings(ctx)
@@ -401,22 +401,15 @@ def trainer(ctx: typer.Context) -> None:
         settings.mlflow.tracking_uri, settings.home / "mlflow", settings.home / "cache"
     )
     stop = _stop_on_signals()
-    delay = 1.0
-    while True:  # the MLflow server may still be starting (compose, make stack): wait for it, and say so
-        try:
-            registry = ModelRegistry(
-                tracking_uri,
-                settings.mlflow.experiment,
-                settings.mlflow.registered_model,
-                artifact_location=artifacts,
-            )
-            break
-        except Exception as error:
-            logger = logging.getLogger(__name__)
-            logger.warning("MLflow at %s not ready (%s); retrying in %.0f s", tracking_uri, error, delay)
-            if stop.wait(delay):
-                return
-            delay = min(delay * 2, 30.0)
+    registry = wait_for_registry(
+        tracking_uri,
+        settings.mlflow.experiment,
+        settings.mlflow.registered_model,
+        stop,
+        artifact_location=artifacts,
+    )
+    if registry is None:
+        return
     service: TrainerService | None = None
 
     def fence(step: str) -> None:  # every registry step first checks that the lease is still ours

@@ -46,7 +46,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pandas as pd
 import pytest
 
 from btcmlops.calendar import Month
@@ -57,6 +56,7 @@ from btcmlops.services.trainer import LEASE_NAME
 from btcmlops.settings import ContestSettings, ModelSettings
 from btcmlops.store import PriceStore
 from factories import make_candles
+from registry_state import registry_state
 from services import CliProcess, wait_until
 
 pytestmark = pytest.mark.integration
@@ -182,46 +182,9 @@ def _wait_killed(process: CliProcess, timeout_s: float = RUN_BOUND_S) -> None:
 
 
 def _state(case: Case, tracking_uri: str) -> dict[str, Any]:
-    """Everything a user could look at afterwards: registry, decisions, audit, contest runs, served."""
+    """Everything a user could look at afterwards (see ``registry_state``), read by a fresh process."""
     registry = ModelRegistry(tracking_uri, case.name, case.name)
-    contest = Contest(MODEL, RULE, registry, case.store, case.store)
-    return {
-        "versions": [
-            (v.version, v.status, v.aliases, v.window.trained_through, v.window.data_hash)
-            for v in registry.versions()
-        ],
-        "decisions": [
-            (
-                r.eval_start,
-                r.eval_end,
-                r.champion_version,
-                r.challenger_version,
-                r.promoted,
-                round(r.champion_mae, 9),
-                round(r.challenger_mae, 9),
-                round(r.naive_mae, 9),
-                r.reason,
-            )
-            for r in case.store.list_decisions(case.name)
-        ],
-        "audit": [
-            (a.from_version, a.to_version, a.source, a.sim_time) for a in case.store.journal.audit(case.name)
-        ],
-        "runs": sorted(
-            (
-                r.month,
-                *(round(r.metrics[m], 9) if m in r.metrics else None for m in _MAES),
-                r.tags.get("decision"),
-            )
-            for r in registry.contest_runs()
-        ),
-        "months": case.closed(),
-        "problems": contest.changes.problems(),
-        "served": pd.concat(contest.served_forecasts(month) for month in SERVED).to_dict("list"),
-    }
-
-
-_MAES = ("champion_mae", "challenger_mae", "naive_mae")
+    return registry_state(Contest(MODEL, RULE, registry, case.store, case.store), case.store, SERVED)
 
 
 @dataclass(frozen=True)

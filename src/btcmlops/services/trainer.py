@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from btcmlops.calendar import Month
 from btcmlops.clock import SimClock, last_closed_hour, month_end
 from btcmlops.contest import Contest, MonthOutcome
+from btcmlops.registry import ModelRegistry
 from btcmlops.settings import TrainerSettings
 from btcmlops.store import PriceStore
 
@@ -45,6 +46,33 @@ def due_month(sim_now: datetime, newest_stored: datetime) -> Month:
     hours, and decide differently from ``btcmlops simulate`` depending on which process woke first.
     """
     return min(last_closed_month(sim_now), last_month_through(newest_stored))
+
+
+def wait_for_registry(
+    tracking_uri: str,
+    experiment: str,
+    registered_model: str,
+    stop: threading.Event,
+    *,
+    artifact_location: str | None = None,
+    max_wait_s: float = 30.0,
+) -> ModelRegistry | None:
+    """Open the registry once MLflow answers, retrying with a doubling wait; None if stopped first.
+
+    The MLflow server may still be starting (compose, `make stack`) or another trainer creating the
+    experiment: the trainer waits, and says why, instead of exiting.
+    """
+    delay = 1.0
+    while True:
+        try:
+            return ModelRegistry(
+                tracking_uri, experiment, registered_model, artifact_location=artifact_location
+            )
+        except Exception as error:
+            logger.warning("MLflow at %s not ready (%s); retrying in %.0f s", tracking_uri, error, delay)
+            if stop.wait(delay):
+                return None
+            delay = min(delay * 2, max_wait_s)
 
 
 class LeaseLostError(RuntimeError):

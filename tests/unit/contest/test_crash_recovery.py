@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 
 from btcmlops.contest import Contest, Month
@@ -24,6 +23,7 @@ from btcmlops.replay.run import FrameCandles
 from btcmlops.settings import ContestSettings, ModelSettings
 from btcmlops.store import PriceStore
 from factories import make_candles
+from registry_state import registry_state
 
 MODEL = ModelSettings(num_boost_round=15, min_data_in_leaf=20)
 RULE = ContestSettings(first_train_months=2)
@@ -33,6 +33,7 @@ CANDLES = make_candles(
 BEFORE = [Month(2021, 1), Month(2021, 2), Month(2021, 3)]
 CUT = Month(2021, 4)  # a contest the challenger wins: every step of a promotion happens in it
 AFTER = [Month(2021, 5)]
+SERVED = [Month(2021, 3), CUT, *AFTER]
 MATRIX = 19
 """Step boundaries an April close passes (a promotion and a new challenger); each is cut in turn."""
 
@@ -54,39 +55,6 @@ def _open(home: Path, cache: Path, hook: Callable[[str], None] | None = None) ->
         MODEL, RULE, registry, FrameCandles(CANDLES), store, **({"on_step": hook} if hook else {})
     )
     return contest, store
-
-
-def _state(contest: Contest, store: PriceStore) -> dict[str, Any]:
-    """Everything a user could look at afterwards: registry, decisions, audit, contest runs, served."""
-    registry = contest._registry
-    return {
-        "versions": [
-            (v.version, v.status, v.aliases, v.window.trained_through, v.window.data_hash)
-            for v in registry.versions()
-        ],
-        "decisions": [
-            (
-                r.eval_start,
-                r.champion_version,
-                r.challenger_version,
-                r.promoted,
-                round(r.champion_mae, 9),
-                round(r.challenger_mae, 9),
-                r.reason,
-            )
-            for r in store.list_decisions("crash-test-model")
-        ],
-        "audit": [
-            (a.from_version, a.to_version, a.sim_time, a.source)
-            for a in store.journal.audit("crash-test-model")
-        ],
-        "runs": sorted((r.month, round(r.metrics["challenger_mae"], 9)) for r in registry.contest_runs()),
-        "months": [e.month for e in store.journal.closed_months("crash-test-model")],
-        "served": pd.concat(contest.served_forecasts(m) for m in [Month(2021, 3), CUT, *AFTER]).to_dict(
-            "list"
-        ),
-        "problems": contest.changes.problems(),
-    }
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +81,7 @@ def reference(
     april_steps = list(steps)
     for month in AFTER:
         contest.close_month(month)
-    state = _state(contest, store)
+    state = registry_state(contest, store, SERVED)
     store.dispose()
     assert state["problems"] == []
     assert state["decisions"][0][3]  # April promotes: the richest close
@@ -165,7 +133,7 @@ def test_a_close_cut_off_at_any_step_ends_as_an_uninterrupted_run(
     restarted, store = _open(tmp_path, mlflow_cache)  # a new process: nothing carried over in memory
     for month in [CUT, *AFTER]:
         restarted.close_month(month)
-    state = _state(restarted, store)
+    state = registry_state(restarted, store, SERVED)
     store.dispose()
     assert state == expected, f"after a crash at {steps[index]}"
 
@@ -196,7 +164,7 @@ def test_a_contest_run_cut_off_between_its_mlflow_calls_is_finished_by_the_resta
     restarted, store = _open(tmp_path, mlflow_cache)
     for month in [CUT, *AFTER]:
         restarted.close_month(month)
-    state = _state(restarted, store)
+    state = registry_state(restarted, store, SERVED)
     store.dispose()
     assert state == expected
     assert {run.status for run in restarted._registry.contest_runs()} == {"FINISHED"}
