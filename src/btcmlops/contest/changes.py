@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from btcmlops.contest.invariants import registry_problems
-from btcmlops.registry import CHALLENGER, CHAMPION, ModelRegistry, VersionStatus, with_alias
+from btcmlops.registry import CHALLENGER, CHAMPION, ModelRegistry, ModelVersionInfo, VersionStatus, with_alias
 from btcmlops.store import AuditEntry, ChangeInProgressError, DecisionRow, JournalEntry, RegistryJournal
 
 logger = logging.getLogger(__name__)
@@ -217,7 +217,7 @@ class ChampionChanges:
         self._repair_statuses(versions)
         return recorded
 
-    def _repair_statuses(self, versions: list[Any]) -> None:
+    def _repair_statuses(self, versions: list[ModelVersionInfo]) -> None:
         """Status follows the aliases: champion production, challenger staging, other contested archived."""
         for info in versions:
             if CHAMPION in info.aliases:

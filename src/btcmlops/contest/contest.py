@@ -243,11 +243,7 @@ class Contest:
         rows = month_samples(build_samples(candles, self._model.feature_set), month)
         versions = {v.version: v for v in self._registry.versions()}
         close, tenure = self._served_close(rows, month, versions)
-        frames = [
-            _prediction_frame(rows.loc[tenure == version], close.loc[tenure == version], version, CHAMPION)
-            for version in pd.unique(tenure)
-        ]
-        return pd.concat(frames).sort_values("target_time", ignore_index=True)
+        return pd.concat(_served_frames(rows, close, tenure)).sort_values("target_time", ignore_index=True)
 
     @property
     def _name(self) -> str:
@@ -310,10 +306,7 @@ class Contest:
 
         served_close, tenure = self._served_close(rows, month, versions_by_number)
         plan["tenure"] = {str(v): n for v, n in _tenure_hours(tenure).items()}
-        predictions = [
-            _prediction_frame(rows.loc[tenure == v], served_close.loc[tenure == v], int(v), CHAMPION)
-            for v in pd.unique(tenure)
-        ]
+        predictions = _served_frames(rows, served_close, tenure)
         served = score(rows["actual_close"], served_close, rows["close"])
         naive = score(rows["actual_close"], rows["close"], rows["close"])
         contest: ContestRecord | None = None
@@ -579,6 +572,14 @@ class Contest:
             own = own.loc[own.index.isin(rows.index)]
             return pd.Series(forecaster.predict_close(own), index=own.index).reindex(rows.index)
         return pd.Series(forecaster.predict_close(rows), index=rows.index)
+
+
+def _served_frames(rows: pd.DataFrame, close: pd.Series, tenure: pd.Series) -> list[pd.DataFrame]:
+    """The champion's side of a month, one frame per version that served part of it."""
+    return [
+        _prediction_frame(rows.loc[tenure == version], close.loc[tenure == version], int(version), CHAMPION)
+        for version in pd.unique(tenure)
+    ]
 
 
 def _tenure_hours(tenure: pd.Series) -> dict[int, int]:

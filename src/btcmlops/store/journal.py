@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from btcmlops.store.schema import champion_audit, registry_journal, trainer_lease
+from btcmlops.store.times import aware as _aware
+from btcmlops.store.times import naive_utc as _naive_utc
 
 PENDING = "pending"
 DONE = "done"
@@ -70,16 +72,6 @@ class Lease:
     expires_at: datetime
 
 
-def _naive(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        raise ValueError(f"time {moment!r} has no time zone; pass UTC-aware times")
-    return moment.astimezone(UTC).replace(tzinfo=None)
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    return None if moment is None else moment.replace(tzinfo=UTC)
-
-
 class RegistryJournal:
     """Journal, audit and lease on the price store's database (SQLite or MySQL/MariaDB)."""
 
@@ -112,7 +104,7 @@ class RegistryJournal:
             "plan": plan,
             "actor": actor[:255],
             "reason": reason,
-            "created_at": _naive(now),
+            "created_at": _naive_utc(now),
         }
         try:
             with self._engine.begin() as connection:
@@ -136,7 +128,7 @@ class RegistryJournal:
             updated = connection.execute(
                 update(registry_journal)
                 .where(registry_journal.c.id == entry_id, registry_journal.c.state == PENDING)
-                .values(state=DONE, pending_slot=None, finished_at=_naive(now))
+                .values(state=DONE, pending_slot=None, finished_at=_naive_utc(now))
             )
             if updated.rowcount == 0:
                 return  # finished before (a retried last step): the audit rows are already there
@@ -244,7 +236,7 @@ class RegistryJournal:
             plan=dict(row["plan"]),
             actor=row["actor"],
             reason=row["reason"],
-            created_at=row["created_at"].replace(tzinfo=UTC),
+            created_at=_aware(row["created_at"]),
             finished_at=_aware(row["finished_at"]),
         )
 
@@ -262,7 +254,7 @@ class RegistryJournal:
             AuditEntry(
                 id=int(row.id),
                 registered_model=row.registered_model,
-                changed_at=row.changed_at.replace(tzinfo=UTC),
+                changed_at=_aware(row.changed_at),
                 sim_time=_aware(row.sim_time),
                 actor=row.actor,
                 from_version=row.from_version,
@@ -278,8 +270,8 @@ class RegistryJournal:
     def _audit_values(row: AuditEntry, change_id: int | None) -> dict[str, Any]:
         return {
             "registered_model": row.registered_model,
-            "changed_at": _naive(row.changed_at),
-            "sim_time": None if row.sim_time is None else _naive(row.sim_time),
+            "changed_at": _naive_utc(row.changed_at),
+            "sim_time": None if row.sim_time is None else _naive_utc(row.sim_time),
             "actor": row.actor[:255],
             "from_version": row.from_version,
             "to_version": row.to_version,
@@ -295,8 +287,8 @@ class RegistryJournal:
         The lease is taken when it is free, expired or already ``holder``'s; otherwise the current
         holder's lease is returned unchanged (the caller compares ``holder``).
         """
-        expires = _naive(now + timedelta(seconds=ttl_s))
-        naive_now = _naive(now)
+        expires = _naive_utc(now + timedelta(seconds=ttl_s))
+        naive_now = _naive_utc(now)
         with self._engine.begin() as connection:
             renewed = connection.execute(
                 update(trainer_lease)
@@ -321,9 +313,7 @@ class RegistryJournal:
                 except IntegrityError:
                     pass  # held by someone else, unexpired
             row = connection.execute(select(trainer_lease).where(trainer_lease.c.name == name)).one()
-        return Lease(
-            row.name, row.holder, row.acquired_at.replace(tzinfo=UTC), row.expires_at.replace(tzinfo=UTC)
-        )
+        return _lease_of(row)
 
     def lease(self, name: str) -> Lease | None:
         """Who holds the lease ``name`` (possibly expired), without taking it."""
@@ -331,9 +321,7 @@ class RegistryJournal:
             row = connection.execute(select(trainer_lease).where(trainer_lease.c.name == name)).first()
         if row is None:
             return None
-        return Lease(
-            row.name, row.holder, row.acquired_at.replace(tzinfo=UTC), row.expires_at.replace(tzinfo=UTC)
-        )
+        return _lease_of(row)
 
     def release_lease(self, name: str, holder: str) -> None:
         """Give the lease up at once (a clean stop), if ``holder`` still holds it."""
@@ -341,3 +329,7 @@ class RegistryJournal:
             connection.execute(
                 delete(trainer_lease).where(trainer_lease.c.name == name, trainer_lease.c.holder == holder)
             )
+
+
+def _lease_of(row: Any) -> Lease:
+    return Lease(row.name, row.holder, _aware(row.acquired_at), _aware(row.expires_at))

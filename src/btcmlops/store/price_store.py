@@ -27,6 +27,8 @@ from btcmlops.clock import SimClock
 from btcmlops.store.journal import RegistryJournal
 from btcmlops.store.schema import candles as candles_table
 from btcmlops.store.schema import contest_decisions, prediction_log, serving_status, sim_clock
+from btcmlops.store.times import aware as _aware
+from btcmlops.store.times import naive_utc as _naive_utc
 
 CANDLE_VALUES = ("open", "high", "low", "close", "volume")
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -85,21 +87,6 @@ class DecisionRow:
 
 class DecisionConflictError(ValueError):
     """A different decision is already recorded for the same registered model and shadow month."""
-
-
-def _naive_utc(moment: datetime | pd.Timestamp) -> datetime:
-    """Convert to the database's naive UTC; refuse a naive input rather than guess its zone."""
-    if type(moment) is datetime and moment.tzinfo is not None:  # the common case, without pandas
-        return moment.astimezone(UTC).replace(tzinfo=None)
-    stamp = pd.Timestamp(moment)
-    if stamp.tzinfo is None:
-        raise ValueError(f"timestamp {moment!r} has no time zone; pass UTC-aware times")
-    converted: datetime = stamp.tz_convert(UTC).tz_localize(None).to_pydatetime()
-    return converted
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC)
 
 
 def _json_object(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -386,7 +373,7 @@ class PriceStore:
                 last_close=row.last_close,
                 model_version=row.model_version,
                 served_at=_aware(row.served_at),
-                sim_made_at=None if row.sim_made_at is None else _aware(row.sim_made_at),
+                sim_made_at=_aware(row.sim_made_at),
             )
             for row in rows
         ]
@@ -454,9 +441,9 @@ def _clock_of(row: Any) -> SimClock:
         real_anchor=_aware(row.real_anchor),
         speed=float(row.speed),
         paused=bool(row.paused),
-        hold_at=None if row.hold_at is None else _aware(row.hold_at),
+        hold_at=_aware(row.hold_at),
         hold_reason=row.hold_reason or "",
-        end_at=None if row.end_at is None else _aware(row.end_at),
+        end_at=_aware(row.end_at),
     )
 
 
