@@ -286,20 +286,24 @@ def clock_reset(
     ctx: typer.Context,
     speed: Annotated[float | None, typer.Option(help="Sim hours per real second (default: setting).")] = None,
     paused: Annotated[bool, typer.Option(help="Start paused.")] = False,
+    start: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M"], help="Sim start, UTC (default: setting)."),
+    ] = None,
 ) -> None:
-    """Start the clock again at BTCMLOPS_CLOCK__START."""
-    from btcmlops.clock import start_clock
+    """Start the clock again at BTCMLOPS_CLOCK__START (or --start)."""
+    from btcmlops.clock import reset_clock
 
     settings = _settings(ctx)
     store = _open_store(settings)
     try:
         current = store.read_clock()
-        clock = start_clock(
-            settings.clock.start,
-            speed or settings.clock.speed,
+        clock = reset_clock(
+            settings.clock,
             datetime.now(UTC),
+            start=start,
+            speed=speed,
             paused=paused,
-            hold=True,
             end_at=current.end_at if current else None,
         )
         store.write_clock(clock)
@@ -370,11 +374,9 @@ def feed(
     store = _open_store(settings)
     end_at = (candles["open_time"].iloc[-1] + pd.Timedelta(hours=1)).to_pydatetime()
     if start_clock and store.read_clock() is None:
-        from btcmlops.clock import start_clock as new_clock
+        from btcmlops.clock import reset_clock
 
-        clock = new_clock(
-            settings.clock.start, settings.clock.speed, datetime.now(UTC), hold=True, end_at=end_at
-        )
+        clock = reset_clock(settings.clock, datetime.now(UTC), end_at=end_at)
         store.write_clock(clock)
         logging.getLogger(__name__).info(
             "started the sim clock at %s (%s)", settings.clock.start, clock.hold_reason

@@ -11,15 +11,27 @@ closed yet, so the live stack keeps the replay's schedule at any speed. While it
 last hour has closed (the feed writes it, the trainer scores it) but no forecast may be made from it
 yet: that forecast belongs to the champion the close decides. ``end_at`` is the close of the data's
 last hour: there the replay is finished.
+
+A **paced** clock also waits for the forecasts: ``forecast_due`` is the oldest hour whose forecast has
+not been made yet, and sim time stays short of the close of the hour that forecast is for, so every
+hour's forecast is made live (before its target hour closes) however fast the clock runs. The
+inference service moves it on as it answers; the trainer starts it when it releases the first hold.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from btcmlops.settings import ClockSettings
 
 ClockState = Literal["running", "paused", "holding", "finished"]
+
+HOUR = timedelta(hours=1)
+_LIVE_MARGIN = timedelta(seconds=1)
+"""How far short of the target hour's close a paced clock stops: a forecast made then is still live."""
 
 
 @dataclass(frozen=True)
@@ -37,18 +49,36 @@ class SimClock:
     """What the clock waits for at ``hold_at``, in words."""
     end_at: datetime | None = None
     """The close of the data's last hour: the replay is finished there."""
+    paced: bool = False
+    """Wait for each hour's forecast (``forecast_due``) as well as for the contest."""
+    forecast_due: datetime | None = None
+    """The oldest hour whose forecast is not made yet (None: not pacing yet, no champion serves)."""
+
+    @property
+    def pace_at(self) -> datetime | None:
+        """Sim time a paced clock may not pass until the forecast from ``forecast_due`` is made."""
+        if not self.paced or self.forecast_due is None:
+            return None
+        return self.forecast_due + 2 * HOUR - _LIVE_MARGIN
 
     def sim_now(self, real_now: datetime) -> datetime:
-        """Sim time at real time ``real_now`` (never past the hold or the end)."""
+        """Sim time at real time ``real_now`` (never past the hold, the pace or the end)."""
         if self.paused:
             now = self.sim_anchor
         else:
             elapsed = (real_now - self.real_anchor).total_seconds()
             now = self.sim_anchor + timedelta(hours=elapsed * self.speed)
-        for limit in (self.hold_at, self.end_at):
+        for limit in (self.hold_at, self.pace_at, self.end_at):
             if limit is not None and now > limit:
                 now = max(limit, self.sim_anchor)
         return now
+
+    def _at_hold(self, now: datetime) -> bool:
+        return self.hold_at is not None and now >= self.hold_at
+
+    def _at_pace(self, now: datetime) -> bool:
+        pace_at = self.pace_at
+        return pace_at is not None and now >= pace_at
 
     def state(self, real_now: datetime) -> ClockState:
         """``finished``, ``paused``, ``holding`` or ``running``."""
@@ -58,9 +88,19 @@ class SimClock:
             return "finished"  # the data is over and its last month is closed
         if self.paused:
             return "paused"
-        if self.hold_at is not None and now >= self.hold_at:
+        if self._at_hold(now) or self._at_pace(now):
             return "holding"
         return "running"
+
+    def holding_for(self, real_now: datetime) -> str | None:
+        """What a holding clock waits for, in words (None when it is not holding)."""
+        if self.state(real_now) != "holding":
+            return None
+        now = self.sim_now(real_now)
+        if self._at_hold(now):
+            return self.hold_reason or "holding"
+        assert self.forecast_due is not None
+        return f"waiting for the forecast from {self.forecast_due:%Y-%m-%d %H:00} (the hourly client asks it)"
 
     def last_forecastable_hour(self, real_now: datetime) -> datetime:
         """The newest hour one may forecast from: the last closed one, except while holding.
@@ -68,15 +108,44 @@ class SimClock:
         At a hold the month's last hour has closed, but the forecast from it is the first of the next
         month and belongs to the champion the month's close decides, as in ``btcmlops simulate``.
         """
-        closed = last_closed_hour(self.sim_now(real_now))
-        if self.state(real_now) == "holding":
-            return closed - timedelta(hours=1)
+        now = self.sim_now(real_now)
+        closed = last_closed_hour(now)
+        if self.state(real_now) == "holding" and self._at_hold(now):
+            return closed - HOUR
         return closed
 
     def with_hold(self, hold_at: datetime | None, reason: str, real_now: datetime) -> SimClock:
-        """Hold at ``hold_at`` from now on, without moving sim time (a reached hold is released)."""
+        """Hold at ``hold_at`` from now on, without moving sim time (a reached hold is released).
+
+        A paced clock starts pacing when its first hold is released: the month's last hour is the
+        first whose forecast a champion makes, and from then on no hour goes without one.
+        """
+        due = self.forecast_due
+        if (
+            self.paced
+            and due is None
+            and self.hold_at is not None
+            and (hold_at is None or hold_at > self.hold_at)
+        ):
+            due = self.hold_at - HOUR
         return replace(
-            self, sim_anchor=self.sim_now(real_now), real_anchor=real_now, hold_at=hold_at, hold_reason=reason
+            self,
+            sim_anchor=self.sim_now(real_now),
+            real_anchor=real_now,
+            hold_at=hold_at,
+            hold_reason=reason,
+            forecast_due=due,
+        )
+
+    def with_forecast_made(self, hour: datetime, real_now: datetime) -> SimClock:
+        """The forecast from ``hour`` is made: a paced clock may run to the next hour's deadline.
+
+        Unchanged (the same object) when it moves nothing: not paced, or an hour already passed.
+        """
+        if not self.paced or self.forecast_due is None or hour < self.forecast_due:
+            return self
+        return replace(
+            self, sim_anchor=self.sim_now(real_now), real_anchor=real_now, forecast_due=hour + HOUR
         )
 
     def with_end(self, end_at: datetime | None) -> SimClock:
@@ -104,11 +173,13 @@ def start_clock(
     paused: bool = False,
     hold: bool = False,
     end_at: datetime | None = None,
+    paced: bool = False,
 ) -> SimClock:
     """A clock that reads ``sim_start`` at ``real_now`` (also what a reset does).
 
     With ``hold`` it holds at the end of the month it starts in, until the trainer has closed that
-    month: nothing runs ahead of a stack that is not ready yet.
+    month: nothing runs ahead of a stack that is not ready yet. A ``paced`` clock also waits for every
+    hour's forecast once its first hold is released (see ``SimClock.with_hold``).
     """
     if speed <= 0:
         raise ValueError(f"speed must be positive (sim hours per real second), got {speed}")
@@ -124,6 +195,28 @@ def start_clock(
         hold_at=hold_at,
         hold_reason=reason,
         end_at=end_at,
+        paced=paced,
+    )
+
+
+def reset_clock(
+    settings: ClockSettings,
+    real_now: datetime,
+    *,
+    start: datetime | None = None,
+    speed: float | None = None,
+    paused: bool = False,
+    end_at: datetime | None = None,
+) -> SimClock:
+    """The clock a reset writes: at ``start`` (default: the setting), holding for its month's contest."""
+    return start_clock(
+        start or settings.start,
+        speed or settings.speed,
+        real_now,
+        paused=paused,
+        hold=True,
+        end_at=end_at,
+        paced=settings.paced,
     )
 
 
@@ -136,4 +229,4 @@ def month_end(moment: datetime) -> datetime:
 def last_closed_hour(sim_now: datetime) -> datetime:
     """The open time of the newest candle that has closed at ``sim_now``."""
     floored = sim_now.replace(minute=0, second=0, microsecond=0)
-    return floored - timedelta(hours=1)
+    return floored - HOUR

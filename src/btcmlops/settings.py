@@ -167,6 +167,14 @@ class ClockSettings(BaseModel):
             "month's close decided (off: only until the trainer has closed it)."
         ),
     )
+    paced: bool = Field(
+        default=True,
+        description=(
+            "After a reset, also hold the clock until the forecast from each closed hour is made (the "
+            "stack's hourly client asks it), so every hour has a live forecast at any speed; off: the clock "
+            "runs on whether anyone asks or not."
+        ),
+    )
 
 
 class S3Settings(BaseModel):

@@ -5,7 +5,8 @@ the inference service for the forecast from each hour, in order, as soon as ``GE
 hour may be asked (it has closed, and the clock is not holding it for its month's contest). An hour
 the service cannot answer yet (its candle not written yet: 404; the clock holding: 425; no champion
 yet: 503) is asked again on the next round, never skipped, so the live log has a forecast for every
-hour, made live, and the dashboard only draws it.
+hour, made live, and the dashboard only draws it. A paced clock waits for these forecasts (see
+``btcmlops.clock``), so the client sets the pace and is never left behind.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ class HourlyClient:
         if clock.status_code != 200:
             return 0
         newest = datetime.fromisoformat(clock.json()["last_forecastable_hour"])
+        due = clock.json().get("forecast_due")
+        if due is not None and self.next_hour is not None and datetime.fromisoformat(due) < self.next_hour:
+            # The paced clock waits for an hour this client thought done (an answer whose record was
+            # lost, a clock reset back in time): ask it again, and every hour after it.
+            logger.info("the clock waits for the forecast from %s: asking from there", due)
+            self.next_hour = datetime.fromisoformat(due)
         if self.next_hour is None:
             self.next_hour = self._first_hour(newest)
             if self.next_hour is None:
@@ -93,11 +100,15 @@ class HourlyClient:
         log_every_s: float = 10.0,
         on_round: Callable[[], None] | None = None,
     ) -> None:
-        """Step every ``interval_s`` until ``stop`` is set; a failed round (the API down) is retried."""
+        """Step until ``stop`` is set, waiting ``interval_s`` after a round with nothing to ask.
+
+        A failed round (the API down) is retried.
+        """
         last_log = time.monotonic()
         while not stop.is_set():
+            answered = 0
             try:
-                self.step()
+                answered = self.step()
             except (httpx.HTTPError, ValueError, KeyError) as error:
                 logger.warning("the inference service did not answer (%s); retrying", error)
                 stop.wait(1.0)
@@ -111,4 +122,5 @@ class HourlyClient:
                 last_log = time.monotonic()
             if on_round is not None:
                 on_round()
-            stop.wait(interval_s)
+            if not answered:  # a round that answered looks again at once: a paced clock waits on it
+                stop.wait(interval_s)

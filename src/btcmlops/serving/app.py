@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from btcmlops.clock import SimClock, last_closed_hour, start_clock
+from btcmlops.clock import SimClock, last_closed_hour, reset_clock
 from btcmlops.contest.changes import ChampionChanges, ChangeRefusedError
 from btcmlops.data.rules import candle_problems
 from btcmlops.features import build_features, get_feature_set
@@ -219,7 +219,9 @@ def create_app(
             )
         if not snapshot.valid[index]:
             raise ApiError(422, _why_no_window(snapshot, index, window))
-        return _serve(snapshot, hour, float(snapshot.predicted[index]), float(snapshot.closes[index]))
+        answer = _serve(snapshot, hour, float(snapshot.predicted[index]), float(snapshot.closes[index]))
+        await state.forecast_made(answer.timestamp)
+        return answer
 
     def _by_candles(candles: list[CandleIn]) -> PredictionPublic:
         snapshot = state.snapshot
@@ -316,7 +318,8 @@ def create_app(
             speed=clock.speed,
             paused=clock.paused,
             state=current_state,
-            holding_for=clock.hold_reason if current_state == "holding" else None,
+            holding_for=clock.holding_for(real_now),
+            forecast_due=clock.forecast_due if clock.paced else None,
             hold_at=clock.hold_at,
             end_at=clock.end_at,
         )
@@ -348,11 +351,11 @@ def create_app(
         now = datetime.now(UTC)
         if change.action == "reset":
             current = store.read_clock()
-            updated: SimClock | None = start_clock(
-                settings.clock.start,
-                change.speed or settings.clock.speed,
+            updated: SimClock | None = reset_clock(
+                settings.clock,
                 now,
-                hold=True,
+                start=change.start,
+                speed=change.speed,
                 end_at=current.end_at if current else None,
             )
             assert updated is not None

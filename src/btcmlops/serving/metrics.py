@@ -33,6 +33,11 @@ class ServiceMetrics:
             "btcmlops_model_swap_failures", "Failed registry checks or model loads.", registry=self.registry
         )
         self.predictions = Counter("btcmlops_predictions", "Forecasts served.", registry=self.registry)
+        self.rebuilds = Counter(
+            "btcmlops_snapshot_rebuilds",
+            "Times the candles in memory were built again for a late or corrected candle.",
+            registry=self.registry,
+        )
         age = Gauge(
             "btcmlops_registry_check_age_seconds",
             "Seconds since the registry last answered (-1: never).",

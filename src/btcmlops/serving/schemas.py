@@ -206,12 +206,20 @@ class ClockPublic(BaseModel):
     paused: bool
     state: Literal["running", "paused", "holding", "finished"] = Field(
         description=(
-            "holding: at a month's end until the month's contest is closed and served; "
+            "holding: at a month's end until the month's contest is closed and served, or (paced) until "
+            "the forecast from forecast_due is made; "
             "finished: at the end of the data."
         )
     )
     holding_for: str | None = Field(description="What the clock waits for, while it holds.")
     hold_at: datetime | None = Field(description="Sim time the clock may not pass yet.")
+    forecast_due: datetime | None = Field(
+        default=None,
+        description=(
+            "A paced clock's oldest hour without its forecast: sim time stays short of the close of the "
+            "hour that forecast is for, so every forecast is made live."
+        ),
+    )
     end_at: datetime | None = Field(description="The close of the data's last hour: the replay ends there.")
 
 
@@ -220,6 +228,11 @@ class ClockChange(BaseModel):
 
     action: Literal["speed", "pause", "resume", "reset"] = Field(examples=["speed"])
     speed: float | None = Field(default=None, gt=0, description="For 'speed' (and optionally 'reset').")
+    start: AwareDatetime | None = Field(
+        default=None,
+        description="For 'reset': the sim time to start from (default: the configured start).",
+        examples=["2024-01-01T00:00:00Z"],
+    )
 
 
 PredictionRequest.model_rebuild()

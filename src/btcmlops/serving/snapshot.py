@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -13,6 +13,7 @@ import pandas as pd
 from btcmlops.features import build_features, get_feature_set, log_return_to_close
 from btcmlops.model import Forecaster
 from btcmlops.registry import ModelVersionInfo
+from btcmlops.store import CANDLE_VALUES
 
 _NS_PER_HOUR = 3_600_000_000_000
 
@@ -55,6 +56,26 @@ class Snapshot:
     feature_set: str
     tail: pd.DataFrame
     """The last candles in full (OHLCV): the history the features of the next candles need."""
+    values: npt.NDArray[np.float64] = field(default_factory=lambda: np.empty((0, len(CANDLE_VALUES))))
+    """Every candle's OHLCV as read: a late or corrected candle in the store is told apart by it."""
+
+    def differs(self, candles: pd.DataFrame) -> bool:
+        """Whether any of ``candles`` at or before the newest hour in memory is missing or different here.
+
+        Such a candle came late (a gap filled) or was corrected: the snapshot must be built again.
+        """
+        if candles.empty or self.latest_hour is None:
+            return False
+        hours = candles["open_time"].to_numpy(dtype="datetime64[ns]").astype(np.int64) // _NS_PER_HOUR
+        known = hours <= self.latest_hour
+        positions = np.searchsorted(self.hours, hours[known])
+        inside = positions < len(self.hours)
+        found = np.zeros(len(positions), dtype=bool)
+        found[inside] = self.hours[positions[inside]] == hours[known][inside]
+        if not found.all():
+            return True
+        stored = candles.loc[known, list(CANDLE_VALUES)].to_numpy(dtype=np.float64)
+        return not np.array_equal(self.values[positions], stored)
 
     def index_of(self, hour: int) -> int | None:
         """Row of ``hour`` in the window, or None if that candle is not in memory."""
@@ -78,7 +99,7 @@ def _empty(feature_set: str) -> Snapshot:
         predicted=np.empty(0),
         model=None,
         feature_set=feature_set,
-        tail=pd.DataFrame(columns=["open_time", "open", "high", "low", "close", "volume"]),
+        tail=pd.DataFrame(columns=["open_time", *CANDLE_VALUES]),
     )
 
 
@@ -106,6 +127,39 @@ def shadow_forecasts(
     )
 
 
+def _appended(old: Snapshot, candles: pd.DataFrame, window_hours: int) -> Snapshot:
+    """``old`` with the candles newer than its newest hour; features and forecasts only for those."""
+    if candles.empty:
+        return old
+    new_hours = candles["open_time"].to_numpy(dtype="datetime64[ns]").astype(np.int64) // _NS_PER_HOUR
+    keep = new_hours > (old.latest_hour if old.latest_hour is not None else -1)
+    candles, new_hours = candles.loc[keep], new_hours[keep]
+    if candles.empty:
+        return old
+    # Trailing windows: the last window_hours - 1 old candles are all the history the new rows need.
+    history = window_hours - 1
+    joined = pd.concat([old.tail, candles], ignore_index=True) if len(old.tail) else candles
+    joined = joined.reset_index(drop=True)
+    built = build_features(joined, old.feature_set)
+    rows = built.reindex(pd.DatetimeIndex(candles["open_time"]))
+    spec = get_feature_set(old.feature_set)
+    features = rows.loc[:, list(spec.columns)].to_numpy(dtype=np.float64)
+    valid = ~np.isnan(features).any(axis=1)
+    features = np.nan_to_num(features)
+    closes = candles["close"].to_numpy(dtype=np.float64)
+    return Snapshot(
+        hours=np.concatenate([old.hours, new_hours]),
+        closes=np.concatenate([old.closes, closes]),
+        features=np.concatenate([old.features, features]),
+        valid=np.concatenate([old.valid, valid]),
+        predicted=np.concatenate([old.predicted, _predict(old.model, features, valid, closes)]),
+        model=old.model,
+        feature_set=old.feature_set,
+        tail=joined.iloc[-history:].reset_index(drop=True),
+        values=np.concatenate([old.values, candles.loc[:, list(CANDLE_VALUES)].to_numpy(dtype=np.float64)]),
+    )
+
+
 class SnapshotBuilder:
     """Builds snapshots from new candles or a new model; one build at a time, readers never wait."""
 
@@ -117,36 +171,18 @@ class SnapshotBuilder:
     def add_candles(self, candles: pd.DataFrame) -> Snapshot:
         """Append candles newer than the window; features and forecasts only for the new rows."""
         with self._lock:
-            old = self.current
-            if candles.empty:
-                return old
-            new_hours = candles["open_time"].to_numpy(dtype="datetime64[ns]").astype(np.int64) // _NS_PER_HOUR
-            keep = new_hours > (old.latest_hour if old.latest_hour is not None else -1)
-            candles, new_hours = candles.loc[keep], new_hours[keep]
-            if candles.empty:
-                return old
-            # Trailing windows: the last window_hours - 1 old candles are all the history the new rows need.
-            history = self._spec.window_hours - 1
-            joined = pd.concat([old.tail, candles], ignore_index=True) if len(old.tail) else candles
-            joined = joined.reset_index(drop=True)
-            built = build_features(joined, self._spec.name)
-            rows = built.reindex(pd.DatetimeIndex(candles["open_time"]))
-            features = rows.loc[:, list(self._spec.columns)].to_numpy(dtype=np.float64)
-            valid = ~np.isnan(features).any(axis=1)
-            features = np.nan_to_num(features)
-            closes = candles["close"].to_numpy(dtype=np.float64)
-            snapshot = Snapshot(
-                hours=np.concatenate([old.hours, new_hours]),
-                closes=np.concatenate([old.closes, closes]),
-                features=np.concatenate([old.features, features]),
-                valid=np.concatenate([old.valid, valid]),
-                predicted=np.concatenate([old.predicted, _predict(old.model, features, valid, closes)]),
-                model=old.model,
-                feature_set=old.feature_set,
-                tail=joined.iloc[-history:].reset_index(drop=True),
-            )
-            self.current = snapshot
-            return snapshot
+            self.current = _appended(self.current, candles, self._spec.window_hours)
+            return self.current
+
+    def rebuild(self, candles: pd.DataFrame) -> Snapshot:
+        """Build the window again from ``candles`` (all of them), with the model that serves now.
+
+        For a late or corrected candle: every row after it may have other features, so nothing is kept.
+        """
+        with self._lock:
+            empty = replace(_empty(self.current.feature_set), model=self.current.model)
+            self.current = _appended(empty, candles, self._spec.window_hours)
+            return self.current
 
     def use_model(self, model: ServedModel) -> Snapshot:
         """Forecast every hour in memory with ``model`` and make it the served one."""
@@ -161,6 +197,7 @@ class SnapshotBuilder:
                 model=model,
                 feature_set=old.feature_set,
                 tail=old.tail,
+                values=old.values,
             )
             self.current = snapshot
             return snapshot

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import math
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 
 _REPORT_EVERY_S = 10.0
 _CLOCK_REFRESH_S = 0.01
+_WRITE_OVERLAP = timedelta(seconds=10)
+"""How far before the newest candle write seen the next look for late candles starts (writes still
+committing, clocks of other machines a little off)."""
 
 
 class ModelRejectedError(RuntimeError):
@@ -54,6 +57,7 @@ class ServiceState:
         self._reported: int | None = None
         self._clock_read_at = -math.inf
         self._reported_at = -math.inf
+        self._written_since = datetime.now(UTC) - _WRITE_OVERLAP
 
     @property
     def snapshot(self) -> Snapshot:
@@ -136,6 +140,8 @@ class ServiceState:
                 logger.warning("challenger check failed: %s", error)
             try:
                 await self.refresh_candles(force=True)
+                async with self._refresh_lock:
+                    await asyncio.to_thread(self.take_late_candles)
             except Exception as error:
                 logger.warning("candle refresh failed: %s", error)
             await asyncio.sleep(delay)
@@ -146,6 +152,22 @@ class ServiceState:
         latest = self.snapshot.latest_hour
         start = None if latest is None else pd.Timestamp((latest + 1) * 3_600_000_000_000, tz=UTC)
         self.builder.add_candles(self.store.read_candles(start=start))
+
+    def take_late_candles(self) -> bool:
+        """Build the snapshot again if a candle came late or was corrected; True if it was.
+
+        New hours arrive by ``refresh_candles``; this looks at everything written since the last look,
+        so a gap filled later or a candle corrected in the store is served, not only after a restart.
+        """
+        written, newest = self.store.read_candles_written(self._written_since)
+        if newest is not None:
+            self._written_since = max(self._written_since, newest - _WRITE_OVERLAP)
+        if not self.snapshot.differs(written):
+            return False
+        self.builder.rebuild(self.store.read_candles())
+        self.metrics.rebuilds.inc()
+        logger.info("a late or corrected candle in the store: the snapshot was built again")
+        return True
 
     async def refresh_clock(self) -> None:
         """Read the clock row again, at most every ``_CLOCK_REFRESH_S`` (one tiny query).
@@ -158,6 +180,25 @@ class ServiceState:
             return
         self._clock_read_at = now
         self.clock = await asyncio.to_thread(self.store.read_clock)
+
+    async def forecast_made(self, hour: datetime) -> None:
+        """Tell a paced clock that the forecast from ``hour`` is made, so it may run on.
+
+        Decided on the clock row itself (under its lock), not on this copy, which may be older: a
+        missed move would hold the clock for good. A store that cannot be reached only holds the clock.
+        """
+        clock = self.clock
+        if clock is None or not clock.paced or (clock.forecast_due is not None and hour < clock.forecast_due):
+            return
+        try:
+            moved = await asyncio.to_thread(
+                self.store.update_clock, lambda current: current.with_forecast_made(hour, datetime.now(UTC))
+            )
+        except Exception as error:
+            logger.warning("could not move the paced clock past %s: %s", hour, error)
+            return
+        if moved is not None:
+            self.clock = moved
 
     async def refresh_candles(self, *, force: bool = False) -> None:
         """Append candles newer than the window; at most once per ``refresh_min_interval_s``."""

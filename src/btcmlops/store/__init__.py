@@ -6,6 +6,7 @@ any database to the newest one, so a fresh SQLite file and a production MySQL ar
 
 from btcmlops.store.journal import AuditEntry, ChangeInProgressError, JournalEntry, Lease, RegistryJournal
 from btcmlops.store.price_store import (
+    CANDLE_VALUES,
     DecisionConflictError,
     DecisionRow,
     LoggedPrediction,
@@ -14,6 +15,7 @@ from btcmlops.store.price_store import (
 )
 
 __all__ = [
+    "CANDLE_VALUES",
     "AuditEntry",
     "ChangeInProgressError",
     "DecisionConflictError",

@@ -31,6 +31,8 @@ from btcmlops.store.times import aware as _aware
 from btcmlops.store.times import naive_utc as _naive_utc
 
 CANDLE_VALUES = ("open", "high", "low", "close", "volume")
+"""The numbers of a candle (OHLCV), without its time."""
+
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _MAX_MODEL_NAME = 255
 
@@ -162,17 +164,18 @@ class PriceStore:
         times, values = self._checked_rows(candles)
         incoming = dict(zip(times, values, strict=True))
         with self._engine.begin() as connection:
-            query = select(candles_table).where(
+            query = select(*_CANDLE_ROW).where(
                 candles_table.c.open_time >= min(times), candles_table.c.open_time <= max(times)
             )
             existing = {row[0]: tuple(row[1:]) for row in connection.execute(query)}
+            written_at = _naive_utc(datetime.now(UTC))
             new = [
-                {"open_time": time, **dict(zip(CANDLE_VALUES, row, strict=True))}
+                {"open_time": time, **dict(zip(CANDLE_VALUES, row, strict=True)), "written_at": written_at}
                 for time, row in incoming.items()
                 if time not in existing
             ]
             changed = [
-                {"open_time": time, **dict(zip(CANDLE_VALUES, row, strict=True))}
+                {"open_time": time, **dict(zip(CANDLE_VALUES, row, strict=True)), "written_at": written_at}
                 for time, row in incoming.items()
                 if time in existing and existing[time] != row
             ]
@@ -210,28 +213,43 @@ class PriceStore:
         if self._engine.dialect.name in ("mysql", "mariadb"):
             statement = mysql.insert(candles_table)
             return statement.on_duplicate_key_update(
-                {name: statement.inserted[name] for name in CANDLE_VALUES}
+                {name: statement.inserted[name] for name in (*CANDLE_VALUES, "written_at")}
             )
         if self._engine.dialect.name == "sqlite":
             lite = sqlite.insert(candles_table)
             return lite.on_conflict_do_update(
                 index_elements=[candles_table.c.open_time],
-                set_={name: lite.excluded[name] for name in CANDLE_VALUES},
+                set_={name: lite.excluded[name] for name in (*CANDLE_VALUES, "written_at")},
             )
         raise NotImplementedError(f"no upsert for {self._engine.dialect.name}; use SQLite or MySQL/MariaDB")
 
     def read_candles(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
         """Return candles with ``start <= open_time <= end`` (either bound optional) in canonical form."""
-        query = select(candles_table).order_by(candles_table.c.open_time)
+        query = select(*_CANDLE_ROW).order_by(candles_table.c.open_time)
         if start is not None:
             query = query.where(candles_table.c.open_time >= _naive_utc(start))
         if end is not None:
             query = query.where(candles_table.c.open_time <= _naive_utc(end))
         with self._engine.connect() as connection:
             rows = connection.execute(query).all()
-        frame = pd.DataFrame(rows, columns=["open_time", *CANDLE_VALUES])
-        frame["open_time"] = pd.DatetimeIndex(frame["open_time"]).tz_localize(UTC).as_unit("ns")
-        return frame.astype(dict.fromkeys(CANDLE_VALUES, "float64"))
+        return _candle_frame(rows)
+
+    def read_candles_written(self, since: datetime) -> tuple[pd.DataFrame, datetime | None]:
+        """Candles written (inserted or changed) at or after real time ``since``, and the newest write.
+
+        How a reader that keeps candles in memory learns of a late candle (a gap filled) or a corrected
+        one; it reads again from a little before the newest write it saw, as a write that was still
+        committing may carry an earlier time.
+        """
+        query = (
+            select(*_CANDLE_ROW, candles_table.c.written_at)
+            .where(candles_table.c.written_at >= _naive_utc(since))
+            .order_by(candles_table.c.open_time)
+        )
+        with self._engine.connect() as connection:
+            rows = connection.execute(query).all()
+        newest = max((row.written_at for row in rows), default=None)
+        return _candle_frame([row[:-1] for row in rows]), None if newest is None else _aware(newest)
 
     def earliest_candle_time(self) -> datetime | None:
         """Open time of the oldest stored candle (tz-aware UTC), or None if there is none."""
@@ -404,8 +422,12 @@ class PriceStore:
             row = connection.execute(select(sim_clock).where(sim_clock.c.id == 1).with_for_update()).first()
             if row is None:
                 return None
-            updated = change(_clock_of(row))
-            connection.execute(sim_clock.update().where(sim_clock.c.id == 1).values(_clock_values(updated)))
+            current = _clock_of(row)
+            updated = change(current)
+            if updated is not current:  # a change that moves nothing writes nothing
+                connection.execute(
+                    sim_clock.update().where(sim_clock.c.id == 1).values(_clock_values(updated))
+                )
         return updated
 
     # -- what the inference service serves ------------------------------------------------------------
@@ -435,6 +457,16 @@ class PriceStore:
         return None if found is None else int(found)
 
 
+_CANDLE_ROW = (candles_table.c.open_time, *(candles_table.c[name] for name in CANDLE_VALUES))
+
+
+def _candle_frame(rows: Any) -> pd.DataFrame:
+    """Candles in canonical form from rows of ``_CANDLE_ROW``."""
+    frame = pd.DataFrame(rows, columns=["open_time", *CANDLE_VALUES])
+    frame["open_time"] = pd.DatetimeIndex(frame["open_time"]).tz_localize(UTC).as_unit("ns")
+    return frame.astype(dict.fromkeys(CANDLE_VALUES, "float64"))
+
+
 def _clock_of(row: Any) -> SimClock:
     return SimClock(
         sim_anchor=_aware(row.sim_anchor),
@@ -444,6 +476,8 @@ def _clock_of(row: Any) -> SimClock:
         hold_at=_aware(row.hold_at),
         hold_reason=row.hold_reason or "",
         end_at=_aware(row.end_at),
+        paced=bool(row.paced),
+        forecast_due=_aware(row.forecast_due),
     )
 
 
@@ -456,4 +490,6 @@ def _clock_values(clock: SimClock) -> dict[str, Any]:
         "hold_at": None if clock.hold_at is None else _naive_utc(clock.hold_at),
         "hold_reason": clock.hold_reason[:255],
         "end_at": None if clock.end_at is None else _naive_utc(clock.end_at),
+        "paced": clock.paced,
+        "forecast_due": None if clock.forecast_due is None else _naive_utc(clock.forecast_due),
     }

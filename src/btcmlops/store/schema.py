@@ -21,6 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.dialects import mysql
+from sqlalchemy.sql.expression import false
 
 VERSION_TABLE = "btcmlops_alembic_version"
 """Alembic's bookkeeping table, named apart from ``alembic_version`` so the store can share a database
@@ -40,6 +41,7 @@ candles = Table(
     Column("low", Float(precision=53), nullable=False),
     Column("close", Float(precision=53), nullable=False),
     Column("volume", Float(precision=53), nullable=False),
+    Column("written_at", UtcDateTime, nullable=True, index=True, comment="real time of the last write"),
 )
 
 contest_decisions = Table(
@@ -85,6 +87,8 @@ sim_clock = Table(
     Column("hold_at", UtcDateTime, nullable=True, comment="sim time the clock may not pass (naive UTC)"),
     Column("hold_reason", String(255), nullable=False, server_default=""),
     Column("end_at", UtcDateTime, nullable=True, comment="the close of the data's last hour (naive UTC)"),
+    Column("paced", Boolean, nullable=False, server_default=false(), comment="waits for every forecast"),
+    Column("forecast_due", UtcDateTime, nullable=True, comment="oldest hour without its forecast yet"),
 )
 
 serving_status = Table(

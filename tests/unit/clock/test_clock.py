@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -105,3 +106,69 @@ def test_hold_and_end_survive_the_store_and_changes_are_made_under_a_lock(store:
     store.write_served_version("m", 3, REAL)
     store.write_served_version("m", 4, REAL)
     assert store.served_version("m") == 4
+
+
+def test_a_paced_clock_starts_pacing_when_its_first_hold_is_released() -> None:
+    start = datetime(2023, 12, 31, tzinfo=UTC)
+    clock = start_clock(start, speed=48.0, real_now=REAL, hold=True, paced=True)
+    assert clock.forecast_due is None  # no champion yet: nothing to wait for
+    held = REAL + timedelta(seconds=10)  # 480 sim h: long at the hold
+    assert clock.sim_now(held) == datetime(2024, 1, 1, tzinfo=UTC)
+    released = clock.with_hold(datetime(2024, 2, 1, tzinfo=UTC), "waiting for 2024-01", held)
+    # The month's last hour is the first whose forecast a champion makes: the clock waits for it.
+    assert released.forecast_due == datetime(2023, 12, 31, 23, tzinfo=UTC)
+    much_later = held + timedelta(seconds=60)
+    assert released.sim_now(much_later) == datetime(2024, 1, 1, 0, 59, 59, tzinfo=UTC)
+    assert released.state(much_later) == "holding"
+    assert released.holding_for(much_later) == (
+        "waiting for the forecast from 2023-12-31 23:00 (the hourly client asks it)"
+    )
+    assert released.last_forecastable_hour(much_later) == datetime(2023, 12, 31, 23, tzinfo=UTC)
+
+
+def test_a_paced_clock_runs_one_hour_on_per_forecast_and_never_jumps() -> None:
+    clock = start_clock(SIM, speed=48.0, real_now=REAL, paced=True)
+    clock = clock.with_hold(None, "", REAL)  # no hold at all: pacing alone
+    assert clock.forecast_due is None
+    due = datetime(2024, 1, 1, tzinfo=UTC)
+    clock = replace(clock, forecast_due=due)
+    stalled = REAL + timedelta(seconds=30)
+    assert clock.sim_now(stalled) == due + timedelta(hours=2) - timedelta(seconds=1)
+    assert clock.with_forecast_made(due - timedelta(hours=1), stalled) is clock  # an old hour moves nothing
+    moved = clock.with_forecast_made(due, stalled)
+    assert moved.forecast_due == due + timedelta(hours=1)
+    assert moved.sim_now(stalled) == clock.sim_now(stalled)  # resumes from where it waited
+    # ... and runs at its speed again (24 sim h in half a second), up to the next forecast's deadline.
+    later = stalled + timedelta(seconds=0.5)
+    assert moved.sim_now(later) == due + timedelta(hours=3) - timedelta(seconds=1)
+    assert moved.state(stalled + timedelta(seconds=0.5)) == "holding"
+
+
+def test_an_unpaced_clock_ignores_forecasts() -> None:
+    clock = start_clock(SIM, speed=12.0, real_now=REAL)
+    assert clock.with_forecast_made(SIM, REAL) is clock
+    assert clock.sim_now(REAL + timedelta(seconds=10)) == SIM + timedelta(hours=120)
+
+
+def test_a_month_hold_keeps_the_months_last_hour_but_a_pace_wait_does_not() -> None:
+    clock = start_clock(
+        datetime(2024, 1, 31, 20, tzinfo=UTC), speed=48.0, real_now=REAL, hold=True, paced=True
+    )
+    at_hold = REAL + timedelta(seconds=5)
+    assert clock.sim_now(at_hold) == datetime(2024, 2, 1, tzinfo=UTC)
+    assert clock.last_forecastable_hour(at_hold) == datetime(2024, 1, 31, 22, tzinfo=UTC)
+
+
+def test_the_paced_clock_round_trips_and_an_unchanged_update_writes_nothing(store: PriceStore) -> None:
+    clock = start_clock(SIM - timedelta(days=1), speed=48.0, real_now=REAL, hold=True, paced=True)
+    store.write_clock(clock.with_hold(datetime(2024, 2, 1, tzinfo=UTC), "next", REAL))
+    read = store.read_clock()
+    assert read is not None
+    assert read.paced
+    assert read.forecast_due == datetime(2023, 12, 31, 23, tzinfo=UTC)
+    same = store.update_clock(lambda current: current.with_forecast_made(SIM - timedelta(hours=5), REAL))
+    assert same == read
+    moved = store.update_clock(lambda current: current.with_forecast_made(read.forecast_due, REAL))
+    assert moved is not None
+    assert store.read_clock() == moved
+    assert moved.forecast_due == datetime(2024, 1, 1, tzinfo=UTC)

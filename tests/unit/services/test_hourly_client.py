@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -78,3 +79,33 @@ def test_every_hour_from_the_champions_first_unseen_one_is_asked_once_and_a_rest
     hours = _logged_hours(store, len(expected) + 3)
     assert hours == list(pd.date_range(train_end, SIM_NOW + timedelta(hours=1, minutes=30), freq="h"))
     assert pd.Series(hours).is_unique  # no hour asked twice across the restart
+
+
+def test_a_paced_clock_waits_for_each_forecast_and_every_forecast_is_live(
+    service: tuple[TestClient, PriceStore],
+) -> None:
+    client, store = service
+    due = datetime(2021, 3, 10, tzinfo=UTC)
+    fast = replace(start_clock(due, 1000.0, datetime.now(UTC), paced=True), forecast_due=due)
+    store.write_clock(fast)  # 1,000 sim h/s: without the pace a day of sim time every 24 ms
+    time.sleep(0.3)
+    waiting = client.get("/clock").json()
+    assert waiting["state"] == "holding"
+    assert waiting["sim_now"].startswith("2021-03-10T01:59:59")
+    assert (
+        waiting["holding_for"] == "waiting for the forecast from 2021-03-10 00:00 (the hourly client asks it)"
+    )
+    assert waiting["forecast_due"].startswith("2021-03-10T00:00")
+
+    asker = HourlyClient(client, first_hour=due + timedelta(hours=5))  # thinks it is further on
+    for _ in range(40):
+        asker.step()
+    clock = store.read_clock()
+    assert clock is not None
+    assert clock.forecast_due is not None
+    answered_hours = int((clock.forecast_due - due) / timedelta(hours=1))
+    assert answered_hours >= 20  # it ran on, one hour per forecast (the client went back to the due hour)
+    rows = _logged_hours(store, answered_hours)
+    assert rows == list(pd.date_range(due, periods=answered_hours, freq="h"))
+    logged = store.read_predictions(limit=100_000)
+    assert all(row.live for row in logged), [row for row in logged if not row.live][:3]

@@ -19,7 +19,7 @@ from btcmlops.store import DecisionConflictError, DecisionRow, PriceStore
 from factories import make_candles, write_project_csv
 
 CANDLES = make_candles("2024-01-01", "2024-01-03 23:00")
-HEAD = "0006"
+HEAD = "0008"
 
 
 def _version(url: str, table: str = "btcmlops_alembic_version") -> list[str]:
@@ -167,7 +167,7 @@ def test_tables_and_columns(store: PriceStore, store_url: str) -> None:
     engine = create_engine(store_url)
     inspector = inspect(engine)
     assert {"candles", "contest_decisions"} <= set(inspector.get_table_names())
-    assert [c["name"] for c in inspector.get_columns("candles")] == list(CANDLE_COLUMNS)
+    assert [c["name"] for c in inspector.get_columns("candles")] == [*CANDLE_COLUMNS, "written_at"]
     assert inspector.get_pk_constraint("candles")["constrained_columns"] == ["open_time"]
     unique = inspector.get_unique_constraints("contest_decisions")
     assert [u["column_names"] for u in unique] == [["registered_model", "eval_start"]]
@@ -254,3 +254,22 @@ def test_a_malformed_decision_is_refused(
     with pytest.raises(error, match=message):
         store.record_decision(replace(_decision(datetime(2024, 2, 1, tzinfo=UTC)), **change))
     assert store.list_decisions() == []
+
+
+def test_candles_written_since_a_time_are_the_new_and_the_changed_ones(store: PriceStore) -> None:
+    store.upsert_candles(CANDLES.iloc[:10])
+    mark = datetime.now(UTC)
+    time.sleep(0.01)
+    corrected = CANDLES.iloc[3:12].copy()
+    corrected.loc[corrected.index[0], "volume"] += 1.0  # hour 3 corrected, 4-9 the same, 10-11 new
+    store.upsert_candles(corrected)
+
+    written, newest = store.read_candles_written(mark)
+
+    assert list(written["open_time"]) == [CANDLES["open_time"].iloc[n] for n in (3, 10, 11)]
+    assert written["volume"].iloc[0] == corrected["volume"].iloc[0]
+    assert newest is not None
+    assert newest >= mark
+    nothing, none = store.read_candles_written(newest + timedelta(seconds=1))
+    assert nothing.empty
+    assert none is None
