@@ -107,7 +107,8 @@ def test_viewer_sees_forecasts_a_new_champion_take_over_and_a_banner_when_the_ap
     other = next(info.version for info in stack.registry.versions() if info.version != champion.version)
 
     page.goto(stack.dashboard_url)
-    chart = page.locator(".js-plotly-plot").filter(visible=True)  # a rerun may leave a stale one hidden
+    # The forecast chart (a rerun may leave a stale one hidden; the timeline and why view are charts too).
+    chart = page.locator(".js-plotly-plot").filter(visible=True).filter(has_text="real close")
     expect(chart).to_be_visible(timeout=SEEN_WITHIN_MS)
     expect(page.get_by_test_id("stMetric").filter(has_text="Champion")).to_contain_text(
         f"v{champion.version}", timeout=SEEN_WITHIN_MS
@@ -115,6 +116,27 @@ def test_viewer_sees_forecasts_a_new_champion_take_over_and_a_banner_when_the_ap
     expect(chart).to_contain_text(f"forecast v{champion.version}", timeout=SEEN_WITHIN_MS)
     expect(page.get_by_role("link", name="Open the model in MLflow")).to_have_attribute(
         "href", "http://mlflow.invalid:5000/#/models/btc-next-hour-close?workflowType=machine_learning"
+    )
+
+    # The whole run's champions, each linked to its version page; each contest explained, with links.
+    ui = "http://mlflow.invalid:5000/#/models/btc-next-hour-close/versions"
+    expect(page.get_by_text("Champion timeline")).to_be_visible(timeout=SEEN_WITHIN_MS)
+    history = httpx.get(f"{stack.api_url}/model/history").json()
+    first = history[0]["to_version"]
+    expect(page.get_by_role("link", name=f"v{first}", exact=True)).to_have_attribute("href", f"{ui}/{first}")
+    decisions = httpx.get(f"{stack.api_url}/decisions").json()
+    newest = decisions[-1]
+    month = newest["eval_start"][:7]
+    explained = page.get_by_test_id("stMarkdown").filter(has_text=f"{month}: ")
+    expect(explained).to_contain_text(newest["reason"], timeout=SEEN_WITHIN_MS)  # the full reason
+    why = page.locator(".js-plotly-plot").filter(has_text="MAE of the day")
+    expect(why).to_contain_text(f"challenger v{newest['challenger_version']}", timeout=SEEN_WITHIN_MS)
+    expect(why).to_contain_text("naive (next close = last close)")
+    challenger_link = page.get_by_role("link", name=f"challenger v{newest['challenger_version']}")
+    expect(challenger_link).to_have_attribute("href", f"{ui}/{newest['challenger_version']}")
+    assert newest["run_id"], newest
+    expect(page.get_by_role("link", name=f"contest run {month}")).to_have_attribute(
+        "href", f"http://mlflow.invalid:5000/#/experiments/{newest['experiment_id']}/runs/{newest['run_id']}"
     )
 
     stack.registry.set_alias(CHAMPION, other)  # what the trainer does on a promotion
@@ -159,5 +181,5 @@ def test_viewer_sees_forecasts_a_new_champion_take_over_and_a_banner_when_the_ap
     expect(banner).to_be_visible(timeout=SEEN_WITHIN_MS)
     expect(banner).to_contain_text(stack.api_url)
     expect(page.get_by_text("The chart as it was at sim time")).to_be_visible(timeout=SEEN_WITHIN_MS)
-    expect(page.locator(".js-plotly-plot").filter(visible=True)).to_be_visible()  # kept under the banner
+    expect(chart).to_be_visible()  # kept under the banner
     assert "Traceback" not in page.inner_text("body")

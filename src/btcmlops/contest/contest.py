@@ -22,7 +22,7 @@ import pandas as pd
 from btcmlops.calendar import Month
 from btcmlops.contest.changes import MONTH_CLOSE, ChampionChanges, StepHook, no_step
 from btcmlops.contest.rule import Decision, decide
-from btcmlops.contest.scoring import Scores, score
+from btcmlops.contest.scoring import Scores, daily_mae, score
 from btcmlops.contest.significance import diebold_mariano
 from btcmlops.contest.training import month_samples, train_through
 from btcmlops.features import build_samples
@@ -102,6 +102,8 @@ class ContestRecord:
     decision: Decision
     tenure: dict[int, int] = field(default_factory=dict)
     """Hours of the month each version served on the champion's side (one entry unless changed)."""
+    daily: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Each contestant's MAE per day of the month (``daily_mae``): why the verdict went as it did."""
 
 
 @dataclass(frozen=True)
@@ -387,6 +389,11 @@ class Contest:
             naive=naive,
             decision=decision,
             tenure=hours,
+            daily=daily_mae(
+                rows["target_time"],
+                actual,
+                {"champion": served_close, "challenger": challenger_close, "naive": rows["close"]},
+            ),
         )
 
     def _contest_run(self, record: ContestRecord) -> dict[str, Any]:
@@ -636,6 +643,7 @@ def _decision_row(model_name: str, record: ContestRecord, now: datetime) -> Deci
             "challenger": record.challenger.as_dict(),
             "naive": record.naive.as_dict(),
             "tenure": {str(v): n for v, n in record.tenure.items()},
+            "daily_mae": record.daily,
             **(
                 {"significance": {"statistic": test.statistic, "p_value": test.p_value, "lags": test.lags}}
                 if test

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -51,3 +52,23 @@ def score(actual: npt.ArrayLike, predicted: npt.ArrayLike, last_close: npt.Array
 def skill(model_mae: float, naive_mae: float) -> float:
     """Skill against naive: 1 - MAE / naive MAE (0: as good as naive; > 0: better)."""
     return 1.0 - model_mae / naive_mae
+
+
+def daily_mae(
+    target_time: pd.Series, actual: npt.ArrayLike, forecasts: dict[str, npt.ArrayLike]
+) -> dict[str, dict[str, float]]:
+    """Each contestant's MAE per UTC day of its target hours: ``{day: {contestant: mae}}``.
+
+    What a contest's single month-long MAE hides: on which days one side won, so a person can see
+    why a challenger won or lost (one bad day, or a steady edge).
+    """
+    days = pd.DatetimeIndex(target_time).strftime("%Y-%m-%d")
+    actual_a = np.asarray(actual, dtype=float)
+    errors = pd.DataFrame(
+        {name: np.abs(np.asarray(values, dtype=float) - actual_a) for name, values in forecasts.items()},
+        index=days,
+    )
+    means = errors.groupby(level=0, sort=True).mean()
+    return {
+        str(day): {str(name): float(value) for name, value in row.items()} for day, row in means.iterrows()
+    }

@@ -6,7 +6,7 @@ full-page flicker); the clock controls sit in the sidebar and rerun the page whe
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pandas as pd
@@ -14,13 +14,16 @@ import streamlit as st
 
 from btcmlops.dashboard.client import ServiceClient, ServiceError, ServiceUnavailableError
 from btcmlops.dashboard.views import (
+    champion_timeline,
+    daily_figure,
     decision_table,
     forecast_figure,
     hours_to_ask,
     live_error,
     newest_asked,
+    timeline_figure,
 )
-from btcmlops.registry.presentation import registered_model_url
+from btcmlops.registry.presentation import model_version_url, registered_model_url
 from btcmlops.settings import Settings
 
 
@@ -50,7 +53,7 @@ def _clock_state(clock: dict[str, Any]) -> None:
         )
 
 
-def _clock_controls(client: ServiceClient, default_speed: float) -> None:
+def _clock_controls(client: ServiceClient, default_speed: float, default_start: date) -> None:
     st.sidebar.header("Sim clock")
     key = st.sidebar.text_input("API key", type="password", help="BTCMLOPS_CLOCK__API_KEY of the service")
     pause, resume = st.sidebar.columns(2)
@@ -64,18 +67,28 @@ def _clock_controls(client: ServiceClient, default_speed: float) -> None:
         action = ("resume", None)
     if st.sidebar.button("Set speed", width="stretch"):
         action = ("speed", float(speed))
+    with st.sidebar.expander("Reset the clock"):
+        start_day = st.date_input("Start (UTC)", value=default_start, key="reset_start")
+        st.caption(
+            "Sim time starts again from this day and holds for that month's contest. Prices, contests "
+            "and champions already recorded stay: they show as before the reset."
+        )
+        if st.button("Reset", width="stretch"):
+            action = ("reset", float(speed))
     if action is None:
         return
     if not key:
         st.sidebar.warning("Enter the API key to change the clock.")
         return
+    start = datetime.combine(start_day, time(), tzinfo=UTC) if action[0] == "reset" else None
     try:
-        clock = client.change_clock(action[0], key, speed=action[1])
+        clock = client.change_clock(action[0], key, speed=action[1], start=start)
     except (ServiceError, ServiceUnavailableError) as error:
         st.sidebar.error(f"Clock not changed: {error}")
         return
     state = "paused" if clock["paused"] else "running"
-    st.sidebar.success(f"Clock {state} at {clock['speed']:g} sim h/s")
+    verb = f"reset to {pd.Timestamp(clock['sim_now']):%Y-%m-%d %H:%M}, " if action[0] == "reset" else ""
+    st.sidebar.success(f"Clock {verb}{state} at {clock['speed']:g} sim h/s")
 
 
 def _live(client: ServiceClient, settings: Settings) -> None:
@@ -110,6 +123,7 @@ def _live(client: ServiceClient, settings: Settings) -> None:
         if clock is not None:
             _clock_state(clock)
         decisions = client.decisions()
+        history = client.history()
         shadow = client.shadow(start, closed) if st.session_state.get("show_shadow") else None
     except (ServiceUnavailableError, ServiceError) as error:
         st.error(
@@ -151,11 +165,65 @@ def _live(client: ServiceClient, settings: Settings) -> None:
                 help="Skill is 1 - MAE / naive MAE: above 0 when the champion beats next close = last close.",
             )
             errors[2 * index + 1].metric(f"naive MAE, {label}", _money(result.naive_mae))
+    _champion_timeline(history, clock, settings)
+    _contests(decisions, settings)
+
+
+def _champion_timeline(
+    history: list[dict[str, Any]], clock: dict[str, Any] | None, settings: Settings
+) -> None:
+    """The whole run's champions in sim time, each linked to its MLflow version page."""
+    st.subheader("Champion timeline")
+    timeline = champion_timeline(history, pd.Timestamp(clock["sim_now"]).to_pydatetime() if clock else None)
+    if timeline.empty:
+        st.caption("No champion yet: v1 is trained once sim time passes its training year.")
+        return
+    st.plotly_chart(timeline_figure(timeline), key="timeline", width="stretch")
+    links = []
+    for _, span in timeline.iterrows():
+        url = model_version_url(
+            settings.dashboard.mlflow_ui_url, settings.mlflow.registered_model, int(span["version"][1:])
+        )
+        links.append(f"[{span['version']}]({url}) from {span['from']:%Y-%m-%d %H:00} ({span['source']})")
+    st.markdown(" → ".join(links))
+
+
+def _contests(decisions: list[dict[str, Any]], settings: Settings) -> None:
+    """Every contest with its links, and why a chosen one went as it did (daily MAEs, full reason)."""
     st.subheader("Contest history")
-    if decisions:
-        st.dataframe(decision_table(decisions), hide_index=True, width="stretch")
-    else:
+    if not decisions:
         st.caption("No contest yet: the first one closes the month after the first champion.")
+        return
+    table = decision_table(decisions, settings.dashboard.mlflow_ui_url, settings.mlflow.registered_model)
+    version_link = st.column_config.LinkColumn(display_text=r"versions/(\d+)$")
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "champion": version_link,
+            "challenger": version_link,
+            "run": st.column_config.LinkColumn(display_text="contest run"),
+        },
+    )
+    months = list(table["shadow month"])
+    month = st.selectbox("Why did the challenger win or lose?", months, key="why_month")
+    decision = next(item for item in decisions if f"{pd.Timestamp(item['eval_start']):%Y-%m}" == month)
+    verdict = "promoted" if decision["promoted"] else "kept the champion"
+    st.markdown(f"**{month}: {verdict}.** {decision['reason']}")
+    row = table.loc[table["shadow month"] == month].iloc[0]
+    links = [
+        f"[champion v{decision['champion_version']}]({row['champion']})",
+        f"[challenger v{decision['challenger_version']}]({row['challenger']})",
+    ]
+    if isinstance(row["run"], str):
+        links.append(f"[contest run {month}]({row['run']})")
+    st.markdown("In MLflow: " + " · ".join(links))
+    figure = daily_figure(decision)
+    if figure is None:
+        st.caption("This contest was decided before daily MAEs were recorded.")
+    else:
+        st.plotly_chart(figure, key="why", width="stretch")
 
 
 def main() -> None:
@@ -173,7 +241,9 @@ def main() -> None:
         current = client.clock()
     except (ServiceError, ServiceUnavailableError):
         current = None
-    _clock_controls(client, float(current["speed"]) if current else settings.clock.speed)
+    _clock_controls(
+        client, float(current["speed"]) if current else settings.clock.speed, settings.clock.start.date()
+    )
     st.fragment(run_every=settings.dashboard.refresh_s)(_live)(client, settings)
 
 

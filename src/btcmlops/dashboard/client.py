@@ -70,15 +70,24 @@ class ServiceClient:
             raise
         return answer
 
-    def change_clock(self, action: str, api_key: str, speed: float | None = None) -> dict[str, Any]:
+    def change_clock(
+        self, action: str, api_key: str, speed: float | None = None, start: datetime | None = None
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"action": action}
         if speed is not None:
             body["speed"] = speed
+        if start is not None:
+            body["start"] = _iso(start)
         answer: dict[str, Any] = self._call("POST", "/clock", json=body, headers={"X-API-Key": api_key})
         return answer
 
     def model(self) -> dict[str, Any]:
         answer: dict[str, Any] = self._call("GET", "/model")
+        return answer
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every change of champion, oldest first (the audit)."""
+        answer: list[dict[str, Any]] = self._call("GET", "/model/history")
         return answer
 
     def decisions(self) -> list[dict[str, Any]]:

@@ -9,6 +9,8 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from btcmlops.registry.presentation import model_version_url, run_url
+
 HOUR = timedelta(hours=1)
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
@@ -159,20 +161,119 @@ def _p_value(decision: dict[str, Any]) -> float | None:
     return None if value is None else round(float(value), 3)
 
 
-def decision_table(decisions: list[dict[str, Any]]) -> pd.DataFrame:
-    """Each contest, newest first: the shadow month, the three MAEs and the verdict."""
+def decision_table(decisions: list[dict[str, Any]], ui_url: str, model_name: str) -> pd.DataFrame:
+    """Each contest, newest first: the shadow month, the three MAEs, the verdict and its MLflow links."""
     rows = [
         {
             "shadow month": f"{pd.Timestamp(item['eval_start']):%Y-%m}",
-            "champion": f"v{item['champion_version']}",
+            "champion": model_version_url(ui_url, model_name, item["champion_version"]),
             "champion MAE": round(item["champion_mae"], 2),
-            "challenger": f"v{item['challenger_version']}",
+            "challenger": model_version_url(ui_url, model_name, item["challenger_version"]),
             "challenger MAE": round(item["challenger_mae"], 2),
             "naive MAE": round(item["naive_mae"], 2),
             "verdict": "promoted" if item["promoted"] else "kept champion",
             "DM p-value": _p_value(item),
+            "run": (
+                run_url(ui_url, item["experiment_id"], item["run_id"])
+                if item.get("experiment_id") and item.get("run_id")
+                else None
+            ),
             "reason": item["reason"],
         }
         for item in reversed(decisions)
     ]
     return pd.DataFrame(rows)
+
+
+def champion_timeline(history: list[dict[str, Any]], sim_now: datetime | None) -> pd.DataFrame:
+    """Who was champion from when to when in sim time, for the whole run (from the change audit).
+
+    A change with no sim time (made while no clock ran) is left out; the last champion's span runs to
+    ``sim_now``. A clock reset sends sim time back: spans after ``sim_now`` are from before the reset.
+    """
+    changes = [item for item in history if item.get("sim_time")]
+    rows = []
+    for number, item in enumerate(changes):
+        start = pd.Timestamp(item["sim_time"])
+        end = pd.Timestamp(changes[number + 1]["sim_time"]) if number + 1 < len(changes) else None
+        if end is None:
+            end = max(start, pd.Timestamp(sim_now)) if sim_now is not None else start + pd.Timedelta(hours=1)
+        rows.append(
+            {
+                "version": f"v{item['to_version']}",
+                "from": start,
+                "to": end,
+                "source": item["source"],
+                "reason": item["reason"],
+            }
+        )
+    return pd.DataFrame(rows, columns=["version", "from", "to", "source", "reason"])
+
+
+def timeline_figure(timeline: pd.DataFrame) -> go.Figure:
+    """The champion timeline as one bar per tenure, labelled with its version."""
+    figure = go.Figure()
+    versions = list(dict.fromkeys(timeline["version"]))
+    for _, span in timeline.iterrows():
+        figure.add_trace(
+            go.Bar(
+                x=[(span["to"] - span["from"]).total_seconds() * 1000],
+                base=[span["from"]],
+                y=["champion"],
+                orientation="h",
+                name=span["version"],
+                text=[span["version"]],
+                textposition="inside",
+                insidetextanchor="middle",
+                marker={"color": PALETTE[versions.index(span["version"]) % len(PALETTE)]},
+                hovertext=[f"{span['version']} from {span['from']:%Y-%m-%d %H:00} ({span['source']})"],
+                hoverinfo="text",
+                showlegend=False,
+            )
+        )
+    figure.update_layout(
+        barmode="overlay",
+        height=120,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        xaxis={"type": "date"},
+        yaxis={"showticklabels": False},
+    )
+    return figure
+
+
+def daily_figure(decision: dict[str, Any]) -> go.Figure | None:
+    """The three contestants' MAE per day of the shadow month: why the challenger won or lost.
+
+    None for a decision recorded before daily MAEs were kept.
+    """
+    daily = (decision.get("metrics") or {}).get("daily_mae")
+    if not daily:
+        return None
+    frame = pd.DataFrame.from_dict(daily, orient="index")
+    frame.index = pd.to_datetime(frame.index)
+    names = {
+        "champion": f"champion v{decision['champion_version']}",
+        "challenger": f"challenger v{decision['challenger_version']}",
+        "naive": "naive (next close = last close)",
+    }
+    figure = go.Figure()
+    for column, colour in zip(
+        ("champion", "challenger", "naive"), (PALETTE[0], PALETTE[1], "#888"), strict=True
+    ):
+        if column in frame:
+            figure.add_trace(
+                go.Scatter(
+                    x=frame.index,
+                    y=frame[column],
+                    mode="lines+markers",
+                    name=names[column],
+                    line={"color": colour, "dash": "dot" if column == "naive" else "solid"},
+                )
+            )
+    figure.update_layout(
+        height=320,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        yaxis_title="MAE of the day (USDT)",
+        legend={"orientation": "h", "y": -0.2},
+    )
+    return figure

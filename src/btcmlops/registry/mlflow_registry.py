@@ -147,8 +147,13 @@ class ModelRegistry:
             self._client.update_registered_model(self.model_name, description=description)
 
     def _experiment(self) -> str:
+        """The experiment's id; a read-only registry looks it up by name (it creates nothing)."""
         if self.experiment_id is None:
-            raise RuntimeError("this registry was opened read-only (create=False)")
+            with self._timings.measure("mlflow"):
+                found = self._client.get_experiment_by_name(self.experiment_name)
+            if found is None:
+                raise LookupError(f"no MLflow experiment named {self.experiment_name!r} yet")
+            self.experiment_id = str(found.experiment_id)
         return self.experiment_id
 
     # -- writing --------------------------------------------------------------------------------------

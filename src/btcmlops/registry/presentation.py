@@ -154,6 +154,16 @@ def registered_model_url(ui_url: str, model_name: str) -> str:
     return f"{ui_url.rstrip('/')}/#/models/{quote(model_name, safe='')}?workflowType=machine_learning"
 
 
+def model_version_url(ui_url: str, model_name: str, version: int) -> str:
+    """A link to one version's page: its description, tags (contest month, run), source run."""
+    return f"{ui_url.rstrip('/')}/#/models/{quote(model_name, safe='')}/versions/{version}"
+
+
+def run_url(ui_url: str, experiment_id: str, run_id: str) -> str:
+    """A link to one run's page (a contest run: its MAEs, verdict and reason)."""
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
 def registered_model_description() -> str:
     """The registered model's description: what the aliases and the ``status`` tag mean.
 

@@ -514,8 +514,15 @@ def create_app(
 
     @app.get("/decisions", response_model=list[DecisionPublic], tags=["read"])
     def decisions() -> list[DecisionPublic]:
-        """Every contest decision of this registered model, oldest first."""
-        return [DecisionPublic(**vars(row)) for row in store.list_decisions(registry.model_name)]
+        """Every contest decision of this registered model, oldest first, with its MLflow run."""
+        rows = store.list_decisions(registry.model_name)
+        experiment_id, runs = state.contest_runs({f"{row.eval_start:%Y-%m}" for row in rows})
+        return [
+            DecisionPublic(
+                **vars(row), experiment_id=experiment_id, run_id=runs.get(f"{row.eval_start:%Y-%m}")
+            )
+            for row in rows
+        ]
 
     return app
 

@@ -160,6 +160,10 @@ class DecisionPublic(BaseModel):
     promoted: bool
     reason: str
     decided_at: datetime
+    experiment_id: str | None = Field(default=None, description="MLflow experiment of the contest run.")
+    run_id: str | None = Field(
+        default=None, description="The MLflow run that records this contest (None: MLflow not reachable)."
+    )
 
 
 class PromotionRequest(BaseModel):

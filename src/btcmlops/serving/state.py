@@ -58,6 +58,8 @@ class ServiceState:
         self._clock_read_at = -math.inf
         self._reported_at = -math.inf
         self._written_since = datetime.now(UTC) - _WRITE_OVERLAP
+        self._contest_runs: dict[str, str] = {}
+        self._runs_searched_at = -math.inf
 
     @property
     def snapshot(self) -> Snapshot:
@@ -95,6 +97,24 @@ class ServiceState:
         self.metrics.served_version.set(info.version)
         logger.info("now serving %s version %d", self.registry.model_name, info.version)
         return True
+
+    def contest_runs(self, months: set[str]) -> tuple[str | None, dict[str, str]]:
+        """The experiment id and each month's contest run id, asked of MLflow only for months not known
+        (at most every ``_REPORT_EVERY_S``).
+
+        Links for the dashboard: an MLflow that cannot be reached leaves them out, nothing fails.
+        """
+        if months - self._contest_runs.keys() and time.monotonic() - self._runs_searched_at > _REPORT_EVERY_S:
+            self._runs_searched_at = time.monotonic()
+            try:
+                found = self.registry.contest_runs()
+            except Exception as error:
+                logger.warning("contest runs not found in MLflow: %s", error)
+            else:
+                self._contest_runs.update(
+                    {run.month: run.run_id for run in found if run.status == "FINISHED"}
+                )
+        return self.registry.experiment_id, dict(self._contest_runs)
 
     def report_served(self) -> None:
         """Write which version serves into the store: the trainer moves the clock's hold on it.

@@ -126,6 +126,13 @@ def test_a_challenger_that_learned_the_new_regime_is_promoted(
     assert row.champion_version == 1
     assert row.challenger_version == 2
     assert row.challenger_mae == pytest.approx(april.contest.challenger.mae)
+    # The daily MAEs behind the verdict: 30 April days, whose hours average to the month's MAEs.
+    daily = row.metrics["daily_mae"]
+    assert list(daily) == [f"2021-04-{day:02d}" for day in range(1, 31)]
+    assert set(daily["2021-04-15"]) == {"champion", "challenger", "naive"}
+    assert sum(day["challenger"] for day in daily.values()) / 30 == pytest.approx(
+        row.challenger_mae, rel=0.05
+    )
 
 
 def test_a_challenger_short_of_the_margin_is_archived(registry: ModelRegistry, ledger: PriceStore) -> None:

@@ -9,11 +9,14 @@ import pytest
 
 from btcmlops.dashboard.views import (
     champion_changes,
+    champion_timeline,
+    daily_figure,
     decision_table,
     forecast_figure,
     hours_to_ask,
     live_error,
     newest_asked,
+    timeline_figure,
 )
 
 H = timedelta(hours=1)
@@ -129,8 +132,14 @@ def test_decision_table_is_newest_first_with_the_three_scores() -> None:
         "promoted": True,
         "reason": "challenger wins",
     }
-    later = {**decision, "eval_start": "2024-03-01T00:00:00Z", "promoted": False}
-    table = decision_table([decision, later])
+    later = {
+        **decision,
+        "eval_start": "2024-03-01T00:00:00Z",
+        "promoted": False,
+        "experiment_id": "7",
+        "run_id": "abc",
+    }
+    table = decision_table([decision, later], "http://ui:5000/", "btc model")
     assert table["shadow month"].tolist() == ["2024-03", "2024-02"]
     assert table.iloc[1][["champion MAE", "challenger MAE", "naive MAE", "verdict"]].tolist() == [
         10.0,
@@ -138,3 +147,45 @@ def test_decision_table_is_newest_first_with_the_three_scores() -> None:
         11.0,
         "promoted",
     ]
+    # Each version and each contest links to its MLflow page (no run link where MLflow was not reached).
+    assert table.iloc[1]["challenger"] == "http://ui:5000/#/models/btc%20model/versions/2"
+    assert table.iloc[0]["run"] == "http://ui:5000/#/experiments/7/runs/abc"
+    assert pd.isna(table.iloc[1]["run"])
+
+
+def test_the_champion_timeline_spans_the_whole_run_and_ends_at_sim_now() -> None:
+    history = [
+        {"sim_time": "2024-01-01T00:00:00Z", "to_version": 1, "source": "contest", "reason": "first"},
+        {"sim_time": None, "to_version": 9, "source": "manual", "reason": "no clock"},
+        {"sim_time": "2024-04-01T00:00:00Z", "to_version": 3, "source": "contest", "reason": "won"},
+    ]
+    timeline = champion_timeline(history, datetime(2024, 5, 2, tzinfo=UTC))
+    assert timeline["version"].tolist() == ["v1", "v3"]
+    assert timeline["to"].tolist() == [
+        pd.Timestamp("2024-04-01", tz="UTC"),
+        pd.Timestamp("2024-05-02", tz="UTC"),
+    ]
+    figure = timeline_figure(timeline)
+    assert [trace.text[0] for trace in figure.data] == ["v1", "v3"]
+
+
+def test_the_why_view_draws_the_three_daily_maes_or_says_they_were_not_kept() -> None:
+    decision = {
+        "champion_version": 1,
+        "challenger_version": 2,
+        "metrics": {
+            "daily_mae": {
+                "2024-03-01": {"champion": 10.0, "challenger": 8.0, "naive": 9.0},
+                "2024-03-02": {"champion": 12.0, "challenger": 11.0, "naive": 13.0},
+            }
+        },
+    }
+    figure = daily_figure(decision)
+    assert figure is not None
+    assert [trace.name for trace in figure.data] == [
+        "champion v1",
+        "challenger v2",
+        "naive (next close = last close)",
+    ]
+    assert list(figure.data[1].y) == [8.0, 11.0]
+    assert daily_figure({**decision, "metrics": {}}) is None
