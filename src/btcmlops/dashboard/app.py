@@ -7,6 +7,7 @@ full-page flicker); the clock controls sit in the sidebar and rerun the page whe
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic
 from typing import Any
 
 import pandas as pd
@@ -39,6 +40,16 @@ def _client(base_url: str, timeout_s: float) -> ServiceClient:
 
 def _money(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.2f}"
+
+
+def _real_speed(sim_now: pd.Timestamp) -> float | None:
+    """Sim hours per real second between this refresh and the last one (None on the first)."""
+    now = monotonic()
+    last = st.session_state.get("speed_sample")
+    st.session_state["speed_sample"] = (now, sim_now)
+    if last is None or now - last[0] <= 0 or sim_now < last[1]:
+        return None
+    return float((sim_now - last[1]) / pd.Timedelta(hours=1) / (now - last[0]))
 
 
 def _clock_state(clock: dict[str, Any]) -> None:
@@ -142,7 +153,15 @@ def _live(client: ServiceClient, settings: Settings) -> None:
     if clock is not None:
         top[1].metric("Sim time", f"{pd.Timestamp(clock['sim_now']):%Y-%m-%d %H:%M}")
         state = clock.get("state", "paused" if clock["paused"] else "running")
-        top[2].metric("Speed", f"{clock['speed']:g} h/s" + ("" if state == "running" else f" ({state})"))
+        real = _real_speed(pd.Timestamp(clock["sim_now"]))
+        top[2].metric(
+            "Speed",
+            f"{clock['speed']:g} h/s" + ("" if state == "running" else f" ({state})"),
+            None if real is None else f"{real:.1f} h/s real",
+            delta_color="off",
+            help="Set speed, and sim hours per real second since the last refresh: less while the clock "
+            "waits for a contest or a forecast.",
+        )
     promoted = sum(item["promoted"] for item in decisions)
     top[3].metric("Contests", len(decisions), f"{promoted} promoted", delta_color="off")
     if window:
