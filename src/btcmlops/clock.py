@@ -15,11 +15,16 @@ last hour: there the replay is finished.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 ClockState = Literal["running", "paused", "holding", "finished"]
+
+MAX_SPEED = 10_000.0
+"""The fastest a clock may run, in sim hours per real second (two years of data in under two seconds);
+``BTCMLOPS_CLOCK__MAX_SPEED`` may lower it."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,7 @@ class SimClock:
             now = self.sim_anchor
         else:
             elapsed = (real_now - self.real_anchor).total_seconds()
-            now = self.sim_anchor + timedelta(hours=elapsed * self.speed)
+            now = _advanced(self.sim_anchor, elapsed * self.speed)
         for limit in (self.hold_at, self.end_at):
             if limit is not None and now > limit:
                 now = max(limit, self.sim_anchor)
@@ -83,10 +88,9 @@ class SimClock:
         """Finish the replay at ``end_at``."""
         return replace(self, end_at=end_at)
 
-    def with_speed(self, speed: float, real_now: datetime) -> SimClock:
+    def with_speed(self, speed: float, real_now: datetime, *, max_speed: float = MAX_SPEED) -> SimClock:
         """Run at ``speed`` from now on, without moving sim time."""
-        if speed <= 0:
-            raise ValueError(f"speed must be positive (sim hours per real second), got {speed}")
+        check_speed(speed, max_speed)
         return replace(self, sim_anchor=self.sim_now(real_now), real_anchor=real_now, speed=speed)
 
     def pause(self, real_now: datetime) -> SimClock:
@@ -104,14 +108,14 @@ def start_clock(
     paused: bool = False,
     hold: bool = False,
     end_at: datetime | None = None,
+    max_speed: float = MAX_SPEED,
 ) -> SimClock:
     """A clock that reads ``sim_start`` at ``real_now`` (also what a reset does).
 
     With ``hold`` it holds at the end of the month it starts in, until the trainer has closed that
     month: nothing runs ahead of a stack that is not ready yet.
     """
-    if speed <= 0:
-        raise ValueError(f"speed must be positive (sim hours per real second), got {speed}")
+    check_speed(speed, max_speed)
     hold_at, reason = None, ""
     if hold:
         hold_at = month_end(sim_start)
@@ -137,3 +141,28 @@ def last_closed_hour(sim_now: datetime) -> datetime:
     """The open time of the newest candle that has closed at ``sim_now``."""
     floored = sim_now.replace(minute=0, second=0, microsecond=0)
     return floored - timedelta(hours=1)
+
+
+def check_speed(speed: float, max_speed: float = MAX_SPEED) -> None:
+    """Refuse a speed no clock may run at: not a positive finite number, or above ``max_speed``.
+
+    Checked before a clock is written, so no process ever reads a clock that cannot tell the time.
+    """
+    if not (math.isfinite(speed) and speed > 0):
+        raise ValueError(f"speed must be positive and finite (sim hours per real second), got {speed}")
+    if speed > min(max_speed, MAX_SPEED):
+        raise ValueError(
+            f"speed must be at most {min(max_speed, MAX_SPEED):g} sim hours per real second, got {speed:g}"
+        )
+
+
+def _advanced(anchor: datetime, hours: float) -> datetime:
+    """``anchor`` plus ``hours``, saturated at the end of time instead of failing.
+
+    A clock written before speeds were checked (1e308, inf, NaN) must still read: as far as it can go
+    (its hold or end then stops it) rather than an error in every process that looks at it.
+    """
+    try:
+        return anchor + timedelta(hours=hours)
+    except (OverflowError, ValueError):
+        return datetime.max.replace(tzinfo=UTC) if hours > 0 else anchor
