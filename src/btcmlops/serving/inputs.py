@@ -49,8 +49,11 @@ EVERY_ROUTE: Responses = {
 """What any request may get: its body is over the limit, or an input (a query parameter) is invalid."""
 
 
-def known_query_only(request: Request) -> None:
-    """Refuse query parameters the route does not take (``offset`` would be silently ignored)."""
+async def known_query_only(request: Request) -> None:
+    """Refuse query parameters the route does not take (``offset`` would be silently ignored).
+
+    ``async``: FastAPI runs a plain ``def`` dependency in its thread pool, a hop on every request.
+    """
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     if dependant is None or not getattr(route, "include_in_schema", False) or not request.query_params:
