@@ -295,13 +295,14 @@ def clock_reset(
     from btcmlops.clock import reset_clock
 
     settings = _settings(ctx)
+    _refuse_bad_speed(speed, settings)
     store = _open_store(settings)
     try:
         current = store.read_clock()
         clock = reset_clock(
             settings.clock,
             datetime.now(UTC),
-            start=start,
+            start=None if start is None else start.replace(tzinfo=UTC),
             speed=speed,
             paused=paused,
             end_at=current.end_at if current else None,
@@ -319,7 +320,9 @@ def clock_set(
     pause: Annotated[bool | None, typer.Option("--pause/--resume", help="Pause or resume.")] = None,
 ) -> None:
     """Change the speed, or pause or resume, without moving sim time."""
-    store = _open_store(_settings(ctx))
+    settings = _settings(ctx)
+    _refuse_bad_speed(speed, settings)
+    store = _open_store(settings)
     try:
         clock = store.read_clock()
         if clock is None:
@@ -327,13 +330,26 @@ def clock_set(
             raise typer.Exit(1)
         now = datetime.now(UTC)
         if speed is not None:
-            clock = clock.with_speed(speed, now)
+            clock = clock.with_speed(speed, now, max_speed=settings.clock.max_speed)
         if pause is not None:
             clock = clock.pause(now) if pause else clock.resume(now)
         store.write_clock(clock)
         _show_clock(clock)
     finally:
         store.dispose()
+
+
+def _refuse_bad_speed(speed: float | None, settings: Settings) -> None:
+    """Exit with the reason before anything is written if ``speed`` is no speed a clock may run at."""
+    from btcmlops.clock import check_speed
+
+    if speed is None:
+        return
+    try:
+        check_speed(speed, settings.clock.max_speed)
+    except ValueError as error:
+        errors.print(f"--speed: {error}")
+        raise typer.Exit(2) from None
 
 
 def _heartbeat(settings: Settings) -> Callable[[], None] | None:
@@ -367,23 +383,34 @@ def feed(
 
     from btcmlops.data import read_candle_file
     from btcmlops.services.feed import MarketFeed
+    from btcmlops.services.retry import Backoff, retrying
+    from btcmlops.store import PriceStore
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s feed %(message)s")
     settings = _settings(ctx)
     candles = read_candle_file(data or settings.data.file).candles
-    store = _open_store(settings)
+    store = PriceStore(_store_url(settings))
     end_at = (candles["open_time"].iloc[-1] + pd.Timedelta(hours=1)).to_pydatetime()
-    if start_clock and store.read_clock() is None:
-        from btcmlops.clock import reset_clock
 
-        clock = reset_clock(settings.clock, datetime.now(UTC), end_at=end_at)
-        store.write_clock(clock)
-        logging.getLogger(__name__).info(
-            "started the sim clock at %s (%s)", settings.clock.start, clock.hold_reason
-        )
-    store.update_clock(lambda clock: clock if clock.end_at == end_at else clock.with_end(end_at))
+    def prepare() -> bool:  # the store may still be starting: retried until it answers
+        store.migrate()
+        if start_clock and store.read_clock() is None:
+            from btcmlops.clock import reset_clock
+
+            clock = reset_clock(settings.clock, datetime.now(UTC), end_at=end_at)
+            store.write_clock(clock)
+            logging.getLogger(__name__).info(
+                "started the sim clock at %s (%s)", settings.clock.start, clock.hold_reason
+            )
+        store.update_clock(lambda clock: clock if clock.end_at == end_at else clock.with_end(end_at))
+        return True
+
+    stop = _stop_on_signals()
     try:
-        MarketFeed(store, candles).run(_stop_on_signals(), on_round=_heartbeat(settings))
+        if retrying(prepare, stop, Backoff(0.5, settings.trainer.retry_max_s), "preparing the store"):
+            MarketFeed(store, candles, retry_max_s=settings.trainer.retry_max_s).run(
+                stop, on_round=_heartbeat(settings)
+            )
     finally:
         store.dispose()
 
@@ -393,16 +420,26 @@ def trainer(ctx: typer.Context) -> None:
     """Close each month with the contest once sim time has passed its end (train, score, promote)."""
     from btcmlops.contest import Contest
     from btcmlops.registry import resolve_tracking
+    from btcmlops.services.retry import Backoff, retrying
     from btcmlops.services.trainer import TrainerService, wait_for_registry
+    from btcmlops.store import PriceStore
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s trainer %(message)s")
     settings = _settings(ctx)
     _no_blind_mlflow_retries(timeout_s=60)
-    store = _open_store(settings)
+    store = PriceStore(_store_url(settings))
     tracking_uri, artifacts = resolve_tracking(
         settings.mlflow.tracking_uri, settings.home / "mlflow", settings.home / "cache"
     )
     stop = _stop_on_signals()
+
+    def migrate() -> bool:  # the store may still be starting: retried until it answers
+        store.migrate()
+        return True
+
+    if not retrying(migrate, stop, Backoff(0.5, settings.trainer.retry_max_s), "migrating the store"):
+        store.dispose()
+        return
     registry = wait_for_registry(
         tracking_uri,
         settings.mlflow.experiment,

@@ -20,6 +20,7 @@ inference service moves it on as it answers; the trainer starts it when it relea
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
@@ -32,6 +33,9 @@ ClockState = Literal["running", "paused", "holding", "finished"]
 HOUR = timedelta(hours=1)
 _LIVE_MARGIN = timedelta(seconds=1)
 """How far short of the target hour's close a paced clock stops: a forecast made then is still live."""
+MAX_SPEED = 10_000.0
+"""The fastest a clock may run, in sim hours per real second (two years of data in under two seconds);
+``BTCMLOPS_CLOCK__MAX_SPEED`` may lower it."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,7 @@ class SimClock:
             now = self.sim_anchor
         else:
             elapsed = (real_now - self.real_anchor).total_seconds()
-            now = self.sim_anchor + timedelta(hours=elapsed * self.speed)
+            now = _advanced(self.sim_anchor, elapsed * self.speed)
         for limit in (self.hold_at, self.pace_at, self.end_at):
             if limit is not None and now > limit:
                 now = max(limit, self.sim_anchor)
@@ -152,10 +156,9 @@ class SimClock:
         """Finish the replay at ``end_at``."""
         return replace(self, end_at=end_at)
 
-    def with_speed(self, speed: float, real_now: datetime) -> SimClock:
+    def with_speed(self, speed: float, real_now: datetime, *, max_speed: float = MAX_SPEED) -> SimClock:
         """Run at ``speed`` from now on, without moving sim time."""
-        if speed <= 0:
-            raise ValueError(f"speed must be positive (sim hours per real second), got {speed}")
+        check_speed(speed, max_speed)
         return replace(self, sim_anchor=self.sim_now(real_now), real_anchor=real_now, speed=speed)
 
     def pause(self, real_now: datetime) -> SimClock:
@@ -174,6 +177,7 @@ def start_clock(
     hold: bool = False,
     end_at: datetime | None = None,
     paced: bool = False,
+    max_speed: float = MAX_SPEED,
 ) -> SimClock:
     """A clock that reads ``sim_start`` at ``real_now`` (also what a reset does).
 
@@ -181,8 +185,7 @@ def start_clock(
     month: nothing runs ahead of a stack that is not ready yet. A ``paced`` clock also waits for every
     hour's forecast once its first hold is released (see ``SimClock.with_hold``).
     """
-    if speed <= 0:
-        raise ValueError(f"speed must be positive (sim hours per real second), got {speed}")
+    check_speed(speed, max_speed)
     hold_at, reason = None, ""
     if hold:
         hold_at = month_end(sim_start)
@@ -217,6 +220,7 @@ def reset_clock(
         hold=True,
         end_at=end_at,
         paced=settings.paced,
+        max_speed=settings.max_speed,
     )
 
 
@@ -230,3 +234,28 @@ def last_closed_hour(sim_now: datetime) -> datetime:
     """The open time of the newest candle that has closed at ``sim_now``."""
     floored = sim_now.replace(minute=0, second=0, microsecond=0)
     return floored - HOUR
+
+
+def check_speed(speed: float, max_speed: float = MAX_SPEED) -> None:
+    """Refuse a speed no clock may run at: not a positive finite number, or above ``max_speed``.
+
+    Checked before a clock is written, so no process ever reads a clock that cannot tell the time.
+    """
+    if not (math.isfinite(speed) and speed > 0):
+        raise ValueError(f"speed must be positive and finite (sim hours per real second), got {speed}")
+    if speed > min(max_speed, MAX_SPEED):
+        raise ValueError(
+            f"speed must be at most {min(max_speed, MAX_SPEED):g} sim hours per real second, got {speed:g}"
+        )
+
+
+def _advanced(anchor: datetime, hours: float) -> datetime:
+    """``anchor`` plus ``hours``, saturated at the end of time instead of failing.
+
+    A clock written before speeds were checked (1e308, inf, NaN) must still read: as far as it can go
+    (its hold or end then stops it) rather than an error in every process that looks at it.
+    """
+    try:
+        return anchor + timedelta(hours=hours)
+    except (OverflowError, ValueError):
+        return datetime.max.replace(tzinfo=UTC) if hours > 0 else anchor

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, Field, SecretStr, field_validator
+from pydantic import AwareDatetime, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from btcmlops.clock import MAX_SPEED
 
 EMBEDDED_DATA_FILE = Path(__file__).resolve().parent / "data" / "embedded" / "btc_usdt_1h.csv.gz"
 """The two shipped years (2023-2024) of hourly BTC/USDT candles, the replay's default input."""
@@ -146,6 +148,14 @@ class ServeSettings(BaseModel):
     refresh_min_interval_s: float = Field(
         default=0.02, ge=0, description="Shortest time between two reads of new candles from the store."
     )
+    max_body_bytes: int = Field(
+        default=65_536,
+        ge=1024,
+        description=(
+            "Longest request body in bytes, counted as it arrives (with or without Content-Length); "
+            "longer: 413. 64 KiB holds a full batch of timestamps or a few hundred candles."
+        ),
+    )
 
 
 class ClockSettings(BaseModel):
@@ -155,7 +165,15 @@ class ClockSettings(BaseModel):
         default=datetime(2023, 12, 31, tzinfo=UTC),
         description="Sim time a reset starts from (v1 is trained once sim time passes its first year).",
     )
-    speed: float = Field(default=12.0, gt=0, description="Sim hours per real second after a reset.")
+    speed: float = Field(
+        default=12.0, gt=0, allow_inf_nan=False, description="Sim hours per real second after a reset."
+    )
+    max_speed: float = Field(
+        default=MAX_SPEED,
+        gt=0,
+        le=MAX_SPEED,
+        description="Fastest speed a clock change may set (the API answers 422 above it; never above 10000).",
+    )
     api_key: SecretStr | None = Field(
         default=None,
         description="Key for POST /clock (header X-API-Key); unset: the clock cannot be changed.",
@@ -175,6 +193,12 @@ class ClockSettings(BaseModel):
             "runs on whether anyone asks or not."
         ),
     )
+
+    @model_validator(mode="after")
+    def _speed_within_max(self) -> Self:
+        if self.speed > self.max_speed:
+            raise ValueError(f"speed {self.speed:g} is above max_speed {self.max_speed:g}")
+        return self
 
 
 class S3Settings(BaseModel):

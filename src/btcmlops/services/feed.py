@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from btcmlops.clock import last_closed_hour
+from btcmlops.services.retry import Backoff, wait_after
 from btcmlops.store import PriceStore
 
 logger = logging.getLogger(__name__)
@@ -32,10 +33,19 @@ def candles_due(candles: pd.DataFrame, after: pd.Timestamp | None, closed: datet
 class MarketFeed:
     """Plays a candle file into the store at the speed of the sim clock."""
 
-    def __init__(self, store: PriceStore, candles: pd.DataFrame, *, interval_s: float = 0.01) -> None:
+    def __init__(
+        self,
+        store: PriceStore,
+        candles: pd.DataFrame,
+        *,
+        interval_s: float = 0.01,
+        retry_first_s: float = 0.5,
+        retry_max_s: float = 30.0,
+    ) -> None:
         self._store = store
         self._candles = candles
         self._interval_s = interval_s
+        self._backoff = Backoff(retry_first_s, retry_max_s)
         self._latest: pd.Timestamp | None = None
 
     def step(self, real_now: datetime) -> int:
@@ -58,18 +68,29 @@ class MarketFeed:
     ) -> None:
         """Step every interval until ``stop`` is set, logging progress at most every ``log_every_s``.
 
-        ``on_round`` is called after every step (a heartbeat for a container healthcheck).
+        A failed step (the store down, locked or unreadable) is logged and retried after a doubling
+        wait; only a configuration error ends the feed. ``on_round`` is called after every step, failed
+        or not (a heartbeat for a container healthcheck: the feed lives, and restarting it would not
+        bring the store back).
         """
         waiting_logged = False
         unlogged, last_log = 0, time.monotonic()
         while not stop.is_set():
-            unlogged += self.step(datetime.now(UTC))
-            if unlogged and time.monotonic() - last_log >= log_every_s:
-                logger.info("fed %d candle(s) up to %s", unlogged, self._latest)
-                unlogged, last_log = 0, time.monotonic()
-            elif not waiting_logged and self._store.read_clock() is None:
-                logger.info("no sim clock yet: waiting (reset it with `btcmlops clock reset`)")
-                waiting_logged = True
+            try:
+                unlogged += self.step(datetime.now(UTC))
+                if unlogged and time.monotonic() - last_log >= log_every_s:
+                    logger.info("fed %d candle(s) up to %s", unlogged, self._latest)
+                    unlogged, last_log = 0, time.monotonic()
+                elif not waiting_logged and self._store.read_clock() is None:
+                    logger.info("no sim clock yet: waiting (reset it with `btcmlops clock reset`)")
+                    waiting_logged = True
+            except Exception as error:
+                wait = wait_after(error, self._backoff, "feed step")
+            else:
+                if self._backoff.failures:
+                    logger.info("feed step succeeded again after %d failure(s)", self._backoff.failures)
+                    self._backoff.succeeded()
+                wait = self._interval_s
             if on_round is not None:
                 on_round()
-            stop.wait(self._interval_s)
+            stop.wait(wait)

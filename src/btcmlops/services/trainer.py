@@ -19,6 +19,7 @@ from btcmlops.calendar import Month
 from btcmlops.clock import SimClock, last_closed_hour, month_end
 from btcmlops.contest import Contest, MonthOutcome
 from btcmlops.registry import ModelRegistry
+from btcmlops.services.retry import Backoff, is_configuration_error, retrying, wait_after
 from btcmlops.settings import TrainerSettings
 from btcmlops.store import PriceStore
 
@@ -60,19 +61,16 @@ def wait_for_registry(
     """Open the registry once MLflow answers, retrying with a doubling wait; None if stopped first.
 
     The MLflow server may still be starting (compose, `make stack`) or another trainer creating the
-    experiment: the trainer waits, and says why, instead of exiting.
+    experiment: the trainer waits, and says why, instead of exiting (unless the configuration is wrong).
     """
-    delay = 1.0
-    while True:
-        try:
-            return ModelRegistry(
-                tracking_uri, experiment, registered_model, artifact_location=artifact_location
-            )
-        except Exception as error:
-            logger.warning("MLflow at %s not ready (%s); retrying in %.0f s", tracking_uri, error, delay)
-            if stop.wait(delay):
-                return None
-            delay = min(delay * 2, max_wait_s)
+    return retrying(
+        lambda: ModelRegistry(
+            tracking_uri, experiment, registered_model, artifact_location=artifact_location
+        ),
+        stop,
+        Backoff(1.0, max_wait_s),
+        f"opening the MLflow registry at {tracking_uri}",
+    )
 
 
 class LeaseLostError(RuntimeError):
@@ -196,28 +194,32 @@ class TrainerService:
         """Hold the lease and step every interval until ``stop`` is set.
 
         A failed round (MLflow or the store down, a 5xx) is logged and retried with a doubling wait;
-        the next round starts with a reconcile, so a change cut off half-way is finished first.
-        ``on_round`` is a heartbeat after every round, also while waiting for the lease.
+        the next round starts with a reconcile, so a change cut off half-way is finished first. Only
+        a configuration error ends the trainer. ``on_round`` is a heartbeat after every round, also
+        while waiting for the lease.
         """
         if not self._wait_for_lease(stop, on_round):
             return
         renewer = threading.Thread(target=self._renew, args=(stop,), name="trainer-lease", daemon=True)
         renewer.start()
-        delay = self._settings.interval_s
+        backoff = Backoff(
+            self._settings.interval_s, max(self._settings.retry_max_s, self._settings.interval_s)
+        )
         try:
             while not stop.is_set():
                 try:
                     self.step(datetime.now(UTC))
-                    delay = self._settings.interval_s
                 except LeaseLostError:
                     logger.error("lost the lease to another trainer: stopping without further changes")
                     return
                 except Exception as error:  # a transient fault must not end the trainer; say what it was
                     self._next = None  # reconcile before going on
-                    delay = min(delay * 2, self._settings.retry_max_s)
-                    logger.warning(
-                        "round failed (%s: %s); retrying in %.1f s", type(error).__name__, error, delay
-                    )
+                    delay = wait_after(error, backoff, "trainer round")
+                else:
+                    if backoff.failures:
+                        logger.info("trainer round succeeded again after %d failure(s)", backoff.failures)
+                        backoff.succeeded()
+                    delay = self._settings.interval_s
                 if on_round is not None:
                     on_round()
                 stop.wait(delay)
@@ -225,7 +227,10 @@ class TrainerService:
             stop.set()
             renewer.join(timeout=5)
             if not self._lease_lost.is_set():
-                self._store.journal.release_lease(LEASE_NAME, self.holder)
+                try:
+                    self._store.journal.release_lease(LEASE_NAME, self.holder)
+                except Exception as error:  # the store is down: the lease expires on its own
+                    logger.warning("could not release the lease (%s); it expires on its own", error)
 
     def _held_until(self) -> datetime:
         """When this trainer's lease ends, by the store (the past if another trainer holds it)."""
@@ -242,6 +247,8 @@ class TrainerService:
                     LEASE_NAME, self.holder, now=datetime.now(UTC), ttl_s=self._settings.lease_ttl_s
                 )
             except Exception as error:
+                if is_configuration_error(error):
+                    raise
                 logger.warning("cannot reach the store for the lease (%s); retrying", error)
             else:
                 if lease.holder == self.holder:

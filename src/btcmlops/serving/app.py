@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import hmac
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import pandas as pd
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -21,6 +21,8 @@ from btcmlops.contest.changes import ChampionChanges, ChangeRefusedError
 from btcmlops.data.rules import candle_problems
 from btcmlops.features import build_features, get_feature_set
 from btcmlops.registry import ModelRegistry
+from btcmlops.serving.inputs import EVERY_ROUTE, documented, invalid_input, key_matches, known_query_only
+from btcmlops.serving.limits import BodyLimitMiddleware
 from btcmlops.serving.metrics import MetricsMiddleware
 from btcmlops.serving.prediction_log import PredictionLogWriter
 from btcmlops.serving.schemas import (
@@ -39,10 +41,12 @@ from btcmlops.serving.schemas import (
     PredictionPublic,
     PredictionRequest,
     PromotionRequest,
+    ReadyPublic,
     RollbackRequest,
     ShadowForecastPublic,
     ShadowPublic,
     TrainingWindowPublic,
+    UtcDatetime,
 )
 from btcmlops.serving.snapshot import Snapshot, hour_number, shadow_forecasts, whole_hour
 from btcmlops.serving.state import ServiceState
@@ -140,10 +144,14 @@ def create_app(
         version="1",
         lifespan=lifespan,
         static_url="/docs/assets",
+        dependencies=[Depends(known_query_only)],
+        responses=EVERY_ROUTE,
     )
     app.state.service = state
     app.state.prediction_log = log
-    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    app.add_exception_handler(RequestValidationError, invalid_input)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.serve.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)  # outermost: it counts the 413s too
 
     def _serve(
         snapshot: Snapshot, hour: int, predicted: float, last_close: float, *, market: bool = True
@@ -267,11 +275,7 @@ def create_app(
         "/predict",
         response_model=PredictionPublic,
         tags=["forecast"],
-        responses={
-            404: {"description": "No candle at that hour"},
-            422: {"description": "Bad input"},
-            503: {"description": "No model loaded yet"},
-        },
+        responses=documented(400, 404, 425, 503),
     )
     async def predict(body: PredictionRequest) -> PredictionPublic:
         """Forecast the close after ``timestamp`` (read from the store) or after the last candle sent."""
@@ -289,7 +293,12 @@ def create_app(
         assert body.candles is not None
         return _by_candles(body.candles)
 
-    @app.post("/predict/batch", response_model=BatchPredictionPublic, tags=["forecast"])
+    @app.post(
+        "/predict/batch",
+        response_model=BatchPredictionPublic,
+        tags=["forecast"],
+        responses=documented(400, 413, 503),
+    )
     async def predict_batch(body: BatchPredictionRequest) -> BatchPredictionPublic:
         """Forecast from several hours; each hour that cannot be answered is listed with why."""
         if len(body.timestamps) > settings.serve.max_batch:
@@ -324,9 +333,7 @@ def create_app(
             end_at=clock.end_at,
         )
 
-    @app.get(
-        "/clock", response_model=ClockPublic, tags=["clock"], responses={404: {"description": "No clock"}}
-    )
+    @app.get("/clock", response_model=ClockPublic, tags=["clock"], responses=documented(404))
     def clock() -> ClockPublic:
         """The shared sim clock (read from the store, so every service agrees)."""
         current = store.read_clock()
@@ -338,16 +345,25 @@ def create_app(
         "/clock",
         response_model=ClockPublic,
         tags=["clock"],
-        responses={
-            401: {"description": "Wrong or missing API key"},
-            403: {"description": "Changes disabled"},
-        },
+        responses=documented(400, 401, 403, 409),
     )
     def change_clock(
         change: ClockChange, api_key: Annotated[str | None, Header(alias="X-API-Key")] = None
     ) -> ClockPublic:
         """Set the speed, pause, resume or reset the sim clock (needs the X-API-Key header)."""
         _require_control_key(api_key)
+        max_speed = settings.clock.max_speed
+        if change.speed is not None and change.speed > max_speed:
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "less_than_equal",
+                        "loc": ("body", "speed"),
+                        "msg": f"speed must be at most {max_speed:g} (BTCMLOPS_CLOCK__MAX_SPEED)",
+                        "input": change.speed,
+                    }
+                ]
+            )
         now = datetime.now(UTC)
         if change.action == "reset":
             current = store.read_clock()
@@ -363,7 +379,7 @@ def create_app(
         else:
             if change.action == "speed" and change.speed is None:
                 raise ApiError(422, "action 'speed' needs a positive 'speed'")
-            updated = store.update_clock(lambda current: _changed(current, change, now))
+            updated = store.update_clock(lambda current: _changed(current, change, now, max_speed))
             if updated is None:
                 raise ApiError(409, "no sim clock yet: reset it first")
         state.clock = updated
@@ -373,7 +389,7 @@ def create_app(
         expected = settings.clock.api_key
         if expected is None:
             raise ApiError(403, "control changes are disabled: set BTCMLOPS_CLOCK__API_KEY")
-        if api_key is None or not hmac.compare_digest(api_key, expected.get_secret_value()):
+        if not key_matches(api_key, expected.get_secret_value()):
             raise ApiError(401, "wrong or missing X-API-Key")
 
     def _sim_now() -> datetime | None:
@@ -381,11 +397,7 @@ def create_app(
         return None if clock is None else clock.sim_now(datetime.now(UTC))
 
     changes = ChampionChanges(registry, store.journal, store, now=lambda: datetime.now(UTC), sim_now=_sim_now)
-    control_errors: dict[int | str, dict[str, Any]] = {
-        401: {"description": "Wrong or missing API key"},
-        403: {"description": "Changes disabled"},
-        409: {"description": "Refused (already champion, nothing to roll back, another change in flight)"},
-    }
+    control_errors = documented(400, 401, 403, 409)
 
     def _change(make: Callable[[], AuditEntry]) -> ChampionChangePublic:
         try:
@@ -449,7 +461,12 @@ def create_app(
         """The process lives."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["service"], responses={503: {"description": "Not ready"}})
+    @app.get(
+        "/readyz",
+        response_model=ReadyPublic,
+        tags=["service"],
+        responses={503: {"model": ReadyPublic, "description": "Not ready"}},
+    )
     def readyz(service: State) -> JSONResponse:
         """Ready when a model is loaded and the price store answers."""
         if service.snapshot.model is None:
@@ -462,15 +479,25 @@ def create_app(
             )
         return JSONResponse(content={"ready": True, "version": service.snapshot.model.info.version})
 
-    @app.get("/metrics", tags=["service"], include_in_schema=True)
+    @app.get(
+        "/metrics",
+        tags=["service"],
+        response_class=Response,
+        responses={
+            200: {
+                "description": "Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     async def metrics(service: State) -> Response:
         """Prometheus metrics."""
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/candles", response_model=list[CandlePublic], tags=["read"])
     def candles(
-        start: Annotated[datetime | None, Query(examples=["2024-03-01T00:00:00Z"])] = None,
-        end: Annotated[datetime | None, Query(examples=["2024-03-07T23:00:00Z"])] = None,
+        start: Annotated[UtcDatetime | None, Query(examples=["2024-03-01T00:00:00Z"])] = None,
+        end: Annotated[UtcDatetime | None, Query(examples=["2024-03-07T23:00:00Z"])] = None,
         limit: Annotated[int, Query(ge=1, le=50_000)] = 5_000,
     ) -> list[CandlePublic]:
         """Candles in [start, end] from the price store (the newest ``limit`` of them)."""
@@ -479,8 +506,8 @@ def create_app(
 
     @app.get("/predictions", response_model=list[LoggedPredictionPublic], tags=["read"])
     def predictions(
-        start: Annotated[datetime | None, Query(description="First target hour")] = None,
-        end: Annotated[datetime | None, Query(description="Last target hour")] = None,
+        start: Annotated[UtcDatetime | None, Query(description="First target hour")] = None,
+        end: Annotated[UtcDatetime | None, Query(description="Last target hour")] = None,
         limit: Annotated[int, Query(ge=1, le=50_000)] = 5_000,
     ) -> list[LoggedPredictionPublic]:
         """Served forecasts whose target hour is in [start, end], with the version that served each."""
@@ -490,8 +517,8 @@ def create_app(
     @app.get("/shadow", response_model=ShadowPublic, tags=["read"])
     def shadow(
         service: State,
-        start: Annotated[datetime, Query(description="First hour T", examples=["2024-03-01T00:00:00Z"])],
-        end: Annotated[datetime, Query(description="Last hour T", examples=["2024-03-07T23:00:00Z"])],
+        start: Annotated[UtcDatetime, Query(description="First hour T", examples=["2024-03-01T00:00:00Z"])],
+        end: Annotated[UtcDatetime, Query(description="Last hour T", examples=["2024-03-07T23:00:00Z"])],
     ) -> ShadowPublic:
         """The challenger's forecasts from the hours in [start, end] it was not trained on."""
         challenger = service.challenger
@@ -532,10 +559,10 @@ def _forecastable(clock: SimClock) -> int:
     return int(clock.last_forecastable_hour(datetime.now(UTC)).timestamp()) // 3600
 
 
-def _changed(clock: SimClock, change: ClockChange, now: datetime) -> SimClock:
+def _changed(clock: SimClock, change: ClockChange, now: datetime, max_speed: float) -> SimClock:
     if change.action == "speed":
         assert change.speed is not None
-        return clock.with_speed(change.speed, now)
+        return clock.with_speed(change.speed, now, max_speed=max_speed)
     return clock.pause(now) if change.action == "pause" else clock.resume(now)
 
 

@@ -2,36 +2,140 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from btcmlops.clock import MAX_SPEED
+from btcmlops.features import FEATURE_SETS
 
 EXAMPLE_HOUR = "2024-03-05T14:00:00Z"
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+"""Times the API accepts lie in [EARLIEST, LATEST): far wider than any market data, narrow enough that
+every hour, its target hour and pandas' nanosecond timestamps stay in range."""
+
+MAX_CANDLES = 4 * max(feature_set.window_hours for feature_set in FEATURE_SETS.values())
+"""Most candles one request may send: a small multiple of the longest feature window (only the last
+window is used), so validating a request costs little whatever a client sends."""
+
+_ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_text(value: object) -> object:
+    """Let only ISO 8601 date-time text through: pydantic would read a number as Unix seconds."""
+    if isinstance(value, datetime):
+        return value  # built in Python, not sent
+    if not isinstance(value, str) or not _ISO_DATETIME.match(value):
+        raise ValueError(
+            f"expected an ISO 8601 date-time with a UTC offset such as {EXAMPLE_HOUR}, "
+            f"not {type(value).__name__} {_shown(value)}"
+        )
+    return value
+
+
+def _in_range_utc(value: datetime) -> datetime:
+    """The same instant in UTC, refused (not an OverflowError later) outside [EARLIEST, LATEST)."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise ValueError(
+            f"{value.isoformat()} is out of range: times must lie in "
+            f"[{EARLIEST:%Y-%m-%dT%H:%M:%SZ}, {LATEST:%Y-%m-%dT%H:%M:%SZ}) once converted to UTC"
+        )
+    return utc
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_in_range_utc)]
+"""A date-time sent by a client: ISO 8601 text with an offset (never a number), in range, as UTC."""
+
+
+def _not_null(value: object, field: str) -> object:
+    if value is None:
+        raise ValueError(f"'{field}' may be left out but not null")
+    return value
+
+
+def _without_null(schema: dict[str, Any]) -> None:
+    """Show optional fields that refuse an explicit null (``_not_null``) without the null branch."""
+    for prop in schema.get("properties", {}).values():
+        options = prop.get("anyOf")
+        if options and {"type": "null"} in options:
+            rest = [option for option in options if option != {"type": "null"}]
+            del prop["anyOf"]
+            if len(rest) == 1:
+                prop.update(rest[0])
+            else:
+                prop["anyOf"] = rest
+
 
 class PredictionRequest(BaseModel):
-    """Forecast from one hour: name it (the service reads the price store) or send the candles."""
+    """Forecast from one hour: name it (the service reads the price store) or send the candles.
 
-    timestamp: AwareDatetime | None = Field(
+    Exactly one of ``timestamp`` and ``candles`` (the schema's ``oneOf``).
+    """
+
+    timestamp: UtcDatetime | None = Field(
         default=None,
-        description="Hour T (open time, UTC, on the hour) to forecast from.",
+        description=(
+            "Hour T (open time, on the hour, with a UTC offset) to forecast from; "
+            f"between {EARLIEST:%Y} and {LATEST:%Y}."
+        ),
         examples=[EXAMPLE_HOUR],
     )
     candles: list[CandleIn] | None = Field(
         default=None,
-        description="Consecutive hourly candles, oldest first, ending at hour T (a full feature window).",
+        max_length=MAX_CANDLES,
+        description=(
+            "Consecutive hourly candles, oldest first, ending at hour T: at least a full feature window, "
+            f"at most {MAX_CANDLES}; only the last window is used."
+        ),
     )
 
-    model_config = {
-        "json_schema_extra": {"examples": [{"timestamp": EXAMPLE_HOUR}]},
-    }
+    model_config = ConfigDict(json_schema_extra=lambda schema: _request_schema(schema))
+
+    @field_validator("timestamp", "candles", mode="before")
+    @classmethod
+    def _sent_means_set(cls, value: object, info: ValidationInfo) -> object:
+        return _not_null(value, str(info.field_name))
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.timestamp is None) == (self.candles is None):
+            raise ValueError("send exactly one of 'timestamp' or 'candles'")
+        return self
+
+
+def _request_schema(schema: dict[str, Any]) -> None:
+    _without_null(schema)
+    schema["oneOf"] = [{"required": ["timestamp"]}, {"required": ["candles"]}]
+    schema["examples"] = [{"timestamp": EXAMPLE_HOUR}]
 
 
 class CandleIn(BaseModel):
     """One hourly candle sent by a client."""
 
-    open_time: AwareDatetime = Field(examples=[EXAMPLE_HOUR])
+    open_time: UtcDatetime = Field(examples=[EXAMPLE_HOUR])
     open: float = Field(examples=[67000.0])
     high: float = Field(examples=[67250.5])
     low: float = Field(examples=[66900.0])
@@ -42,7 +146,7 @@ class CandleIn(BaseModel):
 class BatchPredictionRequest(BaseModel):
     """Forecasts from several hours in one request."""
 
-    timestamps: list[AwareDatetime] = Field(
+    timestamps: list[UtcDatetime] = Field(
         min_length=1, examples=[["2024-03-05T12:00:00Z", "2024-03-05T13:00:00Z", EXAMPLE_HOUR]]
     )
 
@@ -169,7 +273,7 @@ class DecisionPublic(BaseModel):
 class PromotionRequest(BaseModel):
     """Make a version the champion by hand; the reason goes into the audit."""
 
-    version: int = Field(ge=1, examples=[3])
+    version: int = Field(ge=1, le=2**31 - 1, examples=[3])
     reason: str = Field(min_length=1, max_length=2000, examples=["the new challenger looks better live"])
 
 
@@ -231,12 +335,71 @@ class ClockChange(BaseModel):
     """Change the clock: set its speed, pause, resume, or reset it to the configured start."""
 
     action: Literal["speed", "pause", "resume", "reset"] = Field(examples=["speed"])
-    speed: float | None = Field(default=None, gt=0, description="For 'speed' (and optionally 'reset').")
-    start: AwareDatetime | None = Field(
+    speed: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_SPEED,
+        allow_inf_nan=False,
+        description=(
+            "Sim hours per real second: required by 'speed', optional for 'reset'; finite, at most the "
+            f"service's BTCMLOPS_CLOCK__MAX_SPEED (never above {MAX_SPEED:g})."
+        ),
+    )
+    start: UtcDatetime | None = Field(
         default=None,
         description="For 'reset': the sim time to start from (default: the configured start).",
         examples=["2024-01-01T00:00:00Z"],
     )
 
+    model_config = ConfigDict(json_schema_extra=lambda schema: _clock_change_schema(schema))
+
+    @field_validator("speed", mode="before")
+    @classmethod
+    def _sent_means_set(cls, value: object) -> object:
+        return _not_null(value, "speed")
+
+    @model_validator(mode="after")
+    def _speed_has_a_speed(self) -> Self:
+        if self.action == "speed" and self.speed is None:
+            raise ValueError("action 'speed' needs a 'speed'")
+        return self
+
+
+def _clock_change_schema(schema: dict[str, Any]) -> None:
+    _without_null(schema)
+    schema["if"] = {"properties": {"action": {"const": "speed"}}}
+    schema["then"] = {"required": ["speed"]}
+
 
 PredictionRequest.model_rebuild()
+
+
+class ErrorPublic(BaseModel):
+    """Why a request was not answered."""
+
+    detail: str = Field(examples=["no model loaded yet: the registry has no champion or cannot be reached"])
+
+
+class FieldErrorPublic(BaseModel):
+    """One input that failed validation, named by where it is (``loc``: body, query or header, then
+    the field)."""
+
+    loc: list[str | int] = Field(examples=[["body", "timestamp"]])
+    msg: str = Field(examples=["Value error, 0001-01-01T00:00:00+01:00 is out of range: ..."])
+    type: str = Field(examples=["value_error"])
+    input: Any = None
+    ctx: dict[str, Any] | None = None
+
+
+class InvalidInputPublic(BaseModel):
+    """422: the fields that failed validation, or one sentence naming the field and what is wrong."""
+
+    detail: list[FieldErrorPublic] | str
+
+
+class ReadyPublic(BaseModel):
+    """Whether the service can answer forecasts: a model loaded and the price store answering."""
+
+    ready: bool
+    version: int | None = Field(default=None, description="The version served, when ready.")
+    detail: str | None = Field(default=None, description="Why not ready.")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from btcmlops.clock import last_closed_hour, start_clock
+from btcmlops.clock import MAX_SPEED, SimClock, check_speed, last_closed_hour, start_clock
 from btcmlops.store import PriceStore
 
 REAL = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -35,6 +36,51 @@ def test_speed_change_pause_and_resume_keep_sim_time_continuous() -> None:
 def test_speed_must_be_positive() -> None:
     with pytest.raises(ValueError, match="speed must be positive"):
         start_clock(SIM, speed=12.0, real_now=REAL).with_speed(0, REAL)
+
+
+@pytest.mark.parametrize(
+    ("speed", "words"),
+    [
+        (math.inf, "positive and finite"),
+        (math.nan, "positive and finite"),
+        (-math.inf, "positive and finite"),
+        (1e308, f"at most {MAX_SPEED:g}"),
+        (MAX_SPEED + 1, f"at most {MAX_SPEED:g}"),
+    ],
+)
+def test_no_clock_is_made_with_a_speed_it_cannot_run_at(speed: float, words: str) -> None:
+    with pytest.raises(ValueError, match=words):
+        start_clock(SIM, speed=speed, real_now=REAL)
+    with pytest.raises(ValueError, match=words):
+        start_clock(SIM, speed=12.0, real_now=REAL).with_speed(speed, REAL)
+
+
+def test_a_lower_max_speed_is_kept_and_never_raises_the_ceiling() -> None:
+    with pytest.raises(ValueError, match="at most 100 sim hours"):
+        start_clock(SIM, speed=12.0, real_now=REAL).with_speed(101, REAL, max_speed=100)
+    with pytest.raises(ValueError, match="at most 100 sim hours"):
+        start_clock(SIM, speed=101, real_now=REAL, max_speed=100)
+    with pytest.raises(ValueError, match=f"at most {MAX_SPEED:g}"):
+        check_speed(MAX_SPEED * 2, max_speed=MAX_SPEED * 10)
+    assert start_clock(SIM, speed=MAX_SPEED, real_now=REAL).speed == MAX_SPEED
+
+
+@pytest.mark.parametrize("speed", [1e308, math.inf, math.nan, -math.inf])
+def test_a_clock_saved_with_a_bad_speed_still_tells_the_time(speed: float) -> None:
+    """A row written before speeds were checked: it reads (saturated, then held), it does not raise."""
+    hold = datetime(2024, 2, 1, tzinfo=UTC)
+    clock = SimClock(SIM, REAL, speed, paused=False, hold_at=hold, hold_reason="waiting")
+    later = REAL + timedelta(days=400)
+    now = clock.sim_now(later)
+    assert now in (hold, SIM)  # run to its hold, or (NaN, a negative speed) not at all
+    assert clock.state(later) in ("holding", "running")
+    assert clock.last_forecastable_hour(later) <= hold
+    unheld = SimClock(SIM, REAL, speed, paused=False)
+    assert unheld.sim_now(later) in (datetime.max.replace(tzinfo=UTC), SIM)
+    assert last_closed_hour(unheld.sim_now(later)) in (
+        datetime(9999, 12, 31, 22, tzinfo=UTC),
+        SIM - timedelta(hours=1),
+    )
 
 
 def test_last_closed_hour() -> None:

@@ -1,0 +1,84 @@
+"""``BodyLimitMiddleware``: no request body longer than a limit reaches the app (413 instead).
+
+Pure ASGI: it counts the bytes as they arrive, so a body sent without ``Content-Length`` (chunked) is
+cut off at the limit as surely as one that declares its length, and nothing past the limit is read or
+held. The app then parses and validates at most ``max_bytes``: the cost of one request is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class BodyLimitMiddleware:
+    """Answer 413 to a request whose body is longer than ``max_bytes``, before the app runs."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, setting: str = "BTCMLOPS_SERVE__MAX_BODY_BYTES") -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.setting = setting
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(send, f"declares {declared} bytes")
+            return
+        chunks: list[bytes] = []
+        size, more = 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away: nobody to answer
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._refuse(send, f"sent more than {self.max_bytes} bytes")
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        await self.app(scope, _replay(b"".join(chunks), receive), send)
+
+    async def _refuse(self, send: Send, what: str) -> None:
+        detail = f"request body too large: it {what}; the limit is {self.max_bytes} bytes ({self.setting})"
+        body = json.dumps({"detail": detail}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),  # the rest of the body is never read
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None  # the server (h11, httptools) refuses such a request before it gets here
+    return None
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the app the body read already, then waits on the client as usual."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
