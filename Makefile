@@ -49,6 +49,10 @@ test: install ## Run every test: unit, and integration against MariaDB, moto's S
 test-unit: install ## Run the fast tests only (no integration marker)
 	$(RUN) pytest -m "not integration"
 
+.PHONY: test-helm
+test-helm: install ## Helm chart, offline: lint --strict, template 4 value sets, Kubernetes schemas, checkov
+	$(RUN) python scripts/check_helm.py
+
 .PHONY: lint
 lint: install ## ruff (lint and format check) and mypy --strict
 	$(RUN) ruff check src tests bench scripts
@@ -90,5 +94,5 @@ screenshot-mlflow: install ## With an MLflow UI on :5000: save docs/mlflow-model
 	$(RUN) python scripts/mlflow_screenshot.py http://127.0.0.1:5000 --experiment btc-next-hour --out-dir docs
 
 .PHONY: clean
-clean: ## Remove the replay output and the embedded stores
-	rm -rf out .btcmlops
+clean: ## Remove the replay output, the embedded stores and the cached tools (.cache: helm, checkov)
+	rm -rf out .btcmlops .cache

@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from btcmlops.contest import TrainingWindow
 from btcmlops.features import build_samples
 from btcmlops.model import train_forecaster
 from btcmlops.registry import CHAMPION, ModelRegistry
-from btcmlops.settings import ModelSettings
+from btcmlops.settings import ModelSettings, ServeSettings
 from btcmlops.store import PriceStore
 from factories import make_candles
 from services import free_port, wait_for_http, wait_until
@@ -35,6 +36,9 @@ pytestmark = pytest.mark.integration
 POLL_INTERVAL_S = 0.5
 SWAP_BOUND_S = 15.0
 """Poll interval plus a model download through the server on a busy two-core machine, with room."""
+LOAD_ALLOWANCE_S = 8.0
+"""What one model load (download through the server, feature-set and forecast checks, a new snapshot)
+may take on a busy two-core machine, with room: the replicas test's bound is the poll interval plus it."""
 
 
 @dataclass(frozen=True)
@@ -95,57 +99,79 @@ def _register_two_versions(tracking_uri: str, experiment: str, model: str) -> Mo
     return registry
 
 
-@pytest.fixture
-def service(
-    own_mlflow_server, mariadb_url_factory: Callable[[], str], tmp_path: Path
-) -> Iterator[tuple[str, ModelRegistry]]:  # type: ignore[no-untyped-def]
-    store_url = mariadb_url_factory()
+def _registry_and_env(
+    tracking_uri: str, store_url: str, home: Path, poll_interval_s: float
+) -> tuple[ModelRegistry, dict[str, str]]:
+    """Candles in a fresh store, v1 and v2 registered (v1 champion), and a service's environment."""
     store = PriceStore(store_url)
     store.migrate()
     store.upsert_candles(make_candles("2021-01-01", "2021-02-28 23:00"))
     store.dispose()
     experiment, model = f"serving-{uuid.uuid4().hex[:6]}", f"serving-{uuid.uuid4().hex[:6]}"
-    registry = _register_two_versions(own_mlflow_server.url, experiment, model)
+    registry = _register_two_versions(tracking_uri, experiment, model)
     registry.set_alias(CHAMPION, 1)
-
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
-        "BTCMLOPS_HOME": str(tmp_path / "home"),
+        "BTCMLOPS_HOME": str(home),
         "BTCMLOPS_STORE__URL": store_url,
-        "BTCMLOPS_MLFLOW__TRACKING_URI": own_mlflow_server.url,
+        "BTCMLOPS_MLFLOW__TRACKING_URI": tracking_uri,
         "BTCMLOPS_MLFLOW__EXPERIMENT": experiment,
         "BTCMLOPS_MLFLOW__REGISTERED_MODEL": model,
-        "BTCMLOPS_SERVE__POLL_INTERVAL_S": str(POLL_INTERVAL_S),
+        "BTCMLOPS_SERVE__POLL_INTERVAL_S": str(poll_interval_s),
         "BTCMLOPS_SERVE__MAX_BACKOFF_S": "2",
         "BTCMLOPS_SERVE__REGISTRY_TIMEOUT_S": "3",
     }
-    log_path = tmp_path / "service.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "btcmlops", "serve", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    return registry, env
 
+
+def _tail(log_path: Path) -> Callable[[], str]:
+    return lambda: log_path.read_text()[-3000:]
+
+
+@contextmanager
+def _services(env: dict[str, str], logs: list[Path]) -> Iterator[list[str]]:
+    """One `btcmlops serve` process per log file, started together; their URLs once all are ready."""
+    processes: list[tuple[subprocess.Popen[bytes], str, Path]] = []
     try:
-        wait_for_http(
-            f"{url}/readyz",
-            process,
-            what="inference service",
-            timeout_s=90,
-            log_tail=lambda: log_path.read_text()[-3000:],
-        )
-        yield url, registry
+        for log_path in logs:
+            port = free_port()
+            with log_path.open("wb") as log:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "btcmlops", "serve", "--port", str(port)],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            processes.append((process, f"http://127.0.0.1:{port}", log_path))
+        for process, url, log_path in processes:
+            wait_for_http(
+                f"{url}/readyz",
+                process,
+                what="inference service",
+                timeout_s=90,
+                log_tail=_tail(log_path),
+            )
+        yield [url for _, url, _ in processes]
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        for process, _, _ in processes:
+            process.terminate()
+        for process, _, _ in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def service(
+    own_mlflow_server, mariadb_url_factory: Callable[[], str], tmp_path: Path
+) -> Iterator[tuple[str, ModelRegistry]]:  # type: ignore[no-untyped-def]
+    registry, env = _registry_and_env(
+        own_mlflow_server.url, mariadb_url_factory(), tmp_path / "home", POLL_INTERVAL_S
+    )
+    with _services(env, [tmp_path / "service.log"]) as (url,):
+        yield url, registry
 
 
 def _follow(client: NonStopClient, registry: ModelRegistry, version: int) -> float:
@@ -213,3 +239,55 @@ def test_hot_swap_under_load_and_through_an_mlflow_outage(
     versions = [a.version for a in answers]
     changes = sum(1 for before, after in itertools.pairwise(versions) if before != after)
     assert changes == 3
+
+
+@pytest.fixture
+def two_replicas(
+    mlflow_server: str, mariadb_url_factory: Callable[[], str], tmp_path: Path
+) -> Iterator[tuple[list[str], ModelRegistry]]:
+    """Two inference services, as two replicas of the chart's Deployment, at the default poll interval."""
+    registry, env = _registry_and_env(
+        mlflow_server, mariadb_url_factory(), tmp_path / "home", ServeSettings().poll_interval_s
+    )
+    env.pop("BTCMLOPS_SERVE__POLL_INTERVAL_S")  # the setting's default, as the chart deploys it
+    with _services(env, [tmp_path / "replica-a.log", tmp_path / "replica-b.log"]) as urls:
+        yield urls, registry
+
+
+def test_two_replicas_disagree_for_at_most_a_poll_interval_and_a_load_after_a_promotion(
+    two_replicas: tuple[list[str], ModelRegistry],
+) -> None:
+    """Each replica follows the alias on its own: after a move, the two may answer with different
+    versions until the later one has polled and loaded; that window is the README's bound."""
+    urls, registry = two_replicas
+    poll_s = ServeSettings().poll_interval_s
+    hours = [f"2021-02-{day:02d}T{hour:02d}:00:00Z" for day in range(2, 28) for hour in range(0, 24, 5)]
+    with NonStopClient(urls[0], hours) as first, NonStopClient(urls[1], hours) as second:
+        time.sleep(1.0)
+        followed: list[tuple[float, float]] = []
+        for version in (2, 1, 2, 1):
+            moved = time.monotonic()
+            registry.set_alias(CHAMPION, version)
+            wait_until(
+                lambda: None not in (first.first_with(version, moved), second.first_with(version, moved)),  # noqa: B023
+                timeout_s=SWAP_BOUND_S,
+                what=f"both replicas to answer with version {version}",
+                on_timeout=lambda: f"{first.answers[-2:]} {second.answers[-2:]}",
+            )
+            seen = (first.first_with(version, moved), second.first_with(version, moved))
+            assert seen[0] is not None
+            assert seen[1] is not None
+            followed.append((seen[0] - moved, seen[1] - moved))
+            time.sleep(poll_s)  # the next move lands at another phase of the two polls
+    disagreements = [abs(a - b) for a, b in followed]
+    print(
+        "\nreplicas follow the alias after (s): "
+        + ", ".join(f"{a:.2f}/{b:.2f}" for a, b in followed)
+        + f"; disagree for at most {max(disagreements):.2f} s (poll interval {poll_s:g} s)"
+    )
+    for client in (first, second):
+        assert [a for a in client.answers if a.status != 200] == []
+        versions = [a.version for a in client.answers]
+        assert sum(1 for before, after in itertools.pairwise(versions) if before != after) == 4
+    assert max(max(pair) for pair in followed) < poll_s + LOAD_ALLOWANCE_S
+    assert max(disagreements) < poll_s + LOAD_ALLOWANCE_S
