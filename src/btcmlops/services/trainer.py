@@ -172,9 +172,13 @@ class TrainerService:
         if clock.hold_at >= wanted:
             return
         champion = self._contest.champion_version()
-        served = self._store.served_version(self._contest.model_name)
-        if self._wait_for_service and champion is not None and served != champion:
-            reason = f"waiting for the inference service to serve v{champion} (it serves {_version(served)})"
+        served = self._store.served_versions(self._contest.model_name, self._wall_clock())
+        if self._wait_for_service and champion is not None and set(served.values()) != {champion}:
+            serving = ", ".join(sorted({_version(version) for version in served.values()})) or "nothing yet"
+            reason = (
+                f"waiting for every inference replica to serve v{champion} "
+                f"({len(served)} live, serving {serving})"
+            )
             if clock.hold_reason != reason:
                 self._store.update_clock(
                     lambda current: current.with_hold(current.hold_at, reason, self._wall_clock())

@@ -135,6 +135,8 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
             await asyncio.to_thread(log.stop)
+            with contextlib.suppress(Exception):  # a store that is down forgets it after a while anyway
+                await asyncio.to_thread(state.forget_served)
 
     # Swagger UI and ReDoc from the assets fastapi-offline ships: FastAPI's own pages load them from a
     # CDN, a blank page on a closed network (a demo laptop, a locked-down cluster).

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
+import socket
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -20,10 +22,10 @@ from btcmlops.serving.metrics import ServiceMetrics
 from btcmlops.serving.snapshot import ServedModel, Snapshot, SnapshotBuilder
 from btcmlops.settings import ServeSettings
 from btcmlops.store import PriceStore
+from btcmlops.store.price_store import SERVED_REPORT_EVERY_S
 
 logger = logging.getLogger(__name__)
 
-_REPORT_EVERY_S = 10.0
 _CLOCK_REFRESH_S = 0.01
 _WRITE_OVERLAP = timedelta(seconds=10)
 """How far before the newest candle write seen the next look for late candles starts (writes still
@@ -59,6 +61,8 @@ class ServiceState:
         self._reported_at = -math.inf
         self._written_since = datetime.now(UTC) - _WRITE_OVERLAP
         self._contest_runs: dict[str, str] = {}
+        self.replica = f"{socket.gethostname()}:{os.getpid()}"
+        """This process, as it reports what it serves (every replica follows the alias on its own)."""
         self._runs_searched_at = -math.inf
 
     @property
@@ -100,11 +104,14 @@ class ServiceState:
 
     def contest_runs(self, months: set[str]) -> tuple[str | None, dict[str, str]]:
         """The experiment id and each month's contest run id, asked of MLflow only for months not known
-        (at most every ``_REPORT_EVERY_S``).
+        (at most every ``SERVED_REPORT_EVERY_S``).
 
         Links for the dashboard: an MLflow that cannot be reached leaves them out, nothing fails.
         """
-        if months - self._contest_runs.keys() and time.monotonic() - self._runs_searched_at > _REPORT_EVERY_S:
+        if (
+            months - self._contest_runs.keys()
+            and time.monotonic() - self._runs_searched_at > SERVED_REPORT_EVERY_S
+        ):
             self._runs_searched_at = time.monotonic()
             try:
                 found = self.registry.contest_runs()
@@ -117,18 +124,24 @@ class ServiceState:
         return self.registry.experiment_id, dict(self._contest_runs)
 
     def report_served(self) -> None:
-        """Write which version serves into the store: the trainer moves the clock's hold on it.
+        """Write which version this replica serves into the store: the trainer moves the clock's hold on it.
 
-        Written when it changes, and again at least every ``_REPORT_EVERY_S`` (a restarted trainer or
+        Written when it changes, and again at least every ``SERVED_REPORT_EVERY_S`` (a restarted trainer or
         a store that was down gets it back soon).
         """
         model = self.snapshot.model
         version = None if model is None else model.info.version
         now = time.monotonic()
-        if version == self._reported and now - self._reported_at < _REPORT_EVERY_S:
+        if version == self._reported and now - self._reported_at < SERVED_REPORT_EVERY_S:
             return
-        self.store.write_served_version(self.registry.model_name, version, datetime.now(UTC))
+        self.store.write_served_version(
+            self.registry.model_name, version, datetime.now(UTC), replica=self.replica
+        )
         self._reported, self._reported_at = version, now
+
+    def forget_served(self) -> None:
+        """On a clean stop: this replica serves nothing any more, the trainer need not wait for it."""
+        self.store.forget_served(self.registry.model_name, self.replica)
 
     def check_challenger(self) -> None:
         """Follow the ``challenger`` alias (None when no challenger is in shadow)."""

@@ -32,6 +32,10 @@ from btcmlops.store.times import naive_utc as _naive_utc
 
 CANDLE_VALUES = ("open", "high", "low", "close", "volume")
 """The numbers of a candle (OHLCV), without its time."""
+SERVED_REPORT_EVERY_S = 10.0
+"""An inference replica says what it serves when it changes, and at least this often."""
+SERVED_STALE_AFTER_S = 3 * SERVED_REPORT_EVERY_S
+"""A replica silent this long is taken for gone: the clock no longer waits for it."""
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _MAX_MODEL_NAME = 255
@@ -431,30 +435,47 @@ class PriceStore:
         return updated
 
     # -- what the inference service serves ------------------------------------------------------------
-    def write_served_version(self, registered_model: str, version: int | None, now: datetime) -> None:
-        """Say which version the inference service serves now (the trainer waits for it)."""
+    def write_served_version(
+        self, registered_model: str, version: int | None, now: datetime, *, replica: str = ""
+    ) -> None:
+        """Say which version one inference replica serves now (the trainer waits for every replica)."""
+        key = (serving_status.c.name == registered_model) & (serving_status.c.replica == replica)
         values = {"served_version": version, "updated_at": _naive_utc(now)}
         with self._engine.begin() as connection:
-            updated = connection.execute(
-                serving_status.update().where(serving_status.c.name == registered_model).values(values)
-            )
+            updated = connection.execute(serving_status.update().where(key).values(values))
             if updated.rowcount == 0:
                 try:
                     with connection.begin_nested():
-                        connection.execute(serving_status.insert().values(name=registered_model, **values))
-                except IntegrityError:  # written meanwhile by another replica
-                    connection.execute(
-                        serving_status.update()
-                        .where(serving_status.c.name == registered_model)
-                        .values(values)
-                    )
+                        connection.execute(
+                            serving_status.insert().values(name=registered_model, replica=replica, **values)
+                        )
+                except IntegrityError:  # written meanwhile by the same replica's previous report
+                    connection.execute(serving_status.update().where(key).values(values))
 
-    def served_version(self, registered_model: str) -> int | None:
-        """The version the inference service last said it serves (None: none, or no service yet)."""
-        query = select(serving_status.c.served_version).where(serving_status.c.name == registered_model)
+    def forget_served(self, registered_model: str, replica: str) -> None:
+        """A replica that stops says so, so the trainer does not wait for it."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                serving_status.delete().where(
+                    (serving_status.c.name == registered_model) & (serving_status.c.replica == replica)
+                )
+            )
+
+    def served_versions(self, registered_model: str, now: datetime) -> dict[str, int | None]:
+        """What each live inference replica says it serves (by its host:pid).
+
+        Live: it reported within ``SERVED_STALE_AFTER_S`` of ``now``; a replica killed without a word
+        stops counting then.
+        """
+        since = now - timedelta(seconds=SERVED_STALE_AFTER_S)
+        query = select(serving_status.c.replica, serving_status.c.served_version).where(
+            (serving_status.c.name == registered_model) & (serving_status.c.updated_at >= _naive_utc(since))
+        )
         with self._engine.connect() as connection:
-            found = connection.execute(query).scalar_one_or_none()
-        return None if found is None else int(found)
+            return {
+                str(row.replica): None if row.served_version is None else int(row.served_version)
+                for row in connection.execute(query)
+            }
 
 
 _CANDLE_ROW = (candles_table.c.open_time, *(candles_table.c[name] for name in CANDLE_VALUES))

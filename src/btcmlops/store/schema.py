@@ -95,6 +95,7 @@ serving_status = Table(
     "serving_status",
     metadata,
     Column("name", String(64), primary_key=True, comment="the registered model served"),
+    Column("replica", String(128), primary_key=True, comment="the inference service process (host:pid)"),
     Column("served_version", Integer, nullable=True),
     Column("updated_at", UtcDateTime, nullable=False),
 )

@@ -10,6 +10,7 @@ import pytest
 
 from btcmlops.clock import MAX_SPEED, SimClock, check_speed, last_closed_hour, start_clock
 from btcmlops.store import PriceStore
+from btcmlops.store.price_store import SERVED_STALE_AFTER_S
 
 REAL = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SIM = datetime(2024, 1, 1, tzinfo=UTC)
@@ -148,10 +149,14 @@ def test_hold_and_end_survive_the_store_and_changes_are_made_under_a_lock(store:
     assert held is not None
     assert held.paused
     assert store.read_clock() == held
-    assert store.served_version("m") is None
-    store.write_served_version("m", 3, REAL)
-    store.write_served_version("m", 4, REAL)
-    assert store.served_version("m") == 4
+    assert store.served_versions("m", REAL) == {}
+    store.write_served_version("m", 3, REAL, replica="a")
+    store.write_served_version("m", 4, REAL, replica="a")
+    store.write_served_version("m", 3, REAL, replica="b")  # replicas never overwrite each other
+    assert store.served_versions("m", REAL) == {"a": 4, "b": 3}
+    assert store.served_versions("m", REAL + timedelta(seconds=SERVED_STALE_AFTER_S + 1)) == {}  # gone
+    store.forget_served("m", "b")  # a replica that stops says so
+    assert store.served_versions("m", REAL) == {"a": 4}
 
 
 def test_a_paced_clock_starts_pacing_when_its_first_hold_is_released() -> None:

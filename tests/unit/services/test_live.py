@@ -226,6 +226,7 @@ def test_the_clock_waits_for_each_close_and_for_the_service_to_serve_its_champio
     feed = MarketFeed(store, CANDLES)
     trainer = TrainerService(contest, store, wall_clock=lambda: now)  # time injected, not slept
     waited_for: list[str] = []
+    serving: int | None = None
     for _ in range(400):
         now += timedelta(seconds=24)  # a day of sim time per step, unless the clock holds
         feed.step(now)
@@ -235,11 +236,16 @@ def test_the_clock_waits_for_each_close_and_for_the_service_to_serve_its_champio
         closed = [e.month for e in store.journal.closed_months(contest.model_name)]
         first_open = Month.parse(closed[-1]).next() if closed else Month(2021, 1)
         assert clock.sim_now(now) <= month_end(first_open.start.to_pydatetime())  # never past an open month
-        if clock.state(now) == "holding" and "inference service" in clock.hold_reason:
+        if clock.state(now) == "holding" and "inference replica" in clock.hold_reason:
             waited_for.append(clock.hold_reason)
             champion = contest.champion_version()
-            assert store.served_version(contest.model_name) != champion
-            store.write_served_version(contest.model_name, champion, now)  # the service swaps
+            assert champion not in store.served_versions(contest.model_name, now).values()
+            serving = champion  # the service swaps
+        # Two replicas report what they serve, as each does every few seconds; one that died long ago
+        # (its last report stale) is not waited for.
+        for replica in ("api-1", "api-2"):
+            store.write_served_version(contest.model_name, serving, now, replica=replica)
+        store.write_served_version(contest.model_name, 99, now - timedelta(minutes=5), replica="gone")
         if clock.state(now) == "finished":
             break
     assert clock.state(now) == "finished", (clock, now, closed)
