@@ -142,6 +142,19 @@ class ServeSettings(BaseModel):
     max_backoff_s: float = Field(default=30.0, gt=0, description="Longest wait between failed checks.")
     registry_timeout_s: float = Field(default=5.0, gt=0, description="HTTP timeout of one registry call.")
     max_batch: int = Field(default=500, ge=1, description="Most timestamps in one batch request.")
+    max_read_rows: int = Field(
+        default=10_000,
+        ge=1,
+        description="Most rows in one page of /candles or /predictions (then: Link rel=next).",
+    )
+    max_concurrent_reads: int = Field(
+        default=4,
+        ge=1,
+        description="Long reads (/candles, /predictions) served at once; the others wait, then get 503.",
+    )
+    read_wait_s: float = Field(
+        default=2.0, gt=0, description="How long a long read waits for its turn before 503 (Retry-After)."
+    )
     log_flush_interval_s: float = Field(
         default=1.0, gt=0, description="How often served forecasts are written."
     )

@@ -47,7 +47,7 @@ class ServiceClient:
     def close(self) -> None:
         self._http.close()
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as error:
@@ -58,7 +58,19 @@ class ServiceClient:
             )
         if response.status_code >= 400:
             raise ServiceError(response.status_code, _detail(response))
-        return response.json()
+        return response
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._request(method, path, **kwargs).json()
+
+    def _pages(self, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every row of a paged read, following its ``Link: rel="next"`` headers."""
+        response = self._request("GET", path, params=params)
+        rows: list[dict[str, Any]] = response.json()
+        while (next_url := response.links.get("next", {}).get("url")) is not None:
+            response = self._request("GET", next_url)
+            rows += response.json()
+        return rows
 
     def clock(self) -> dict[str, Any] | None:
         """The sim clock, or None when the store has none (a replay served without a clock)."""
@@ -95,14 +107,12 @@ class ServiceClient:
         return answer
 
     def candles(self, start: datetime, end: datetime) -> pd.DataFrame:
-        rows = self._call("GET", "/candles", params={"start": _iso(start), "end": _iso(end), "limit": 50_000})
+        rows = self._pages("/candles", {"start": _iso(start), "end": _iso(end)})
         return _frame(rows, ["open_time"], ["open_time", "open", "high", "low", "close", "volume"])
 
     def predictions(self, start: datetime, end: datetime) -> pd.DataFrame:
         """Served forecasts whose target hour lies in [start, end]."""
-        rows = self._call(
-            "GET", "/predictions", params={"start": _iso(start), "end": _iso(end), "limit": 50_000}
-        )
+        rows = self._pages("/predictions", {"start": _iso(start), "end": _iso(end)})
         return _frame(rows, ["timestamp", "target_time", "served_at"], list(_SERVED))
 
     def shadow(self, start: datetime, end: datetime) -> pd.DataFrame:

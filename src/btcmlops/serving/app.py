@@ -21,21 +21,21 @@ from btcmlops.contest.changes import ChampionChanges, ChangeRefusedError
 from btcmlops.data.rules import candle_problems
 from btcmlops.features import build_features, get_feature_set
 from btcmlops.registry import ModelRegistry
+from btcmlops.serving import reads
 from btcmlops.serving.inputs import EVERY_ROUTE, documented, invalid_input, key_matches, known_query_only
 from btcmlops.serving.limits import BodyLimitMiddleware
 from btcmlops.serving.metrics import MetricsMiddleware
 from btcmlops.serving.prediction_log import PredictionLogWriter
+from btcmlops.serving.reads import ReadGate
 from btcmlops.serving.schemas import (
     BatchItemError,
     BatchPredictionPublic,
     BatchPredictionRequest,
     CandleIn,
-    CandlePublic,
     ChampionChangePublic,
     ClockChange,
     ClockPublic,
     DecisionPublic,
-    LoggedPredictionPublic,
     ModelInfoPublic,
     ModelRef,
     PredictionPublic,
@@ -150,6 +150,9 @@ def create_app(
         responses=EVERY_ROUTE,
     )
     app.state.service = state
+    app.state.store = store
+    app.state.read_gate = ReadGate(settings.serve)
+    app.include_router(reads.router)
     app.state.prediction_log = log
     app.add_exception_handler(RequestValidationError, invalid_input)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.serve.max_body_bytes)
@@ -495,26 +498,6 @@ def create_app(
     async def metrics(service: State) -> Response:
         """Prometheus metrics."""
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-    @app.get("/candles", response_model=list[CandlePublic], tags=["read"])
-    def candles(
-        start: Annotated[UtcDatetime | None, Query(examples=["2024-03-01T00:00:00Z"])] = None,
-        end: Annotated[UtcDatetime | None, Query(examples=["2024-03-07T23:00:00Z"])] = None,
-        limit: Annotated[int, Query(ge=1, le=50_000)] = 5_000,
-    ) -> list[CandlePublic]:
-        """Candles in [start, end] from the price store (the newest ``limit`` of them)."""
-        frame = store.read_candles(start=_utc(start), end=_utc(end)).tail(limit)
-        return [CandlePublic.model_validate(row) for row in frame.to_dict(orient="records")]
-
-    @app.get("/predictions", response_model=list[LoggedPredictionPublic], tags=["read"])
-    def predictions(
-        start: Annotated[UtcDatetime | None, Query(description="First target hour")] = None,
-        end: Annotated[UtcDatetime | None, Query(description="Last target hour")] = None,
-        limit: Annotated[int, Query(ge=1, le=50_000)] = 5_000,
-    ) -> list[LoggedPredictionPublic]:
-        """Served forecasts whose target hour is in [start, end], with the version that served each."""
-        rows = store.read_predictions(start=_utc(start), end=_utc(end), limit=limit)
-        return [LoggedPredictionPublic(**vars(row), live=row.live) for row in rows]
 
     @app.get("/shadow", response_model=ShadowPublic, tags=["read"])
     def shadow(

@@ -62,6 +62,8 @@ class LoggedPrediction:
     served_at: datetime
     sim_made_at: datetime | None = None
     """Sim time the forecast was made at (None: no sim clock, e.g. a replay served by hand)."""
+    id: int | None = None
+    """The log's row id, once written (orders forecasts of the same target hour)."""
 
     @property
     def live(self) -> bool:
@@ -227,9 +229,16 @@ class PriceStore:
             )
         raise NotImplementedError(f"no upsert for {self._engine.dialect.name}; use SQLite or MySQL/MariaDB")
 
-    def read_candles(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
-        """Return candles with ``start <= open_time <= end`` (either bound optional) in canonical form."""
+    def read_candles(
+        self, start: datetime | None = None, end: datetime | None = None, *, limit: int | None = None
+    ) -> pd.DataFrame:
+        """Return candles with ``start <= open_time <= end`` (either bound optional) in canonical form.
+
+        With ``limit``, the oldest ``limit`` of them (one page; the next starts an hour after the last).
+        """
         query = select(*_CANDLE_ROW).order_by(candles_table.c.open_time)
+        if limit is not None:
+            query = query.limit(limit)
         if start is not None:
             query = query.where(candles_table.c.open_time >= _naive_utc(start))
         if end is not None:
@@ -375,12 +384,27 @@ class PriceStore:
             )
 
     def read_predictions(
-        self, start: datetime | None = None, end: datetime | None = None, limit: int = 10_000
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int = 10_000,
+        *,
+        after: tuple[datetime, int] | None = None,
     ) -> list[LoggedPrediction]:
-        """Return logged forecasts whose target hour is in [start, end], oldest target first."""
+        """Return logged forecasts whose target hour is in [start, end], oldest target first.
+
+        ``after`` (a row's target time and id) starts after that row: the next page of a long read,
+        found by the index, however deep.
+        """
         query = (
             select(prediction_log).order_by(prediction_log.c.target_time, prediction_log.c.id).limit(limit)
         )
+        if after is not None:
+            after_time, after_id = _naive_utc(after[0]), after[1]
+            query = query.where(
+                (prediction_log.c.target_time > after_time)
+                | ((prediction_log.c.target_time == after_time) & (prediction_log.c.id > after_id))
+            )
         if start is not None:
             query = query.where(prediction_log.c.target_time >= _naive_utc(start))
         if end is not None:
@@ -396,6 +420,7 @@ class PriceStore:
                 model_version=row.model_version,
                 served_at=_aware(row.served_at),
                 sim_made_at=_aware(row.sim_made_at),
+                id=row.id,
             )
             for row in rows
         ]

@@ -1,0 +1,192 @@
+"""The long reads (``/candles``, ``/predictions``): paged, capped, and never allowed to starve forecasts.
+
+A page holds at most ``BTCMLOPS_SERVE__MAX_READ_ROWS`` rows, found by the index (keyset paging: the
+next page starts after the last row, however deep), and says where the next one starts in a ``Link``
+header (``rel="next"``). At most ``BTCMLOPS_SERVE__MAX_CONCURRENT_READS`` run at once, each on its own
+worker thread and database connection: the rest wait a moment, then get 503 with ``Retry-After``, so
+``/predict``, ``/readyz`` and the champion watcher always find a thread and a connection. A read whose
+client has gone is dropped before it reaches the database. The JSON is written straight from the rows,
+without a model object per row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+
+from btcmlops.serving.schemas import CandlePublic, LoggedPredictionPublic, UtcDatetime
+from btcmlops.settings import ServeSettings
+from btcmlops.store import PriceStore
+
+router = APIRouter(tags=["read"])
+
+_PAGED: dict[int | str, dict[str, Any]] = {
+    503: {"description": "Too many long reads at once (Retry-After), or the price store is unreachable"},
+}
+_LINK: dict[str, Any] = {
+    "Link": {
+        "description": 'The next page, `<url>; rel="next"`, when there is one.',
+        "schema": {"type": "string"},
+    }
+}
+
+
+class ReadGate:
+    """At most ``settings.max_concurrent_reads`` long reads at once; the others wait, then 503."""
+
+    def __init__(self, settings: ServeSettings) -> None:
+        self._slots = asyncio.Semaphore(settings.max_concurrent_reads)
+        self._wait_s = settings.read_wait_s
+        self.max_rows = settings.max_read_rows
+
+    async def run(self, request: Request, read: Callable[[], Any]) -> Any:
+        try:
+            await asyncio.wait_for(self._slots.acquire(), timeout=self._wait_s)
+        except TimeoutError:
+            raise HTTPException(
+                503, "too many long reads at once: ask again in a moment", headers={"Retry-After": "1"}
+            ) from None
+        try:
+            if await request.is_disconnected():  # the asker hung up while waiting: no work for nobody
+                raise HTTPException(499, "client closed the request")
+            return await asyncio.to_thread(read)
+        finally:
+            self._slots.release()
+
+
+def _gate(request: Request) -> ReadGate:
+    gate: ReadGate = request.app.state.read_gate
+    return gate
+
+
+def _store(request: Request) -> PriceStore:
+    store: PriceStore = request.app.state.store
+    return store
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _json(rows: list[dict[str, Any]], next_url: str | None) -> Response:
+    headers = {"Link": f'<{next_url}>; rel="next"'} if next_url else None
+    return Response(json.dumps(rows, separators=(",", ":")), media_type="application/json", headers=headers)
+
+
+def _limit(limit: int, gate: ReadGate) -> int:
+    if limit > gate.max_rows:
+        raise HTTPException(
+            422,
+            [
+                {
+                    "type": "less_than_equal",
+                    "loc": ["query", "limit"],
+                    "msg": f"limit must be at most {gate.max_rows} rows a page "
+                    '(BTCMLOPS_SERVE__MAX_READ_ROWS): follow the Link header (rel="next") for more',
+                    "input": limit,
+                }
+            ],
+        )
+    return limit
+
+
+@router.get(
+    "/candles",
+    response_model=list[CandlePublic],
+    responses={**_PAGED, 200: {"headers": _LINK}},
+)
+async def candles(
+    request: Request,
+    start: Annotated[UtcDatetime | None, Query(examples=["2024-03-01T00:00:00Z"])] = None,
+    end: Annotated[UtcDatetime | None, Query(examples=["2024-03-07T23:00:00Z"])] = None,
+    limit: Annotated[
+        int, Query(ge=1, description="Rows in this page (at most the service's page size).")
+    ] = 5_000,
+) -> Response:
+    """Candles in [start, end] from the price store, oldest first, one page at a time."""
+    gate = _gate(request)
+    limit = _limit(limit, gate)
+    store = _store(request)
+    frame = await gate.run(request, lambda: store.read_candles(start=start, end=end, limit=limit + 1))
+    more = len(frame) > limit
+    frame = frame.iloc[:limit]
+    rows = [
+        {
+            "open_time": _iso(row.open_time.to_pydatetime()),
+            **{k: getattr(row, k) for k in ("open", "high", "low", "close", "volume")},
+        }
+        for row in frame.itertuples(index=False)
+    ]
+    next_url = None
+    if more:
+        next_start = frame["open_time"].iloc[-1].to_pydatetime() + timedelta(hours=1)
+        next_url = str(request.url.include_query_params(start=_iso(next_start)))
+    return _json(rows, next_url)
+
+
+@router.get(
+    "/predictions",
+    response_model=list[LoggedPredictionPublic],
+    responses={**_PAGED, 200: {"headers": _LINK}},
+)
+async def predictions(
+    request: Request,
+    start: Annotated[UtcDatetime | None, Query(description="First target hour")] = None,
+    end: Annotated[UtcDatetime | None, Query(description="Last target hour")] = None,
+    limit: Annotated[
+        int, Query(ge=1, description="Rows in this page (at most the service's page size).")
+    ] = 5_000,
+    after: Annotated[
+        str | None,
+        Query(
+            description="Where this page starts: the cursor in the previous page's Link header (rel=next).",
+            pattern=r"^\d+:\d+$",
+            max_length=64,
+        ),
+    ] = None,
+) -> Response:
+    """Served forecasts whose target hour is in [start, end], with the version that served each, oldest
+    target first, one page at a time."""
+    gate = _gate(request)
+    limit = _limit(limit, gate)
+    store = _store(request)
+    cursor = None
+    if after is not None:
+        seconds, row_id = (int(part) for part in after.split(":"))
+        try:
+            cursor = (datetime.fromtimestamp(seconds, tz=UTC), row_id)
+        except (OverflowError, OSError, ValueError):
+            raise HTTPException(
+                422,
+                [{"type": "value_error", "loc": ["query", "after"], "msg": "not a cursor", "input": after}],
+            ) from None
+    rows = await gate.run(
+        request, lambda: store.read_predictions(start=start, end=end, limit=limit + 1, after=cursor)
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    body = [
+        {
+            "timestamp": _iso(row.timestamp),
+            "target_time": _iso(row.target_time),
+            "predicted_close": row.predicted_close,
+            "last_close": row.last_close,
+            "model_version": row.model_version,
+            "served_at": _iso(row.served_at),
+            "sim_made_at": None if row.sim_made_at is None else _iso(row.sim_made_at),
+            "live": row.live,
+        }
+        for row in rows
+    ]
+    next_url = None
+    if more:
+        last = rows[-1]
+        next_url = str(
+            request.url.include_query_params(after=f"{int(last.target_time.timestamp())}:{last.id}")
+        )
+    return _json(body, next_url)
