@@ -142,6 +142,14 @@ class ServeSettings(BaseModel):
     max_backoff_s: float = Field(default=30.0, gt=0, description="Longest wait between failed checks.")
     registry_timeout_s: float = Field(default=5.0, gt=0, description="HTTP timeout of one registry call.")
     max_batch: int = Field(default=500, ge=1, description="Most timestamps in one batch request.")
+    vet_hours: int = Field(
+        default=168, ge=1, description="Known hours a new champion must forecast plausibly before it serves."
+    )
+    vet_max_mae_ratio: float = Field(
+        default=2.0,
+        gt=1,
+        description="Most a new champion's MAE on those hours may be, in times naive's; more: refused.",
+    )
     max_read_rows: int = Field(
         default=10_000,
         ge=1,

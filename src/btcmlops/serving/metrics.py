@@ -33,6 +33,11 @@ class ServiceMetrics:
             "btcmlops_model_swap_failures", "Failed registry checks or model loads.", registry=self.registry
         )
         self.predictions = Counter("btcmlops_predictions", "Forecasts served.", registry=self.registry)
+        self.rejections = Counter(
+            "btcmlops_model_rejections",
+            "Champion versions refused by the load check (implausible forecasts, a training window ahead).",
+            registry=self.registry,
+        )
         self.rebuilds = Counter(
             "btcmlops_snapshot_rebuilds",
             "Times the candles in memory were built again for a late or corrected candle.",

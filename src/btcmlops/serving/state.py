@@ -20,6 +20,7 @@ from btcmlops.clock import SimClock
 from btcmlops.registry import CHALLENGER, CHAMPION, ModelRegistry
 from btcmlops.serving.metrics import ServiceMetrics
 from btcmlops.serving.snapshot import ServedModel, Snapshot, SnapshotBuilder
+from btcmlops.serving.vetting import vet
 from btcmlops.settings import ServeSettings
 from btcmlops.store import PriceStore
 from btcmlops.store.price_store import SERVED_REPORT_EVERY_S
@@ -89,12 +90,16 @@ class ServiceState:
                 f"version {info.version} uses feature set {forecaster.feature_set!r}; "
                 f"this service builds {self.snapshot.feature_set!r}"
             )
-        snapshot = self.snapshot
-        if snapshot.valid.any():  # a known row must give a finite forecast before anyone sees it
-            row = snapshot.features[snapshot.valid][-1:]
-            value = float(forecaster.booster.predict(row)[0])
-            if not math.isfinite(value):
-                raise ModelRejectedError(f"version {info.version} forecasts {value} on a known hour")
+        problem = vet(
+            self.snapshot,
+            info,
+            forecaster,
+            hours=self.settings.vet_hours,
+            max_ratio=self.settings.vet_max_mae_ratio,
+        )
+        if problem is not None:  # the last good champion keeps serving
+            self.metrics.rejections.inc()
+            raise ModelRejectedError(problem)
         self.builder.use_model(ServedModel(info=info, forecaster=forecaster))
         self.last_swap_error = None
         self.metrics.swaps.inc()

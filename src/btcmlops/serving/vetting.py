@@ -1,0 +1,54 @@
+"""``vet``: whether a version may serve, judged on hours the service already holds, before anyone sees it.
+
+A finite number is not enough: a version whose forecasts are 148 times the price is finite. So a new
+champion forecasts the last ``vet_hours`` known hours in memory, and its MAE must stay within
+``vet_max_mae_ratio`` times naive's ("next close = last close") on the same hours. Its training window
+must also end no later than the newest hour the service holds: a version trained on hours this service
+has not seen comes from another data set, or from the future of a clock that was reset back.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+
+from btcmlops.features import log_return_to_close
+from btcmlops.model import Forecaster
+from btcmlops.registry import ModelVersionInfo
+from btcmlops.serving.snapshot import Snapshot, hour_number
+
+
+def vet(
+    snapshot: Snapshot, info: ModelVersionInfo, forecaster: Forecaster, *, hours: int, max_ratio: float
+) -> str | None:
+    """Why version ``info`` may not serve on ``snapshot``'s hours, or None when it may."""
+    latest = snapshot.latest_hour
+    if latest is None:
+        return None  # nothing known yet to judge on; the first candles come with the first forecasts
+    trained_to = hour_number(info.window.train_end - timedelta(hours=1))
+    if trained_to > latest:
+        return (
+            f"version {info.version} was trained through {info.window.train_end:%Y-%m-%d %H:%M}, after the "
+            "newest hour this service holds: not this market's past"
+        )
+    # Rows whose next hour is known: forecast, actual and naive side by side.
+    has_next = np.zeros(len(snapshot.hours), dtype=bool)
+    has_next[:-1] = snapshot.hours[1:] == snapshot.hours[:-1] + 1
+    rows = np.flatnonzero(snapshot.valid & has_next)[-hours:]
+    if len(rows) == 0:
+        return None
+    predicted = log_return_to_close(
+        snapshot.closes[rows], forecaster.booster.predict(snapshot.features[rows])
+    )
+    if not np.isfinite(predicted).all():
+        return f"version {info.version} forecasts a non-finite close on a known hour"
+    actual, last = snapshot.closes[rows + 1], snapshot.closes[rows]
+    model_mae = float(np.mean(np.abs(predicted - actual)))
+    naive_mae = float(np.mean(np.abs(last - actual)))
+    if naive_mae > 0 and model_mae > max_ratio * naive_mae:
+        return (
+            f"version {info.version} is implausible on the last {len(rows)} known hours: "
+            f"MAE {model_mae:,.2f} against naive {naive_mae:,.2f} (more than {max_ratio:g} times)"
+        )
+    return None
