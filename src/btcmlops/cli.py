@@ -39,6 +39,17 @@ def _settings(ctx: typer.Context) -> Settings:
     return settings
 
 
+def _refuse_placeholder_secrets(settings: Settings) -> None:
+    """Stop a service that would run with a secret copied from an example (unless in demo mode)."""
+    found = settings.placeholder_secrets()
+    if found:
+        errors.print(
+            f"[red]refusing to start:[/red] {', '.join(found)} still hold(s) a placeholder or demo secret; "
+            "set your own (for a laptop demo only: BTCMLOPS_DEMO=true)"
+        )
+        raise typer.Exit(2)
+
+
 def _on_replay(settings: Settings, replay: Path | None) -> Settings:
     """``settings`` pointed at a replay's output directory (its SQLite price and MLflow stores)."""
     if replay is None:
@@ -229,6 +240,7 @@ def serve(
     from btcmlops.serving import create_app
 
     settings = _on_replay(_settings(ctx), replay)
+    _refuse_placeholder_secrets(settings)
     _no_blind_mlflow_retries(timeout_s=settings.serve.registry_timeout_s)  # the watcher has its own backoff
     try:
         application = create_app(settings)
@@ -388,6 +400,7 @@ def feed(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s feed %(message)s")
     settings = _settings(ctx)
+    _refuse_placeholder_secrets(settings)
     candles = read_candle_file(data or settings.data.file).candles
     store = PriceStore(_store_url(settings))
     end_at = (candles["open_time"].iloc[-1] + pd.Timedelta(hours=1)).to_pydatetime()
@@ -426,6 +439,7 @@ def trainer(ctx: typer.Context) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s trainer %(message)s")
     settings = _settings(ctx)
+    _refuse_placeholder_secrets(settings)
     _no_blind_mlflow_retries(timeout_s=60)
     store = PriceStore(_store_url(settings))
     tracking_uri, artifacts = resolve_tracking(
@@ -506,6 +520,7 @@ def init(
     from btcmlops.store import PriceStore
 
     settings = _settings(ctx)
+    _refuse_placeholder_secrets(settings)
     store = PriceStore(_store_url(settings))
     try:
         report = prepare_stack(store, settings.s3, data or settings.data.file)

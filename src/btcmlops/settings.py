@@ -14,6 +14,7 @@ from typing import Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from btcmlops.clock import MAX_SPEED
 
@@ -292,6 +293,13 @@ class Settings(BaseSettings):
     dashboard: DashboardSettings = DashboardSettings()
     client: ClientSettings = ClientSettings()
     s3: S3Settings = S3Settings()
+    demo: bool = Field(
+        default=False,
+        description=(
+            "A laptop demo: the services accept the known demo and placeholder secrets (`demo`, "
+            "`change-me...`). Off, they refuse to start with one."
+        ),
+    )
     heartbeat_file: Path | None = Field(
         default=None,
         description=(
@@ -304,3 +312,31 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
+
+    def placeholder_secrets(self) -> list[str]:
+        """The settings that hold a placeholder or demo secret (copied from an example, never changed).
+
+        Empty in demo mode: there the known values are the point.
+        """
+        if self.demo:
+            return []
+        found = []
+        if self.clock.api_key is not None and _placeholder(self.clock.api_key.get_secret_value()):
+            found.append("BTCMLOPS_CLOCK__API_KEY")
+        if self.store.url is not None:
+            password = make_url(self.store.url).password
+            if password is not None and _placeholder(str(password)):
+                found.append("BTCMLOPS_STORE__URL (its password)")
+        secret = self.s3.secret_access_key
+        if secret is not None and _placeholder(secret.get_secret_value()):
+            found.append("BTCMLOPS_S3__SECRET_ACCESS_KEY")
+        return found
+
+
+_PLACEHOLDERS = frozenset({"demo", "changeme", "change-me", "password", "secret", "admin"})
+
+
+def _placeholder(value: str) -> bool:
+    """A value from an example file or a tutorial, not a secret."""
+    lowered = value.strip().lower()
+    return lowered in _PLACEHOLDERS or lowered.startswith(("change-me", "changeme"))
