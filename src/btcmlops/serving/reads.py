@@ -17,11 +17,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
+import pandas as pd
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from btcmlops.serving.schemas import CandlePublic, LoggedPredictionPublic, UtcDatetime
 from btcmlops.settings import ServeSettings
-from btcmlops.store import PriceStore
+from btcmlops.store import CANDLE_VALUES, PriceStore
 
 router = APIRouter(tags=["read"])
 
@@ -73,9 +74,13 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def _json(rows: list[dict[str, Any]], next_url: str | None) -> Response:
+def _encode(rows: list[dict[str, Any]]) -> bytes:
+    return json.dumps(rows, separators=(",", ":")).encode()
+
+
+def _json(body: bytes, next_url: str | None) -> Response:
     headers = {"Link": f'<{next_url}>; rel="next"'} if next_url else None
-    return Response(json.dumps(rows, separators=(",", ":")), media_type="application/json", headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
 
 
 def _limit(limit: int, gate: ReadGate) -> int:
@@ -112,21 +117,25 @@ async def candles(
     gate = _gate(request)
     limit = _limit(limit, gate)
     store = _store(request)
-    frame = await gate.run(request, lambda: store.read_candles(start=start, end=end, limit=limit + 1))
-    more = len(frame) > limit
-    frame = frame.iloc[:limit]
-    rows = [
-        {
-            "open_time": _iso(row.open_time.to_pydatetime()),
-            **{k: getattr(row, k) for k in ("open", "high", "low", "close", "volume")},
-        }
-        for row in frame.itertuples(index=False)
-    ]
+
+    def page() -> tuple[bytes, datetime | None]:  # read and written off the event loop
+        frame = store.read_candles(start=start, end=end, limit=limit + 1)
+        more = len(frame) > limit
+        frame = frame.iloc[:limit]
+        times = frame["open_time"].dt.strftime("%Y-%m-%dT%H:%M:%SZ").tolist()
+        values = frame.loc[:, list(CANDLE_VALUES)].to_numpy().tolist()
+        rows = [
+            {"open_time": moment, **dict(zip(CANDLE_VALUES, numbers, strict=True))}
+            for moment, numbers in zip(times, values, strict=True)
+        ]
+        last: datetime | None = pd.Timestamp(frame["open_time"].iloc[-1]).to_pydatetime() if more else None
+        return _encode(rows), last
+
+    body, last = await gate.run(request, page)
     next_url = None
-    if more:
-        next_start = frame["open_time"].iloc[-1].to_pydatetime() + timedelta(hours=1)
-        next_url = str(request.url.include_query_params(start=_iso(next_start)))
-    return _json(rows, next_url)
+    if last is not None:
+        next_url = str(request.url.include_query_params(start=_iso(last + timedelta(hours=1))))
+    return _json(body, next_url)
 
 
 @router.get(
@@ -165,28 +174,27 @@ async def predictions(
                 422,
                 [{"type": "value_error", "loc": ["query", "after"], "msg": "not a cursor", "input": after}],
             ) from None
-    rows = await gate.run(
-        request, lambda: store.read_predictions(start=start, end=end, limit=limit + 1, after=cursor)
-    )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    body = [
-        {
-            "timestamp": _iso(row.timestamp),
-            "target_time": _iso(row.target_time),
-            "predicted_close": row.predicted_close,
-            "last_close": row.last_close,
-            "model_version": row.model_version,
-            "served_at": _iso(row.served_at),
-            "sim_made_at": None if row.sim_made_at is None else _iso(row.sim_made_at),
-            "live": row.live,
-        }
-        for row in rows
-    ]
-    next_url = None
-    if more:
-        last = rows[-1]
-        next_url = str(
-            request.url.include_query_params(after=f"{int(last.target_time.timestamp())}:{last.id}")
-        )
+
+    def page() -> tuple[bytes, str | None]:  # read and written off the event loop
+        rows = store.read_predictions(start=start, end=end, limit=limit + 1, after=cursor)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        body = [
+            {
+                "timestamp": _iso(row.timestamp),
+                "target_time": _iso(row.target_time),
+                "predicted_close": row.predicted_close,
+                "last_close": row.last_close,
+                "model_version": row.model_version,
+                "served_at": _iso(row.served_at),
+                "sim_made_at": None if row.sim_made_at is None else _iso(row.sim_made_at),
+                "live": row.live,
+            }
+            for row in rows
+        ]
+        last = rows[-1] if more else None
+        return _encode(body), None if last is None else f"{int(last.target_time.timestamp())}:{last.id}"
+
+    body, next_cursor = await gate.run(request, page)
+    next_url = None if next_cursor is None else str(request.url.include_query_params(after=next_cursor))
     return _json(body, next_url)
