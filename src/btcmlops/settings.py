@@ -73,7 +73,15 @@ class ModelSettings(BaseModel):
     bagging_freq: int = Field(default=1, ge=0)
     lambda_l2: float = Field(default=1.0, ge=0)
     seed: int = 42
-    num_threads: int = Field(default=2, ge=1)
+    num_threads: int = Field(
+        default=1,
+        ge=1,
+        description=(
+            "LightGBM threads for one fit. One by default: the trainer shares its cores with the other "
+            "services, and spinning OpenMP workers on a busy machine slow a fit many times over "
+            "(bench/shared_cpu.py); the forecasts are the same with any number."
+        ),
+    )
 
 
 class ContestSettings(BaseModel):
