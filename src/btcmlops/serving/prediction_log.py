@@ -25,6 +25,7 @@ import hashlib
 import itertools
 import json
 import logging
+import math
 import os
 import re
 import socket
@@ -32,7 +33,7 @@ import threading
 import uuid
 from collections import deque
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -60,19 +61,32 @@ class _Segment:
     size: int
 
 
-def _encode(row: LoggedPrediction) -> bytes:
-    record = [
-        _FORMAT,
-        row.entry_id,
-        row.timestamp.isoformat(),
-        row.target_time.isoformat(),
-        row.predicted_close,
-        row.last_close,
-        row.model_version,
-        row.served_at.isoformat(),
-        None if row.sim_made_at is None else row.sim_made_at.isoformat(),
-    ]
-    return (json.dumps(record, separators=(",", ":")) + "\n").encode()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros(moment: datetime) -> int:
+    """Microseconds since the epoch: exact, and a fifth of ``isoformat``'s cost on the request path."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def _moment(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def _encode(entry_id: str, row: LoggedPrediction) -> bytes:
+    """One JSON line: ``[format, id, timestamp, target, predicted, last close, version, served at, sim
+    made at]``, times in microseconds since the epoch; built by hand when the numbers are finite."""
+    sim = "null" if row.sim_made_at is None else str(_micros(row.sim_made_at))
+    if math.isfinite(row.predicted_close) and math.isfinite(row.last_close):
+        return (
+            f'[{_FORMAT},"{entry_id}",{_micros(row.timestamp)},{_micros(row.target_time)},'
+            f"{row.predicted_close!r},{row.last_close!r},{int(row.model_version)},"
+            f"{_micros(row.served_at)},{sim}]\n"
+        ).encode()
+    record = [_FORMAT, entry_id, _micros(row.timestamp), _micros(row.target_time), row.predicted_close]
+    record += [row.last_close, int(row.model_version), _micros(row.served_at), json.loads(sim)]
+    return (json.dumps(record, separators=(",", ":")) + "\n").encode()  # NaN and Infinity as JSON can't
 
 
 def _decode(line: bytes) -> LoggedPrediction:
@@ -80,13 +94,13 @@ def _decode(line: bytes) -> LoggedPrediction:
     if fmt != _FORMAT or not isinstance(entry_id, str):
         raise ValueError(f"not a prediction log record of format {_FORMAT}")
     return LoggedPrediction(
-        timestamp=datetime.fromisoformat(timestamp),
-        target_time=datetime.fromisoformat(target),
+        timestamp=_moment(timestamp),
+        target_time=_moment(target),
         predicted_close=float(predicted),
         last_close=float(last_close),
         model_version=int(version),
-        served_at=datetime.fromisoformat(served_at),
-        sim_made_at=None if sim is None else datetime.fromisoformat(sim),
+        served_at=_moment(served_at),
+        sim_made_at=None if sim is None else _moment(sim),
         entry_id=entry_id,
     )
 
@@ -129,8 +143,9 @@ class PredictionLogWriter:
         self._lock = threading.Lock()
         """Guards the rows and the segments between ``append`` (request path) and the flushes."""
         self._flush_lock = threading.Lock()
-        self._pending: deque[LoggedPrediction] = deque()
-        self._inflight: list[LoggedPrediction] = []
+        self._pending: deque[tuple[str, LoggedPrediction]] = deque()
+        """Rows (with the id they will be logged under) appended since the last batch was taken."""
+        self._inflight: list[tuple[str, LoggedPrediction]] = []
         """The batch being written, or retried after a failure; its rows are in ``_sealed``'s files."""
         self._current: _Segment | None = None
         self._sealed: list[_Segment] = []
@@ -227,16 +242,16 @@ class PredictionLogWriter:
             if len(self._pending) + len(self._inflight) >= self._max_backlog:
                 self.dropped += 1
                 return
-            entry = replace(prediction, entry_id=next(self._ids))
+            entry_id = next(self._ids)
             if self._current is not None:
-                line = _encode(entry)
+                line = _encode(entry_id, prediction)
                 try:
                     _write_all(self._current.fd, line)
                 except OSError as error:  # a full disk: keep serving, log from memory
                     self._wal_failed(error)
                 else:
                     self._current.size += len(line)
-            self._pending.append(entry)
+            self._pending.append((entry_id, prediction))
 
     # -- the flush thread -----------------------------------------------------------------------------
     def flush(self) -> bool:
@@ -258,7 +273,7 @@ class PredictionLogWriter:
             if self._fsync:
                 self._sync(sealed)
             try:
-                self._store.log_predictions(batch)
+                self._store.log_predictions([replace(row, entry_id=entry_id) for entry_id, row in batch])
             except Exception as error:  # the database is down: serve on, retry later
                 self.last_error = f"{error.__class__.__name__}: {str(error).splitlines()[0][:300]}"
                 logger.warning("prediction log: %d forecasts kept for retry: %s", len(batch), self.last_error)
@@ -295,10 +310,10 @@ class PredictionLogWriter:
         with self._lock:
             self._current = segment
             self._sealed.extend(taken)
-            seen = {row.entry_id for row in self._inflight}
-            self._inflight.extend(row for row in rows if row.entry_id not in seen)
-            for row in self._pending:  # appended before start (not in a file yet)
-                line = _encode(row)
+            seen = {entry_id for entry_id, _ in self._inflight}
+            self._inflight.extend(row for row in rows if row[0] not in seen)
+            for entry_id, row in self._pending:  # appended before start (not in a file yet)
+                line = _encode(entry_id, row)
                 _write_all(segment.fd, line)
                 segment.size += len(line)
         if taken:
@@ -310,7 +325,7 @@ class PredictionLogWriter:
                 self.unreadable,
             )
 
-    def _take_over(self, directory: Path) -> tuple[list[_Segment], list[LoggedPrediction]]:
+    def _take_over(self, directory: Path) -> tuple[list[_Segment], list[tuple[str, LoggedPrediction]]]:
         """Lock and read every file whose process is gone (its lock went with it)."""
         taken: list[_Segment] = []
         rows: dict[str, LoggedPrediction] = {}
@@ -341,7 +356,7 @@ class PredictionLogWriter:
                 rows.setdefault(row.entry_id, row)
             taken.append(_Segment(path, fd, status.st_size))
         self.replayed += len(rows)
-        return taken, list(rows.values())
+        return taken, list(rows.items())
 
     def _new_segment(self, directory: Path) -> _Segment:
         """A new file of this process, locked before it carries the name other processes look for."""

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -270,3 +271,26 @@ def test_forecasts_answered_before_kill_9_are_all_logged_after_a_restart(
     logged = _logged(store)
     assert sorted(row.predicted_close for row in logged) == [1.0 + n for n in range(500)]
     assert list(wal.iterdir()) == []
+
+
+def test_a_record_reads_back_exactly_even_when_a_number_is_not_finite() -> None:
+    from btcmlops.serving.prediction_log import _decode, _encode
+
+    for close in (60_123.456789012345, float("nan"), float("inf"), 1e-300):
+        row = replace(_forecast(3), predicted_close=close, sim_made_at=None)
+        back = _decode(_encode("id1", row))
+        assert back.entry_id == "id1"
+        assert replace(back, entry_id=None, predicted_close=0.0) == replace(row, predicted_close=0.0)
+        assert repr(back.predicted_close) == repr(close)
+
+
+def test_with_fsync_on_the_files_behave_the_same(store: FlakyStore, wal: Path) -> None:
+    writer = PredictionLogWriter(store, 0.05, wal_dir=wal, fsync=True)
+    writer.start()
+    store.down = True
+    for number in range(7):
+        writer.append(_forecast(number))
+    assert _lines(wal) == 7
+    store.down = False
+    writer.stop()
+    assert (writer.written, len(_logged(store)), list(wal.iterdir())) == (7, 7, [])
