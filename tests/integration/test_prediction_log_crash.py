@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 
 from btcmlops.registry import CHAMPION, ModelRegistry
 from btcmlops.replay import ReplayResult
@@ -31,7 +32,6 @@ from services import CliProcess, free_port, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 
-MARIADB = ("127.0.0.1", 3306)
 PER_PHASE = 300
 """Forecasts asked per phase, one distinct hour each."""
 
@@ -123,8 +123,14 @@ def replay(tmp_path_factory: pytest.TempPathFactory) -> ReplayResult:
 
 
 @pytest.fixture
-def proxy() -> Iterator[TcpProxy]:
-    proxied = TcpProxy(MARIADB)
+def database(mariadb_url_factory: Callable[[], str]) -> str:
+    return mariadb_url_factory()
+
+
+@pytest.fixture
+def proxy(database: str) -> Iterator[TcpProxy]:
+    url = make_url(database)
+    proxied = TcpProxy((url.host or "127.0.0.1", url.port or 3306))
     proxied.start()
     yield proxied
     proxied.stop()
@@ -137,8 +143,8 @@ def _proxied_store(replay: ReplayResult, url: str, proxy: TcpProxy) -> tuple[Pri
     source = PriceStore(f"sqlite:///{replay.out_dir / 'prices.db'}")
     store.upsert_candles(source.read_candles())
     source.dispose()
-    host, port = MARIADB
-    return store, url.replace(f"@{host}:{port}/", f"@127.0.0.1:{proxy.port}/")
+    proxied = make_url(url).set(host="127.0.0.1", port=proxy.port)
+    return store, proxied.render_as_string(hide_password=False)
 
 
 def _metric(url: str, name: str) -> float:
@@ -161,9 +167,9 @@ def _ask(url: str, hours: list[str]) -> list[str]:
 
 
 def test_kill_9_with_the_store_up_and_during_an_outage_loses_and_repeats_nothing(
-    replay: ReplayResult, mariadb_url_factory: Callable[[], str], proxy: TcpProxy, tmp_path: Path
+    replay: ReplayResult, database: str, proxy: TcpProxy, tmp_path: Path
 ) -> None:
-    store, proxied_url = _proxied_store(replay, mariadb_url_factory(), proxy)
+    store, proxied_url = _proxied_store(replay, database, proxy)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {

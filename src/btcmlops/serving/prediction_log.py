@@ -275,7 +275,8 @@ class PredictionLogWriter:
             try:
                 self._store.log_predictions([replace(row, entry_id=entry_id) for entry_id, row in batch])
             except Exception as error:  # the database is down: serve on, retry later
-                self.last_error = f"{error.__class__.__name__}: {str(error).splitlines()[0][:300]}"
+                first_line = next(iter(str(error).splitlines()), "")[:300]  # not the SQL and its rows
+                self.last_error = f"{error.__class__.__name__}: {first_line}"
                 logger.warning("prediction log: %d forecasts kept for retry: %s", len(batch), self.last_error)
                 return False
             with self._lock:
