@@ -2,8 +2,9 @@
 
 `btcmlops serve` runs as a real process on MariaDB, reached through a TCP proxy the test can cut. It
 answers forecasts with the store up and is killed with SIGKILL at once (before its next flush), then
-again after answering through a store outage; each restart replays the write-ahead files the dead
-process left. Every answered forecast (a distinct hour each) must be in the log exactly once.
+again after answering through a store outage; then it gets SIGTERM during an outage, whose graceful
+stop cannot write and leaves the files. Each restart replays the write-ahead files the process before
+left. Every answered forecast (a distinct hour each) must be in the log exactly once.
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ from services import CliProcess, free_port, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 
-PER_PHASE = 300
-"""Forecasts asked per phase, one distinct hour each."""
+PER_PHASE = 250
+"""Forecasts asked per kill -9, one distinct hour each."""
+PER_TERM = 100
+"""Forecasts asked before the SIGTERM with the store cut."""
 
 
 class TcpProxy:
@@ -166,7 +169,7 @@ def _ask(url: str, hours: list[str]) -> list[str]:
     return answered
 
 
-def test_kill_9_with_the_store_up_and_during_an_outage_loses_and_repeats_nothing(
+def test_kill_9_with_the_store_up_and_down_and_sigterm_during_an_outage_lose_and_repeat_nothing(
     replay: ReplayResult, database: str, proxy: TcpProxy, tmp_path: Path
 ) -> None:
     store, proxied_url = _proxied_store(replay, database, proxy)
@@ -179,6 +182,7 @@ def test_kill_9_with_the_store_up_and_during_an_outage_loses_and_repeats_nothing
         "BTCMLOPS_SERVE__POLL_INTERVAL_S": "0.5",
         "BTCMLOPS_SERVE__MAX_BACKOFF_S": "1",
     }
+    wal_root = tmp_path / "home" / "serve" / "prediction-log"
     hours = [f"2021-03-{day:02d}T{hour:02d}:00:00Z" for day in range(2, 28) for hour in range(24)]
     services: list[CliProcess] = []
 
@@ -231,16 +235,29 @@ def test_kill_9_with_the_store_up_and_during_an_outage_loses_and_repeats_nothing
             on_timeout=lambda: httpx.get(f"{url}/metrics").text[-1500:] + service.log_tail(),
         )
         kill_9(service)
-        wal_files = list((tmp_path / "home" / "serve" / "prediction-log").rglob("*.wal"))
+        wal_files = list(wal_root.rglob("*.wal"))
         proxy.start()
         service = start()
         replayed_out = _metric(url, "btcmlops_prediction_log_replayed_total")
         logged = logged_after_restart(len(up) + len(during))
         lost_out = sum(1 for hour in during if logged[hour] == 0)
-        repeated_all = sum(count - 1 for count in logged.values() if count > 1)
-        strangers = set(logged) - set(up) - set(during)
+        repeated_out = sum(count - 1 for count in logged.values() if count > 1) - repeated_up
+
+        # 3. SIGTERM with the store cut: the graceful stop cannot write the log, so it leaves the files.
+        proxy.stop()
+        terminated = _ask(url, hours[2 * PER_PHASE : 2 * PER_PHASE + PER_TERM])
         service.stop()
-        left = list((tmp_path / "home" / "serve" / "prediction-log").rglob("*.wal"))
+        kept = sum(len(path.read_bytes().splitlines()) for path in wal_root.rglob("*.wal"))
+        proxy.start()
+        service = start()
+        replayed_term = _metric(url, "btcmlops_prediction_log_replayed_total")
+        logged = logged_after_restart(len(up) + len(during) + len(terminated))
+        lost_term = sum(1 for hour in terminated if logged[hour] == 0)
+        repeated_all = sum(count - 1 for count in logged.values() if count > 1)
+        repeated_term = repeated_all - repeated_up - repeated_out
+        strangers = set(logged) - set(up) - set(during) - set(terminated)
+        service.stop()  # the store up: everything written, no file left
+        left = list(wal_root.rglob("*.wal"))
     finally:
         for service in services:
             service.stop()
@@ -250,9 +267,13 @@ def test_kill_9_with_the_store_up_and_during_an_outage_loses_and_repeats_nothing
         f"\nkill -9, store up: {len(up)} answered, {pending_at_kill_up} not yet in the store at the kill, "
         f"{replayed_up:.0f} replayed, lost {lost_up}, repeated {repeated_up}"
         f"\nkill -9, store down: {len(during)} answered, {len(wal_files)} write-ahead file(s) left, "
-        f"{replayed_out:.0f} replayed, lost {lost_out}, repeated {repeated_all - repeated_up}"
+        f"{replayed_out:.0f} replayed, lost {lost_out}, repeated {repeated_out}"
+        f"\nSIGTERM, store down: {len(terminated)} answered, {kept} rows left in the files, "
+        f"{replayed_term:.0f} replayed, lost {lost_term}, repeated {repeated_term}"
     )
-    assert (lost_up, repeated_up, lost_out, repeated_all) == (0, 0, 0, 0)
+    assert (lost_up, repeated_up, lost_out, repeated_out, lost_term, repeated_all) == (0, 0, 0, 0, 0, 0)
     assert strangers == set()
     assert replayed_out >= len(during)
+    assert kept >= len(terminated)
+    assert replayed_term >= len(terminated)
     assert left == []  # a clean stop with the store up leaves no file
