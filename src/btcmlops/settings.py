@@ -149,7 +149,7 @@ class ServeSettings(BaseModel):
         default=None,
         description=(
             "Directory of the prediction log's write-ahead files (a subdirectory per store); every "
-            "answered forecast is in one before it is answered, and a restart replays what a dead "
+            "forecast is written to one before it is answered, and a restart replays what a dead "
             "process left. Unset: <home>/serve/prediction-log."
         ),
     )
