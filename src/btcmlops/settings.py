@@ -175,6 +175,29 @@ class ServeSettings(BaseModel):
     log_flush_interval_s: float = Field(
         default=1.0, gt=0, description="How often served forecasts are written."
     )
+    log_wal_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Directory of the prediction log's write-ahead files (a subdirectory per store); every "
+            "forecast is written to one before it is answered, and a restart replays what a dead "
+            "process left. Unset: <home>/serve/prediction-log."
+        ),
+    )
+    log_wal_fsync: bool = Field(
+        default=False,
+        description=(
+            "fsync the write-ahead file at every flush: a machine crash then loses at most one flush "
+            "interval of forecasts (off: what the OS had not written back; kill -9 loses nothing either way)."
+        ),
+    )
+    log_max_backlog: int = Field(
+        default=100_000,
+        ge=1,
+        description=(
+            "Most forecasts waiting for the store (in memory and in the write-ahead file); beyond it new "
+            "ones are answered but not logged, and counted (btcmlops_prediction_log_dropped_total)."
+        ),
+    )
     refresh_min_interval_s: float = Field(
         default=0.02, ge=0, description="Shortest time between two reads of new candles from the store."
     )

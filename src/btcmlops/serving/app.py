@@ -25,7 +25,7 @@ from btcmlops.serving import reads
 from btcmlops.serving.inputs import EVERY_ROUTE, documented, invalid_input, key_matches, known_query_only
 from btcmlops.serving.limits import BodyLimitMiddleware
 from btcmlops.serving.metrics import MetricsMiddleware
-from btcmlops.serving.prediction_log import PredictionLogWriter
+from btcmlops.serving.prediction_log import PredictionLogWriter, wal_directory
 from btcmlops.serving.reads import ReadGate
 from btcmlops.serving.schemas import (
     BatchItemError,
@@ -116,7 +116,15 @@ def create_app(
     )
     state = ServiceState(settings.serve, store, registry, settings.model.feature_set)
     window = get_feature_set(settings.model.feature_set).window_hours
-    log = PredictionLogWriter(store, settings.serve.log_flush_interval_s)
+    wal_base = settings.serve.log_wal_dir or settings.home / "serve" / "prediction-log"
+    log = PredictionLogWriter(
+        store,
+        settings.serve.log_flush_interval_s,
+        wal_dir=wal_directory(wal_base, store.url),
+        max_backlog=settings.serve.log_max_backlog,
+        fsync=settings.serve.log_wal_fsync,
+    )
+    state.metrics.watch_prediction_log(log)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -49,6 +53,63 @@ class ServiceMetrics:
             registry=self.registry,
         )
         age.set_function(registry_check_age)
+
+    def watch_prediction_log(self, log: PredictionLogStats) -> None:
+        """Show the prediction log's backlog, dropped and written rows and write-ahead bytes."""
+        self.registry.register(PredictionLogCollector(log))
+
+
+class PredictionLogStats(Protocol):
+    """What the prediction log writer counts (``serving.prediction_log.PredictionLogWriter``)."""
+
+    written: int
+    dropped: int
+    replayed: int
+
+    @property
+    def backlog(self) -> int: ...
+
+    @property
+    def wal_bytes(self) -> int: ...
+
+
+class PredictionLogCollector(Collector):
+    """Reads the writer's counts at scrape time (nothing to update on the request path)."""
+
+    def __init__(self, log: PredictionLogStats) -> None:
+        self._log = log
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families(backlog=0, dropped=0, written=0, replayed=0, wal_bytes=0)
+
+    def collect(self) -> Iterable[Metric]:
+        log = self._log
+        return self._families(
+            backlog=log.backlog,
+            dropped=log.dropped,
+            written=log.written,
+            replayed=log.replayed,
+            wal_bytes=log.wal_bytes,
+        )
+
+    @staticmethod
+    def _families(*, backlog: int, dropped: int, written: int, replayed: int, wal_bytes: int) -> list[Metric]:
+        prefix = "btcmlops_prediction_log"
+        return [
+            GaugeMetricFamily(f"{prefix}_backlog", "Served forecasts waiting for the store.", value=backlog),
+            CounterMetricFamily(
+                f"{prefix}_dropped", "Served forecasts not logged: the backlog was full.", value=dropped
+            ),
+            CounterMetricFamily(f"{prefix}_written", "Logged forecasts the store took.", value=written),
+            CounterMetricFamily(
+                f"{prefix}_replayed",
+                "Forecasts taken over at start from the write-ahead files of a process that died.",
+                value=replayed,
+            ),
+            GaugeMetricFamily(
+                f"{prefix}_wal_bytes", "Bytes in this process's write-ahead files.", value=wal_bytes
+            ),
+        ]
 
 
 class MetricsMiddleware:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -62,8 +62,11 @@ class LoggedPrediction:
     served_at: datetime
     sim_made_at: datetime | None = None
     """Sim time the forecast was made at (None: no sim clock, e.g. a replay served by hand)."""
-    id: int | None = None
-    """The log's row id, once written (orders forecasts of the same target hour)."""
+    entry_id: str | None = None
+    """The serving replica's unique id of this entry (at most 32 characters): logging it again is a
+    no-op, so a write-ahead log replayed after a crash adds nothing already written. None: no id."""
+    id: int | None = field(default=None, compare=False)
+    """The log's row id, once written (orders forecasts of the same target hour; not part of equality)."""
 
     @property
     def live(self) -> bool:
@@ -363,12 +366,17 @@ class PriceStore:
 
     # -- prediction log -------------------------------------------------------------------------------
     def log_predictions(self, rows: list[LoggedPrediction]) -> None:
-        """Append served forecasts in one transaction (the service batches them off the request path)."""
+        """Append served forecasts in one transaction (the service batches them off the request path).
+
+        A row whose ``entry_id`` is already logged is skipped (insert-or-ignore on the unique key, and
+        only on it), so a batch written again after a crash between commit and acknowledgement is
+        harmless.
+        """
         if not rows:
             return
         with self._engine.begin() as connection:
             connection.execute(
-                prediction_log.insert(),
+                self._log_insert(),
                 [
                     {
                         "timestamp": _naive_utc(row.timestamp),
@@ -378,10 +386,26 @@ class PriceStore:
                         "model_version": row.model_version,
                         "served_at": _naive_utc(row.served_at),
                         "sim_made_at": None if row.sim_made_at is None else _naive_utc(row.sim_made_at),
+                        "entry_id": row.entry_id,
                     }
                     for row in rows
                 ],
             )
+
+    def _log_insert(self) -> Insert:
+        """An insert into the prediction log that skips a row whose ``entry_id`` is there already.
+
+        Not MySQL's INSERT IGNORE, which would also turn other errors (a NULL, a truncation) into
+        warnings: a no-op update on a duplicate key, and SQLite's ON CONFLICT on that key.
+        """
+        if self._engine.dialect.name in ("mysql", "mariadb"):
+            statement = mysql.insert(prediction_log)
+            return statement.on_duplicate_key_update(entry_id=prediction_log.c.entry_id)
+        if self._engine.dialect.name == "sqlite":
+            return sqlite.insert(prediction_log).on_conflict_do_nothing(
+                index_elements=[prediction_log.c.entry_id]
+            )
+        raise NotImplementedError(f"no insert-or-ignore for {self._engine.dialect.name}")
 
     def read_predictions(
         self,
@@ -420,6 +444,7 @@ class PriceStore:
                 model_version=row.model_version,
                 served_at=_aware(row.served_at),
                 sim_made_at=_aware(row.sim_made_at),
+                entry_id=row.entry_id,
                 id=row.id,
             )
             for row in rows

@@ -74,6 +74,13 @@ prediction_log = Table(
     Column("model_version", Integer, nullable=False),
     Column("served_at", UtcDateTime, nullable=False),
     Column("sim_made_at", UtcDateTime, nullable=True, comment="sim time the forecast was made at"),
+    Column(
+        "entry_id",
+        String(32),
+        nullable=True,
+        comment="the serving replica's id of the entry: a replayed write-ahead log inserts it once",
+    ),
+    UniqueConstraint("entry_id", name="uq_prediction_log_entry_id"),
 )
 
 sim_clock = Table(
