@@ -107,7 +107,7 @@ def create_app(
         raise ValueError("the inference service needs a price store: set BTCMLOPS_STORE__URL")
     if settings.mlflow.tracking_uri is None and registry is None:
         raise ValueError("the inference service needs a registry: set BTCMLOPS_MLFLOW__TRACKING_URI")
-    store = store or PriceStore(settings.store.url or "")
+    store = store or PriceStore(settings.store.url or "", settings.store)
     registry = registry or ModelRegistry(
         settings.mlflow.tracking_uri or "",
         settings.mlflow.experiment,
