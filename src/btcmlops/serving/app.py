@@ -298,7 +298,9 @@ def create_app(
             raise ApiError(422, "send exactly one of 'timestamp' or 'candles'")
         if body.timestamp is not None:
             answer = await _by_timestamp(body.timestamp)
-            if answer.in_sample:  # rare (a look back): say which version forecast the hour live, if any
+            # Rare (a look back): say which version forecast the hour live, if any; not asked of a store
+            # the store watcher finds down (the forecast stands without it).
+            if answer.in_sample and state.store_error is None:
                 target = answer.target_time
                 try:
                     logged = await state.store_call(lambda: store.read_predictions(start=target, end=target))
