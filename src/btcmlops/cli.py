@@ -116,7 +116,7 @@ def data_load(
     from btcmlops.store import PriceStore
 
     settings = _settings(ctx)
-    store = PriceStore(_store_url(settings))
+    store = PriceStore(_store_url(settings), settings.store)
     try:
         store.migrate()
         report = load_file_into_store(file, store, CandleFormat(fmt) if fmt else None)
@@ -155,7 +155,7 @@ def data_fetch(
     from btcmlops.store import PriceStore
 
     settings = _settings(ctx)
-    store = PriceStore(_store_url(settings))
+    store = PriceStore(_store_url(settings), settings.store)
     try:
         with tempfile.TemporaryDirectory() as scratch:
             files = fetch_binance_monthly(
@@ -265,7 +265,7 @@ app.add_typer(clock_app, name="clock")
 def _open_store(settings: Settings) -> PriceStore:
     from btcmlops.store import PriceStore
 
-    store = PriceStore(_store_url(settings))
+    store = PriceStore(_store_url(settings), settings.store)
     store.migrate()
     return store
 
@@ -402,7 +402,7 @@ def feed(
     settings = _settings(ctx)
     _refuse_placeholder_secrets(settings)
     candles = read_candle_file(data or settings.data.file).candles
-    store = PriceStore(_store_url(settings))
+    store = PriceStore(_store_url(settings), settings.store)
     end_at = (candles["open_time"].iloc[-1] + pd.Timedelta(hours=1)).to_pydatetime()
 
     def prepare() -> bool:  # the store may still be starting: retried until it answers
@@ -441,7 +441,7 @@ def trainer(ctx: typer.Context) -> None:
     settings = _settings(ctx)
     _refuse_placeholder_secrets(settings)
     _no_blind_mlflow_retries(timeout_s=60)
-    store = PriceStore(_store_url(settings))
+    store = PriceStore(_store_url(settings), settings.store)
     tracking_uri, artifacts = resolve_tracking(
         settings.mlflow.tracking_uri, settings.home / "mlflow", settings.home / "cache"
     )
@@ -521,7 +521,7 @@ def init(
 
     settings = _settings(ctx)
     _refuse_placeholder_secrets(settings)
-    store = PriceStore(_store_url(settings))
+    store = PriceStore(_store_url(settings), settings.store)
     try:
         report = prepare_stack(store, settings.s3, data or settings.data.file)
     except (CandleFileError, FileNotFoundError) as error:

@@ -32,6 +32,26 @@ class StoreSettings(BaseModel):
             "Unset: an SQLite file under the home directory (or the replay's output directory)."
         ),
     )
+    connect_timeout_s: float = Field(
+        default=5.0, gt=0, description="MySQL/MariaDB: longest wait for a connection to open."
+    )
+    read_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "MySQL/MariaDB: longest wait for the server's next bytes during a query; a frozen server "
+            "fails the query after this instead of hanging."
+        ),
+    )
+    write_timeout_s: float = Field(
+        default=10.0, gt=0, description="MySQL/MariaDB: longest wait for the server to take a write."
+    )
+    pool_timeout_s: float = Field(
+        default=5.0, gt=0, description="Longest wait for a free pooled connection when all are in use."
+    )
+    busy_timeout_s: float = Field(
+        default=5.0, ge=0, description="SQLite: longest wait for another writer's lock."
+    )
 
 
 class MlflowSettings(BaseModel):
@@ -149,7 +169,19 @@ class ServeSettings(BaseModel):
     workers: int = Field(default=1, ge=1)
     poll_interval_s: float = Field(default=2.0, gt=0, description="How often the champion alias is checked.")
     max_backoff_s: float = Field(default=30.0, gt=0, description="Longest wait between failed checks.")
-    registry_timeout_s: float = Field(default=5.0, gt=0, description="HTTP timeout of one registry call.")
+    registry_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="HTTP timeout of one registry call or model download read (no MLflow retries).",
+    )
+    store_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        description=(
+            "Longest a request (GET /clock, /readyz, a forecast that must read new candles or the clock) "
+            "waits on the price store; past it: 503 naming the store."
+        ),
+    )
     max_batch: int = Field(default=500, ge=1, description="Most timestamps in one batch request.")
     vet_hours: int = Field(
         default=168, ge=1, description="Known hours a new champion must forecast plausibly before it serves."

@@ -114,7 +114,7 @@ def run_replay(
     out_dir.mkdir(parents=True, exist_ok=True)
     _clear_previous_replay(out_dir)
 
-    store = PriceStore(settings.store.url or f"sqlite:///{(out_dir / 'prices.db').resolve()}")
+    store = PriceStore(settings.store.url or f"sqlite:///{(out_dir / 'prices.db').resolve()}", settings.store)
     try:
         with timings.measure("data"):
             store.migrate()

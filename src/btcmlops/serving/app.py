@@ -49,7 +49,7 @@ from btcmlops.serving.schemas import (
     UtcDatetime,
 )
 from btcmlops.serving.snapshot import Snapshot, hour_number, shadow_forecasts, whole_hour
-from btcmlops.serving.state import ServiceState
+from btcmlops.serving.state import STORE_ERRORS, ServiceState, StoreUnavailableError, describe_error
 from btcmlops.settings import Settings
 from btcmlops.store import AuditEntry, ChangeInProgressError, LoggedPrediction, PriceStore
 
@@ -107,7 +107,7 @@ def create_app(
         raise ValueError("the inference service needs a price store: set BTCMLOPS_STORE__URL")
     if settings.mlflow.tracking_uri is None and registry is None:
         raise ValueError("the inference service needs a registry: set BTCMLOPS_MLFLOW__TRACKING_URI")
-    store = store or PriceStore(settings.store.url or "")
+    store = store or PriceStore(settings.store.url or "", settings.store)
     registry = registry or ModelRegistry(
         settings.mlflow.tracking_uri or "",
         settings.mlflow.experiment,
@@ -206,7 +206,12 @@ def create_app(
         _model_or_503(snapshot)
         if state.clock is not None:
             if hour > _forecastable(state.clock):
-                await state.refresh_clock()  # the copy of the clock may be older than the asker's
+                try:  # the copy of the clock may be older than the asker's
+                    await state.within_store_timeout(state.refresh_clock())
+                except StoreUnavailableError as error:  # too early by the clock in memory: cannot tell
+                    raise StoreUnavailableError(
+                        f"{error} (the clock must be read to tell whether {_stamp(hour)} has closed)"
+                    ) from error
             clock = state.clock
             assert clock is not None
             real_now = datetime.now(UTC)
@@ -226,7 +231,12 @@ def create_app(
             snapshot = state.snapshot
         index = snapshot.index_of(hour)
         if index is None and (snapshot.latest_hour is None or hour > snapshot.latest_hour):
-            await state.refresh_candles()  # maybe the hour closed since the last refresh
+            try:  # maybe the hour closed since the last refresh
+                await state.within_store_timeout(state.refresh_candles())
+            except StoreUnavailableError as error:  # what is in memory cannot answer it
+                raise StoreUnavailableError(
+                    f"{error} (the candle at {_stamp(hour)} is not in memory)"
+                ) from error
             snapshot = state.snapshot
             index = snapshot.index_of(hour)
         if index is None:
@@ -284,6 +294,9 @@ def create_app(
     async def _prediction_error(request: Request, error: ApiError) -> JSONResponse:
         return JSONResponse(status_code=error.status, content={"detail": error.detail})
 
+    for store_error in STORE_ERRORS:  # one place: a store that cannot be reached is a 503, never a 500
+        app.add_exception_handler(store_error, _store_unavailable)
+
     @app.post(
         "/predict",
         response_model=PredictionPublic,
@@ -296,10 +309,14 @@ def create_app(
             raise ApiError(422, "send exactly one of 'timestamp' or 'candles'")
         if body.timestamp is not None:
             answer = await _by_timestamp(body.timestamp)
-            if answer.in_sample:  # rare (a look back): say which version forecast the hour live, if any
-                logged = await asyncio.to_thread(
-                    store.read_predictions, start=answer.target_time, end=answer.target_time
-                )
+            # Rare (a look back): say which version forecast the hour live, if any; not asked of a store
+            # the store watcher finds down (the forecast stands without it).
+            if answer.in_sample and state.store_error is None:
+                target = answer.target_time
+                try:
+                    logged = await state.store_call(lambda: store.read_predictions(start=target, end=target))
+                except StoreUnavailableError:  # the forecast stands; who served it live stays unsaid
+                    logged = []
                 live = [row.model_version for row in logged if row.live]
                 answer.served_live_by = live[0] if live else None
             return answer
@@ -327,6 +344,10 @@ def create_app(
                 errors.append(
                     BatchItemError(index=index, timestamp=moment, status=error.status, detail=error.detail)
                 )
+            except StoreUnavailableError as error:  # this hour needed the store; the others may not
+                errors.append(
+                    BatchItemError(index=index, timestamp=moment, status=503, detail=_store_detail(error))
+                )
         return BatchPredictionPublic(predictions=predictions, errors=errors)
 
     def _clock_public(clock: SimClock) -> ClockPublic:
@@ -346,10 +367,10 @@ def create_app(
             end_at=clock.end_at,
         )
 
-    @app.get("/clock", response_model=ClockPublic, tags=["clock"], responses=documented(404))
-    def clock() -> ClockPublic:
+    @app.get("/clock", response_model=ClockPublic, tags=["clock"], responses=documented(404, 503))
+    async def clock() -> ClockPublic:
         """The shared sim clock (read from the store, so every service agrees)."""
-        current = store.read_clock()
+        current = await state.store_call(store.read_clock)
         if current is None:
             raise ApiError(404, "no sim clock is set in this store (POST /clock with action 'reset')")
         return _clock_public(current)
@@ -437,10 +458,12 @@ def create_app(
         _require_control_key(api_key)
         return _change(lambda: changes.rollback(reason=body.reason, actor=API_ACTOR))
 
-    @app.get("/model/history", response_model=list[ChampionChangePublic], tags=["model"])
-    def model_history() -> list[ChampionChangePublic]:
+    @app.get(
+        "/model/history", response_model=list[ChampionChangePublic], tags=["model"], responses=documented(503)
+    )
+    async def model_history() -> list[ChampionChangePublic]:
         """Every change of champion, oldest first: by contest, by hand, or from outside btcmlops."""
-        return [ChampionChangePublic(**vars(row)) for row in changes.history()]
+        return [ChampionChangePublic(**vars(row)) for row in await state.store_call(changes.history)]
 
     @app.get("/model", response_model=ModelInfoPublic, tags=["service"])
     async def model_info(service: State) -> ModelInfoPublic:
@@ -465,6 +488,8 @@ def create_app(
             loaded_at=served.loaded_at if served else None,
             last_registry_check=service.last_check,
             last_swap_error=service.last_swap_error,
+            store_error=service.store_error,
+            last_store_answer=service.last_store_answer,
             candles_in_memory=len(snapshot.hours),
             latest_candle=_hour_time(snapshot.latest_hour) if snapshot.latest_hour is not None else None,
         )
@@ -480,16 +505,14 @@ def create_app(
         tags=["service"],
         responses={503: {"model": ReadyPublic, "description": "Not ready"}},
     )
-    def readyz(service: State) -> JSONResponse:
-        """Ready when a model is loaded and the price store answers."""
+    async def readyz(service: State) -> JSONResponse:
+        """Ready when a model is loaded and the price store answers (within ``store_timeout_s``)."""
         if service.snapshot.model is None:
             return JSONResponse(status_code=503, content={"ready": False, "detail": "no model loaded yet"})
         try:
-            store.ping()
+            await service.store_call(store.ping)
         except Exception as error:
-            return JSONResponse(
-                status_code=503, content={"ready": False, "detail": f"price store: {error}"[:300]}
-            )
+            return JSONResponse(status_code=503, content={"ready": False, "detail": _store_detail(error)})
         return JSONResponse(content={"ready": True, "version": service.snapshot.model.info.version})
 
     @app.get(
@@ -532,11 +555,12 @@ def create_app(
             ],
         )
 
-    @app.get("/decisions", response_model=list[DecisionPublic], tags=["read"])
-    def decisions() -> list[DecisionPublic]:
+    @app.get("/decisions", response_model=list[DecisionPublic], tags=["read"], responses=documented(503))
+    async def decisions() -> list[DecisionPublic]:
         """Every contest decision of this registered model, oldest first, with its MLflow run."""
-        rows = store.list_decisions(registry.model_name)
-        experiment_id, runs = state.contest_runs({f"{row.eval_start:%Y-%m}" for row in rows})
+        rows = await state.store_call(lambda: store.list_decisions(registry.model_name))
+        months = {f"{row.eval_start:%Y-%m}" for row in rows}
+        experiment_id, runs = await asyncio.to_thread(state.contest_runs, months)  # MLflow: its own timeout
         return [
             DecisionPublic(
                 **vars(row), experiment_id=experiment_id, run_id=runs.get(f"{row.eval_start:%Y-%m}")
@@ -545,6 +569,19 @@ def create_app(
         ]
 
     return app
+
+
+def _store_detail(error: BaseException) -> str:
+    """Why the store cannot answer, for a 503's detail: the store named, then the cause."""
+    cause = str(error) if isinstance(error, StoreUnavailableError) else describe_error(error)
+    return f"price store unreachable: {cause}"[:500]
+
+
+async def _store_unavailable(request: Request, error: Exception) -> JSONResponse:
+    """503 for a store that refused, lost the connection or did not answer in time; ask again later."""
+    return JSONResponse(
+        status_code=503, content={"detail": _store_detail(error)}, headers={"Retry-After": "1"}
+    )
 
 
 def _forecastable(clock: SimClock) -> int:

@@ -36,7 +36,7 @@ _WHY = {
     409: "Refused: already champion, nothing to roll back, another change in flight, or no clock yet",
     413: "Request body over the limit, or more timestamps than a batch may hold",
     425: "Too early: the hour has not closed in sim time yet, or the clock holds; ask again",
-    503: "No model loaded yet",
+    503: "No model loaded yet, or the price store cannot be reached (refused or no answer in time)",
 }
 
 EVERY_ROUTE: Responses = {

@@ -36,6 +36,11 @@ class ServiceMetrics:
         self.swap_failures = Counter(
             "btcmlops_model_swap_failures", "Failed registry checks or model loads.", registry=self.registry
         )
+        self.store_failures = Counter(
+            "btcmlops_store_failures",
+            "Failed rounds of the store watcher (served version report, new and late candles).",
+            registry=self.registry,
+        )
         self.predictions = Counter("btcmlops_predictions", "Forecasts served.", registry=self.registry)
         self.rejections = Counter(
             "btcmlops_model_rejections",

@@ -227,7 +227,19 @@ class ModelInfoPublic(BaseModel):
     training_window: TrainingWindowPublic | None
     loaded_at: datetime | None
     last_registry_check: datetime | None
-    last_swap_error: str | None
+    last_swap_error: str | None = Field(
+        description=(
+            "The champion watcher's current error (registry unreachable, a version refused); null once a "
+            "check succeeds."
+        )
+    )
+    store_error: str | None = Field(
+        default=None,
+        description="The price store's current error (refused, timed out); null once the store answers.",
+    )
+    last_store_answer: datetime | None = Field(
+        default=None, description="When the store watcher's last round succeeded."
+    )
     candles_in_memory: int
     latest_candle: datetime | None
 

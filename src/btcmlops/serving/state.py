@@ -1,20 +1,28 @@
-"""``ServiceState``: the snapshot builder plus the two jobs that keep it current.
+"""``ServiceState``: the snapshot builder plus the two watchers that keep it current.
 
-``check_registry`` follows the ``champion`` alias (load, verify, swap; never serve a broken version)
-and ``refresh_candles`` appends new candles from the store. Both run off the request path.
+The champion watcher follows the ``champion`` alias (load, verify, swap; never serve a broken version);
+the store watcher reports what this replica serves and appends new (and late) candles. Each runs off
+the request path on its own thread, cadence and backoff, so a price store that does not answer never
+holds up a swap, and an MLflow that does not answer never holds up new candles.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
 import socket
 import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import pandas as pd
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from btcmlops.clock import SimClock
 from btcmlops.registry import CHALLENGER, CHAMPION, ModelRegistry
@@ -24,6 +32,8 @@ from btcmlops.serving.vetting import vet
 from btcmlops.settings import ServeSettings
 from btcmlops.store import PriceStore
 from btcmlops.store.price_store import SERVED_REPORT_EVERY_S
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +45,46 @@ committing, clocks of other machines a little off)."""
 
 class ModelRejectedError(RuntimeError):
     """A new champion failed verification; the previous model keeps serving."""
+
+
+class StoreUnavailableError(RuntimeError):
+    """The price store did not answer (refused, lost or timed out): the request gets 503 with why."""
+
+
+STORE_ERRORS = (DBAPIError, PoolTimeoutError, StoreUnavailableError)
+"""What a price store that cannot be reached raises: a driver error (refused, lost connection, read
+timeout), no free pooled connection in time, or no answer within the request's wait."""
+
+
+def describe_error(error: BaseException) -> str:
+    """``Class: message`` of ``error``, short; a driver error by its own words, without SQLAlchemy's SQL."""
+    cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+    return f"{cause.__class__.__name__}: {cause}"[:300]
+
+
+async def wait_for_answer(probe: Callable[[], Awaitable[bool]], wait_s: float, step_s: float) -> bool:
+    """Sleep up to ``wait_s`` after a failure, asking ``probe`` every ``step_s``; True to retry early.
+
+    The dependency answers again once a probe that failed (or did not answer in time) is followed by
+    one that succeeds: then the backoff is over at once. A probe that succeeds from the start says the
+    failure was not the dependency being away (a refused version, a failed write): the full wait holds,
+    unless the probe says (True) that what failed has changed (the alias moved on to another version).
+    """
+    deadline = time.monotonic() + wait_s
+    silent = False
+    while (left := deadline - time.monotonic()) > 0:
+        await asyncio.sleep(min(step_s, left))
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        try:
+            changed = await asyncio.wait_for(probe(), timeout=left)
+        except Exception:
+            silent = True
+            continue
+        if silent or changed:
+            return True
+    return False
 
 
 class ServiceState:
@@ -50,6 +100,16 @@ class ServiceState:
         self.last_check: datetime | None = None
         self._last_check_monotonic: float | None = None
         self.last_swap_error: str | None = None
+        """The champion watcher's current error (registry unreachable, a version refused); None once a
+        check succeeds."""
+        self.store_error: str | None = None
+        """The store watcher's current error; None once the store answers again."""
+        self.last_store_answer: datetime | None = None
+        self._registry_thread: ThreadPoolExecutor | None = None
+        self._store_thread: ThreadPoolExecutor | None = None
+        self._served_changed = asyncio.Event()
+        self._loading: int | None = None
+        """The version the last champion check loaded (or kept): a backoff ends when the alias moves on."""
         self.metrics = ServiceMetrics(self.registry_check_age)
         self.challenger: ServedModel | None = None
         """The version in shadow (alias ``challenger``), for ``/shadow`` only: it never serves."""
@@ -82,8 +142,10 @@ class ServiceState:
         self.last_check = datetime.now(UTC)
         self._last_check_monotonic = time.monotonic()
         current = self.snapshot.model
+        self._loading = None if current is None else current.info.version
         if info is None or (current is not None and current.info.version == info.version):
             return False
+        self._loading = info.version
         forecaster = self.registry.load(info.version)  # refuses an unknown feature set
         if forecaster.feature_set != self.snapshot.feature_set:
             raise ModelRejectedError(
@@ -101,7 +163,6 @@ class ServiceState:
             self.metrics.rejections.inc()
             raise ModelRejectedError(problem)
         self.builder.use_model(ServedModel(info=info, forecaster=forecaster))
-        self.last_swap_error = None
         self.metrics.swaps.inc()
         self.metrics.served_version.set(info.version)
         logger.info("now serving %s version %d", self.registry.model_name, info.version)
@@ -157,32 +218,159 @@ class ServiceState:
             self.challenger = ServedModel(info=info, forecaster=self.registry.load(info.version))
 
     async def watch_registry(self) -> None:
-        """Check the alias every poll interval; on failure back off (doubling) and keep serving."""
-        delay = self.settings.poll_interval_s
+        """Run the champion watcher and the store watcher side by side until cancelled.
+
+        Each has a thread of its own: a call hanging on one dependency cannot queue the other's work.
+        """
+        self._registry_thread = ThreadPoolExecutor(1, thread_name_prefix="champion-watcher")
+        self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="store-watcher")
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.watch_champion(), name="champion-watcher")
+                group.create_task(self.watch_store(), name="store-watcher")
+        finally:  # a thread still waiting on a dependency ends at its timeout; nobody waits for it
+            for thread in (self._registry_thread, self._store_thread):
+                thread.shutdown(wait=False, cancel_futures=True)
+
+    async def watch_champion(self) -> None:
+        """Check the alias every poll interval (and the challenger's); on failure keep serving, back off."""
+        await self._keep_checking(
+            "registry check",
+            self._champion_round,
+            self._registry_probe,
+            self._champion_failed,
+            self._champion_ok,
+            pause=lambda: asyncio.sleep(self.settings.poll_interval_s),
+        )
+
+    async def watch_store(self) -> None:
+        """Report the served version, read new and late candles every poll interval; back off on failure."""
+        await self._keep_checking(
+            "price store round",
+            self._store_round,
+            self._store_probe,
+            self._store_failed,
+            self._store_ok,
+            pause=self._until_served_changes,
+        )
+
+    async def _until_served_changes(self) -> None:
+        """A poll interval, cut short by a swap: the new version is reported at once, not a poll later."""
+        self._served_changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._served_changed.wait(), timeout=self.settings.poll_interval_s)
+
+    async def _keep_checking(
+        self,
+        what: str,
+        round_: Callable[[], Awaitable[None]],
+        probe: Callable[[], Awaitable[bool]],
+        failed: Callable[[BaseException], str],
+        succeeded: Callable[[], None],
+        *,
+        pause: Callable[[], Awaitable[None]],
+    ) -> None:
+        """``round_`` every poll interval; after a failure wait (doubling to ``max_backoff_s``) until the
+        dependency answers again (``probe``), then go back to the poll interval at once."""
+        interval = self.settings.poll_interval_s
+        failures = 0
         while True:
             try:
-                await asyncio.to_thread(self.check_registry)
-                delay = self.settings.poll_interval_s
+                await round_()
             except Exception as error:
-                self.last_swap_error = f"{error.__class__.__name__}: {error}"[:500]
-                self.metrics.swap_failures.inc()
-                logger.warning("registry check failed (retry in %.1f s): %s", delay, self.last_swap_error)
-                delay = min(delay * 2, self.settings.max_backoff_s)
-            try:
-                await asyncio.to_thread(self.report_served)
-            except Exception as error:
-                logger.warning("could not report the served version: %s", error)
-            try:  # a broken challenger is only missing from /shadow; the champion is unaffected
-                await asyncio.to_thread(self.check_challenger)
-            except Exception as error:
-                logger.warning("challenger check failed: %s", error)
-            try:
-                await self.refresh_candles(force=True)
-                async with self._refresh_lock:
-                    await asyncio.to_thread(self.take_late_candles)
-            except Exception as error:
-                logger.warning("candle refresh failed: %s", error)
-            await asyncio.sleep(delay)
+                failures += 1
+                wait = min(interval * 2 ** (failures - 1), self.settings.max_backoff_s)
+                logger.warning("%s failed (retry in %.1f s): %s", what, wait, failed(error))
+                if await wait_for_answer(probe, wait, interval):
+                    logger.info("%s: the dependency answers again, retrying now", what)
+                continue
+            failures = 0
+            succeeded()
+            await pause()
+
+    async def _in(self, thread: ThreadPoolExecutor | None, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(thread, work)
+
+    # the champion watcher: MLflow only, on its own thread
+    async def _champion_round(self) -> None:
+        if await self._in(self._registry_thread, self.check_registry):
+            self._served_changed.set()
+        try:  # a broken challenger is only missing from /shadow; the champion is unaffected
+            await self._in(self._registry_thread, self.check_challenger)
+        except Exception as error:
+            logger.warning("challenger check failed: %s", error)
+
+    async def _registry_probe(self) -> bool:
+        """Whether the alias now names another version than the one the failed check was loading."""
+        info = await self._in(self._registry_thread, lambda: self.registry.get_by_alias(CHAMPION))
+        return (None if info is None else info.version) != self._loading
+
+    def _champion_failed(self, error: BaseException) -> str:
+        self.last_swap_error = describe_error(error)[:500]
+        self.metrics.swap_failures.inc()
+        return self.last_swap_error
+
+    def _champion_ok(self) -> None:
+        self.last_swap_error = None
+
+    # the store watcher: the price store only, on its own thread
+    async def _store_round(self) -> None:
+        """One pass; past ``store_timeout_s`` the store is shown silent while the pass goes on (the
+        driver's timeouts end it), and the pass's own result settles it."""
+        work = asyncio.ensure_future(self._store_pass())
+        try:
+            done, _ = await asyncio.wait({work}, timeout=self.settings.store_timeout_s)
+            if not done:
+                self.store_error = (
+                    f"TimeoutError: the price store has not answered for {self.settings.store_timeout_s:g} s"
+                )
+            await work
+        finally:
+            work.cancel()  # only when this watcher is cancelled itself
+
+    async def _store_pass(self) -> None:
+        await self._in(self._store_thread, self.report_served)
+        async with self._refresh_lock:
+            self._last_refresh = time.monotonic()
+            await self._in(self._store_thread, self._read_new_candles)
+            await self._in(self._store_thread, self.take_late_candles)
+
+    async def _store_probe(self) -> bool:
+        await self._in(self._store_thread, self.store.ping)
+        return False
+
+    def _store_failed(self, error: BaseException) -> str:
+        self.store_error = describe_error(error)
+        self.metrics.store_failures.inc()
+        return self.store_error
+
+    def _store_ok(self) -> None:
+        self.store_error = None
+        self.last_store_answer = datetime.now(UTC)
+
+    async def store_call(self, work: Callable[[], T]) -> T:
+        """Run a request's store work on a worker thread, waiting at most ``store_timeout_s``.
+
+        Raises:
+            StoreUnavailableError: The store refused, lost the connection or did not answer in time.
+        """
+        return await self.within_store_timeout(asyncio.to_thread(work))
+
+    async def within_store_timeout(self, work: Awaitable[T]) -> T:
+        """Await ``work`` (which reads or writes the store) at most ``store_timeout_s``.
+
+        A thread left waiting on a silent store ends at the driver's read timeout; the request does not
+        wait for it.
+
+        Raises:
+            StoreUnavailableError: The store refused, lost the connection or did not answer in time.
+        """
+        try:
+            return await asyncio.wait_for(work, timeout=self.settings.store_timeout_s)
+        except TimeoutError:
+            raise StoreUnavailableError(f"no answer within {self.settings.store_timeout_s:g} s") from None
+        except (DBAPIError, PoolTimeoutError) as error:
+            raise StoreUnavailableError(describe_error(error)) from error
 
     # -- candles --------------------------------------------------------------------------------------
     def _read_new_candles(self) -> None:
@@ -228,9 +416,11 @@ class ServiceState:
         clock = self.clock
         if clock is None or not clock.paced or (clock.forecast_due is not None and hour < clock.forecast_due):
             return
-        try:
-            moved = await asyncio.to_thread(
-                self.store.update_clock, lambda current: current.with_forecast_made(hour, datetime.now(UTC))
+        try:  # bounded: a silent store must not hold the answer, which is made already
+            moved = await self.store_call(
+                lambda: self.store.update_clock(
+                    lambda current: current.with_forecast_made(hour, datetime.now(UTC))
+                )
             )
         except Exception as error:
             logger.warning("could not move the paced clock past %s: %s", hour, error)

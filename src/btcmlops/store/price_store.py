@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Insert
 
 from btcmlops.clock import SimClock
+from btcmlops.settings import StoreSettings
 from btcmlops.store.journal import RegistryJournal
 from btcmlops.store.schema import candles as candles_table
 from btcmlops.store.schema import contest_decisions, prediction_log, serving_status, sim_clock
@@ -122,15 +123,42 @@ def _same_decision(recorded: DecisionRow, row: DecisionRow) -> bool:
     )
 
 
+def engine_options(url: str, settings: StoreSettings) -> dict[str, Any]:
+    """``create_engine`` keywords that bound every wait on the database at ``url`` by ``settings``.
+
+    MySQL/MariaDB (pymysql): connect, read and write timeouts on the socket, so a server that accepts
+    and then says nothing (its greeting is read with the read timeout too) fails the call; a full pool
+    is waited for at most ``pool_timeout_s``. SQLite: the busy timeout. Both: a connection taken from
+    the pool is pinged first.
+    """
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    backend = make_url(url).get_backend_name()
+    if backend in ("mysql", "mariadb"):
+        options["connect_args"] = {
+            "connect_timeout": settings.connect_timeout_s,
+            "read_timeout": settings.read_timeout_s,
+            "write_timeout": settings.write_timeout_s,
+        }
+        options["pool_timeout"] = settings.pool_timeout_s
+    elif backend == "sqlite":
+        options["connect_args"] = {"timeout": settings.busy_timeout_s}
+    return options
+
+
 class PriceStore:
     """Candles and contest decisions behind one SQLAlchemy URL (``sqlite:///…`` or ``mysql+pymysql://…``)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, settings: StoreSettings | None = None) -> None:
+        """Open (lazily) the store at ``url``; ``settings`` give its timeouts (default: the settings' own).
+
+        A server that does not answer fails a call after the timeouts (connect, read, write, a free
+        pooled connection) instead of hanging whoever called.
+        """
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         self.url = url
-        self._engine: Engine = create_engine(url, pool_pre_ping=True)
+        self._engine: Engine = create_engine(url, **engine_options(url, settings or StoreSettings()))
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration; harmless on an up-to-date database."""
