@@ -82,6 +82,18 @@ bench-serve: install ## Serving benchmark with wrk (apt-get install wrk): vs mlf
 bench-live: install ## How live the live stack's forecasts are at 3 and 48 sim h/s (hours missed, lag, live share)
 	$(RUN) python bench/live.py
 
+.PHONY: bench-reads
+bench-reads: install ## /predict latency alone and beside 64 readers of 10,000-row pages (wrk), peak RSS
+	$(RUN) python bench/reads.py
+
+.PHONY: bench-log
+bench-log: install ## Cost of logging a forecast with and without the write-ahead file
+	$(RUN) python bench/prediction_log.py
+
+.PHONY: bench-cpu
+bench-cpu: install ## The replay's training time alone and beside 3 busy processes, by LightGBM threads
+	$(RUN) python bench/shared_cpu.py
+
 .PHONY: serve
 serve: install ## Serve the last replay's champion on http://127.0.0.1:8000 (run `make demo` first)
 	$(RUN) btcmlops serve --replay $(OUT)
