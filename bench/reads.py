@@ -25,7 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
-from serve import _free_port, _wrk  # the same wrk driver as bench/serve.py
+from serve import _free_port, _wrk, ensure_replay  # the same wrk driver as bench/serve.py
 
 from btcmlops.store import LoggedPrediction, PriceStore
 
@@ -55,9 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
-    replay = args.replay.resolve()
-    if not (replay / "mlflow.db").exists():
-        subprocess.run([sys.executable, "-m", "btcmlops", "simulate", "--out", str(replay)], check=True)
+    replay = ensure_replay(args.replay)
     scratch = Path(tempfile.mkdtemp(prefix="btcmlops-bench-reads-"))
     try:
         for name in ("prices.db", "mlflow.db"):

@@ -51,6 +51,14 @@ end
 """
 
 
+def ensure_replay(out: Path) -> Path:
+    """A replay's output directory (absolute), made with ``btcmlops simulate`` first if missing."""
+    replay = out.resolve()
+    if not (replay / "mlflow.db").exists():
+        subprocess.run([sys.executable, "-m", "btcmlops", "simulate", "--out", str(replay)], check=True)
+    return replay
+
+
 def _free_port() -> int:
     import socket
 
@@ -126,9 +134,7 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
-    replay = args.replay.resolve()
-    if not (replay / "mlflow.db").exists():
-        subprocess.run([sys.executable, "-m", "btcmlops", "simulate", "--out", str(replay)], check=True)
+    replay = ensure_replay(args.replay)
     tracking_uri = f"sqlite:///{replay / 'mlflow.db'}"
     settings = Settings()
     store = PriceStore(f"sqlite:///{replay / 'prices.db'}")

@@ -8,10 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -20,6 +22,11 @@ from playwright.sync_api import Browser
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+    from btcmlops.replay import ReplayResult
 
 MYSQL_SERVER_URL = os.environ.get("BTCMLOPS_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
 
@@ -151,3 +158,60 @@ def chromium_browser() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+@contextlib.contextmanager
+def silent_server() -> Iterator[int]:
+    """A local TCP port that accepts connections and never says a word (a frozen database server)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    listener.settimeout(0.05)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for connection in accepted:
+            connection.close()
+        listener.close()
+
+
+def wait_ready(client: TestClient, timeout_s: float = 30) -> None:
+    """Until the in-process service answers ``/readyz`` 200 (a champion loaded)."""
+    deadline = time.monotonic() + timeout_s
+    while client.get("/readyz").status_code != 200:
+        if time.monotonic() > deadline:
+            pytest.fail(f"service not ready: {client.get('/model').text}")
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def serving_replay(replay: ReplayResult) -> Iterator[TestClient]:
+    """The inference service in-process (its lifespan runs) on a replay's own stores, ready."""
+    from fastapi.testclient import TestClient
+
+    from btcmlops.serving import create_app
+    from btcmlops.settings import Settings
+
+    settings = Settings(
+        home=replay.out_dir.parent,
+        store={"url": f"sqlite:///{replay.out_dir / 'prices.db'}"},
+        mlflow={"tracking_uri": replay.tracking_uri},
+        serve={"poll_interval_s": 0.05, "log_flush_interval_s": 0.05},
+    )
+    with TestClient(create_app(settings)) as client:
+        wait_ready(client)
+        yield client

@@ -11,25 +11,21 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from btcmlops.contest import TrainingWindow
-from btcmlops.features import build_samples
-from btcmlops.model import train_forecaster
 from btcmlops.registry import CHAMPION, ModelRegistry
-from btcmlops.settings import ModelSettings, ServeSettings
+from btcmlops.settings import ServeSettings
 from btcmlops.store import PriceStore
 from factories import make_candles
+from forecast_load import NonStopClient, register_two_versions
 from services import free_port, wait_for_http, wait_until
 from tcp_proxy import TcpProxy
 
@@ -49,60 +45,10 @@ NEWEST = "2021-03-01T00:00:00Z"
 """One hour after the last stored candle: not in memory, so asking for it needs the store."""
 
 
-@dataclass(frozen=True)
-class Answer:
-    at: float
-    status: int
-    version: int | None
-    seconds: float
-
-
-class Forecasts:
-    """Asks for forecasts of hours in memory back to back on its own thread, keeping every answer."""
-
-    def __init__(self, url: str) -> None:
-        self.answers: list[Answer] = []
-        self._url = url
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self._url, timeout=30) as client:
-            count = 0
-            while not self._stop.is_set():
-                started = time.monotonic()
-                try:
-                    response = client.post("/predict", json={"timestamp": HOURS[count % len(HOURS)]})
-                    status = response.status_code
-                    version = response.json()["model"]["version"] if status == 200 else None
-                except httpx.HTTPError:
-                    status, version = 0, None
-                count += 1
-                self.answers.append(Answer(time.monotonic(), status, version, time.monotonic() - started))
-
-    def __enter__(self) -> Forecasts:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def first_with(self, version: int, after: float) -> float | None:
-        return next((a.at for a in self.answers if a.at >= after and a.version == version), None)
-
-
 def _register_two_versions(tracking_uri: str) -> ModelRegistry:
-    samples = build_samples(make_candles("2021-01-01", "2021-02-28 23:00"))
-    registry = ModelRegistry(
+    registry = register_two_versions(
         tracking_uri, f"outages-{uuid.uuid4().hex[:6]}", f"outages-{uuid.uuid4().hex[:6]}"
     )
-    for rows, month in ((samples.iloc[:700], "2021-01"), (samples, "2021-02")):
-        forecaster = train_forecaster(rows, ModelSettings(num_boost_round=20, min_data_in_leaf=20))
-        window = TrainingWindow(
-            rows["target_time"].iloc[0], rows["target_time"].iloc[-1], len(rows), "h", month
-        )
-        registry.register(forecaster, window, {}, {}, rows.head(5), run_name=month)
     registry.set_alias(CHAMPION, 1)
     return registry
 
@@ -171,7 +117,7 @@ def _timed(client: httpx.Client, method: str, path: str, **kwargs: object) -> tu
     return response, time.monotonic() - started
 
 
-def _follow(forecasts: Forecasts, registry: ModelRegistry, version: int, bound_s: float) -> float:
+def _follow(forecasts: NonStopClient, registry: ModelRegistry, version: int, bound_s: float) -> float:
     """Move the alias to ``version``; seconds until the service answers with it."""
     moved = time.monotonic()
     registry.set_alias(CHAMPION, version)
@@ -194,7 +140,7 @@ def test_a_frozen_store_gets_503s_in_seconds_while_forecasts_and_swaps_go_on(
     with (
         _service(store_url, registry, tmp_path / "home") as url,
         httpx.Client(base_url=url, timeout=30) as client,
-        Forecasts(url) as forecasts,
+        NonStopClient(url, HOURS, timeout_s=30) as forecasts,
     ):
         time.sleep(1.0)
         proxy.freeze()
@@ -327,7 +273,7 @@ def test_after_an_mlflow_outage_the_next_promotion_is_served_within_a_poll_and_a
     with (
         _service(store_url, registry, tmp_path / "home") as url,
         httpx.Client(base_url=url, timeout=30) as client,
-        Forecasts(url) as forecasts,
+        NonStopClient(url, HOURS, timeout_s=30) as forecasts,
     ):
         time.sleep(1.0)
         own_mlflow_server.stop()

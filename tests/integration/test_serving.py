@@ -11,24 +11,20 @@ import itertools
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from btcmlops.contest import TrainingWindow
-from btcmlops.features import build_samples
-from btcmlops.model import train_forecaster
 from btcmlops.registry import CHAMPION, ModelRegistry
-from btcmlops.settings import ModelSettings, ServeSettings
+from btcmlops.settings import ServeSettings
 from btcmlops.store import PriceStore
 from factories import make_candles
+from forecast_load import NonStopClient, register_two_versions
 from services import free_port, wait_for_http, wait_until
 
 pytestmark = pytest.mark.integration
@@ -41,64 +37,6 @@ LOAD_ALLOWANCE_S = 8.0
 may take on a busy two-core machine, with room: the replicas test's bound is the poll interval plus it."""
 
 
-@dataclass(frozen=True)
-class Answer:
-    at: float
-    status: int
-    version: int | None
-
-
-class NonStopClient:
-    """Asks for forecasts back to back on its own thread and keeps every answer."""
-
-    def __init__(self, url: str, hours: list[str]) -> None:
-        self.answers: list[Answer] = []
-        self._url = url
-        self._hours = hours
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self._url, timeout=10) as client:
-            count = 0
-            while not self._stop.is_set():
-                hour = self._hours[count % len(self._hours)]
-                count += 1
-                try:
-                    response = client.post("/predict", json={"timestamp": hour})
-                    version = (
-                        response.json().get("model", {}).get("version")
-                        if response.status_code == 200
-                        else None
-                    )
-                    self.answers.append(Answer(time.monotonic(), response.status_code, version))
-                except httpx.HTTPError:
-                    self.answers.append(Answer(time.monotonic(), 0, None))
-
-    def __enter__(self) -> NonStopClient:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def first_with(self, version: int, after: float) -> float | None:
-        return next((a.at for a in self.answers if a.at >= after and a.version == version), None)
-
-
-def _register_two_versions(tracking_uri: str, experiment: str, model: str) -> ModelRegistry:
-    samples = build_samples(make_candles("2021-01-01", "2021-02-28 23:00"))
-    registry = ModelRegistry(tracking_uri, experiment, model)
-    for rows, month in ((samples.iloc[:700], "2021-01"), (samples, "2021-02")):
-        forecaster = train_forecaster(rows, ModelSettings(num_boost_round=20, min_data_in_leaf=20))
-        window = TrainingWindow(
-            rows["target_time"].iloc[0], rows["target_time"].iloc[-1], len(rows), "h", month
-        )
-        registry.register(forecaster, window, {}, {}, rows.head(5), run_name=month)
-    return registry
-
-
 def _registry_and_env(
     tracking_uri: str, store_url: str, home: Path, poll_interval_s: float
 ) -> tuple[ModelRegistry, dict[str, str]]:
@@ -108,7 +46,7 @@ def _registry_and_env(
     store.upsert_candles(make_candles("2021-01-01", "2021-02-28 23:00"))
     store.dispose()
     experiment, model = f"serving-{uuid.uuid4().hex[:6]}", f"serving-{uuid.uuid4().hex[:6]}"
-    registry = _register_two_versions(tracking_uri, experiment, model)
+    registry = register_two_versions(tracking_uri, experiment, model)
     registry.set_alias(CHAMPION, 1)
     env = {
         **os.environ,

@@ -127,7 +127,7 @@ def shadow_forecasts(
     )
 
 
-def _appended(old: Snapshot, candles: pd.DataFrame, window_hours: int) -> Snapshot:
+def _appended(old: Snapshot, candles: pd.DataFrame) -> Snapshot:
     """``old`` with the candles newer than its newest hour; features and forecasts only for those."""
     if candles.empty:
         return old
@@ -136,13 +136,13 @@ def _appended(old: Snapshot, candles: pd.DataFrame, window_hours: int) -> Snapsh
     candles, new_hours = candles.loc[keep], new_hours[keep]
     if candles.empty:
         return old
+    spec = get_feature_set(old.feature_set)
     # Trailing windows: the last window_hours - 1 old candles are all the history the new rows need.
-    history = window_hours - 1
+    history = spec.window_hours - 1
     joined = pd.concat([old.tail, candles], ignore_index=True) if len(old.tail) else candles
     joined = joined.reset_index(drop=True)
     built = build_features(joined, old.feature_set)
     rows = built.reindex(pd.DatetimeIndex(candles["open_time"]))
-    spec = get_feature_set(old.feature_set)
     features = rows.loc[:, list(spec.columns)].to_numpy(dtype=np.float64)
     valid = ~np.isnan(features).any(axis=1)
     features = np.nan_to_num(features)
@@ -165,13 +165,12 @@ class SnapshotBuilder:
 
     def __init__(self, feature_set: str) -> None:
         self._lock = threading.Lock()
-        self._spec = get_feature_set(feature_set)
         self.current: Snapshot = _empty(feature_set)
 
     def add_candles(self, candles: pd.DataFrame) -> Snapshot:
         """Append candles newer than the window; features and forecasts only for the new rows."""
         with self._lock:
-            self.current = _appended(self.current, candles, self._spec.window_hours)
+            self.current = _appended(self.current, candles)
             return self.current
 
     def rebuild(self, candles: pd.DataFrame) -> Snapshot:
@@ -181,7 +180,7 @@ class SnapshotBuilder:
         """
         with self._lock:
             empty = replace(_empty(self.current.feature_set), model=self.current.model)
-            self.current = _appended(empty, candles, self._spec.window_hours)
+            self.current = _appended(empty, candles)
             return self.current
 
     def use_model(self, model: ServedModel) -> Snapshot:

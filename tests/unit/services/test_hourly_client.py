@@ -15,10 +15,9 @@ from fastapi.testclient import TestClient
 from btcmlops.clock import start_clock
 from btcmlops.replay import ReplayResult
 from btcmlops.services.hourly_client import HourlyClient
-from btcmlops.serving import create_app
-from btcmlops.settings import Settings
 from btcmlops.store import PriceStore
 from factories import make_candles, small_replay
+from services import serving_replay
 
 SIM_NOW = datetime(2021, 3, 5, 6, 30, tzinfo=UTC)  # hours up to 05:00 have closed
 
@@ -32,17 +31,7 @@ def replay(tmp_path: Path) -> ReplayResult:
 def service(replay: ReplayResult) -> Iterator[tuple[TestClient, PriceStore]]:
     store = PriceStore(f"sqlite:///{replay.out_dir / 'prices.db'}")
     store.write_clock(start_clock(SIM_NOW, 1.0, datetime.now(UTC), paused=True))
-    settings = Settings(
-        home=replay.out_dir.parent,
-        store={"url": store.url},
-        mlflow={"tracking_uri": replay.tracking_uri},
-        serve={"poll_interval_s": 0.05, "log_flush_interval_s": 0.05},
-    )
-    with TestClient(create_app(settings)) as client:
-        deadline = time.monotonic() + 30
-        while client.get("/readyz").status_code != 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+    with serving_replay(replay) as client:
         yield client, store
     store.dispose()
 

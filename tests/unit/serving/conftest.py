@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -17,6 +16,7 @@ from btcmlops.replay import ReplayResult
 from btcmlops.serving import create_app
 from btcmlops.settings import Settings
 from factories import make_candles, small_replay
+from services import wait_ready
 
 CONTROL_KEY = "test-key"
 
@@ -87,11 +87,3 @@ def serve(settings_copy: SettingsCopy) -> Serve:
             yield client
 
     return serving
-
-
-def wait_ready(client: TestClient, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while client.get("/readyz").status_code != 200:
-        if time.monotonic() > deadline:
-            pytest.fail(f"service not ready: {client.get('/model').text}")
-        time.sleep(0.05)

@@ -19,7 +19,7 @@ from btcmlops.serving import create_app
 from btcmlops.settings import Settings
 from btcmlops.store import PriceStore
 from factories import make_candles, small_replay
-from services import MYSQL_SERVER_URL, mariadb_database
+from services import MYSQL_SERVER_URL, mariadb_database, wait_ready
 
 GAP = "2021-03-10 05:00"
 
@@ -42,19 +42,10 @@ def _settings(replay: ReplayResult, **serve: Any) -> Settings:
     )
 
 
-def _wait_ready(client: TestClient) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if client.get("/readyz").status_code == 200:
-            return
-        time.sleep(0.05)
-    pytest.fail(f"service not ready: {client.get('/model').json()}")
-
-
 @pytest.fixture
 def client(replay: ReplayResult) -> Iterator[TestClient]:
     with TestClient(create_app(_settings(replay))) as test_client:
-        _wait_ready(test_client)
+        wait_ready(test_client)
         yield test_client
 
 
@@ -140,7 +131,7 @@ def test_bad_candles_are_named_by_index_and_field(client: TestClient) -> None:
 
 def test_malformed_json_and_oversized_batch(replay: ReplayResult) -> None:
     with TestClient(create_app(_settings(replay, max_batch=2))) as test_client:
-        _wait_ready(test_client)
+        wait_ready(test_client)
         malformed = test_client.post(
             "/predict", content=b'{"timestamp": ', headers={"content-type": "application/json"}
         )
@@ -166,7 +157,7 @@ def test_no_champion_means_503_then_ready_once_one_appears(replay: ReplayResult,
             assert "no model loaded yet" in response.text
             assert test_client.get("/readyz").status_code == 503
             registry.set_alias(CHAMPION, champion.version)
-            _wait_ready(test_client)
+            wait_ready(test_client)
             assert test_client.post("/predict", json={"timestamp": "2021-04-01T00:00:00Z"}).status_code == 200
     finally:
         registry.set_alias(CHAMPION, champion.version)
@@ -182,7 +173,7 @@ def test_alias_moves_are_followed_and_logged_per_version(replay: ReplayResult) -
     other = 1 if final.version != 1 else 2
     try:
         with TestClient(create_app(settings)) as test_client:
-            _wait_ready(test_client)
+            wait_ready(test_client)
             served = set()
             for version in (other, final.version):
                 registry.set_alias(CHAMPION, version)
@@ -244,7 +235,7 @@ def test_a_database_outage_does_not_stop_forecasts(replay: ReplayResult) -> None
             update={"store": Settings().store.model_copy(update={"url": url})}
         )
         with TestClient(create_app(settings)) as test_client:
-            _wait_ready(test_client)
+            wait_ready(test_client)
             assert test_client.post("/predict", json={"timestamp": "2021-04-10T00:00:00Z"}).status_code == 200
             server = create_engine(MYSQL_SERVER_URL)
             with server.begin() as connection:

@@ -11,10 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from btcmlops.replay import ReplayResult
-from btcmlops.serving import create_app
-from btcmlops.settings import Settings
 from btcmlops.store import PriceStore
 from factories import make_candles, small_replay
+from services import serving_replay
 
 GAP = "2021-03-10 05:00"
 
@@ -29,17 +28,7 @@ def replay(tmp_path: Path) -> ReplayResult:
 @pytest.fixture
 def served(replay: ReplayResult) -> Iterator[tuple[TestClient, PriceStore]]:
     store = PriceStore(f"sqlite:///{replay.out_dir / 'prices.db'}")
-    settings = Settings(
-        home=replay.out_dir.parent,
-        store={"url": store.url},
-        mlflow={"tracking_uri": replay.tracking_uri},
-        serve={"poll_interval_s": 0.05, "log_flush_interval_s": 0.05},
-    )
-    with TestClient(create_app(settings)) as client:
-        deadline = time.monotonic() + 30
-        while client.get("/readyz").status_code != 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+    with serving_replay(replay) as client:
         yield client, store
     store.dispose()
 

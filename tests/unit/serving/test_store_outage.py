@@ -7,8 +7,6 @@ must answer 503 with why.
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -18,7 +16,7 @@ from fastapi.testclient import TestClient
 from btcmlops.serving import create_app
 from btcmlops.settings import Settings, StoreSettings
 from btcmlops.store import PriceStore
-from services import free_port
+from services import free_port, silent_server
 
 SettingsCopy = Callable[..., Settings]
 STORE_WAIT_S = 0.5
@@ -35,28 +33,8 @@ READS = [
 @pytest.fixture
 def silent_port() -> Iterator[int]:
     """A port that accepts connections and never says a word (a frozen database server)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    listener.settimeout(0.05)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                accepted.append(listener.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join()
-    for connection in accepted:
-        connection.close()
-    listener.close()
+    with silent_server() as port:
+        yield port
 
 
 def _serving_without_store(settings_copy: SettingsCopy, port: int) -> TestClient:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 from btcmlops.settings import StoreSettings
 from btcmlops.store import PriceStore
 from btcmlops.store.price_store import engine_options
+from services import silent_server as silent_tcp_server
 
 
 def test_mysql_gets_socket_timeouts_and_a_pool_timeout_from_the_settings() -> None:
@@ -40,28 +39,8 @@ def test_existing_callers_get_the_default_timeouts(tmp_path: Path) -> None:
 @pytest.fixture
 def silent_server() -> Iterator[int]:
     """A TCP port that accepts connections and never says a word (a frozen database server)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                accepted.append(listener.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join()
-    for connection in accepted:
-        connection.close()
-    listener.close()
+    with silent_tcp_server() as port:
+        yield port
 
 
 def test_a_silent_mysql_server_fails_the_call_after_the_timeout(silent_server: int) -> None:

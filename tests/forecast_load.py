@@ -1,0 +1,77 @@
+"""For the serving integration tests: two registered versions, and a client that never pauses."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from btcmlops.contest import TrainingWindow
+from btcmlops.features import build_samples
+from btcmlops.model import train_forecaster
+from btcmlops.registry import ModelRegistry
+from btcmlops.settings import ModelSettings
+from factories import make_candles
+
+
+@dataclass(frozen=True)
+class Answer:
+    at: float
+    status: int
+    """0: no answer (a connection error or a timeout)."""
+    version: int | None
+    seconds: float
+    """How long the answer took."""
+
+
+class NonStopClient:
+    """Asks for forecasts back to back on its own thread and keeps every answer."""
+
+    def __init__(self, url: str, hours: list[str], *, timeout_s: float = 10) -> None:
+        self.answers: list[Answer] = []
+        self._url = url
+        self._hours = hours
+        self._timeout_s = timeout_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self._url, timeout=self._timeout_s) as client:
+            count = 0
+            while not self._stop.is_set():
+                hour = self._hours[count % len(self._hours)]
+                count += 1
+                started = time.monotonic()
+                try:
+                    response = client.post("/predict", json={"timestamp": hour})
+                    status = response.status_code
+                    version = response.json().get("model", {}).get("version") if status == 200 else None
+                except httpx.HTTPError:
+                    status, version = 0, None
+                self.answers.append(Answer(time.monotonic(), status, version, time.monotonic() - started))
+
+    def __enter__(self) -> NonStopClient:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def first_with(self, version: int, after: float) -> float | None:
+        return next((a.at for a in self.answers if a.at >= after and a.version == version), None)
+
+
+def register_two_versions(tracking_uri: str, experiment: str, model: str) -> ModelRegistry:
+    """v1 trained on January 2021, v2 on January and February (synthetic candles); no alias set."""
+    samples = build_samples(make_candles("2021-01-01", "2021-02-28 23:00"))
+    registry = ModelRegistry(tracking_uri, experiment, model)
+    for rows, month in ((samples.iloc[:700], "2021-01"), (samples, "2021-02")):
+        forecaster = train_forecaster(rows, ModelSettings(num_boost_round=20, min_data_in_leaf=20))
+        window = TrainingWindow(
+            rows["target_time"].iloc[0], rows["target_time"].iloc[-1], len(rows), "h", month
+        )
+        registry.register(forecaster, window, {}, {}, rows.head(5), run_name=month)
+    return registry
