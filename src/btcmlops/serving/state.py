@@ -162,6 +162,9 @@ class ServiceState:
         if problem is not None:  # the last good champion keeps serving
             self.metrics.rejections.inc()
             raise ModelRejectedError(problem)
+        self.last_swap_error = (
+            None  # cleared before the swap: no one sees the new version beside an old error
+        )
         self.builder.use_model(ServedModel(info=info, forecaster=forecaster))
         self.metrics.swaps.inc()
         self.metrics.served_version.set(info.version)
