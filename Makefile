@@ -26,7 +26,7 @@ install: ## Install uv (if missing) and every dependency from the lock file into
 	$(UV) sync --frozen
 
 # Debian packages the tests need: a browser for the dashboard test, docker-compose to validate the
-# compose file (there is no Docker engine here, only the file check).
+# compose file (`make test-compose` adds the engine and runs the file for real).
 SYSTEM_PACKAGES := chromium chromium-driver docker-compose
 
 .PHONY: system-deps
@@ -54,6 +54,11 @@ test-deps:
 .PHONY: test-unit
 test-unit: install ## Run the fast tests only (no integration marker)
 	$(RUN) pytest -m "not integration"
+
+.PHONY: test-compose
+test-compose: install ## docker-compose.yml for real (root): build the images, up, a promotion, kill -9, down/up
+	bash scripts/compose_images.sh
+	$(RUN) pytest tests/compose -s
 
 .PHONY: test-helm
 test-helm: install ## Helm chart, offline: lint --strict, template 4 value sets, Kubernetes schemas, checkov

@@ -1,0 +1,340 @@
+"""docker-compose.yml run for real: `make test-compose` (root, Debian's Docker engine).
+
+The project image is built from the project's Dockerfile and the compose file runs as shipped, with one
+test-only override (``docker-compose.test-only.yml``) that swaps the two images this machine cannot pull
+(MySQL, MinIO) for local stand-ins (MariaDB from Debian, ``rclone serve s3``); see
+``scripts/compose_images.sh``, which `make test-compose` runs first. Secrets are random, demo mode is off
+(the services' refusal of placeholder secrets stays armed), ports are published on loopback only.
+
+One stack, the phases in order, as a user lives them: ``up`` until every service is healthy; the sim
+clock fast through the first promotion and the api serving the new champion; the dashboard answering;
+``kill -9`` of the mlflow and api containers, and the contest going on with nothing lost; ``down`` and
+``up`` with the volumes keeping prices, registry, artifacts and the clock. Figures are printed (-s).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from services import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILES = (ROOT / "docker-compose.yml", ROOT / "tests" / "compose" / "docker-compose.test-only.yml")
+DOCKER = "/usr/bin/docker"
+IMAGES_FIGURES = ROOT / ".cache" / "compose" / "images.json"
+IMAGE = "btcmlops:0.1.0"
+MODEL = "btc-next-hour-close"
+FIT_RATIO_BOUND = 2.0
+"""The trainer's median fit in the running stack against the same fit on a quiet machine (issue 12)."""
+SPEED = 48
+"""Sim hours per real second, as the live-stack test: the paced clock holds it to what the chain makes."""
+HEALTHY_TIMEOUT_S = 420
+PROMOTION_TIMEOUT_S = 1500
+"""The first promotion is at the close of 2024-03 (three sim months, ~2,200 forecasts, paced)."""
+NEXT_CONTEST_TIMEOUT_S = 900
+TEST_TIMEOUT_S = 3600
+"""The whole story, with room for a slow machine: ~15 minutes on two shared cores."""
+LONG_RUNNING = ("mysql", "minio", "mlflow", "feed", "trainer", "api", "client", "dashboard")
+T = TypeVar("T")
+
+
+@dataclass
+class ComposeStack:
+    """One compose project: its files, env file, published ports, and the figures it gathers."""
+
+    project: str
+    env_file: Path
+    env: dict[str, str]
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def compose(self, *args: str, timeout: float = 600) -> str:
+        files = [arg for path in COMPOSE_FILES for arg in ("-f", str(path))]
+        command = ["docker-compose", "-p", self.project, *files, "--env-file", str(self.env_file), *args]
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+        assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        return done.stdout
+
+    def container(self, service: str) -> str:
+        return f"{self.project}_{service}_1"
+
+    def inspect(self, service: str) -> dict[str, Any]:
+        done = subprocess.run(
+            [DOCKER, "inspect", self.container(service)], capture_output=True, text=True, check=True
+        )
+        state: dict[str, Any] = json.loads(done.stdout)[0]
+        return state
+
+    def health(self, service: str) -> str:
+        state = self.inspect(service)["State"]
+        return str(state.get("Health", {}).get("Status", state["Status"]))
+
+    def sql(self, query: str) -> str:
+        """Run ``query`` in the database container (MySQL is not published) and return its output."""
+        password = self.env["MYSQL_ROOT_PASSWORD"]
+        out = self.compose(
+            "exec", "-T", "mysql", "mariadb", "-uroot", f"-p{password}", "-N", "-B", "-e", query, timeout=60
+        )
+        return out.strip()
+
+    def count(self, query: str) -> int:
+        return int(self.sql(query))
+
+    def api(self, path: str) -> Any:
+        response = httpx.get(f"http://127.0.0.1:{self.env['API_PORT']}{path}", timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def mlflow_versions(self) -> list[dict[str, Any]]:
+        response = httpx.get(
+            f"http://127.0.0.1:{self.env['MLFLOW_PORT']}/api/2.0/mlflow/model-versions/search",
+            params={"filter": f"name='{MODEL}'", "max_results": 1000},
+            timeout=10,
+        )
+        response.raise_for_status()
+        versions: list[dict[str, Any]] = response.json().get("model_versions", [])
+        return versions
+
+    def logs(self) -> str:
+        return self.compose("logs", "--no-color", "--tail=40", timeout=120)
+
+
+def _wait(
+    what: str, probe: Callable[[], T | None], timeout: float, stack: ComposeStack, every: float = 2
+) -> T:
+    """Poll ``probe`` until it returns a value (not None); fail with the services' logs past ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = probe()
+        except (httpx.HTTPError, AssertionError, ValueError, KeyError) as error:
+            last_error, value = error, None
+        if value is not None:
+            return value
+        time.sleep(every)
+    pytest.fail(f"{what}: not within {timeout:.0f} s (last error: {last_error!r})\n{stack.logs()}")
+
+
+def _env(project: str) -> dict[str, str]:
+    """The .env a careful operator writes: every secret random, demo mode off, loopback ports."""
+    return {
+        "MYSQL_ROOT_PASSWORD": secrets.token_hex(12),
+        "MYSQL_USER": "btcmlops",
+        "MYSQL_PASSWORD": secrets.token_hex(12),
+        "PRICES_DATABASE": "prices",
+        "MLFLOW_DATABASE": "mlflow",
+        "MINIO_ROOT_USER": "btcmlops",
+        "MINIO_ROOT_PASSWORD": secrets.token_hex(12),
+        "ARTIFACT_BUCKET": "mlflow",
+        "BTCMLOPS_CLOCK__START": "2023-12-31T00:00:00Z",
+        "BTCMLOPS_CLOCK__SPEED": str(SPEED),
+        "BTCMLOPS_CLOCK__API_KEY": secrets.token_hex(16),
+        "BTCMLOPS_CONTEST__MARGIN": "0",
+        "BTCMLOPS_DEMO": "false",
+        "BIND_ADDRESS": "127.0.0.1",
+        "ADMIN_BIND_ADDRESS": "127.0.0.1",
+        "API_PORT": str(free_port()),
+        "DASHBOARD_PORT": str(free_port()),
+        "MLFLOW_PORT": str(free_port()),
+        "MINIO_CONSOLE_PORT": str(free_port()),
+    }
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
+    if shutil.which("docker-compose") is None or not Path(DOCKER).exists():
+        pytest.fail("docker-compose or Debian's docker client is missing: run `make test-compose` (as root)")
+    for image in (IMAGE, "btcmlops-local/mariadb:10.11", "btcmlops-local/s3:rclone-1.75.2"):
+        found = subprocess.run([DOCKER, "image", "inspect", image], capture_output=True, check=False)
+        assert found.returncode == 0, f"image {image} missing: `make test-compose` builds it first"
+    project = f"btcmlopsci{secrets.token_hex(3)}"
+    env = _env(project)
+    env_file = tmp_path_factory.mktemp("compose") / ".env"
+    env_file.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
+    compose_stack = ComposeStack(project, env_file, env)
+    try:
+        yield compose_stack
+    finally:
+        print(f"\ncompose figures: {json.dumps(compose_stack.figures, indent=2)}")
+        compose_stack.compose("down", "--volumes", "--remove-orphans", "--timeout", "20", timeout=300)
+
+
+def _all_healthy(stack: ComposeStack) -> bool | None:
+    init = stack.inspect("init")["State"]
+    if init["Status"] == "exited" and init["ExitCode"] != 0:
+        pytest.fail(f"init failed:\n{stack.compose('logs', '--no-color', 'init')}")
+    return all(stack.health(service) == "healthy" for service in LONG_RUNNING) or None
+
+
+def _up_and_healthy(stack: ComposeStack, phase: str) -> None:
+    started = time.monotonic()
+    stack.compose("up", "--detach", "--no-build", timeout=HEALTHY_TIMEOUT_S)
+    _wait(f"{phase}: every service healthy", lambda: _all_healthy(stack), HEALTHY_TIMEOUT_S, stack, every=1)
+    stack.figures[f"{phase}_up_to_all_healthy_s"] = round(time.monotonic() - started, 1)
+
+
+def _decisions(stack: ComposeStack) -> list[dict[str, Any]]:
+    decisions: list[dict[str, Any]] = stack.api("/decisions")
+    return decisions
+
+
+def _served_version(stack: ComposeStack) -> int | None:
+    version = stack.api("/model")["version"]
+    return int(version) if version is not None else None
+
+
+def _hours_without_forecast(stack: ComposeStack) -> tuple[int, int]:
+    """Hours from the first forecast to the last the client had to ask, and how many have none."""
+    first, last = stack.sql("SELECT MIN(timestamp), MAX(timestamp) FROM prices.prediction_log").split("\t")
+    expected = stack.count(f"SELECT TIMESTAMPDIFF(HOUR, '{first}', '{last}') + 1")
+    logged = stack.count(
+        "SELECT COUNT(DISTINCT timestamp) FROM prices.prediction_log"
+        f" WHERE timestamp BETWEEN '{first}' AND '{last}'"
+    )
+    return expected, expected - logged
+
+
+def _registry_sound(stack: ComposeStack) -> None:
+    out = stack.compose("exec", "-T", "trainer", "btcmlops", "registry", "check", timeout=120)
+    assert "sound" in out, out
+
+
+@pytest.mark.compose
+@pytest.mark.timeout(TEST_TIMEOUT_S)
+def test_compose_stack_promotes_survives_restarts_and_keeps_its_volumes(stack: ComposeStack) -> None:
+    if IMAGES_FIGURES.exists():
+        stack.figures["image"] = json.loads(IMAGES_FIGURES.read_text())
+    up_at = time.monotonic()
+    _up_and_healthy(stack, "first")
+
+    # The clock runs through the first promotion; the api serves the new champion.
+    promoted = _wait(
+        "the first promotion",
+        lambda: next((d for d in _decisions(stack) if d["promoted"]), None),
+        PROMOTION_TIMEOUT_S,
+        stack,
+        every=5,
+    )
+    stack.figures["up_to_first_promotion_s"] = round(time.monotonic() - up_at, 1)
+    stack.figures["first_promotion"] = f"v{promoted['challenger_version']} at {promoted['eval_end']}"
+    _wait(
+        "the api serving the promoted champion",
+        lambda: _served_version(stack) == promoted["challenger_version"] or None,
+        60,
+        stack,
+    )
+
+    # The dashboard answers on its published (loopback) port, and draws from the api.
+    dashboard = f"http://127.0.0.1:{stack.env['DASHBOARD_PORT']}"
+    assert httpx.get(f"{dashboard}/_stcore/health", timeout=10).text == "ok"
+    assert "<title>" in httpx.get(dashboard, timeout=10).text
+
+    # kill -9 of MLflow and of the api: they come back, and nothing recorded is lost.
+    decided = len(_decisions(stack))
+    versions = {v["version"] for v in stack.mlflow_versions()}
+    candles = stack.count("SELECT COUNT(*) FROM prices.candles")
+    forecasts = stack.count("SELECT COUNT(*) FROM prices.prediction_log")
+    stack.compose("kill", "-s", "SIGKILL", "mlflow", "api")
+    stack.compose("start", "mlflow", "api")
+    _wait("mlflow and api healthy again", lambda: _all_healthy(stack), HEALTHY_TIMEOUT_S, stack, every=1)
+    assert {v["version"] for v in stack.mlflow_versions()} >= versions
+    assert stack.count("SELECT COUNT(*) FROM prices.candles") >= candles
+    assert stack.count("SELECT COUNT(*) FROM prices.prediction_log") >= forecasts
+
+    # The contest goes on: the next month is decided, the registry is sound, the trainer never restarted.
+    _wait(
+        "the next contest after the restarts",
+        lambda: len(_decisions(stack)) > decided or None,
+        NEXT_CONTEST_TIMEOUT_S,
+        stack,
+        every=5,
+    )
+    _registry_sound(stack)
+    assert stack.inspect("trainer")["RestartCount"] == 0, stack.compose("logs", "--no-color", "trainer")
+    expected, missing = _hours_without_forecast(stack)
+    stack.figures["hours_forecast_before_down"] = expected
+    assert missing == 0, f"{missing} of {expected} hours have no logged forecast"
+
+    # down and up: the volumes keep prices, the registry, the artifacts (the champion loads) and the clock.
+    champion = _served_version(stack)
+    versions = {v["version"] for v in stack.mlflow_versions()}
+    candles = stack.count("SELECT COUNT(*) FROM prices.candles")
+    forecasts = stack.count("SELECT COUNT(*) FROM prices.prediction_log")
+    sim_before = stack.api("/clock")["sim_now"]
+    live_fits = _live_fit_seconds(stack)
+    stack.compose("down", "--timeout", "20", timeout=300)
+    _compare_fit_times(stack, live_fits, _quiet_fit_seconds(stack))
+    _up_and_healthy(stack, "second")
+    assert {v["version"] for v in stack.mlflow_versions()} >= versions
+    assert stack.count("SELECT COUNT(*) FROM prices.candles") >= candles
+    assert stack.count("SELECT COUNT(*) FROM prices.prediction_log") >= forecasts
+    assert stack.api("/clock")["sim_now"] >= sim_before
+    _wait(
+        "the champion loaded from the kept artifacts",
+        lambda: (_served_version(stack) or 0) >= (champion or 1) or None,
+        120,
+        stack,
+    )
+    _registry_sound(stack)
+
+
+def _live_fit_seconds(stack: ComposeStack) -> dict[str, float]:
+    """The trainer's fit times in the running stack (train_seconds of each training run in MLflow)."""
+    response = httpx.post(
+        f"http://127.0.0.1:{stack.env['MLFLOW_PORT']}/api/2.0/mlflow/runs/search",
+        json={"experiment_ids": ["1"], "filter": "metrics.train_seconds > 0", "max_results": 1000},
+        timeout=10,
+    )
+    response.raise_for_status()
+    fits = {
+        run["info"]["run_name"]: metric["value"]
+        for run in response.json().get("runs", [])
+        for metric in run["data"]["metrics"]
+        if metric["key"] == "train_seconds"
+    }
+    assert fits, "no training run recorded train_seconds"
+    return fits
+
+
+def _quiet_fit_seconds(stack: ComposeStack) -> dict[str, float]:
+    """The same fits on a quiet machine: the replay in a one-off container of the image, stack down."""
+    with tempfile.TemporaryDirectory() as out:
+        Path(out).chmod(0o777)
+        replay = [DOCKER, "run", "--rm", "--network", "none", "-v", f"{out}:/out", IMAGE, "btcmlops"]
+        subprocess.run(
+            [*replay, "simulate", "--out", "/out"],
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+        with sqlite3.connect(Path(out) / "mlflow.db") as db:
+            rows = db.execute(
+                "SELECT tags.value, metrics.value FROM metrics JOIN tags ON tags.run_uuid = metrics.run_uuid"
+                " WHERE metrics.key = 'train_seconds' AND tags.key = 'mlflow.runName'"
+            ).fetchall()
+    return {str(name): float(seconds) for name, seconds in rows}
+
+
+def _compare_fit_times(stack: ComposeStack, live: dict[str, float], quiet: dict[str, float]) -> None:
+    """Each live fit against the same fit (same name: same window, same data) run quietly."""
+    ratios = {name: round(live[name] / quiet[name], 2) for name in live if name in quiet}
+    assert ratios, f"no live fit matches a replay fit: {sorted(live)} vs {sorted(quiet)[:5]}"
+    stack.figures["fit_seconds_live"] = {name: round(seconds, 2) for name, seconds in live.items()}
+    stack.figures["fit_ratio_live_over_quiet"] = ratios
+    median = statistics.median(ratios.values())
+    stack.figures["fit_ratio_median"] = median
+    assert median <= FIT_RATIO_BOUND, f"the trainer's fits in the stack are {median}x a quiet fit: {ratios}"
