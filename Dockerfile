@@ -15,13 +15,15 @@ ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never UV_PROJECT
 WORKDIR /src
 # Dependencies first (a layer that only changes with the lock file), then the project itself.
 COPY pyproject.toml uv.lock README.md ./
+# Optional extras: `--build-arg EXTRAS=xgboost` gives the GPU trainer's image (XGBoost with CUDA, NCCL).
+ARG EXTRAS=""
 RUN --mount=type=cache,target=/root/.cache/uv --mount=type=secret,id=ca_bundle \
     if [ -f /run/secrets/ca_bundle ]; then export SSL_CERT_FILE=/run/secrets/ca_bundle; fi; \
-    uv sync --frozen --no-dev --no-install-project
+    uv sync --frozen --no-dev --no-install-project ${EXTRAS:+--extra $EXTRAS}
 COPY src ./src
 RUN --mount=type=cache,target=/root/.cache/uv --mount=type=secret,id=ca_bundle \
     if [ -f /run/secrets/ca_bundle ]; then export SSL_CERT_FILE=/run/secrets/ca_bundle; fi; \
-    uv sync --frozen --no-dev --no-editable
+    uv sync --frozen --no-dev --no-editable ${EXTRAS:+--extra $EXTRAS}
 
 # Runtime stage: the venv and LightGBM's OpenMP runtime, nothing else; a non-root user.
 FROM ${PYTHON_IMAGE} AS runtime

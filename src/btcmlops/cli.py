@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import pydantic
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -98,7 +99,34 @@ def _main(ctx: typer.Context) -> None:
     # MLflow's INFO lines (schema creation) and its note that the venv has no pip are noise here.
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
-    ctx.obj = Settings()
+    try:
+        ctx.obj = Settings()
+    except pydantic.ValidationError as error:
+        for problem in error.errors():
+            reason = problem["msg"].removeprefix("Value error, ")
+            errors.print(
+                f"[red]configuration error:[/red] {_setting_name(problem['loc'])}: {reason}",
+                soft_wrap=True,
+                highlight=False,
+            )
+        raise typer.Exit(2) from None
+
+
+def _setting_name(loc: tuple[int | str, ...]) -> str:
+    """The environment variable of a setting at pydantic's ``loc``, e.g. BTCMLOPS_MODEL__DEVICE."""
+    return "BTCMLOPS_" + "__".join(str(part).upper() for part in loc)
+
+
+def _training_device(settings: Settings) -> str:
+    """The device the model settings will fit on, checked here; exit 2 if it cannot be had."""
+    from btcmlops.model import check_device
+    from btcmlops.settings import ConfigurationError
+
+    try:
+        return check_device(settings.model)
+    except ConfigurationError as error:
+        errors.print(f"[red]configuration error:[/red] {error}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
 
 
 @data_app.command("load")
@@ -193,6 +221,9 @@ def simulate(
 
     settings = _settings(ctx)
     data_file = data or settings.data.file
+    device = _training_device(settings)
+    if settings.model.family != "lightgbm" or device != "cpu":
+        console.print(f"training {settings.model.family} on {device}")
     console.print(f"replaying [bold]{data_file}[/bold] into [bold]{out}[/bold]")
     with Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -440,6 +471,12 @@ def trainer(ctx: typer.Context) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s trainer %(message)s")
     settings = _settings(ctx)
     _refuse_placeholder_secrets(settings)
+    device = _training_device(settings)
+    logging.getLogger(__name__).info(
+        "training %s models on %s (BTCMLOPS_MODEL__FAMILY, BTCMLOPS_MODEL__DEVICE)",
+        settings.model.family,
+        device,
+    )
     _no_blind_mlflow_retries(timeout_s=60)
     store = PriceStore(_store_url(settings), settings.store)
     tracking_uri, artifacts = resolve_tracking(

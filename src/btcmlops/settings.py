@@ -22,6 +22,13 @@ EMBEDDED_DATA_FILE = Path(__file__).resolve().parent / "data" / "embedded" / "bt
 """The two shipped years (2023-2024) of hourly BTC/USDT candles, the replay's default input."""
 
 
+class ConfigurationError(ValueError):
+    """Settings that validate but cannot be honoured here (a library not installed, no GPU).
+
+    Waiting cannot heal it: a service stops at once and the CLI exits with status 2.
+    """
+
+
 class StoreSettings(BaseModel):
     """Where prices, contest decisions and (later) the prediction log live."""
 
@@ -81,8 +88,26 @@ class DataSettings(BaseModel):
 
 
 class ModelSettings(BaseModel):
-    """The forecaster: feature set and LightGBM hyperparameters, logged with every model."""
+    """The forecaster: family, device, feature set and hyperparameters, logged with every model.
 
+    The hyperparameters are LightGBM's; the XGBoost family maps them onto its own
+    (``btcmlops.model.forecaster.xgboost_params``).
+    """
+
+    family: Literal["lightgbm", "xgboost"] = Field(
+        default="lightgbm",
+        description=(
+            "Model library: lightgbm (the default, CPU) or xgboost (the `btcmlops[xgboost]` extra; "
+            "can train on a GPU). Either enters the same contest."
+        ),
+    )
+    device: Literal["cpu", "cuda"] = Field(
+        default="cpu",
+        description=(
+            "Where the trainer fits: cpu, or cuda (family xgboost only; an NVIDIA GPU must be visible, "
+            "else the trainer refuses to start). Forecasts are always made on the CPU."
+        ),
+    )
     feature_set: str = "v1"
     num_boost_round: int = Field(default=300, ge=1)
     learning_rate: float = Field(default=0.03, gt=0)
@@ -97,11 +122,20 @@ class ModelSettings(BaseModel):
         default=1,
         ge=1,
         description=(
-            "LightGBM threads for one fit. One by default: the trainer shares its cores with the other "
-            "services, and spinning OpenMP workers on a busy machine slow a fit many times over "
-            "(bench/shared_cpu.py); the forecasts are the same with any number."
+            "LightGBM threads (XGBoost: nthread) for one fit. One by default: the trainer shares its "
+            "cores with the other services, and spinning OpenMP workers on a busy machine slow a fit "
+            "many times over (bench/shared_cpu.py); the forecasts are the same with any number."
         ),
     )
+
+    @model_validator(mode="after")
+    def _cuda_needs_xgboost(self) -> Self:
+        if self.device == "cuda" and self.family != "xgboost":
+            raise ValueError(
+                f"device=cuda needs family=xgboost (LightGBM's wheel has no CUDA learner), got "
+                f"family={self.family}: set BTCMLOPS_MODEL__FAMILY=xgboost or BTCMLOPS_MODEL__DEVICE=cpu"
+            )
+        return self
 
 
 class ContestSettings(BaseModel):

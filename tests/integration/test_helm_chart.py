@@ -154,9 +154,17 @@ def test_gpu_values_put_only_the_trainer_on_a_gpu_node(report: Report) -> None:
     assert limits["nvidia.com/gpu"] >= 1
     assert _pod(gpu_trainer)["nodeSelector"]
     assert any(t["key"] == "nvidia.com/gpu" for t in _pod(gpu_trainer)["tolerations"])
+    # It trains XGBoost on the GPU, from the image with the xgboost extra; the API loads what it registers.
+    env = _env(_container(gpu_trainer))
+    assert env["BTCMLOPS_MODEL__FAMILY"]["value"] == "xgboost"
+    assert env["BTCMLOPS_MODEL__DEVICE"]["value"] == "cuda"
+    assert _container(gpu_trainer)["image"].endswith("-xgboost")
+    assert _container(_one(report, "gpu", "Deployment", "api"))["image"].endswith("-xgboost")
     for scenario in ("default", "external-db", "demo"):
         trainer = _one(report, scenario, "Deployment", "trainer")
         assert "nvidia.com/gpu" not in _container(trainer)["resources"]["limits"]
+        assert "BTCMLOPS_MODEL__DEVICE" not in _env(_container(trainer))
+        assert not _container(trainer)["image"].endswith("-xgboost")
     for name, pod, container in _containers(report, "gpu"):
         if not name.endswith("-trainer"):
             assert "nvidia.com/gpu" not in container["resources"].get("limits", {}), name

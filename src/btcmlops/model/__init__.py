@@ -1,9 +1,29 @@
-"""The forecaster: train a LightGBM model of the next hour's log return, and predict closes with it.
+"""The forecaster: train a model of the next hour's log return, and predict closes with it.
 
-Pure functions over frames: nothing here knows about MLflow, SQL or the clock. A ``Forecaster`` knows
-the feature set it was trained with, so whoever loads one can refuse it if it cannot build its features.
+Two families, LightGBM (the default) and XGBoost (an optional extra, which can fit on a CUDA GPU),
+behind one ``Forecaster``. Pure functions over frames: nothing here knows about MLflow, SQL or the
+clock. A ``Forecaster`` knows the feature set it was trained with, so whoever loads one can refuse it if
+it cannot build its features, and its family and the device it was fitted on, which are recorded.
 """
 
-from btcmlops.model.forecaster import Forecaster, train_forecaster
+from btcmlops.model.forecaster import (
+    LIGHTGBM,
+    XGBOOST,
+    DeviceUnavailableError,
+    Forecaster,
+    ModelConfigurationError,
+    check_device,
+    import_xgboost,
+    train_forecaster,
+)
 
-__all__ = ["Forecaster", "train_forecaster"]
+__all__ = [
+    "LIGHTGBM",
+    "XGBOOST",
+    "DeviceUnavailableError",
+    "Forecaster",
+    "ModelConfigurationError",
+    "check_device",
+    "import_xgboost",
+    "train_forecaster",
+]

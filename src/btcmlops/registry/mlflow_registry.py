@@ -13,6 +13,7 @@ from typing import Any
 
 import mlflow.artifacts
 import mlflow.lightgbm
+import mlflow.xgboost
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
@@ -21,7 +22,7 @@ from mlflow.models import Model, infer_signature
 
 from btcmlops.contest.window import TrainingWindow
 from btcmlops.features import UnknownFeatureSetError, get_feature_set
-from btcmlops.model import Forecaster
+from btcmlops.model import LIGHTGBM, XGBOOST, Forecaster, ModelConfigurationError, import_xgboost
 from btcmlops.registry.presentation import EXPERIMENT_TAGS, registered_model_description
 from btcmlops.timing import Timings
 
@@ -30,8 +31,10 @@ CHALLENGER = "challenger"
 STATUS_TAG = "status"
 MODEL_ARTIFACT = "model"
 KIND_TAG = "btcmlops.kind"
-_PINNED = ("lightgbm", "numpy", "pandas", "mlflow")
-"""What loading the model needs; MLflow checks each pin against the environment, so keep it short."""
+FAMILY_TAG = "family"
+DEVICE_TAG = "device"
+_PINNED = ("numpy", "pandas", "mlflow")
+"""What loading the model needs besides its library; MLflow checks each pin, so keep it short."""
 
 
 class VersionStatus(StrEnum):
@@ -72,9 +75,9 @@ def with_alias(versions: Sequence[ModelVersionInfo], alias: str) -> ModelVersion
 
 
 @cache
-def pinned_requirements() -> tuple[str, ...]:
+def pinned_requirements(family: str = LIGHTGBM) -> tuple[str, ...]:
     """The model's pip requirements, pinned to what is installed (MLflow's inference costs seconds)."""
-    return tuple(f"{name}=={metadata.version(name)}" for name in _PINNED)
+    return tuple(f"{name}=={metadata.version(name)}" for name in (family, *_PINNED))
 
 
 class ModelRegistry:
@@ -175,8 +178,13 @@ class ModelRegistry:
         which ``fail_orphan_runs`` closes as FAILED.
         """
         step = on_step or (lambda _name: None)
+        model_tags = {
+            "feature_set": forecaster.feature_set,
+            FAMILY_TAG: forecaster.family,
+            DEVICE_TAG: forecaster.device,
+        }
         with self._timings.measure("mlflow"):
-            tags = {KIND_TAG: "training", "feature_set": forecaster.feature_set, **window.as_tags()}
+            tags = {KIND_TAG: "training", **model_tags, **window.as_tags()}
             run = self._client.create_run(self._experiment(), run_name=run_name, tags=tags)
             run_id = run.info.run_id
             step("register.run_created")
@@ -191,12 +199,17 @@ class ModelRegistry:
             )
             with tempfile.TemporaryDirectory() as scratch:
                 path = Path(scratch) / MODEL_ARTIFACT
-                mlflow.lightgbm.save_model(
+                flavor = mlflow.xgboost if forecaster.family == XGBOOST else mlflow.lightgbm
+                flavor.save_model(
                     forecaster.booster,
                     path,
                     signature=signature,
-                    pip_requirements=list(pinned_requirements()),
-                    metadata={"feature_set": forecaster.feature_set},
+                    pip_requirements=list(pinned_requirements(forecaster.family)),
+                    metadata={
+                        "feature_set": forecaster.feature_set,
+                        FAMILY_TAG: forecaster.family,
+                        DEVICE_TAG: forecaster.device,
+                    },
                 )
                 self._client.log_artifacts(run_id, str(path), MODEL_ARTIFACT)
             step("register.artifacts_logged")
@@ -204,7 +217,7 @@ class ModelRegistry:
                 self.model_name,
                 source=f"runs:/{run_id}/{MODEL_ARTIFACT}",
                 run_id=run_id,
-                tags={"feature_set": forecaster.feature_set, **window.as_tags()},
+                tags={**model_tags, **window.as_tags()},
             )
             step("register.version_created")
             self._client.set_terminated(run_id)
@@ -349,12 +362,24 @@ class ModelRegistry:
             local = mlflow.artifacts.download_artifacts(
                 artifact_uri=uri, dst_path=scratch, tracking_uri=self.tracking_uri
             )
-            feature_set = (Model.load(local).metadata or {}).get("feature_set")
+            model = Model.load(local)
+            feature_set = (model.metadata or {}).get("feature_set")
             if not isinstance(feature_set, str):
                 raise UnknownFeatureSetError(f"version {version} does not say which feature set it uses")
             get_feature_set(feature_set)
-            booster = mlflow.lightgbm.load_model(local)
-        forecaster = Forecaster(booster=booster, feature_set=feature_set)
+            # Versions from before the XGBoost family say nothing: they are LightGBM, fitted on the CPU.
+            family = (model.metadata or {}).get(FAMILY_TAG, LIGHTGBM)
+            device = str((model.metadata or {}).get(DEVICE_TAG, "cpu"))
+            if family not in (LIGHTGBM, XGBOOST):
+                raise ModelConfigurationError(f"version {version} is of an unknown model family {family!r}")
+            if family == XGBOOST:
+                import_xgboost()  # a clear error where the extra is not installed
+                booster = mlflow.xgboost.load_model(local)
+                # One thread, as the LightGBM models record: forecasts are a few rows, on shared cores.
+                booster.set_param({"device": "cpu", "nthread": 1})
+            else:
+                booster = mlflow.lightgbm.load_model(local)
+        forecaster = Forecaster(booster=booster, feature_set=feature_set, family=family, device=device)
         self._forecasters[version] = forecaster
         return forecaster
 

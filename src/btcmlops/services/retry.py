@@ -3,8 +3,8 @@
 A transient fault (the database restarting or locked, MLflow or S3 answering 5xx or not at all, a
 network hiccup) is logged and retried after a wait that doubles up to a cap and starts again from the
 first wait once a try succeeds. A configuration error (a malformed store URL, a database driver that
-is not installed, credentials the database refuses, an unknown feature set) cannot heal by waiting:
-it ends the process at once, with its cause.
+is not installed, credentials the database refuses, an unknown feature set, a GPU asked for where
+there is none) cannot heal by waiting: it ends the process at once, with its cause.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pydantic
 import sqlalchemy.exc
 
 from btcmlops.features import UnknownFeatureSetError
+from btcmlops.settings import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ CONFIGURATION_ERRORS: tuple[type[BaseException], ...] = (
     sqlalchemy.exc.ArgumentError,  # a malformed URL, an unknown dialect (NoSuchModuleError)
     ImportError,  # the URL's driver is not installed
     UnknownFeatureSetError,
+    ConfigurationError,  # e.g. a model family not installed, device=cuda without a GPU
     pydantic.ValidationError,  # settings that do not validate
 )
 

@@ -108,7 +108,7 @@ def _predict(model: ServedModel | None, features: npt.NDArray[np.float64], valid
     predicted = np.full(len(closes), np.nan)
     if model is not None and valid.any():
         predicted[valid] = log_return_to_close(
-            closes[valid], model.forecaster.booster.predict(features[valid])
+            closes[valid], model.forecaster.predict_matrix(features[valid])
         )
     return predicted
 

@@ -38,9 +38,7 @@ def vet(
     rows = np.flatnonzero(snapshot.valid & has_next)[-hours:]
     if len(rows) == 0:
         return None
-    predicted = log_return_to_close(
-        snapshot.closes[rows], forecaster.booster.predict(snapshot.features[rows])
-    )
+    predicted = log_return_to_close(snapshot.closes[rows], forecaster.predict_matrix(snapshot.features[rows]))
     if not np.isfinite(predicted).all():
         return f"version {info.version} forecasts a non-finite close on a known hour"
     actual, last = snapshot.closes[rows + 1], snapshot.closes[rows]

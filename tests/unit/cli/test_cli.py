@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,34 @@ def test_placeholders_are_known_values_only_and_demo_mode_accepts_them() -> None
     ]
     assert Settings(clock={"api_key": "demo"}, demo=True).placeholder_secrets() == []
     assert Settings(clock={"api_key": "k3y-from-a-vault-4f9a"}).placeholder_secrets() == []
+
+
+@pytest.mark.parametrize("command", [["simulate"], ["trainer"]])
+def test_cuda_with_lightgbm_is_a_configuration_error(
+    env: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    monkeypatch.setenv("BTCMLOPS_MODEL__DEVICE", "cuda")
+
+    result = RUNNER.invoke(app, command)
+
+    assert result.exit_code == 2, result.output
+    assert "configuration error: BTCMLOPS_MODEL" in result.output
+    assert "device=cuda needs family=xgboost" in result.output
+
+
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="a GPU machine: cuda is there")
+@pytest.mark.parametrize("command", [["simulate"], ["trainer"]])
+def test_cuda_without_a_gpu_stops_before_anything_starts(
+    env: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    """Real: this machine has no GPU, and XGBoost's CUDA build says so only by a warning and a CPU fit."""
+    monkeypatch.setenv("BTCMLOPS_MODEL__FAMILY", "xgboost")
+    monkeypatch.setenv("BTCMLOPS_MODEL__DEVICE", "cuda")
+    monkeypatch.setenv("BTCMLOPS_STORE__URL", "mysql+pymysql://nobody@127.0.0.1:1/none")  # never reached
+
+    result = RUNNER.invoke(app, command)
+
+    assert result.exit_code == 2, result.output
+    assert "BTCMLOPS_MODEL__DEVICE=cuda but XGBoost" in result.output
+    assert "set BTCMLOPS_MODEL__DEVICE=cpu" in result.output
+    assert not (env / "home").exists()

@@ -189,3 +189,35 @@ def test_a_model_is_never_scored_on_hours_it_was_trained_on(
         again.close_month(Month(2021, 1))  # v1 would be scored on January, which it was trained on
     assert forgetful.journal.entries("contest-test-model") == []  # refused before anything was written
     forgetful.dispose()
+
+
+def test_an_xgboost_challenger_meets_a_lightgbm_champion_in_the_same_contest(
+    registry: ModelRegistry, ledger: PriceStore
+) -> None:
+    """The trainer restarted with BTCMLOPS_MODEL__FAMILY=xgboost: the same contest, scored the same way.
+
+    The regime-flip market of the promotion test: v1 (LightGBM, Jan-Feb) learned mean reversion; the
+    challenger trained through March, now by XGBoost, has seen momentum and must win April.
+    """
+    candles = make_candles(
+        "2021-01-01", "2021-04-30 23:00", ar=[("2021-01-01", -0.8), ("2021-03-01", 0.8)], noise=0.003
+    )
+    rule = ContestSettings(first_train_months=2)
+    lightgbm = Contest(FAST_MODEL, rule, registry, FrameCandles(candles), ledger)
+    for month in (Month(2021, 1), Month(2021, 2)):
+        lightgbm.close_month(month)
+    xgboost = Contest(
+        FAST_MODEL.model_copy(update={"family": "xgboost"}), rule, registry, FrameCandles(candles), ledger
+    )
+    xgboost.close_month(Month(2021, 3))
+    april = xgboost.close_month(Month(2021, 4), train_challenger=False)
+
+    families = {v.version: registry.load(v.version).family for v in registry.versions()}
+    assert families == {1: "lightgbm", 2: "xgboost"}
+    assert april.contest is not None
+    assert (april.contest.champion_version, april.contest.challenger_version) == (1, 2)
+    assert april.contest.challenger.mae < april.contest.champion.mae
+    assert april.contest.decision.promote
+    assert registry.get_by_alias(CHAMPION).version == 2  # type: ignore[union-attr]
+    (row,) = ledger.list_decisions("contest-test-model")
+    assert (row.champion_version, row.challenger_version, row.promoted) == (1, 2, True)

@@ -95,6 +95,44 @@ def test_a_fresh_registry_loads_the_same_model(tmp_path: Path, mlflow_cache: Pat
     np.testing.assert_allclose(loaded.predict_close(SAMPLES), FORECASTER.predict_close(SAMPLES))
 
 
+def test_family_and_device_are_version_tags_and_run_params(tmp_path: Path, mlflow_cache: Path) -> None:
+    registry = _registry(tmp_path, mlflow_cache)
+    config = ModelSettings(family="xgboost", num_boost_round=10, min_data_in_leaf=20)
+    forecaster = train_forecaster(SAMPLES, config)
+    info = registry.register(
+        forecaster,
+        WINDOW,
+        params=config.model_dump(),
+        metrics={},
+        example_features=SAMPLES.head(3),
+        run_name="x",
+    )
+    client = MlflowClient(tracking_uri=registry.tracking_uri)
+    tags = client.get_model_version(registry.model_name, str(info.version)).tags
+    assert (tags["family"], tags["device"]) == ("xgboost", "cpu")
+    run = client.get_run(info.run_id)
+    assert (run.data.tags["family"], run.data.tags["device"]) == ("xgboost", "cpu")
+    assert (run.data.params["family"], run.data.params["device"]) == ("xgboost", "cpu")
+    lightgbm = _register(registry)
+    assert client.get_model_version(registry.model_name, str(lightgbm)).tags["family"] == "lightgbm"
+
+
+def test_a_fresh_registry_loads_an_xgboost_model_with_the_same_forecasts(
+    tmp_path: Path, mlflow_cache: Path
+) -> None:
+    forecaster = train_forecaster(
+        SAMPLES, ModelSettings(family="xgboost", num_boost_round=10, min_data_in_leaf=20)
+    )
+    version = (
+        _registry(tmp_path, mlflow_cache)
+        .register(forecaster, WINDOW, params={}, metrics={}, example_features=SAMPLES.head(3), run_name="x")
+        .version
+    )
+    loaded = _registry(tmp_path, mlflow_cache).load(version)
+    assert (loaded.family, loaded.device, loaded.feature_set) == ("xgboost", "cpu", "v1")
+    np.testing.assert_array_equal(loaded.predict_close(SAMPLES), forecaster.predict_close(SAMPLES))
+
+
 def test_a_model_with_an_unknown_feature_set_is_refused(tmp_path: Path, mlflow_cache: Path) -> None:
     registry = _registry(tmp_path, mlflow_cache)
     client = MlflowClient(tracking_uri=registry.tracking_uri)

@@ -29,7 +29,7 @@ def _info(train_end: str = "2021-01-10") -> ModelVersionInfo:
 
 def _forecasting(log_return: float) -> Any:
     """A forecaster whose every forecast is the last close times exp(``log_return``)."""
-    return SimpleNamespace(booster=SimpleNamespace(predict=lambda rows: np.full(len(rows), log_return)))
+    return SimpleNamespace(predict_matrix=lambda rows: np.full(len(rows), log_return))
 
 
 def test_a_version_near_naive_may_serve() -> None:

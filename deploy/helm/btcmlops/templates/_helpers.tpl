@@ -66,6 +66,17 @@ labels:
 {{- end -}}
 {{- end -}}
 
+{{/* The image of the containers that train or load models (trainer, api): the one with the xgboost
+extra when the trainer trains XGBoost on a GPU (a digest pins the default image only). */}}
+{{- define "btcmlops.modelImage" -}}
+{{- if .Values.trainer.gpu.enabled -}}
+{{- $tag := default (printf "%s-xgboost" (default .Chart.AppVersion .Values.image.tag)) .Values.image.xgboostTag -}}
+{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- else -}}
+{{- include "btcmlops.image" . -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Where things are ------------------------------------------------------------------------ */}}
 
 {{- define "btcmlops.mysqlHost" -}}
@@ -201,6 +212,13 @@ securityContext:
 
 {{- define "btcmlops.container.common" -}}
 image: {{ include "btcmlops.image" . }}
+imagePullPolicy: {{ .Values.image.pullPolicy }}
+securityContext:
+  {{- toYaml .Values.containerSecurityContext | nindent 2 }}
+{{- end -}}
+
+{{- define "btcmlops.container.models" -}}
+image: {{ include "btcmlops.modelImage" . }}
 imagePullPolicy: {{ .Values.image.pullPolicy }}
 securityContext:
   {{- toYaml .Values.containerSecurityContext | nindent 2 }}
