@@ -99,6 +99,10 @@ bench-log: install ## Cost of logging a forecast with and without the write-ahea
 bench-cpu: install ## The replay's training time alone and beside 3 busy processes, by LightGBM threads
 	$(RUN) python bench/shared_cpu.py
 
+.PHONY: bench-stack-fit
+bench-stack-fit: install ## The trainer's fit time inside `make stack` against the same fit on a quiet machine
+	$(RUN) python bench/stack_fit.py
+
 .PHONY: bench-gpu
 bench-gpu: install ## On a GPU machine: XGBoost fit time on CPU vs CUDA, and that their forecasts agree (1e-3)
 	$(RUN) python bench/gpu_check.py
