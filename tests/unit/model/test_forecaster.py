@@ -11,6 +11,9 @@ from btcmlops.settings import ModelSettings
 from factories import make_candles
 
 CONFIG = ModelSettings(num_boost_round=60, min_data_in_leaf=20)
+FAMILIES = pytest.mark.parametrize(
+    "config", [CONFIG, CONFIG.model_copy(update={"family": "xgboost"})], ids=["lightgbm", "xgboost"]
+)
 
 
 def test_same_data_same_settings_same_predictions() -> None:
@@ -20,11 +23,12 @@ def test_same_data_same_settings_same_predictions() -> None:
     np.testing.assert_array_equal(first, second)
 
 
-def test_learns_a_predictable_market_better_than_naive() -> None:
+@FAMILIES
+def test_learns_a_predictable_market_better_than_naive(config: ModelSettings) -> None:
     """On a strongly autocorrelated series the model must beat 'next close = last close' out of sample."""
     samples = build_samples(make_candles("2021-01-01", "2021-03-31 23:00", ar=0.8))
     train, test = samples.iloc[:1500], samples.iloc[1500:]
-    forecaster = train_forecaster(train, CONFIG)
+    forecaster = train_forecaster(train, config)
     model_mae = np.mean(np.abs(forecaster.predict_close(test) - test["actual_close"]))
     naive_mae = np.mean(np.abs(test["close"] - test["actual_close"]))
     assert model_mae < 0.8 * naive_mae
