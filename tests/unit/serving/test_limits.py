@@ -1,4 +1,5 @@
-"""``BodyLimitMiddleware`` on its own: bytes counted as they arrive, the app never sees a long body."""
+"""``BodyLimitMiddleware`` on its own: bytes counted as they arrive, the app never sees a long body.
+``ReadGate`` on its own: few long reads at once."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import pytest
 import uvicorn
 from starlette.types import Message, Receive, Scope, Send
 
-from btcmlops.serving.limits import BodyLimitMiddleware
+from btcmlops.serving.errors import ApiError
+from btcmlops.serving.limits import BodyLimitMiddleware, ReadGate
+from btcmlops.settings import ServeSettings
 from services import free_port
 
 LIMIT = 100
@@ -158,3 +161,34 @@ def test_over_a_real_socket_a_chunked_body_under_the_limit_is_served(server: int
     answer = _chunked(server, [b"x" * 30] * 3)
     assert answer.startswith(b"HTTP/1.1 200")
     assert b'{"length": 90}' in answer
+
+
+class _Asker:
+    """The part of a request the gate looks at: whether its client is still there."""
+
+    def __init__(self, gone: bool = False) -> None:
+        self.gone = gone
+
+    async def is_disconnected(self) -> bool:
+        return self.gone
+
+
+def test_the_gate_lets_few_reads_run_and_answers_503_to_one_that_waited_too_long() -> None:
+    gate = ReadGate(ServeSettings(max_concurrent_reads=1, read_wait_s=0.2))
+    release = threading.Event()
+
+    async def scenario() -> None:
+        slow = asyncio.create_task(gate.run(_Asker(), lambda: release.wait(5)))  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)
+        with pytest.raises(ApiError) as refused:
+            await gate.run(_Asker(), lambda: "never")  # type: ignore[arg-type]
+        assert refused.value.status == 503
+        assert refused.value.headers == {"Retry-After": "1"}
+        release.set()
+        assert await slow is True
+        with pytest.raises(ApiError) as gone:  # a read whose asker hung up does no work
+            await gate.run(_Asker(gone=True), lambda: pytest.fail("read for nobody"))  # type: ignore[arg-type]
+        assert gone.value.status == 499
+        assert await gate.run(_Asker(), lambda: "read") == "read"  # the slot was given back every time
+
+    asyncio.run(scenario())

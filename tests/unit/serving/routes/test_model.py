@@ -7,11 +7,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import OperationalError
 
+from btcmlops.contest.changes import ChangeRefusedError
 from btcmlops.replay import ReplayResult
 from btcmlops.serving import create_app
+from btcmlops.serving.deps import get_changes, get_settings
+from btcmlops.serving.errors import add_error_handlers
+from btcmlops.serving.routes import model
 from btcmlops.settings import Settings
+from btcmlops.store import AuditEntry, ChangeInProgressError
 from factories import make_candles, small_replay
 
 KEY = "a-long-control-key-for-tests"
@@ -100,3 +107,42 @@ def test_without_a_key_configured_the_model_cannot_be_changed(replay: ReplayResu
         response = client.post("/model/rollback", json={"reason": "x"}, headers={"X-API-Key": "anything"})
         assert response.status_code == 403
         assert "BTCMLOPS_CLOCK__API_KEY" in response.json()["detail"]
+
+
+class _RefusingChanges:
+    """``ChampionChanges`` whose every change fails with ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def promote(self, version: int, *, reason: str, actor: str) -> AuditEntry:
+        raise self.error
+
+    def rollback(self, *, reason: str, actor: str) -> AuditEntry:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (ChangeRefusedError("v2 is already the champion"), 409),
+        (ChangeInProgressError("another change of the champion is pending"), 409),
+        (OperationalError("INSERT", {}, ConnectionRefusedError("refused")), 503),
+    ],
+)
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [("/model/promote", {"version": 2, "reason": "x"}), ("/model/rollback", {"reason": "x"})],
+)
+def test_a_change_that_fails_is_answered_as_the_router_documents(
+    error: Exception, status: int, path: str, body: dict[str, object]
+) -> None:
+    app = FastAPI()
+    app.include_router(model.router)
+    add_error_handlers(app)
+    app.dependency_overrides[get_settings] = lambda: Settings(clock={"api_key": KEY})
+    app.dependency_overrides[get_changes] = lambda: _RefusingChanges(error)
+    with TestClient(app) as test_client:
+        response = test_client.post(path, json=body, headers={"X-API-Key": KEY})
+    assert response.status_code == status, response.text
+    assert str(status) in app.openapi()["paths"][path]["post"]["responses"]
