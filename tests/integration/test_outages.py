@@ -154,6 +154,7 @@ def test_a_frozen_store_gets_503s_in_seconds_while_forecasts_and_swaps_go_on(
         error_shown_s = time.monotonic() - frozen_at
         clock, clock_s = _timed(client, "GET", "/clock")
         ready, ready_s = _timed(client, "GET", "/readyz")
+        reads = {path: _timed(client, "GET", path) for path in ("/candles", "/predictions")}
         newest, newest_s = _timed(client, "POST", "/predict", json={"timestamp": NEWEST})
         in_memory, in_memory_s = _timed(client, "POST", "/predict", json={"timestamp": HOURS[3]})
         swap_s = _follow(forecasts, registry, 2, SWAP_BOUND_S)
@@ -184,7 +185,9 @@ def test_a_frozen_store_gets_503s_in_seconds_while_forecasts_and_swaps_go_on(
         f"{ready_s:.2f} s, newest hour {newest.status_code} in {newest_s:.2f} s, hour in memory "
         f"{in_memory.status_code} in {in_memory_s:.3f} s; alias v1->v2 served after {swap_s:.2f} s; store "
         f"error shown after {error_shown_s:.1f} s, cleared {cleared_s:.1f} s after the thaw; v2->v1 after "
-        f"{back_swap_s:.2f} s; {len(forecasts.answers)} forecasts ({len(during)} while frozen, slowest "
+        f"{back_swap_s:.2f} s; "
+        + ", ".join(f"{path} {r.status_code} in {s:.2f} s" for path, (r, s) in reads.items())
+        + f"; {len(forecasts.answers)} forecasts ({len(during)} while frozen, slowest "
         f"{max(a.seconds for a in during):.3f} s), {len(failed)} failed"
     )
     assert clock.status_code == 503
@@ -193,6 +196,10 @@ def test_a_frozen_store_gets_503s_in_seconds_while_forecasts_and_swaps_go_on(
     assert ready.status_code == 503
     assert "price store" in ready.json()["detail"]
     assert ready_s < ANSWER_BOUND_S
+    for path, (response, seconds) in reads.items():  # the long reads too, not after the driver's timeouts
+        assert response.status_code == 503, (path, response.text)
+        assert "price store unreachable" in response.json()["detail"], path
+        assert seconds < ANSWER_BOUND_S, path
     assert newest.status_code == 503
     assert "price store unreachable" in newest.json()["detail"]
     assert newest_s < ANSWER_BOUND_S

@@ -1,5 +1,5 @@
 """``BodyLimitMiddleware`` on its own: bytes counted as they arrive, the app never sees a long body.
-``ReadGate`` on its own: few long reads at once."""
+``ReadGate`` on its own: few long reads at once, each answered within the store timeout."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from btcmlops.serving.errors import ApiError
 from btcmlops.serving.limits import BodyLimitMiddleware, ReadGate
+from btcmlops.serving.state import StoreUnavailableError
 from btcmlops.settings import ServeSettings
 from services import free_port
 
@@ -190,5 +191,30 @@ def test_the_gate_lets_few_reads_run_and_answers_503_to_one_that_waited_too_long
             await gate.run(_Asker(gone=True), lambda: pytest.fail("read for nobody"))  # type: ignore[arg-type]
         assert gone.value.status == 499
         assert await gate.run(_Asker(), lambda: "read") == "read"  # the slot was given back every time
+
+    asyncio.run(scenario())
+
+
+def test_a_read_the_store_does_not_answer_is_503_within_the_store_timeout_and_keeps_its_slot() -> None:
+    """A frozen store: the asker hears in ``store_timeout_s``; the thread still waiting on the driver
+    keeps its slot until it ends, so a silent store never holds more threads than there are slots."""
+    gate = ReadGate(ServeSettings(max_concurrent_reads=1, read_wait_s=0.1, store_timeout_s=0.2))
+    release = threading.Event()
+
+    def silent() -> None:
+        release.wait(5)
+        raise ConnectionError("the driver's read timeout")  # dropped: the asker was answered already
+
+    async def scenario() -> None:
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError, match=r"no answer within 0\.2 s"):
+            await gate.run(_Asker(), silent)  # type: ignore[arg-type]
+        assert time.monotonic() - started < 1.0
+        with pytest.raises(ApiError) as busy:  # the silent read still holds the only slot
+            await gate.run(_Asker(), lambda: "never")  # type: ignore[arg-type]
+        assert busy.value.status == 503
+        release.set()
+        await asyncio.sleep(0.1)
+        assert await gate.run(_Asker(), lambda: "read") == "read"  # given back once the thread ended
 
     asyncio.run(scenario())

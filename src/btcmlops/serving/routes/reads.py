@@ -4,9 +4,10 @@ A page holds at most ``BTCMLOPS_SERVE__MAX_READ_ROWS`` rows, found by the index 
 next page starts after the last row, however deep), and says where the next one starts in a ``Link``
 header (``rel="next"``). At most ``BTCMLOPS_SERVE__MAX_CONCURRENT_READS`` run at once, each on its own
 worker thread and database connection: the rest wait a moment, then get 503 with ``Retry-After``, so
-``/predict``, ``/readyz`` and the champion watcher always find a thread and a connection. A read whose
-client has gone is dropped before it reaches the database. The JSON is written straight from the rows,
-without a model object per row.
+``/predict``, ``/readyz`` and the champion watcher always find a thread and a connection. A read the
+store does not answer within ``BTCMLOPS_SERVE__STORE_TIMEOUT_S`` is a 503 like any request that needs
+the store (``limits.ReadGate``). A read whose client has gone is dropped before it reaches the
+database. The JSON is written straight from the rows, without a model object per row.
 """
 
 from __future__ import annotations
