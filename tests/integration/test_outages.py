@@ -8,13 +8,9 @@ runs at the default poll interval, backoff and store timeout. Every answer must 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -25,8 +21,8 @@ from btcmlops.registry import CHAMPION, ModelRegistry
 from btcmlops.settings import ServeSettings
 from btcmlops.store import PriceStore
 from factories import make_candles
-from forecast_load import NonStopClient, register_two_versions
-from services import free_port, wait_for_http, wait_until
+from forecast_load import NonStopClient, register_two_versions, serve_process
+from services import wait_until
 from tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
@@ -35,6 +31,13 @@ POLL_S = ServeSettings().poll_interval_s
 STORE_WAIT_S = ServeSettings().store_timeout_s
 ANSWER_BOUND_S = STORE_WAIT_S + 1.0
 """A request that needs a silent store answers 503 within the store wait, with a second of room."""
+OUTAGE_ENV = {
+    "BTCMLOPS_STORE__CONNECT_TIMEOUT_S": "2",
+    "BTCMLOPS_STORE__READ_TIMEOUT_S": "3",
+    "BTCMLOPS_STORE__WRITE_TIMEOUT_S": "3",
+    "BTCMLOPS_SERVE__REGISTRY_TIMEOUT_S": "3",
+}
+"""Driver and registry timeouts short enough that a thread left waiting on a silent store ends soon."""
 SWAP_BOUND_S = 3.0
 """Alias change to the new version's first answer, poll interval included (issue 11)."""
 LOAD_ALLOWANCE_S = 4.0
@@ -51,51 +54,6 @@ def _register_two_versions(tracking_uri: str) -> ModelRegistry:
     )
     registry.set_alias(CHAMPION, 1)
     return registry
-
-
-@contextmanager
-def _service(store_url: str, registry: ModelRegistry, home: Path) -> Iterator[str]:
-    """``btcmlops serve`` on ``store_url`` and ``registry``, at the default serve settings; its URL."""
-    port = free_port()
-    log_path = home / "service.log"
-    home.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "BTCMLOPS_HOME": str(home),
-        "BTCMLOPS_STORE__URL": store_url,
-        "BTCMLOPS_STORE__CONNECT_TIMEOUT_S": "2",
-        "BTCMLOPS_STORE__READ_TIMEOUT_S": "3",
-        "BTCMLOPS_STORE__WRITE_TIMEOUT_S": "3",
-        "BTCMLOPS_MLFLOW__TRACKING_URI": registry.tracking_uri,
-        "BTCMLOPS_MLFLOW__EXPERIMENT": registry.experiment_name,
-        "BTCMLOPS_MLFLOW__REGISTERED_MODEL": registry.model_name,
-        "BTCMLOPS_SERVE__REGISTRY_TIMEOUT_S": "3",
-    }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "btcmlops", "serve", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(
-            f"{url}/readyz",
-            process,
-            what="inference service",
-            timeout_s=90,
-            log_tail=lambda: log_path.read_text()[-3000:],
-        )
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        print(log_path.read_text()[-1500:])
 
 
 @pytest.fixture
@@ -138,7 +96,7 @@ def test_a_frozen_store_gets_503s_in_seconds_while_forecasts_and_swaps_go_on(
     store_url, proxy = store_behind_proxy
     registry = _register_two_versions(mlflow_server)
     with (
-        _service(store_url, registry, tmp_path / "home") as url,
+        serve_process(store_url, registry, tmp_path / "home", OUTAGE_ENV) as url,
         httpx.Client(base_url=url, timeout=30) as client,
         NonStopClient(url, HOURS, timeout_s=30) as forecasts,
     ):
@@ -220,7 +178,7 @@ def test_a_refused_store_gets_503_never_500(
     store_url, proxy = store_behind_proxy
     registry = _register_two_versions(mlflow_server)
     with (
-        _service(store_url, registry, tmp_path / "home") as url,
+        serve_process(store_url, registry, tmp_path / "home", OUTAGE_ENV) as url,
         httpx.Client(base_url=url, timeout=30) as client,
     ):
         proxy.refuse()
@@ -278,7 +236,7 @@ def test_after_an_mlflow_outage_the_next_promotion_is_served_within_a_poll_and_a
     store_url, _ = store_behind_proxy
     registry = _register_two_versions(own_mlflow_server.url)
     with (
-        _service(store_url, registry, tmp_path / "home") as url,
+        serve_process(store_url, registry, tmp_path / "home", OUTAGE_ENV) as url,
         httpx.Client(base_url=url, timeout=30) as client,
         NonStopClient(url, HOURS, timeout_s=30) as forecasts,
     ):
