@@ -31,6 +31,7 @@ POLL_S = ServeSettings().poll_interval_s
 STORE_WAIT_S = ServeSettings().store_timeout_s
 ANSWER_BOUND_S = STORE_WAIT_S + 1.0
 """A request that needs a silent store answers 503 within the store wait, with a second of room."""
+CONTROL_KEY = "outages-control-key"
 OUTAGE_ENV = {
     "BTCMLOPS_STORE__CONNECT_TIMEOUT_S": "2",
     "BTCMLOPS_STORE__READ_TIMEOUT_S": "3",
@@ -235,8 +236,9 @@ def test_after_an_mlflow_outage_the_next_promotion_is_served_within_a_poll_and_a
     """At the default 30 s backoff: an outage long enough to reach long waits, then a promotion."""
     store_url, _ = store_behind_proxy
     registry = _register_two_versions(own_mlflow_server.url)
+    env = {**OUTAGE_ENV, "BTCMLOPS_CLOCK__API_KEY": CONTROL_KEY}
     with (
-        serve_process(store_url, registry, tmp_path / "home", OUTAGE_ENV) as url,
+        serve_process(store_url, registry, tmp_path / "home", env) as url,
         httpx.Client(base_url=url, timeout=30) as client,
         NonStopClient(url, HOURS, timeout_s=30) as forecasts,
     ):
@@ -247,6 +249,13 @@ def test_after_an_mlflow_outage_the_next_promotion_is_served_within_a_poll_and_a
             timeout_s=15,
             what="the registry error in /model",
             on_timeout=lambda: client.get("/model").text,
+        )
+        by_hand, by_hand_s = _timed(
+            client,
+            "POST",
+            "/model/promote",
+            json={"version": 2, "reason": "during the outage"},
+            headers={"X-API-Key": CONTROL_KEY},
         )
         time.sleep(4 * POLL_S + 8)  # failures 1..4: the backoff's next wait is 16 s, then 30 s
         own_mlflow_server.start()
@@ -263,7 +272,10 @@ def test_after_an_mlflow_outage_the_next_promotion_is_served_within_a_poll_and_a
     print(
         f"\nMLflow outage: promotion after the restart served in {promotion_s:.2f} s "
         f"(poll {POLL_S:g} s); registry error cleared {cleared_s:.2f} s after the restart; "
-        f"{len(forecasts.answers)} forecasts, {len(failed)} failed"
+        f"{len(forecasts.answers)} forecasts, {len(failed)} failed; a promotion by hand during the outage: "
+        f"{by_hand.status_code} in {by_hand_s:.2f} s"
     )
+    assert by_hand.status_code == 503, by_hand.text  # not a 500: ask again once MLflow is back
+    assert "model registry unreachable" in by_hand.json()["detail"]
     assert promotion_s < POLL_S + LOAD_ALLOWANCE_S
     assert failed == []

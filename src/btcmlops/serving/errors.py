@@ -1,8 +1,8 @@
 """Domain errors as HTTP answers, in one place, and the OpenAPI ``responses`` that document them.
 
 Routes raise what went wrong in the domain's words: ``ApiError`` (a request that cannot be answered,
-with its status), a price store that cannot be reached (``STORE_ERRORS``: 503 with ``Retry-After``), a
-champion change refused or already under way (409), an invalid input (422 naming the field). The
+with its status), a price store or a model registry that cannot be reached (503 with ``Retry-After``),
+a champion change refused or already under way (409), an invalid input (422 naming the field). The
 handlers here turn each into its answer; ``answer_for`` gives the same status and words to a batch
 that lists one error per item instead of failing whole.
 """
@@ -12,10 +12,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import requests
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from mlflow.exceptions import MlflowException
 
 from btcmlops.contest.changes import ChangeRefusedError
 from btcmlops.serving.schemas import ErrorPublic, InvalidInputPublic
@@ -26,6 +28,16 @@ Responses = dict[int | str, dict[str, Any]]
 
 RETRY_AFTER = {"Retry-After": "1"}
 """On a 503 that may pass in a moment (a store outage, too many long reads): ask again in a second."""
+
+
+class RegistryUnavailableError(RuntimeError):
+    """The model registry (MLflow) could not be reached (refused, lost or timed out): 503, ask again."""
+
+
+def registry_unreachable(error: BaseException) -> bool:
+    """Whether ``error`` is MLflow failing to reach its server (not MLflow refusing a request)."""
+    cause = error.__cause__ or error.__context__
+    return isinstance(error, MlflowException) and isinstance(cause, requests.RequestException)
 
 
 class ApiError(Exception):
@@ -41,7 +53,12 @@ class ApiError(Exception):
 REFUSED_CHANGES = (ChangeRefusedError, ChangeInProgressError)
 """A champion change refused (already champion, nothing to roll back) or racing another: 409."""
 
-DOMAIN_ERRORS: tuple[type[Exception], ...] = (ApiError, *REFUSED_CHANGES, *STORE_ERRORS)
+DOMAIN_ERRORS: tuple[type[Exception], ...] = (
+    ApiError,
+    *REFUSED_CHANGES,
+    *STORE_ERRORS,
+    RegistryUnavailableError,
+)
 
 
 def answer_for(error: Exception) -> ApiError:
@@ -52,6 +69,8 @@ def answer_for(error: Exception) -> ApiError:
         return ApiError(409, str(error))
     if isinstance(error, STORE_ERRORS):
         return ApiError(503, store_detail(error), headers=RETRY_AFTER)
+    if isinstance(error, RegistryUnavailableError):
+        return ApiError(503, f"model registry unreachable: {error}"[:500], headers=RETRY_AFTER)
     raise TypeError(f"not a domain error: {error!r}")
 
 
@@ -104,6 +123,10 @@ NO_MODEL_OR_STORE = {
     503: "No model loaded yet, or the price store cannot be reached (refused or no answer in time)"
 }
 """A forecast's 503: it needs a champion loaded, and sometimes the store."""
+STORE_OR_REGISTRY = {
+    503: "The price store or the model registry cannot be reached (refused or no answer in time)"
+}
+"""A champion change's 503: it is journaled in the store and carried out in the registry."""
 
 
 _WHY = {

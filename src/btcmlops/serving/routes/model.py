@@ -6,10 +6,17 @@ as manual); this service then follows the ``champion`` alias like every other re
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import APIRouter
 
 from btcmlops.serving.deps import Changes, ControlKey, Service
-from btcmlops.serving.errors import documented
+from btcmlops.serving.errors import (
+    STORE_OR_REGISTRY,
+    RegistryUnavailableError,
+    documented,
+    registry_unreachable,
+)
 from btcmlops.serving.schemas import (
     ChampionChangePublic,
     ModelInfoPublic,
@@ -18,11 +25,13 @@ from btcmlops.serving.schemas import (
     TrainingWindowPublic,
 )
 from btcmlops.serving.snapshot import hour_time
+from btcmlops.serving.state import describe_error
+from btcmlops.store import AuditEntry
 
 router = APIRouter()
 
 API_ACTOR = "api (X-API-Key)"
-_CHANGE = documented(400, 401, 403, 409, 503)
+_CHANGE = documented(400, 401, 403, 409, 503, why=STORE_OR_REGISTRY)
 
 
 @router.post(
@@ -34,8 +43,7 @@ _CHANGE = documented(400, 401, 403, 409, 503)
 )
 def promote(body: PromotionRequest, changes: Changes) -> ChampionChangePublic:
     """Make a version the champion now (needs X-API-Key); recorded in the audit as manual."""
-    row = changes.promote(body.version, reason=body.reason, actor=API_ACTOR)
-    return ChampionChangePublic(**vars(row))
+    return _carry_out(lambda: changes.promote(body.version, reason=body.reason, actor=API_ACTOR))
 
 
 @router.post(
@@ -47,7 +55,17 @@ def promote(body: PromotionRequest, changes: Changes) -> ChampionChangePublic:
 )
 def rollback(body: RollbackRequest, changes: Changes) -> ChampionChangePublic:
     """Put the previous champion back (needs X-API-Key); recorded in the audit as manual."""
-    row = changes.rollback(reason=body.reason, actor=API_ACTOR)
+    return _carry_out(lambda: changes.rollback(reason=body.reason, actor=API_ACTOR))
+
+
+def _carry_out(change: Callable[[], AuditEntry]) -> ChampionChangePublic:
+    """Make the change; an MLflow that cannot be reached is a 503 (ask again), not a 500."""
+    try:
+        row = change()
+    except Exception as error:
+        if registry_unreachable(error):
+            raise RegistryUnavailableError(describe_error(error)) from error
+        raise
     return ChampionChangePublic(**vars(row))
 
 
