@@ -1,10 +1,17 @@
-"""For the serving integration tests: two registered versions, and a client that never pauses."""
+"""For the serving integration tests: two registered versions, the service as a process, and a client
+that never pauses."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -14,6 +21,7 @@ from btcmlops.model import train_forecaster
 from btcmlops.registry import ModelRegistry
 from btcmlops.settings import ModelSettings
 from factories import make_candles
+from services import free_port, wait_for_http
 
 
 @dataclass(frozen=True)
@@ -75,3 +83,50 @@ def register_two_versions(tracking_uri: str, experiment: str, model: str) -> Mod
         )
         registry.register(forecaster, window, {}, {}, rows.head(5), run_name=month)
     return registry
+
+
+@contextmanager
+def serve_process(
+    store_url: str, registry: ModelRegistry, home: Path, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """``btcmlops serve`` on ``store_url`` and ``registry`` over a free port, ready; its URL.
+
+    Default serve settings, but for ``env`` (more ``BTCMLOPS_`` variables); its log is printed at the end.
+    """
+    port = free_port()
+    log_path = home / "service.log"
+    home.mkdir(parents=True, exist_ok=True)
+    environment = {
+        **os.environ,
+        "BTCMLOPS_HOME": str(home),
+        "BTCMLOPS_STORE__URL": store_url,
+        "BTCMLOPS_MLFLOW__TRACKING_URI": registry.tracking_uri,
+        "BTCMLOPS_MLFLOW__EXPERIMENT": registry.experiment_name,
+        "BTCMLOPS_MLFLOW__REGISTERED_MODEL": registry.model_name,
+        **(env or {}),
+    }
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "btcmlops", "serve", "--port", str(port)],
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(
+            f"{url}/readyz",
+            process,
+            what="inference service",
+            timeout_s=90,
+            log_tail=lambda: log_path.read_text()[-3000:],
+        )
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        print(log_path.read_text()[-1500:])

@@ -212,8 +212,8 @@ class ServeSettings(BaseModel):
         default=2.0,
         gt=0,
         description=(
-            "Longest a request (GET /clock, /readyz, a forecast that must read new candles or the clock) "
-            "waits on the price store; past it: 503 naming the store."
+            "Longest a request (GET /clock, /readyz, /candles, /predictions, a forecast that must read new "
+            "candles or the clock) waits on the price store; past it: 503 naming the store."
         ),
     )
     max_batch: int = Field(default=500, ge=1, description="Most timestamps in one batch request.")

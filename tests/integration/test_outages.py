@@ -8,13 +8,9 @@ runs at the default poll interval, backoff and store timeout. Every answer must 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -25,8 +21,8 @@ from btcmlops.registry import CHAMPION, ModelRegistry
 from btcmlops.settings import ServeSettings
 from btcmlops.store import PriceStore
 from factories import make_candles
-from forecast_load import NonStopClient, register_two_versions
-from services import free_port, wait_for_http, wait_until
+from forecast_load import NonStopClient, register_two_versions, serve_process
+from services import wait_until
 from tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
@@ -35,6 +31,14 @@ POLL_S = ServeSettings().poll_interval_s
 STORE_WAIT_S = ServeSettings().store_timeout_s
 ANSWER_BOUND_S = STORE_WAIT_S + 1.0
 """A request that needs a silent store answers 503 within the store wait, with a second of room."""
+CONTROL_KEY = "outages-control-key"
+OUTAGE_ENV = {
+    "BTCMLOPS_STORE__CONNECT_TIMEOUT_S": "2",
+    "BTCMLOPS_STORE__READ_TIMEOUT_S": "3",
+    "BTCMLOPS_STORE__WRITE_TIMEOUT_S": "3",
+    "BTCMLOPS_SERVE__REGISTRY_TIMEOUT_S": "3",
+}
+"""Driver and registry timeouts short enough that a thread left waiting on a silent store ends soon."""
 SWAP_BOUND_S = 3.0
 """Alias change to the new version's first answer, poll interval included (issue 11)."""
 LOAD_ALLOWANCE_S = 4.0
@@ -51,51 +55,6 @@ def _register_two_versions(tracking_uri: str) -> ModelRegistry:
     )
     registry.set_alias(CHAMPION, 1)
     return registry
-
-
-@contextmanager
-def _service(store_url: str, registry: ModelRegistry, home: Path) -> Iterator[str]:
-    """``btcmlops serve`` on ``store_url`` and ``registry``, at the default serve settings; its URL."""
-    port = free_port()
-    log_path = home / "service.log"
-    home.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "BTCMLOPS_HOME": str(home),
-        "BTCMLOPS_STORE__URL": store_url,
-        "BTCMLOPS_STORE__CONNECT_TIMEOUT_S": "2",
-        "BTCMLOPS_STORE__READ_TIMEOUT_S": "3",
-        "BTCMLOPS_STORE__WRITE_TIMEOUT_S": "3",
-        "BTCMLOPS_MLFLOW__TRACKING_URI": registry.tracking_uri,
-        "BTCMLOPS_MLFLOW__EXPERIMENT": registry.experiment_name,
-        "BTCMLOPS_MLFLOW__REGISTERED_MODEL": registry.model_name,
-        "BTCMLOPS_SERVE__REGISTRY_TIMEOUT_S": "3",
-    }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "btcmlops", "serve", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(
-            f"{url}/readyz",
-            process,
-            what="inference service",
-            timeout_s=90,
-            log_tail=lambda: log_path.read_text()[-3000:],
-        )
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        print(log_path.read_text()[-1500:])
 
 
 @pytest.fixture
@@ -138,7 +97,7 @@ def test_a_frozen_store_gets_503s_in_seconds_while_forecasts_and_swaps_go_on(
     store_url, proxy = store_behind_proxy
     registry = _register_two_versions(mlflow_server)
     with (
-        _service(store_url, registry, tmp_path / "home") as url,
+        serve_process(store_url, registry, tmp_path / "home", OUTAGE_ENV) as url,
         httpx.Client(base_url=url, timeout=30) as client,
         NonStopClient(url, HOURS, timeout_s=30) as forecasts,
     ):
@@ -154,6 +113,7 @@ def test_a_frozen_store_gets_503s_in_seconds_while_forecasts_and_swaps_go_on(
         error_shown_s = time.monotonic() - frozen_at
         clock, clock_s = _timed(client, "GET", "/clock")
         ready, ready_s = _timed(client, "GET", "/readyz")
+        reads = {path: _timed(client, "GET", path) for path in ("/candles", "/predictions")}
         newest, newest_s = _timed(client, "POST", "/predict", json={"timestamp": NEWEST})
         in_memory, in_memory_s = _timed(client, "POST", "/predict", json={"timestamp": HOURS[3]})
         swap_s = _follow(forecasts, registry, 2, SWAP_BOUND_S)
@@ -184,7 +144,9 @@ def test_a_frozen_store_gets_503s_in_seconds_while_forecasts_and_swaps_go_on(
         f"{ready_s:.2f} s, newest hour {newest.status_code} in {newest_s:.2f} s, hour in memory "
         f"{in_memory.status_code} in {in_memory_s:.3f} s; alias v1->v2 served after {swap_s:.2f} s; store "
         f"error shown after {error_shown_s:.1f} s, cleared {cleared_s:.1f} s after the thaw; v2->v1 after "
-        f"{back_swap_s:.2f} s; {len(forecasts.answers)} forecasts ({len(during)} while frozen, slowest "
+        f"{back_swap_s:.2f} s; "
+        + ", ".join(f"{path} {r.status_code} in {s:.2f} s" for path, (r, s) in reads.items())
+        + f"; {len(forecasts.answers)} forecasts ({len(during)} while frozen, slowest "
         f"{max(a.seconds for a in during):.3f} s), {len(failed)} failed"
     )
     assert clock.status_code == 503
@@ -193,6 +155,10 @@ def test_a_frozen_store_gets_503s_in_seconds_while_forecasts_and_swaps_go_on(
     assert ready.status_code == 503
     assert "price store" in ready.json()["detail"]
     assert ready_s < ANSWER_BOUND_S
+    for path, (response, seconds) in reads.items():  # the long reads too, not after the driver's timeouts
+        assert response.status_code == 503, (path, response.text)
+        assert "price store unreachable" in response.json()["detail"], path
+        assert seconds < ANSWER_BOUND_S, path
     assert newest.status_code == 503
     assert "price store unreachable" in newest.json()["detail"]
     assert newest_s < ANSWER_BOUND_S
@@ -213,7 +179,7 @@ def test_a_refused_store_gets_503_never_500(
     store_url, proxy = store_behind_proxy
     registry = _register_two_versions(mlflow_server)
     with (
-        _service(store_url, registry, tmp_path / "home") as url,
+        serve_process(store_url, registry, tmp_path / "home", OUTAGE_ENV) as url,
         httpx.Client(base_url=url, timeout=30) as client,
     ):
         proxy.refuse()
@@ -270,8 +236,9 @@ def test_after_an_mlflow_outage_the_next_promotion_is_served_within_a_poll_and_a
     """At the default 30 s backoff: an outage long enough to reach long waits, then a promotion."""
     store_url, _ = store_behind_proxy
     registry = _register_two_versions(own_mlflow_server.url)
+    env = {**OUTAGE_ENV, "BTCMLOPS_CLOCK__API_KEY": CONTROL_KEY}
     with (
-        _service(store_url, registry, tmp_path / "home") as url,
+        serve_process(store_url, registry, tmp_path / "home", env) as url,
         httpx.Client(base_url=url, timeout=30) as client,
         NonStopClient(url, HOURS, timeout_s=30) as forecasts,
     ):
@@ -282,6 +249,13 @@ def test_after_an_mlflow_outage_the_next_promotion_is_served_within_a_poll_and_a
             timeout_s=15,
             what="the registry error in /model",
             on_timeout=lambda: client.get("/model").text,
+        )
+        by_hand, by_hand_s = _timed(
+            client,
+            "POST",
+            "/model/promote",
+            json={"version": 2, "reason": "during the outage"},
+            headers={"X-API-Key": CONTROL_KEY},
         )
         time.sleep(4 * POLL_S + 8)  # failures 1..4: the backoff's next wait is 16 s, then 30 s
         own_mlflow_server.start()
@@ -298,7 +272,10 @@ def test_after_an_mlflow_outage_the_next_promotion_is_served_within_a_poll_and_a
     print(
         f"\nMLflow outage: promotion after the restart served in {promotion_s:.2f} s "
         f"(poll {POLL_S:g} s); registry error cleared {cleared_s:.2f} s after the restart; "
-        f"{len(forecasts.answers)} forecasts, {len(failed)} failed"
+        f"{len(forecasts.answers)} forecasts, {len(failed)} failed; a promotion by hand during the outage: "
+        f"{by_hand.status_code} in {by_hand_s:.2f} s"
     )
+    assert by_hand.status_code == 503, by_hand.text  # not a 500: ask again once MLflow is back
+    assert "model registry unreachable" in by_hand.json()["detail"]
     assert promotion_s < POLL_S + LOAD_ALLOWANCE_S
     assert failed == []

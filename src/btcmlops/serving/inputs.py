@@ -1,52 +1,17 @@
-"""What the service checks of a request before a route sees it, and the 4xx answers it documents.
+"""What the service checks of a request before a route sees it.
 
-Every malformed input is a 4xx that names the field: pydantic's errors keep their ``loc``; a query
-parameter no route takes is refused instead of ignored; a lone surrogate echoed in an error answer is
-escaped (it cannot be encoded as UTF-8, and the answer would have been a 500); an API key with bytes
-outside ASCII is compared as bytes, not refused by ``hmac`` with a ``TypeError``.
+A query parameter no route takes is refused instead of ignored (422 naming it, answered as every
+invalid input is: ``serving.errors``); an API key with bytes outside ASCII is compared as bytes, not
+refused by ``hmac`` with a ``TypeError``.
 """
 
 from __future__ import annotations
 
 import hmac
-import math
-from typing import Any
 
 from fastapi import Request
 from fastapi.dependencies.models import Dependant
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-
-from btcmlops.serving.schemas import ErrorPublic, InvalidInputPublic
-
-Responses = dict[int | str, dict[str, Any]]
-
-
-def documented(*statuses: int) -> Responses:
-    """The OpenAPI ``responses`` of a route that may answer ``statuses`` besides 422 and 413."""
-    return {status: {"model": ErrorPublic, "description": _WHY[status]} for status in statuses}
-
-
-_WHY = {
-    400: "The body could not be read as JSON text (not UTF-8, nested too deep)",
-    401: "Wrong or missing X-API-Key",
-    403: "Changes disabled: no control key is configured",
-    404: "No such candle, or no clock",
-    409: "Refused: already champion, nothing to roll back, another change in flight, or no clock yet",
-    413: "Request body over the limit, or more timestamps than a batch may hold",
-    425: "Too early: the hour has not closed in sim time yet, or the clock holds; ask again",
-    503: "No model loaded yet, or the price store cannot be reached (refused or no answer in time)",
-}
-
-EVERY_ROUTE: Responses = {
-    413: {"model": ErrorPublic, "description": _WHY[413]},
-    422: {
-        "model": InvalidInputPublic,
-        "description": "Invalid input (each failed field named by its loc), or an unknown query parameter",
-    },
-}
-"""What any request may get: its body is over the limit, or an input (a query parameter) is invalid."""
 
 
 async def known_query_only(request: Request) -> None:
@@ -80,26 +45,6 @@ def _query_names(dependant: Dependant) -> set[str]:
     for sub in dependant.dependencies:
         names |= _query_names(sub)
     return names
-
-
-async def invalid_input(request: Request, error: Exception) -> JSONResponse:
-    """422 with pydantic's errors, each input echoed made encodable as JSON: a lone surrogate escaped
-    (UTF-8 cannot hold it), ``Infinity`` or ``NaN`` (Python's JSON reader takes them, JSON has no such
-    numbers) as text."""
-    assert isinstance(error, RequestValidationError)
-    return JSONResponse(status_code=422, content={"detail": _encodable(jsonable_encoder(error.errors()))})
-
-
-def _encodable(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, list):
-        return [_encodable(item) for item in value]
-    if isinstance(value, dict):
-        return {_encodable(key): _encodable(item) for key, item in value.items()}
-    return value
 
 
 def key_matches(sent: str | None, expected: str) -> bool:

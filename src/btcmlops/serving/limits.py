@@ -1,15 +1,27 @@
-"""``BodyLimitMiddleware``: no request body longer than a limit reaches the app (413 instead).
+"""What bounds the cost of requests: the body size, and how many long reads run at once.
 
-Pure ASGI: it counts the bytes as they arrive, so a body sent without ``Content-Length`` (chunked) is
-cut off at the limit as surely as one that declares its length, and nothing past the limit is read or
-held. The app then parses and validates at most ``max_bytes``: the cost of one request is bounded.
+``BodyLimitMiddleware``: no request body longer than a limit reaches the app (413 instead). Pure ASGI:
+it counts the bytes as they arrive, so a body sent without ``Content-Length`` (chunked) is cut off at
+the limit as surely as one that declares its length, and nothing past the limit is read or held. The
+app then parses and validates at most ``max_bytes``: the cost of one request is bounded.
+
+``ReadGate``: at most ``max_concurrent_reads`` long reads (``/candles``, ``/predictions``) at once, each
+answered within ``store_timeout_s`` like every other request that needs the price store.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
+from typing import Any
 
+from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from btcmlops.serving.errors import RETRY_AFTER, ApiError
+from btcmlops.serving.state import StoreUnavailableError
+from btcmlops.settings import ServeSettings
 
 
 class BodyLimitMiddleware:
@@ -82,3 +94,48 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replay
+
+
+class ReadGate:
+    """At most ``settings.max_concurrent_reads`` long reads at once; the others wait, then 503."""
+
+    def __init__(self, settings: ServeSettings) -> None:
+        self._slots = asyncio.Semaphore(settings.max_concurrent_reads)
+        self._wait_s = settings.read_wait_s
+        self._store_wait_s = settings.store_timeout_s
+        self.max_rows = settings.max_read_rows
+
+    async def run(self, request: Request, read: Callable[[], Any]) -> Any:
+        """``read()`` on a worker thread, once a slot is free; its result within ``store_timeout_s``.
+
+        Raises:
+            ApiError: 503 when no slot came free in time, 499 when the asker hung up while waiting.
+            StoreUnavailableError: The store did not answer in time. The read's thread keeps its slot
+                until the driver's timeouts end it: a silent store never holds more threads than slots.
+        """
+        try:
+            await asyncio.wait_for(self._slots.acquire(), timeout=self._wait_s)
+        except TimeoutError:
+            raise ApiError(
+                503, "too many long reads at once: ask again in a moment", headers=RETRY_AFTER
+            ) from None
+        handed_over = False
+        try:
+            if await request.is_disconnected():  # the asker hung up while waiting: no work for nobody
+                raise ApiError(499, "client closed the request")
+            work = asyncio.ensure_future(asyncio.to_thread(read))
+            done, _ = await asyncio.wait({work}, timeout=self._store_wait_s)
+            if not done:
+                work.add_done_callback(self._release_late)
+                handed_over = True
+                raise StoreUnavailableError(f"no answer within {self._store_wait_s:g} s")
+            return work.result()
+        finally:
+            if not handed_over:
+                self._slots.release()
+
+    def _release_late(self, work: asyncio.Future[Any]) -> None:
+        """Give back the slot of a read answered 503 already, once its thread ends (its error: dropped)."""
+        self._slots.release()
+        if not work.cancelled():
+            work.exception()  # retrieved: no "exception was never retrieved" in the log

@@ -23,6 +23,11 @@ def hour_number(moment: datetime | pd.Timestamp) -> int:
     return int(pd.Timestamp(moment).value // _NS_PER_HOUR)
 
 
+def hour_time(hour: int) -> datetime:
+    """The UTC time of ``hour`` (whole hours since the epoch): ``hour_number``'s inverse."""
+    return datetime.fromtimestamp(hour * 3600, UTC)
+
+
 def whole_hour(moment: datetime) -> int | None:
     """Hours since the epoch if ``moment`` (tz-aware) is on the hour, else None; no pandas (hot path)."""
     utc = moment.astimezone(UTC)

@@ -50,6 +50,15 @@ def _body(**fields: Any) -> dict[str, Any]:
     return {"json": fields}
 
 
+KEYED = "(the control key)"
+"""``_keyed``'s stand-in for the ``control_key`` fixture, put in by the test."""
+
+
+def _keyed(request: dict[str, Any]) -> dict[str, Any]:
+    """``request`` with the control key: a change's body is read only once the key is right."""
+    return {**request, "headers": {**request.get("headers", {}), "X-API-Key": KEYED}}
+
+
 OUT_OF_RANGE = ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-23:59", "1969-12-31T23:00:00Z")
 KEY_CLE = {"X-API-Key": "clé".encode()}
 
@@ -88,9 +97,12 @@ MALFORMED = [
     _case("GET /shadow", {"params": {"start": "1617235200", "end": EXAMPLE}}, "query.start", "ISO 8601"),
     _case("GET /shadow", {"params": {"start": EXAMPLE, "end": OUT_OF_RANGE[1]}}, "query.end", "out of range"),
     _case("GET /healthz", {"params": {"verbose": "1"}}, "query.verbose", "takes: none"),
-    _case("POST /clock", _raw('{"action": "\\ud800"}'), "body.action", "\\ud800"),
-    _case("POST /model/rollback", _raw('{"reason": "\\ud800"}'), "body.reason", "\\ud800"),
-    _case("POST /model/promote", _body(version=10**30, reason="x"), "body.version", "less than or equal"),
+    _case("POST /clock", _keyed(_raw('{"action": "\\ud800"}')), "body.action", "\\ud800"),
+    _case("POST /model/rollback", _keyed(_raw('{"reason": "\\ud800"}')), "body.reason", "\\ud800"),
+    _case(
+        "POST /model/promote", _keyed(_body(version=10**30, reason="x")), "body.version", "less than or equal"
+    ),
+    _case("POST /clock", _raw('{"action": "\\ud800"}'), None, "X-API-Key", 401),  # the key first
     _case("POST /clock", {"json": {"action": "pause"}, "headers": KEY_CLE}, None, "X-API-Key", 401),
     _case("POST /clock", {"json": {"action": "pause"}, "headers": {"X-API-Key": b"\xff"}}, None, "Key", 401),
 ]
@@ -99,6 +111,7 @@ MALFORMED = [
 @pytest.mark.parametrize(("method", "path", "request_", "status", "loc", "words"), MALFORMED)
 def test_malformed_input_is_a_4xx_naming_the_field(
     shared_client: TestClient,
+    control_key: str,
     method: str,
     path: str,
     request_: dict[str, Any],
@@ -106,7 +119,10 @@ def test_malformed_input_is_a_4xx_naming_the_field(
     loc: list[str | int] | None,
     words: str | None,
 ) -> None:
-    response = shared_client.request(method, path, **request_)
+    headers = {
+        name: control_key if value == KEYED else value for name, value in request_.get("headers", {}).items()
+    }
+    response = shared_client.request(method, path, **{**request_, "headers": headers})
 
     assert response.status_code == status, response.text
     if loc is not None:

@@ -1,4 +1,5 @@
-"""``BodyLimitMiddleware`` on its own: bytes counted as they arrive, the app never sees a long body."""
+"""``BodyLimitMiddleware`` on its own: bytes counted as they arrive, the app never sees a long body.
+``ReadGate`` on its own: few long reads at once, each answered within the store timeout."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ import pytest
 import uvicorn
 from starlette.types import Message, Receive, Scope, Send
 
-from btcmlops.serving.limits import BodyLimitMiddleware
+from btcmlops.serving.errors import ApiError
+from btcmlops.serving.limits import BodyLimitMiddleware, ReadGate
+from btcmlops.serving.state import StoreUnavailableError
+from btcmlops.settings import ServeSettings
 from services import free_port
 
 LIMIT = 100
@@ -158,3 +162,59 @@ def test_over_a_real_socket_a_chunked_body_under_the_limit_is_served(server: int
     answer = _chunked(server, [b"x" * 30] * 3)
     assert answer.startswith(b"HTTP/1.1 200")
     assert b'{"length": 90}' in answer
+
+
+class _Asker:
+    """The part of a request the gate looks at: whether its client is still there."""
+
+    def __init__(self, gone: bool = False) -> None:
+        self.gone = gone
+
+    async def is_disconnected(self) -> bool:
+        return self.gone
+
+
+def test_the_gate_lets_few_reads_run_and_answers_503_to_one_that_waited_too_long() -> None:
+    gate = ReadGate(ServeSettings(max_concurrent_reads=1, read_wait_s=0.2))
+    release = threading.Event()
+
+    async def scenario() -> None:
+        slow = asyncio.create_task(gate.run(_Asker(), lambda: release.wait(5)))  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)
+        with pytest.raises(ApiError) as refused:
+            await gate.run(_Asker(), lambda: "never")  # type: ignore[arg-type]
+        assert refused.value.status == 503
+        assert refused.value.headers == {"Retry-After": "1"}
+        release.set()
+        assert await slow is True
+        with pytest.raises(ApiError) as gone:  # a read whose asker hung up does no work
+            await gate.run(_Asker(gone=True), lambda: pytest.fail("read for nobody"))  # type: ignore[arg-type]
+        assert gone.value.status == 499
+        assert await gate.run(_Asker(), lambda: "read") == "read"  # the slot was given back every time
+
+    asyncio.run(scenario())
+
+
+def test_a_read_the_store_does_not_answer_is_503_within_the_store_timeout_and_keeps_its_slot() -> None:
+    """A frozen store: the asker hears in ``store_timeout_s``; the thread still waiting on the driver
+    keeps its slot until it ends, so a silent store never holds more threads than there are slots."""
+    gate = ReadGate(ServeSettings(max_concurrent_reads=1, read_wait_s=0.1, store_timeout_s=0.2))
+    release = threading.Event()
+
+    def silent() -> None:
+        release.wait(5)
+        raise ConnectionError("the driver's read timeout")  # dropped: the asker was answered already
+
+    async def scenario() -> None:
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError, match=r"no answer within 0\.2 s"):
+            await gate.run(_Asker(), silent)  # type: ignore[arg-type]
+        assert time.monotonic() - started < 1.0
+        with pytest.raises(ApiError) as busy:  # the silent read still holds the only slot
+            await gate.run(_Asker(), lambda: "never")  # type: ignore[arg-type]
+        assert busy.value.status == 503
+        release.set()
+        await asyncio.sleep(0.1)
+        assert await gate.run(_Asker(), lambda: "read") == "read"  # given back once the thread ended
+
+    asyncio.run(scenario())

@@ -4,30 +4,34 @@ A page holds at most ``BTCMLOPS_SERVE__MAX_READ_ROWS`` rows, found by the index 
 next page starts after the last row, however deep), and says where the next one starts in a ``Link``
 header (``rel="next"``). At most ``BTCMLOPS_SERVE__MAX_CONCURRENT_READS`` run at once, each on its own
 worker thread and database connection: the rest wait a moment, then get 503 with ``Retry-After``, so
-``/predict``, ``/readyz`` and the champion watcher always find a thread and a connection. A read whose
-client has gone is dropped before it reaches the database. The JSON is written straight from the rows,
-without a model object per row.
+``/predict``, ``/readyz`` and the champion watcher always find a thread and a connection. A read the
+store does not answer within ``BTCMLOPS_SERVE__STORE_TIMEOUT_S`` is a 503 like any request that needs
+the store (``limits.ReadGate``). A read whose client has gone is dropped before it reaches the
+database. The JSON is written straight from the rows, without a model object per row.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 
-from btcmlops.serving.schemas import CandlePublic, LoggedPredictionPublic, UtcDatetime
-from btcmlops.settings import ServeSettings
-from btcmlops.store import CANDLE_VALUES, PriceStore
+from btcmlops.serving.deps import Gate, Store
+from btcmlops.serving.limits import ReadGate
+from btcmlops.serving.schemas import CandlePublic, ErrorPublic, LoggedPredictionPublic, UtcDatetime
+from btcmlops.store import CANDLE_VALUES
 
 router = APIRouter(tags=["read"])
 
 _PAGED: dict[int | str, dict[str, Any]] = {
-    503: {"description": "Too many long reads at once (Retry-After), or the price store is unreachable"},
+    503: {
+        "model": ErrorPublic,
+        "description": "Too many long reads at once, or the price store is unreachable (Retry-After)",
+    },
 }
 _LINK: dict[str, Any] = {
     "Link": {
@@ -35,39 +39,6 @@ _LINK: dict[str, Any] = {
         "schema": {"type": "string"},
     }
 }
-
-
-class ReadGate:
-    """At most ``settings.max_concurrent_reads`` long reads at once; the others wait, then 503."""
-
-    def __init__(self, settings: ServeSettings) -> None:
-        self._slots = asyncio.Semaphore(settings.max_concurrent_reads)
-        self._wait_s = settings.read_wait_s
-        self.max_rows = settings.max_read_rows
-
-    async def run(self, request: Request, read: Callable[[], Any]) -> Any:
-        try:
-            await asyncio.wait_for(self._slots.acquire(), timeout=self._wait_s)
-        except TimeoutError:
-            raise HTTPException(
-                503, "too many long reads at once: ask again in a moment", headers={"Retry-After": "1"}
-            ) from None
-        try:
-            if await request.is_disconnected():  # the asker hung up while waiting: no work for nobody
-                raise HTTPException(499, "client closed the request")
-            return await asyncio.to_thread(read)
-        finally:
-            self._slots.release()
-
-
-def _gate(request: Request) -> ReadGate:
-    gate: ReadGate = request.app.state.read_gate
-    return gate
-
-
-def _store(request: Request) -> PriceStore:
-    store: PriceStore = request.app.state.store
-    return store
 
 
 def _iso(moment: datetime) -> str:
@@ -85,17 +56,16 @@ def _json(body: bytes, next_url: str | None) -> Response:
 
 def _limit(limit: int, gate: ReadGate) -> int:
     if limit > gate.max_rows:
-        raise HTTPException(
-            422,
+        raise RequestValidationError(
             [
                 {
                     "type": "less_than_equal",
-                    "loc": ["query", "limit"],
+                    "loc": ("query", "limit"),
                     "msg": f"limit must be at most {gate.max_rows} rows a page "
                     '(BTCMLOPS_SERVE__MAX_READ_ROWS): follow the Link header (rel="next") for more',
                     "input": limit,
                 }
-            ],
+            ]
         )
     return limit
 
@@ -107,6 +77,8 @@ def _limit(limit: int, gate: ReadGate) -> int:
 )
 async def candles(
     request: Request,
+    gate: Gate,
+    store: Store,
     start: Annotated[UtcDatetime | None, Query(examples=["2024-03-01T00:00:00Z"])] = None,
     end: Annotated[UtcDatetime | None, Query(examples=["2024-03-07T23:00:00Z"])] = None,
     limit: Annotated[
@@ -114,9 +86,7 @@ async def candles(
     ] = 5_000,
 ) -> Response:
     """Candles in [start, end] from the price store, oldest first, one page at a time."""
-    gate = _gate(request)
     limit = _limit(limit, gate)
-    store = _store(request)
 
     def page() -> tuple[bytes, datetime | None]:  # read and written off the event loop
         frame = store.read_candles(start=start, end=end, limit=limit + 1)
@@ -145,6 +115,8 @@ async def candles(
 )
 async def predictions(
     request: Request,
+    gate: Gate,
+    store: Store,
     start: Annotated[UtcDatetime | None, Query(description="First target hour")] = None,
     end: Annotated[UtcDatetime | None, Query(description="Last target hour")] = None,
     limit: Annotated[
@@ -161,18 +133,15 @@ async def predictions(
 ) -> Response:
     """Served forecasts whose target hour is in [start, end], with the version that served each, oldest
     target first, one page at a time."""
-    gate = _gate(request)
     limit = _limit(limit, gate)
-    store = _store(request)
     cursor = None
     if after is not None:
         seconds, row_id = (int(part) for part in after.split(":"))
         try:
             cursor = (datetime.fromtimestamp(seconds, tz=UTC), row_id)
         except (OverflowError, OSError, ValueError):
-            raise HTTPException(
-                422,
-                [{"type": "value_error", "loc": ["query", "after"], "msg": "not a cursor", "input": after}],
+            raise RequestValidationError(
+                [{"type": "value_error", "loc": ("query", "after"), "msg": "not a cursor", "input": after}]
             ) from None
 
     def page() -> tuple[bytes, str | None]:  # read and written off the event loop

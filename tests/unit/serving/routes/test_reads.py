@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-from fastapi import HTTPException
 from fastapi.testclient import TestClient
 
-from btcmlops.serving.reads import ReadGate
-from btcmlops.settings import ServeSettings, Settings
+from btcmlops.settings import Settings
 from btcmlops.store import LoggedPrediction, PriceStore
 
 T0 = datetime(2021, 3, 1, tzinfo=UTC)
@@ -71,34 +66,3 @@ def test_a_page_larger_than_the_cap_is_refused_with_the_way_to_get_more(shared_c
     assert problem["loc"] == ["query", "limit"]
     assert 'rel="next"' in problem["msg"]
     assert shared_client.get("/predictions", params={"after": "abc"}).status_code == 422
-
-
-class _Asker:
-    """The part of a request the gate looks at: whether its client is still there."""
-
-    def __init__(self, gone: bool = False) -> None:
-        self.gone = gone
-
-    async def is_disconnected(self) -> bool:
-        return self.gone
-
-
-def test_the_gate_lets_few_reads_run_and_answers_503_to_one_that_waited_too_long() -> None:
-    gate = ReadGate(ServeSettings(max_concurrent_reads=1, read_wait_s=0.2))
-    release = threading.Event()
-
-    async def scenario() -> None:
-        slow = asyncio.create_task(gate.run(_Asker(), lambda: release.wait(5)))  # type: ignore[arg-type]
-        await asyncio.sleep(0.05)
-        with pytest.raises(HTTPException) as refused:
-            await gate.run(_Asker(), lambda: "never")  # type: ignore[arg-type]
-        assert refused.value.status_code == 503
-        assert refused.value.headers == {"Retry-After": "1"}
-        release.set()
-        assert await slow is True
-        with pytest.raises(HTTPException) as gone:  # a read whose asker hung up does no work
-            await gate.run(_Asker(gone=True), lambda: pytest.fail("read for nobody"))  # type: ignore[arg-type]
-        assert gone.value.status_code == 499
-        assert await gate.run(_Asker(), lambda: "read") == "read"  # the slot was given back every time
-
-    asyncio.run(scenario())

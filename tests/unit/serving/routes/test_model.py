@@ -7,11 +7,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from mlflow.exceptions import MlflowException
+from sqlalchemy.exc import OperationalError
 
+from btcmlops.contest.changes import ChangeRefusedError
 from btcmlops.replay import ReplayResult
 from btcmlops.serving import create_app
+from btcmlops.serving.deps import get_changes, get_settings
+from btcmlops.serving.errors import add_error_handlers
+from btcmlops.serving.routes import model
 from btcmlops.settings import Settings
+from btcmlops.store import AuditEntry, ChangeInProgressError
 from factories import make_candles, small_replay
 
 KEY = "a-long-control-key-for-tests"
@@ -100,3 +109,70 @@ def test_without_a_key_configured_the_model_cannot_be_changed(replay: ReplayResu
         response = client.post("/model/rollback", json={"reason": "x"}, headers={"X-API-Key": "anything"})
         assert response.status_code == 403
         assert "BTCMLOPS_CLOCK__API_KEY" in response.json()["detail"]
+
+
+def _unreachable_mlflow() -> MlflowException:
+    """What MLflow's REST client raises when its server does not answer."""
+    try:
+        try:
+            raise requests.ConnectionError("Connection refused")
+        except requests.ConnectionError as error:
+            raise MlflowException(f"API request to http://mlflow/api failed with exception {error}")  # noqa: B904
+    except MlflowException as raised:
+        return raised
+
+
+class _RefusingChanges:
+    """``ChampionChanges`` whose every change fails with ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def promote(self, version: int, *, reason: str, actor: str) -> AuditEntry:
+        raise self.error
+
+    def rollback(self, *, reason: str, actor: str) -> AuditEntry:
+        raise self.error
+
+
+def _router_alone(changes: _RefusingChanges) -> FastAPI:
+    """The model router on its own, its champion changes made by ``changes``."""
+    app = FastAPI()
+    app.include_router(model.router)
+    add_error_handlers(app)
+    app.dependency_overrides[get_settings] = lambda: Settings(clock={"api_key": KEY})
+    app.dependency_overrides[get_changes] = lambda: changes
+    return app
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (ChangeRefusedError("v2 is already the champion"), 409),
+        (ChangeInProgressError("another change of the champion is pending"), 409),
+        (OperationalError("INSERT", {}, ConnectionRefusedError("refused")), 503),
+        (_unreachable_mlflow(), 503),
+    ],
+)
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [("/model/promote", {"version": 2, "reason": "x"}), ("/model/rollback", {"reason": "x"})],
+)
+def test_a_change_that_fails_is_answered_as_the_router_documents(
+    error: Exception, status: int, path: str, body: dict[str, object]
+) -> None:
+    app = _router_alone(_RefusingChanges(error))
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        response = test_client.post(path, json=body, headers={"X-API-Key": KEY})
+    assert response.status_code == status, response.text
+    assert str(status) in app.openapi()["paths"][path]["post"]["responses"]
+    if status == 503:
+        assert response.headers["Retry-After"] == "1"
+
+
+def test_mlflow_refusing_a_change_is_a_server_error_not_an_outage() -> None:
+    """Only a registry that cannot be reached is a 503 (ask again); MLflow refusing is a bug to see."""
+    app = _router_alone(_RefusingChanges(MlflowException("INVALID_PARAMETER_VALUE")))
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        response = test_client.post("/model/rollback", json={"reason": "x"}, headers={"X-API-Key": KEY})
+    assert response.status_code == 500

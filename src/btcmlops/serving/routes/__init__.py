@@ -1,0 +1,7 @@
+"""The service's routes, one router per concern; ``ROUTERS`` in the order the API documents them."""
+
+from btcmlops.serving.routes import clock, contest, forecasts, model, reads, service
+
+ROUTERS = (reads.router, forecasts.router, clock.router, model.router, service.router, contest.router)
+
+__all__ = ["ROUTERS"]
