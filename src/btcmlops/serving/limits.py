@@ -114,7 +114,8 @@ class ReadGate:
                 until the driver's timeouts end it: a silent store never holds more threads than slots.
         """
         try:
-            await asyncio.wait_for(self._slots.acquire(), timeout=self._wait_s)
+            async with asyncio.timeout(self._wait_s):
+                await self._slots.acquire()
         except TimeoutError:
             raise ApiError(
                 503, "too many long reads at once: ask again in a moment", headers=RETRY_AFTER
