@@ -1,5 +1,5 @@
-"""For the serving integration tests: two registered versions, the service as a process, and a client
-that never pauses."""
+"""For the serving integration tests: two registered versions, a service's environment, the service as a
+process, and a client that never pauses."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,8 +19,9 @@ import httpx
 from btcmlops.contest import TrainingWindow
 from btcmlops.features import build_samples
 from btcmlops.model import train_forecaster
-from btcmlops.registry import ModelRegistry
+from btcmlops.registry import CHAMPION, ModelRegistry
 from btcmlops.settings import ModelSettings
+from btcmlops.store import PriceStore
 from factories import make_candles
 from services import free_port, wait_for_http
 
@@ -130,3 +132,28 @@ def serve_process(
             process.kill()
             process.wait()
         print(log_path.read_text()[-1500:])
+
+
+def registry_and_env(
+    tracking_uri: str, store_url: str, home: Path, poll_interval_s: float
+) -> tuple[ModelRegistry, dict[str, str]]:
+    """Candles in a fresh store, v1 and v2 registered (v1 champion), and a service's environment."""
+    store = PriceStore(store_url)
+    store.migrate()
+    store.upsert_candles(make_candles("2021-01-01", "2021-02-28 23:00"))
+    store.dispose()
+    experiment, model = f"serving-{uuid.uuid4().hex[:6]}", f"serving-{uuid.uuid4().hex[:6]}"
+    registry = register_two_versions(tracking_uri, experiment, model)
+    registry.set_alias(CHAMPION, 1)
+    env = {
+        **os.environ,
+        "BTCMLOPS_HOME": str(home),
+        "BTCMLOPS_STORE__URL": store_url,
+        "BTCMLOPS_MLFLOW__TRACKING_URI": tracking_uri,
+        "BTCMLOPS_MLFLOW__EXPERIMENT": experiment,
+        "BTCMLOPS_MLFLOW__REGISTERED_MODEL": model,
+        "BTCMLOPS_SERVE__POLL_INTERVAL_S": str(poll_interval_s),
+        "BTCMLOPS_SERVE__MAX_BACKOFF_S": "2",
+        "BTCMLOPS_SERVE__REGISTRY_TIMEOUT_S": "3",
+    }
+    return registry, env

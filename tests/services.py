@@ -137,6 +137,14 @@ def stop_process_group(process: subprocess.Popen[bytes], timeout_s: float) -> No
         process.wait()
 
 
+def peak_rss_mb(pid: int) -> float:
+    """The peak resident set size (VmHWM) of process ``pid`` so far, in MiB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise LookupError(f"no VmHWM in /proc/{pid}/status")
+
+
 def require_chromium() -> None:
     """Skip without Debian's Chromium, or fail when ``CI`` is "true" (CI installs it)."""
     if not CHROMIUM.exists():

@@ -8,11 +8,9 @@ version that served it, and each move is followed within the poll interval plus 
 from __future__ import annotations
 
 import itertools
-import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,9 +20,7 @@ import pytest
 
 from btcmlops.registry import CHAMPION, ModelRegistry
 from btcmlops.settings import ServeSettings
-from btcmlops.store import PriceStore
-from factories import make_candles
-from forecast_load import NonStopClient, register_two_versions
+from forecast_load import NonStopClient, registry_and_env
 from services import free_port, wait_for_http, wait_until
 
 pytestmark = pytest.mark.integration
@@ -35,31 +31,6 @@ SWAP_BOUND_S = 15.0
 LOAD_ALLOWANCE_S = 8.0
 """What one model load (download through the server, feature-set and forecast checks, a new snapshot)
 may take on a busy two-core machine, with room: the replicas test's bound is the poll interval plus it."""
-
-
-def _registry_and_env(
-    tracking_uri: str, store_url: str, home: Path, poll_interval_s: float
-) -> tuple[ModelRegistry, dict[str, str]]:
-    """Candles in a fresh store, v1 and v2 registered (v1 champion), and a service's environment."""
-    store = PriceStore(store_url)
-    store.migrate()
-    store.upsert_candles(make_candles("2021-01-01", "2021-02-28 23:00"))
-    store.dispose()
-    experiment, model = f"serving-{uuid.uuid4().hex[:6]}", f"serving-{uuid.uuid4().hex[:6]}"
-    registry = register_two_versions(tracking_uri, experiment, model)
-    registry.set_alias(CHAMPION, 1)
-    env = {
-        **os.environ,
-        "BTCMLOPS_HOME": str(home),
-        "BTCMLOPS_STORE__URL": store_url,
-        "BTCMLOPS_MLFLOW__TRACKING_URI": tracking_uri,
-        "BTCMLOPS_MLFLOW__EXPERIMENT": experiment,
-        "BTCMLOPS_MLFLOW__REGISTERED_MODEL": model,
-        "BTCMLOPS_SERVE__POLL_INTERVAL_S": str(poll_interval_s),
-        "BTCMLOPS_SERVE__MAX_BACKOFF_S": "2",
-        "BTCMLOPS_SERVE__REGISTRY_TIMEOUT_S": "3",
-    }
-    return registry, env
 
 
 def _tail(log_path: Path) -> Callable[[], str]:
@@ -105,7 +76,7 @@ def _services(env: dict[str, str], logs: list[Path]) -> Iterator[list[str]]:
 def service(
     own_mlflow_server, mariadb_url_factory: Callable[[], str], tmp_path: Path
 ) -> Iterator[tuple[str, ModelRegistry]]:  # type: ignore[no-untyped-def]
-    registry, env = _registry_and_env(
+    registry, env = registry_and_env(
         own_mlflow_server.url, mariadb_url_factory(), tmp_path / "home", POLL_INTERVAL_S
     )
     with _services(env, [tmp_path / "service.log"]) as (url,):
@@ -184,7 +155,7 @@ def two_replicas(
     mlflow_server: str, mariadb_url_factory: Callable[[], str], tmp_path: Path
 ) -> Iterator[tuple[list[str], ModelRegistry]]:
     """Two inference services, as two replicas of the chart's Deployment, at the default poll interval."""
-    registry, env = _registry_and_env(
+    registry, env = registry_and_env(
         mlflow_server, mariadb_url_factory(), tmp_path / "home", ServeSettings().poll_interval_s
     )
     env.pop("BTCMLOPS_SERVE__POLL_INTERVAL_S")  # the setting's default, as the chart deploys it

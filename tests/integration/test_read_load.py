@@ -1,0 +1,214 @@
+"""64 clients read the largest page of the prediction log while ``/predict`` and ``/readyz`` keep working.
+
+``btcmlops serve`` runs as its own process on MariaDB, its prediction log seeded with 50,000 rows, and a
+real mlflow server. One client's ``POST /predict`` latency is measured alone, then beside 64 threads that
+ask for ``GET /predictions?limit=10000`` (the largest page) back to back, each on its own connection,
+while ``/readyz`` is polled throughout (issue 11's bounded reads; ``bench/reads.py`` measures the same
+with wrk). Every forecast and every ``/readyz`` must answer 200; every read 200 or, turned away by the
+read gate, 503 with ``Retry-After`` (never a 500, never a hang); ``/predict``'s p99 beside the readers
+stays within ``P99_RATIO`` of its p99 alone; the service's peak RSS stays under ``PEAK_RSS_BOUND_MB``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from btcmlops.settings import ServeSettings
+from btcmlops.store import LoggedPrediction, PriceStore
+from forecast_load import NonStopClient, registry_and_env
+from services import CliProcess, free_port, peak_rss_mb
+
+pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
+
+LOG_ROWS = 50_000
+"""Rows in the prediction log before the service starts (as ``bench/reads.py`` seeds it): five pages."""
+PAGE_ROWS = ServeSettings().max_read_rows
+READ_PATH = f"/predictions?limit={PAGE_ROWS}"
+READERS = 64
+ALONE_S = 5.0
+BESIDE_S = 12.0
+RAMP_S = 2.0
+"""Readers start this long before the forecasts beside them are timed: the read gate is full by then."""
+CLIENT_TIMEOUT_S = 30.0
+"""No answer within this is a hang (a read waits at most ``read_wait_s`` for the gate, then 503)."""
+P99_RATIO = 10.0
+P99_FLOOR_S = 0.050
+"""The alone p99 compared against is at least this: a tiny baseline cannot fail the ratio on noise."""
+PEAK_RSS_BOUND_MB = 1536
+"""Before paging, 64 such readers took the service to 1.8 GB (README); paged, bench/reads.py saw 444 MB."""
+HOURS = [f"2021-02-{day:02d}T{hour:02d}:00:00Z" for day in range(2, 28) for hour in range(0, 24, 5)]
+"""Hours whose forecasts come from memory (after the champion's training window, candles stored)."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    at: float
+    """When the reply came (``time.monotonic()``)."""
+    status: int
+    """0: no answer (a connection error or a timeout)."""
+    retry_after: str | None
+    link: bool
+    """A ``Link`` header (rel=next) came with it."""
+    seconds: float
+    error: str | None = None
+
+
+class Askers:
+    """``count`` threads asking ``GET path`` back to back (``pause_s`` between asks), each on its own
+    connection; every reply kept."""
+
+    def __init__(self, url: str, path: str, count: int, *, pause_s: float = 0.0) -> None:
+        self.replies: list[Reply] = []
+        self._url, self._path, self._pause_s = url, path, pause_s
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(count)]
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self._url, timeout=CLIENT_TIMEOUT_S) as client:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                try:
+                    response = client.get(self._path)
+                except httpx.HTTPError as error:
+                    now = time.monotonic()
+                    self.replies.append(Reply(now, 0, None, False, now - started, repr(error)))
+                    continue
+                now = time.monotonic()
+                self.replies.append(
+                    Reply(
+                        now,
+                        response.status_code,
+                        response.headers.get("Retry-After"),
+                        "link" in response.headers,
+                        now - started,
+                    )
+                )
+                self._stop.wait(self._pause_s)
+
+    def __enter__(self) -> Askers:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=CLIENT_TIMEOUT_S + 5)
+        hung = sum(thread.is_alive() for thread in self._threads)
+        assert hung == 0, f"{hung} of {len(self._threads)} clients of {self._path} still waiting"
+
+
+def _seed_prediction_log(store_url: str) -> None:
+    """``LOG_ROWS`` logged forecasts, four for each hour up to the last stored candle."""
+    last = datetime(2021, 2, 28, 23, tzinfo=UTC)
+    hours = [last - timedelta(hours=n) for n in range(LOG_ROWS // 4)]
+    store = PriceStore(store_url)
+    store.log_predictions(
+        [
+            LoggedPrediction(hour, hour + timedelta(hours=1), 100.0 + n, 100.0, 1, hour, hour)
+            for n in range(4)
+            for hour in hours
+        ]
+    )
+    store.dispose()
+
+
+@pytest.fixture
+def service(
+    mlflow_server: str, mariadb_url_factory: Callable[[], str], tmp_path: Path
+) -> Iterator[tuple[str, int]]:
+    """``btcmlops serve`` on a store with two months of candles and a 50,000-row prediction log, v1
+    champion; its URL and process id."""
+    store_url = mariadb_url_factory()
+    _, env = registry_and_env(mlflow_server, store_url, tmp_path / "home", ServeSettings().poll_interval_s)
+    _seed_prediction_log(store_url)
+    url = f"http://127.0.0.1:{free_port()}"
+    process = CliProcess("serve", ["serve", "--port", url.rsplit(":", 1)[1]], env, tmp_path).start()
+    try:
+        process.wait_for_http(f"{url}/readyz", timeout_s=90)
+        assert process.process is not None
+        yield url, process.process.pid
+    finally:
+        process.stop()
+
+
+def _p(seconds: list[float], percent: int) -> float:
+    return statistics.quantiles(seconds, n=100, method="inclusive")[percent - 1]
+
+
+def _ms(seconds: list[float], percent: int) -> str:
+    return f"{_p(seconds, percent) * 1e3:.1f} ms"
+
+
+def test_64_readers_of_the_largest_page_leave_predict_and_readyz_answering(
+    service: tuple[str, int],
+) -> None:
+    url, pid = service
+    first = httpx.get(f"{url}{READ_PATH}", timeout=CLIENT_TIMEOUT_S)
+    assert first.status_code == 200, first.text[:500]
+    assert len(first.json()) == PAGE_ROWS
+    assert 'rel="next"' in first.headers["link"]
+    for hour in HOURS[:20]:  # warm up: the first forecasts build what later ones reuse
+        assert httpx.post(f"{url}/predict", json={"timestamp": hour}, timeout=10).status_code == 200
+
+    with Askers(url, "/readyz", 1, pause_s=0.05) as ready:
+        with NonStopClient(url, HOURS, timeout_s=CLIENT_TIMEOUT_S) as alone:
+            time.sleep(ALONE_S)
+        reading_from = time.monotonic()
+        with Askers(url, READ_PATH, READERS) as readers:
+            time.sleep(RAMP_S)
+            with NonStopClient(url, HOURS, timeout_s=CLIENT_TIMEOUT_S) as beside:
+                time.sleep(BESIDE_S)
+    peak_mb = peak_rss_mb(pid)
+    after = httpx.get(f"{url}/readyz", timeout=10)
+
+    forecasts = alone.answers + beside.answers
+    failed = Counter(a.status for a in forecasts if a.status != 200)
+    alone_s = [a.seconds for a in alone.answers]
+    beside_s = [a.seconds for a in beside.answers]
+    reads = Counter(r.status for r in readers.replies)
+    refused = [r for r in readers.replies if r.status == 503]
+    answered = [r for r in readers.replies if r.status == 200]
+    read_s = [r.seconds for r in answered]
+    errors = Counter(r.error for r in readers.replies if r.error is not None)
+    not_ready = Counter(r.status for r in ready.replies if r.status != 200)
+    ready_alone_s = [r.seconds for r in ready.replies if r.at < reading_from]
+    ready_beside_s = [r.seconds for r in ready.replies if r.at >= reading_from]
+    others = {status: n for status, n in reads.items() if status not in (200, 503)}
+    bound_s = P99_RATIO * max(_p(alone_s, 99), P99_FLOOR_S)
+    print(
+        f"\n/predict alone: {len(alone_s)} requests, p50 {_ms(alone_s, 50)}, p99 {_ms(alone_s, 99)}"
+        f"\n/predict beside {READERS} readers of {READ_PATH}: {len(beside_s)} requests, "
+        f"p50 {_ms(beside_s, 50)}, p99 {_ms(beside_s, 99)} (bound {bound_s * 1e3:.0f} ms), "
+        f"max {max(beside_s) * 1e3:.1f} ms; failed {sum(failed.values())}"
+        f"\nreads: {len(answered)} pages of {PAGE_ROWS:,} rows answered (200; p50 "
+        f"{statistics.median(read_s) if read_s else float('nan'):.2f} s), {len(refused)} turned away "
+        f"(503), others {others} {dict(errors)}"
+        f"\n/readyz: {len(ready.replies)} polls, not 200: {sum(not_ready.values())}; alone p50 "
+        f"{_ms(ready_alone_s, 50)}, p99 {_ms(ready_alone_s, 99)}; beside the readers p50 "
+        f"{_ms(ready_beside_s, 50)}, p99 {_ms(ready_beside_s, 99)}, max {max(ready_beside_s) * 1e3:.1f} ms "
+        f"(503 past store_timeout_s, {ServeSettings().store_timeout_s:g} s); after: {after.status_code}"
+        f"\nservice peak RSS (VmHWM) {peak_mb:.0f} MB (bound {PEAK_RSS_BOUND_MB} MB)"
+    )
+
+    assert failed == Counter(), f"/predict answered other than 200: {dict(failed)}"
+    assert len(alone_s) > 50
+    assert len(beside_s) > 50
+    assert not_ready == Counter(), f"/readyz answered other than 200: {dict(not_ready)}"
+    assert after.status_code == 200
+    assert others == {}, f"reads answered {dict(reads)} {dict(errors)}"
+    assert all(r.retry_after is not None for r in refused), "a 503 came without Retry-After"
+    assert all(r.link for r in answered), "a full page came without its Link (rel=next)"
+    assert len(answered) > 0
+    assert _p(beside_s, 99) <= bound_s
+    assert peak_mb < PEAK_RSS_BOUND_MB
