@@ -88,6 +88,42 @@ def register_two_versions(tracking_uri: str, experiment: str, model: str) -> Mod
 
 
 @contextmanager
+def serve_processes(env: dict[str, str], logs: list[Path]) -> Iterator[list[str]]:
+    """One ``btcmlops serve`` process per log file, over free ports, started together; their URLs once
+    every one is ready (``/readyz``). Stopped (SIGTERM, then SIGKILL past 20 s) at the end."""
+    processes: list[tuple[subprocess.Popen[bytes], str, Path]] = []
+    try:
+        for log_path in logs:
+            port = free_port()
+            with log_path.open("wb") as log:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "btcmlops", "serve", "--port", str(port)],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            processes.append((process, f"http://127.0.0.1:{port}", log_path))
+        for process, url, log_path in processes:
+            wait_for_http(
+                f"{url}/readyz",
+                process,
+                what="inference service",
+                timeout_s=90,
+                log_tail=lambda path=log_path: path.read_text()[-3000:],
+            )
+        yield [url for _, url, _ in processes]
+    finally:
+        for process, _, _ in processes:
+            process.terminate()
+        for process, _, _ in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@contextmanager
 def serve_process(
     store_url: str, registry: ModelRegistry, home: Path, env: dict[str, str] | None = None
 ) -> Iterator[str]:
@@ -95,9 +131,8 @@ def serve_process(
 
     Default serve settings, but for ``env`` (more ``BTCMLOPS_`` variables); its log is printed at the end.
     """
-    port = free_port()
-    log_path = home / "service.log"
     home.mkdir(parents=True, exist_ok=True)
+    log_path = home / "service.log"
     environment = {
         **os.environ,
         "BTCMLOPS_HOME": str(home),
@@ -107,30 +142,10 @@ def serve_process(
         "BTCMLOPS_MLFLOW__REGISTERED_MODEL": registry.model_name,
         **(env or {}),
     }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "btcmlops", "serve", "--port", str(port)],
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_http(
-            f"{url}/readyz",
-            process,
-            what="inference service",
-            timeout_s=90,
-            log_tail=lambda: log_path.read_text()[-3000:],
-        )
-        yield url
+        with serve_processes(environment, [log_path]) as (url,):
+            yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
         print(log_path.read_text()[-1500:])
 
 

@@ -212,8 +212,8 @@ class ServeSettings(BaseModel):
         default=2.0,
         gt=0,
         description=(
-            "Longest a request (GET /clock, /readyz, /candles, /predictions, a forecast that must read new "
-            "candles or the clock) waits on the price store; past it: 503 naming the store."
+            "Longest a request (GET /clock, /readyz, a forecast that must read new candles or the clock) "
+            "waits on the price store; past it: 503 naming the store."
         ),
     )
     max_batch: int = Field(default=500, ge=1, description="Most timestamps in one batch request.")
@@ -237,6 +237,15 @@ class ServeSettings(BaseModel):
     )
     read_wait_s: float = Field(
         default=2.0, gt=0, description="How long a long read waits for its turn before 503 (Retry-After)."
+    )
+    long_read_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Longest a long read (a page of /candles or /predictions) may take once its turn came; past it: "
+            "503 naming the store. Longer than store_timeout_s: a page of 10,000 rows takes seconds on a "
+            "busy machine, and a slow page is not an outage."
+        ),
     )
     log_flush_interval_s: float = Field(
         default=1.0, gt=0, description="How often served forecasts are written."

@@ -8,11 +8,8 @@ version that served it, and each move is followed within the poll interval plus 
 from __future__ import annotations
 
 import itertools
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -20,8 +17,8 @@ import pytest
 
 from btcmlops.registry import CHAMPION, ModelRegistry
 from btcmlops.settings import ServeSettings
-from forecast_load import NonStopClient, registry_and_env
-from services import free_port, wait_for_http, wait_until
+from forecast_load import NonStopClient, registry_and_env, serve_processes
+from services import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -33,45 +30,6 @@ LOAD_ALLOWANCE_S = 8.0
 may take on a busy two-core machine, with room: the replicas test's bound is the poll interval plus it."""
 
 
-def _tail(log_path: Path) -> Callable[[], str]:
-    return lambda: log_path.read_text()[-3000:]
-
-
-@contextmanager
-def _services(env: dict[str, str], logs: list[Path]) -> Iterator[list[str]]:
-    """One `btcmlops serve` process per log file, started together; their URLs once all are ready."""
-    processes: list[tuple[subprocess.Popen[bytes], str, Path]] = []
-    try:
-        for log_path in logs:
-            port = free_port()
-            with log_path.open("wb") as log:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "btcmlops", "serve", "--port", str(port)],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            processes.append((process, f"http://127.0.0.1:{port}", log_path))
-        for process, url, log_path in processes:
-            wait_for_http(
-                f"{url}/readyz",
-                process,
-                what="inference service",
-                timeout_s=90,
-                log_tail=_tail(log_path),
-            )
-        yield [url for _, url, _ in processes]
-    finally:
-        for process, _, _ in processes:
-            process.terminate()
-        for process, _, _ in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
 @pytest.fixture
 def service(
     own_mlflow_server, mariadb_url_factory: Callable[[], str], tmp_path: Path
@@ -79,7 +37,7 @@ def service(
     registry, env = registry_and_env(
         own_mlflow_server.url, mariadb_url_factory(), tmp_path / "home", POLL_INTERVAL_S
     )
-    with _services(env, [tmp_path / "service.log"]) as (url,):
+    with serve_processes(env, [tmp_path / "service.log"]) as (url,):
         yield url, registry
 
 
@@ -159,7 +117,7 @@ def two_replicas(
         mlflow_server, mariadb_url_factory(), tmp_path / "home", ServeSettings().poll_interval_s
     )
     env.pop("BTCMLOPS_SERVE__POLL_INTERVAL_S")  # the setting's default, as the chart deploys it
-    with _services(env, [tmp_path / "replica-a.log", tmp_path / "replica-b.log"]) as urls:
+    with serve_processes(env, [tmp_path / "replica-a.log", tmp_path / "replica-b.log"]) as urls:
         yield urls, registry
 
 

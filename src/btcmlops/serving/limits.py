@@ -6,7 +6,8 @@ the limit as surely as one that declares its length, and nothing past the limit 
 app then parses and validates at most ``max_bytes``: the cost of one request is bounded.
 
 ``ReadGate``: at most ``max_concurrent_reads`` long reads (``/candles``, ``/predictions``) at once, each
-answered within ``store_timeout_s`` like every other request that needs the price store.
+answered within ``long_read_timeout_s`` (503 naming the store past it). That bound is its own, longer than
+``store_timeout_s``: a page of 10,000 rows takes seconds on a busy machine, and a slow page is no outage.
 """
 
 from __future__ import annotations
@@ -102,11 +103,11 @@ class ReadGate:
     def __init__(self, settings: ServeSettings) -> None:
         self._slots = asyncio.Semaphore(settings.max_concurrent_reads)
         self._wait_s = settings.read_wait_s
-        self._store_wait_s = settings.store_timeout_s
+        self._store_wait_s = settings.long_read_timeout_s
         self.max_rows = settings.max_read_rows
 
     async def run(self, request: Request, read: Callable[[], Any]) -> Any:
-        """``read()`` on a worker thread, once a slot is free; its result within ``store_timeout_s``.
+        """``read()`` on a worker thread, once a slot is free; its result within ``long_read_timeout_s``.
 
         Raises:
             ApiError: 503 when no slot came free in time, 499 when the asker hung up while waiting.

@@ -195,10 +195,10 @@ def test_the_gate_lets_few_reads_run_and_answers_503_to_one_that_waited_too_long
     asyncio.run(scenario())
 
 
-def test_a_read_the_store_does_not_answer_is_503_within_the_store_timeout_and_keeps_its_slot() -> None:
-    """A frozen store: the asker hears in ``store_timeout_s``; the thread still waiting on the driver
+def test_a_read_the_store_does_not_answer_is_503_within_its_timeout_and_keeps_its_slot() -> None:
+    """A frozen store: the asker hears in ``long_read_timeout_s``; the thread still waiting on the driver
     keeps its slot until it ends, so a silent store never holds more threads than there are slots."""
-    gate = ReadGate(ServeSettings(max_concurrent_reads=1, read_wait_s=0.1, store_timeout_s=0.2))
+    gate = ReadGate(ServeSettings(max_concurrent_reads=1, read_wait_s=0.1, long_read_timeout_s=0.2))
     release = threading.Event()
 
     def silent() -> None:
@@ -218,3 +218,14 @@ def test_a_read_the_store_does_not_answer_is_503_within_the_store_timeout_and_ke
         assert await gate.run(_Asker(), lambda: "read") == "read"  # given back once the thread ended
 
     asyncio.run(scenario())
+
+
+def test_a_slow_page_is_answered_past_the_store_timeout_within_the_long_read_timeout() -> None:
+    """A page that takes longer than ``store_timeout_s`` (a big page on a busy machine) is no outage."""
+    gate = ReadGate(ServeSettings(store_timeout_s=0.1, long_read_timeout_s=2.0))
+
+    def slow() -> str:
+        time.sleep(0.4)
+        return "page"
+
+    assert asyncio.run(gate.run(_Asker(), slow)) == "page"  # type: ignore[arg-type]

@@ -38,7 +38,7 @@ def silent_port() -> Iterator[int]:
 
 
 def _serving_without_store(settings_copy: SettingsCopy, port: int) -> TestClient:
-    settings = settings_copy(serve={"store_timeout_s": STORE_WAIT_S})
+    settings = settings_copy(serve={"store_timeout_s": STORE_WAIT_S, "long_read_timeout_s": STORE_WAIT_S})
     store = PriceStore(
         f"mysql+pymysql://root@127.0.0.1:{port}/prices",
         StoreSettings(connect_timeout_s=1, read_timeout_s=1, write_timeout_s=1, pool_timeout_s=1),
