@@ -231,9 +231,12 @@ class ServeSettings(BaseModel):
         description="Most rows in one page of /candles or /predictions (then: Link rel=next).",
     )
     max_concurrent_reads: int = Field(
-        default=4,
+        default=2,
         ge=1,
-        description="Long reads (/candles, /predictions) served at once; the others wait, then get 503.",
+        description=(
+            "Long reads (/candles, /predictions) served at once; the others wait, then get 503. A page is "
+            "CPU work in Python (rows, JSON): more at once than the cores only slows forecasts and /readyz."
+        ),
     )
     read_wait_s: float = Field(
         default=2.0, gt=0, description="How long a long read waits for its turn before 503 (Retry-After)."

@@ -42,8 +42,10 @@ RAMP_S = 2.0
 CLIENT_TIMEOUT_S = 30.0
 """No answer within this is a hang (a read waits at most ``read_wait_s`` for the gate, then 503)."""
 P99_RATIO = 10.0
-P99_FLOOR_S = 0.050
-"""The alone p99 compared against is at least this: a tiny baseline cannot fail the ratio on noise."""
+P99_FLOOR_S = 0.100
+"""The alone p99 compared against is at least this: a tiny baseline cannot fail the ratio on noise. The
+bound (1 s at least) says "not starved"; the latency figure itself is bench/reads.py's, measured with wrk
+(here the 64 readers are Python threads on the same two cores as the service)."""
 PEAK_RSS_BOUND_MB = 1536
 """Before paging, 64 such readers took the service to 1.8 GB (README); paged, bench/reads.py saw 444 MB."""
 HOURS = [f"2021-02-{day:02d}T{hour:02d}:00:00Z" for day in range(2, 28) for hour in range(0, 24, 5)]
