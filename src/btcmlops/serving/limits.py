@@ -103,7 +103,7 @@ class ReadGate:
     def __init__(self, settings: ServeSettings) -> None:
         self._slots = asyncio.Semaphore(settings.max_concurrent_reads)
         self._wait_s = settings.read_wait_s
-        self._store_wait_s = settings.long_read_timeout_s
+        self._timeout_s = settings.long_read_timeout_s
         self.max_rows = settings.max_read_rows
 
     async def run(self, request: Request, read: Callable[[], Any]) -> Any:
@@ -126,11 +126,11 @@ class ReadGate:
             if await request.is_disconnected():  # the asker hung up while waiting: no work for nobody
                 raise ApiError(499, "client closed the request")
             work = asyncio.ensure_future(asyncio.to_thread(read))
-            done, _ = await asyncio.wait({work}, timeout=self._store_wait_s)
+            done, _ = await asyncio.wait({work}, timeout=self._timeout_s)
             if not done:
                 work.add_done_callback(self._release_late)
                 handed_over = True
-                raise StoreUnavailableError(f"no answer within {self._store_wait_s:g} s")
+                raise StoreUnavailableError(f"no answer within {self._timeout_s:g} s")
             return work.result()
         finally:
             if not handed_over:
