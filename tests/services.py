@@ -65,14 +65,20 @@ def free_port() -> int:
 
 
 def wait_until(
-    ready: Callable[[], bool], *, timeout_s: float, what: str, on_timeout: Callable[[], str]
+    ready: Callable[[], bool],
+    *,
+    timeout_s: float,
+    what: str,
+    on_timeout: Callable[[], str],
+    every_s: float = 0.25,
 ) -> None:
-    """Poll ``ready`` until it is true, failing after ``timeout_s`` with ``on_timeout()``'s detail."""
+    """Poll ``ready`` every ``every_s`` until it is true, failing after ``timeout_s`` with
+    ``on_timeout()``'s detail."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if ready():
             return
-        time.sleep(0.25)
+        time.sleep(every_s)
     pytest.fail(f"{what} not ready after {timeout_s:.0f} s:\n{on_timeout()}")
 
 

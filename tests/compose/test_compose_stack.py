@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from services import free_port
+from services import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILES = (ROOT / "docker-compose.yml", ROOT / "tests" / "compose" / "docker-compose.test-only.yml")
@@ -115,18 +115,31 @@ class ComposeStack:
 def _wait(
     what: str, probe: Callable[[], T | None], timeout: float, stack: ComposeStack, every: float = 2
 ) -> T:
-    """Poll ``probe`` until it returns a value (not None); fail with the services' logs past ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last_error: BaseException | None = None
-    while time.monotonic() < deadline:
+    """Poll ``probe`` until it returns a value (not None); fail with the services' logs past ``timeout``.
+
+    A probe that raises (a service restarting) counts as no value yet; the last error is reported.
+    """
+    found: list[T] = []
+    last_error: list[BaseException] = []
+
+    def ready() -> bool:
         try:
             value = probe()
         except (httpx.HTTPError, AssertionError, ValueError, KeyError) as error:
-            last_error, value = error, None
+            last_error[:] = [error]
+            return False
         if value is not None:
-            return value
-        time.sleep(every)
-    pytest.fail(f"{what}: not within {timeout:.0f} s (last error: {last_error!r})\n{stack.logs()}")
+            found.append(value)
+        return bool(found)
+
+    wait_until(
+        ready,
+        timeout_s=timeout,
+        what=what,
+        on_timeout=lambda: f"last error: {last_error[0] if last_error else None!r}\n{stack.logs()}",
+        every_s=every,
+    )
+    return found[0]
 
 
 def _env(project: str) -> dict[str, str]:
