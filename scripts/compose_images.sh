@@ -38,11 +38,34 @@ if [ -n "$missing" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
 
+# A daemon killed with the session that started it (kill -9) leaves its pid files behind, and dockerd
+# refuses to start while the pid named there exists ("pid file found"): as a zombie, or reused by any
+# other process. No daemon answers here, so a dockerd or containerd named there is hung or gone.
+clear_stale_daemon() {
+    local pidfile pid
+    for pidfile in /var/run/docker.pid /var/run/docker/containerd/containerd.pid; do
+        [ -f "$pidfile" ] || continue
+        pid=$(cat "$pidfile")
+        case "$(cat "/proc/$pid/comm" 2>/dev/null)" in
+            dockerd | containerd)
+                say "stopping a $(cat "/proc/$pid/comm") that does not answer (pid $pid)"
+                kill -9 "$pid" 2>/dev/null || true
+                ;;
+        esac
+        rm -f "$pidfile"
+    done
+}
+
 if ! "$DOCKER" info >/dev/null 2>&1; then
+    clear_stale_daemon
     say "starting dockerd (log: $CACHE/dockerd.log)"
-    nohup dockerd >"$CACHE/dockerd.log" 2>&1 &
-    for _ in $(seq 60); do "$DOCKER" info >/dev/null 2>&1 && break; sleep 1; done
-    "$DOCKER" info >/dev/null
+    setsid nohup dockerd >"$CACHE/dockerd.log" 2>&1 < /dev/null &
+    for _ in $(seq 120); do "$DOCKER" info >/dev/null 2>&1 && break; sleep 1; done
+    if ! "$DOCKER" info >/dev/null 2>&1; then
+        echo "compose_images.sh: dockerd did not answer within 120 s; the end of its log:" >&2
+        tail -n 30 "$CACHE/dockerd.log" >&2
+        exit 1
+    fi
 fi
 
 if ! has_image "$PYTHON_IMAGE"; then
