@@ -26,7 +26,8 @@ def test_cpu_only_compares_two_cpu_fits_and_they_agree() -> None:
     done = _run("--cpu-only")
     assert done.returncode == 0, done.stderr
     assert "scored on 2023-03" in done.stdout
-    assert "max relative forecast difference: 0.000e+00" in done.stdout
+    assert "max relative forecast difference: cpu (again) 0.000e+00" in done.stdout
+    assert "sampling off, max relative forecast difference: 0.000e+00" in done.stdout
     assert done.stdout.rstrip().endswith("agree")
 
 
