@@ -19,7 +19,6 @@ import argparse
 import os
 import signal
 import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -30,18 +29,18 @@ from pathlib import Path
 import httpx
 from dotenv import dotenv_values
 
+from btcmlops.registry import ModelRegistry
+from btcmlops.settings import MlflowSettings
+
 ROOT = Path(__file__).resolve().parents[1]
 API = "http://127.0.0.1:8000"
 PORTS = (5000, 8000, 8501)
-FITS = (
-    "SELECT tags.value, metrics.value FROM metrics JOIN tags ON tags.run_uuid = metrics.run_uuid"
-    " WHERE metrics.key = 'train_seconds' AND tags.key = 'mlflow.runName'"
-)
 
 
 def _fits(mlflow_db: Path) -> dict[str, float]:
-    with sqlite3.connect(mlflow_db) as db:
-        return {str(name): float(seconds) for name, seconds in db.execute(FITS).fetchall()}
+    names = MlflowSettings()  # both runs use the default experiment and model names
+    registry = ModelRegistry(f"sqlite:///{mlflow_db}", names.experiment, names.registered_model, create=False)
+    return registry.fit_seconds()
 
 
 def _quiet(root: Path) -> dict[str, float]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import tempfile
@@ -30,6 +29,8 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from btcmlops.registry import ModelRegistry
+from btcmlops.settings import MlflowSettings
 from services import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -305,20 +306,14 @@ def test_compose_stack_promotes_survives_restarts_and_keeps_its_volumes(stack: C
     _registry_sound(stack)
 
 
+def _fit_seconds(tracking_uri: str) -> dict[str, float]:
+    names = MlflowSettings()  # the stack and the replay use the default experiment and model names
+    return ModelRegistry(tracking_uri, names.experiment, names.registered_model, create=False).fit_seconds()
+
+
 def _live_fit_seconds(stack: ComposeStack) -> dict[str, float]:
     """The trainer's fit times in the running stack (train_seconds of each training run in MLflow)."""
-    response = httpx.post(
-        f"http://127.0.0.1:{stack.env['MLFLOW_PORT']}/api/2.0/mlflow/runs/search",
-        json={"experiment_ids": ["1"], "filter": "metrics.train_seconds > 0", "max_results": 1000},
-        timeout=10,
-    )
-    response.raise_for_status()
-    fits = {
-        run["info"]["run_name"]: metric["value"]
-        for run in response.json().get("runs", [])
-        for metric in run["data"]["metrics"]
-        if metric["key"] == "train_seconds"
-    }
+    fits = _fit_seconds(f"http://127.0.0.1:{stack.env['MLFLOW_PORT']}")
     assert fits, "no training run recorded train_seconds"
     return fits
 
@@ -334,12 +329,7 @@ def _quiet_fit_seconds(stack: ComposeStack) -> dict[str, float]:
             capture_output=True,
             timeout=600,
         )
-        with sqlite3.connect(Path(out) / "mlflow.db") as db:
-            rows = db.execute(
-                "SELECT tags.value, metrics.value FROM metrics JOIN tags ON tags.run_uuid = metrics.run_uuid"
-                " WHERE metrics.key = 'train_seconds' AND tags.key = 'mlflow.runName'"
-            ).fetchall()
-    return {str(name): float(seconds) for name, seconds in rows}
+        return _fit_seconds(f"sqlite:///{Path(out) / 'mlflow.db'}")
 
 
 def _compare_fit_times(stack: ComposeStack, live: dict[str, float], quiet: dict[str, float]) -> None:

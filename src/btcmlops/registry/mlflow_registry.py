@@ -331,6 +331,21 @@ class ModelRegistry:
             for run in runs
         ]
 
+    def fit_seconds(self) -> dict[str, float]:
+        """Each training run's fit time (``train_seconds``), by run name.
+
+        A training run is named for its training window, so two stores that trained the same months on
+        the same data compare fit for fit: the stack's trainer against a quiet replay (bench/stack_fit.py,
+        the compose test). A run that failed before its metrics were logged has no fit time.
+        """
+        with self._timings.measure("mlflow"):
+            runs = self._client.search_runs(
+                [self._experiment()],
+                filter_string=f"tags.`{KIND_TAG}` = 'training' and metrics.train_seconds >= 0",
+                max_results=5000,
+            )
+        return {str(run.info.run_name): float(run.data.metrics["train_seconds"]) for run in runs}
+
     def get_by_alias(self, alias: str) -> ModelVersionInfo | None:
         """The version ``alias`` points at, or None if the alias is not set."""
         with self._timings.measure("mlflow"):

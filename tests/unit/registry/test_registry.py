@@ -72,6 +72,24 @@ def test_an_alias_points_at_exactly_one_version(tmp_path: Path, mlflow_cache: Pa
     assert registry.get_by_alias(CHALLENGER) is None
 
 
+def test_fit_seconds_are_read_back_by_training_run_name(tmp_path: Path, mlflow_cache: Path) -> None:
+    registry = _registry(tmp_path, mlflow_cache)
+    for name, seconds in (("train-2021-01", 1.25), ("train-2021-02", 2.5)):
+        registry.register(
+            FORECASTER,
+            WINDOW,
+            params={},
+            metrics={"train_seconds": seconds, "in_sample_mae": 9.0},
+            example_features=SAMPLES.head(3),
+            run_name=name,
+        )
+    _register(registry)  # a training run without a fit time
+    registry.log_contest("contest-2021-02", {}, {"train_seconds": 7.0}, {})  # not a training run
+
+    reader = ModelRegistry(registry.tracking_uri, "registry-test", "registry-test-model", create=False)
+    assert reader.fit_seconds() == {"train-2021-01": 1.25, "train-2021-02": 2.5}
+
+
 def test_status_tags_and_training_window_are_version_tags(tmp_path: Path, mlflow_cache: Path) -> None:
     registry = _registry(tmp_path, mlflow_cache)
     version = _register(registry)
