@@ -172,6 +172,24 @@ def test_gpu_values_put_only_the_trainer_on_a_gpu_node(report: Report) -> None:
             assert "nodeSelector" not in pod, name
 
 
+def test_a_digest_pins_the_gpu_image_too_or_the_chart_refuses() -> None:
+    helm = check_helm.helm_binary()
+    gpu = next(scenario for scenario in SCENARIOS if scenario.name == "gpu")
+    default_digest, xgboost_digest = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    with pytest.raises(CheckError, match=r"image\.xgboostDigest"):
+        check_helm.render(helm, gpu, "--set", f"image.digest={default_digest}")
+    text = check_helm.render(
+        helm, gpu, "--set", f"image.digest={default_digest},image.xgboostDigest={xgboost_digest}"
+    )
+    images = {
+        manifest["metadata"]["labels"]["app.kubernetes.io/component"]: _container(manifest)["image"]
+        for manifest in check_helm.manifests(text)
+        if manifest["kind"] == "Deployment"
+    }
+    assert images["trainer"] == images["api"] == f"btcmlops@{xgboost_digest}"
+    assert images["dashboard"] == f"btcmlops@{default_digest}"
+
+
 def test_no_secret_is_written_in_a_manifest(report: Report) -> None:
     for scenario in ("default", "gpu", "external-db", "demo"):
         for name, _pod_spec, container in _containers(report, scenario):

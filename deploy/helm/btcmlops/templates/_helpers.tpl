@@ -67,11 +67,19 @@ labels:
 {{- end -}}
 
 {{/* The image of the containers that train or load models (trainer, api): the one with the xgboost
-extra when the trainer trains XGBoost on a GPU (a digest pins the default image only). */}}
+extra when the trainer trains XGBoost on a GPU. It has its own digest: a release that pins the default
+image by digest and leaves this one to a tag would run its trainer and api on whatever the tag moved to,
+so the chart refuses that. */}}
 {{- define "btcmlops.modelImage" -}}
 {{- if .Values.trainer.gpu.enabled -}}
+{{- if .Values.image.xgboostDigest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.xgboostDigest -}}
+{{- else if .Values.image.digest -}}
+{{- fail "image.digest pins the default image only: with trainer.gpu.enabled, set image.xgboostDigest to the digest of the image built with the xgboost extra" -}}
+{{- else -}}
 {{- $tag := default (printf "%s-xgboost" (default .Chart.AppVersion .Values.image.tag)) .Values.image.xgboostTag -}}
 {{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- end -}}
 {{- else -}}
 {{- include "btcmlops.image" . -}}
 {{- end -}}
