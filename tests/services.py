@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -213,8 +213,11 @@ def wait_ready(client: TestClient, timeout_s: float = 30) -> None:
 
 
 @contextlib.contextmanager
-def serving_replay(replay: ReplayResult) -> Iterator[TestClient]:
-    """The inference service in-process (its lifespan runs) on a replay's own stores, ready."""
+def serving_replay(replay: ReplayResult, **settings_groups: Any) -> Iterator[TestClient]:
+    """The inference service in-process (its lifespan runs) on a replay's own stores, ready.
+
+    ``settings_groups`` adds settings groups the defaults here leave out (``clock={"api_key": ...}``).
+    """
     from fastapi.testclient import TestClient
 
     from btcmlops.serving import create_app
@@ -225,6 +228,7 @@ def serving_replay(replay: ReplayResult) -> Iterator[TestClient]:
         store={"url": f"sqlite:///{replay.out_dir / 'prices.db'}"},
         mlflow={"tracking_uri": replay.tracking_uri},
         serve={"poll_interval_s": 0.05, "log_flush_interval_s": 0.05},
+        **settings_groups,
     )
     with TestClient(create_app(settings)) as client:
         wait_ready(client)

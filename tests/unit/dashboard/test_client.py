@@ -18,7 +18,7 @@ from btcmlops.replay import ReplayResult
 from btcmlops.serving import create_app
 from btcmlops.settings import Settings
 from factories import make_candles, small_replay
-from services import free_port
+from services import free_port, wait_ready
 
 KEY = "dashboard-key"
 PAGE = Path(btcmlops.dashboard.__file__).with_name("app.py")
@@ -42,10 +42,7 @@ def service(replay: ReplayResult, tmp_path: Path) -> Iterator[ServiceClient]:
         clock={"start": "2021-03-20T00:00:00Z", "speed": 0.001, "api_key": KEY},
     )
     with TestClient(create_app(settings)) as http:
-        deadline = time.monotonic() + 30
-        while http.get("/readyz").status_code != 200:
-            assert time.monotonic() < deadline, http.get("/model").text
-            time.sleep(0.05)
+        wait_ready(http)
         yield ServiceClient(http)
 
 

@@ -7,7 +7,6 @@ every answer as the OpenAPI document describes it (status, content type, headers
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,6 +18,7 @@ from schemathesis.python import asgi
 from btcmlops.serving import create_app
 from btcmlops.settings import Settings
 from fuzz import fuzz
+from services import wait_ready
 
 CASES_PER_OPERATION = int(os.environ.get("BTCMLOPS_FUZZ_CASES", "80"))
 """Per operation and mode: 8 operations take input, so the default makes about 1,300 cases."""
@@ -36,10 +36,7 @@ def schema(settings_copy: Callable[..., Settings]) -> Iterator[Any]:
 
 def test_generated_requests_get_no_5xx_and_answers_match_the_schema(schema: Any, control_key: str) -> None:
     client = asgi.get_client(schema.app)
-    deadline = time.monotonic() + 30
-    while client.get("/readyz").status_code != 200:  # a champion loaded: /predict gets past the 503
-        assert time.monotonic() < deadline, client.get("/model").text
-        time.sleep(0.05)
+    wait_ready(client)  # a champion loaded: /predict gets past the 503
 
     def send(case: Case, headers: dict[str, str] | None) -> Any:
         return case.call(headers=headers)

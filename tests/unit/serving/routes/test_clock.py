@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +15,7 @@ from btcmlops.replay import ReplayResult
 from btcmlops.serving import create_app
 from btcmlops.settings import Settings
 from factories import make_candles, small_replay
+from services import wait_ready
 
 KEY = "test-key"
 
@@ -37,10 +38,7 @@ def client(replay: ReplayResult, tmp_path: Path) -> Iterator[TestClient]:
         clock={"start": "2021-03-10T00:00:00Z", "speed": 0.01, "api_key": KEY},  # 36 sim seconds per second
     )
     with TestClient(create_app(settings)) as test_client:
-        deadline = datetime.now(UTC) + timedelta(seconds=30)
-        while test_client.get("/readyz").status_code != 200:
-            assert datetime.now(UTC) < deadline, test_client.get("/model").text
-            time.sleep(0.05)
+        wait_ready(test_client)
         yield test_client
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from btcmlops.serving.routes import model
 from btcmlops.settings import Settings
 from btcmlops.store import AuditEntry, ChangeInProgressError
 from factories import make_candles, small_replay
+from services import serving_replay, wait_until
 
 KEY = "a-long-control-key-for-tests"
 
@@ -34,24 +34,18 @@ def replay(tmp_path: Path) -> ReplayResult:
 
 @pytest.fixture
 def client(replay: ReplayResult) -> Iterator[TestClient]:
-    settings = Settings(
-        home=replay.out_dir.parent,
-        store={"url": f"sqlite:///{replay.out_dir / 'prices.db'}"},
-        mlflow={"tracking_uri": replay.tracking_uri},
-        serve={"poll_interval_s": 0.05, "log_flush_interval_s": 0.05},
-        clock={"api_key": KEY},
-    )
-    with TestClient(create_app(settings)) as test_client:
+    with serving_replay(replay, clock={"api_key": KEY}) as test_client:
         yield test_client
 
 
 def _served_version(client: TestClient, version: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if client.get("/model").json()["version"] == version:
-            return
-        time.sleep(0.05)
-    pytest.fail(f"the service did not swap to v{version}: {client.get('/model').json()}")
+    wait_until(
+        lambda: client.get("/model").json()["version"] == version,
+        timeout_s=30,
+        what=f"the service serving v{version}",
+        on_timeout=lambda: client.get("/model").text,
+        every_s=0.05,
+    )
 
 
 def test_promote_and_rollback_need_the_key_are_audited_and_served(
