@@ -32,6 +32,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from btcmlops.calendar import Month
+from btcmlops.contest.scoring import score
 from btcmlops.contest.training import month_samples, training_samples
 from btcmlops.data import read_candle_file
 from btcmlops.features import build_samples
@@ -47,10 +48,6 @@ def _fit(rows: pd.DataFrame, config: ModelSettings) -> tuple[Forecaster, float]:
 
 def _max_relative(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> float:
     return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), np.finfo(np.float64).tiny)))
-
-
-def _mae(close: npt.NDArray[np.float64], actual: npt.NDArray[np.float64]) -> float:
-    return float(np.mean(np.abs(close - actual)))
 
 
 def main() -> int:
@@ -82,7 +79,6 @@ def main() -> int:
     candles = read_candle_file(settings.data.file).candles
     samples = build_samples(candles, cpu.feature_set)
     rows, test = training_samples(samples, through), month_samples(samples, scored)
-    actual = test["actual_close"].to_numpy()
     print(f"xgboost, {cpu.num_boost_round} rounds: {len(rows):,} rows through {through}, scored on {scored}")
 
     cpu_model, cpu_s = _fit(rows, cpu)
@@ -96,8 +92,12 @@ def main() -> int:
     seed_gap = max(_max_relative(close, cpu_close) for close in reseeded)
     print(f"fit cpu ({arguments.threads} thread(s)): {cpu_s:7.2f} s")
     print(f"fit {label} [{device}]: {other_s:7.2f} s  ({cpu_s / other_s:.2f}x the CPU's speed)")
-    reseeded_mae = ", ".join(f"{_mae(close, actual):.2f}" for close in reseeded)
-    print(f"MAE on {scored}: cpu {_mae(cpu_close, actual):.2f}, {label} {_mae(other_close, actual):.2f}, "
+
+    def mae(close: npt.NDArray[np.float64]) -> float:  # as the contest scores it
+        return score(test["actual_close"], close, test["close"]).mae
+
+    reseeded_mae = ", ".join(f"{mae(close):.2f}" for close in reseeded)
+    print(f"MAE on {scored}: cpu {mae(cpu_close):.2f}, {label} {mae(other_close):.2f}, "
           f"cpu with {arguments.seeds} other seeds {reseeded_mae} USDT")  # fmt: skip
     print(f"project hyperparameters, max relative forecast difference: {label} {gap:.3e}, "
           f"cpu seed to seed (largest of {arguments.seeds}) {seed_gap:.3e}; "
