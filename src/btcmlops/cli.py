@@ -6,6 +6,7 @@ import logging
 import signal
 import tempfile
 import threading
+import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from btcmlops.redaction import install_log_redaction, redacted_stream
 from btcmlops.settings import Settings
 
 if TYPE_CHECKING:
@@ -26,12 +28,15 @@ if TYPE_CHECKING:
     from btcmlops.store import AuditEntry, PriceStore
 
 app = typer.Typer(
-    help="btcmlops: hourly BTC forecasts, a fair champion/challenger contest, MLflow.", no_args_is_help=True
+    help="btcmlops: hourly BTC forecasts, a fair champion/challenger contest, MLflow.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,  # main() prints what no command caught, redacted
 )
 data_app = typer.Typer(help="Load and fetch candles into the price store.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-console = Console()
-errors = Console(stderr=True)
+# Everything printed passes one redaction (no password of a URL on a screen or in a CI log).
+console = Console(file=redacted_stream())
+errors = Console(file=redacted_stream(stderr=True))
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -96,6 +101,7 @@ def _store_url(settings: Settings) -> str:
 @app.callback()
 def _main(ctx: typer.Context) -> None:
     """Build the one Settings object from BTCMLOPS_* variables and .env."""
+    install_log_redaction()
     # MLflow's INFO lines (schema creation) and its note that the venv has no pip are noise here.
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
@@ -810,4 +816,8 @@ def _print_summary(summary: dict[str, object]) -> None:
 
 def main() -> None:
     """Entry point of the ``btcmlops`` console script."""
-    app()
+    try:
+        app()
+    except Exception:  # what no command caught: its traceback, through the same redaction as the rest
+        errors.print(traceback.format_exc(), markup=False, highlight=False, soft_wrap=True)
+        raise SystemExit(1) from None

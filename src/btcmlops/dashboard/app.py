@@ -24,12 +24,14 @@ from btcmlops.dashboard.views import (
     newest_asked,
     timeline_figure,
 )
+from btcmlops.redaction import install_log_redaction
 from btcmlops.registry.presentation import model_version_url, registered_model_url
 from btcmlops.settings import Settings
 
 
 @st.cache_resource
 def _settings() -> Settings:
+    install_log_redaction()  # once per dashboard process, as every entry point does
     return Settings()
 
 

@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 import pandas as pd
 
+from btcmlops.redaction import describe_error, redact
+
 _SERVED = ("timestamp", "target_time", "predicted_close", "last_close", "model_version", "served_at", "live")
 """The columns of a served forecast, as ``/predictions`` gives them."""
 _SHADOW = ("timestamp", "target_time", "predicted_close", "model_version")
@@ -38,7 +40,8 @@ class ServiceClient:
     def __init__(self, http: httpx.Client) -> None:
         """Wrap a client whose ``base_url`` is the service (tests pass the app's ``TestClient``)."""
         self._http = http
-        self.base_url = str(http.base_url).rstrip("/")
+        self.base_url = redact(str(http.base_url).rstrip("/"))
+        """The service's address as shown on the page: without user info, if the URL carried any."""
 
     @classmethod
     def connect(cls, base_url: str, *, timeout_s: float) -> ServiceClient:
@@ -51,7 +54,9 @@ class ServiceClient:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as error:
-            raise ServiceUnavailableError(f"{self.base_url} does not answer: {error}") from error
+            raise ServiceUnavailableError(
+                f"{self.base_url} does not answer: {describe_error(error)}"
+            ) from error
         if response.status_code >= 500:
             raise ServiceUnavailableError(
                 f"{self.base_url}{path} answered {response.status_code}: {_detail(response)}"

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from btcmlops.calendar import Month, months_between
+from btcmlops.redaction import describe_error, redact
 
 _CHECKSUM_LINE = re.compile(r"\s*([0-9a-fA-F]{64})\s+\*?(\S+)\s*")
 _SYMBOL = re.compile(r"[A-Z0-9]{2,30}")
@@ -37,13 +38,15 @@ def _get(client: httpx.Client, url: str, base_url: str, what: str) -> bytes:
         response = client.get(url)
     except httpx.TransportError as error:
         raise FetchError(
-            f"cannot reach {base_url}: {error.__class__.__name__}: {error} — offline? "
+            f"cannot reach {redact(base_url)}: {describe_error(error)} — offline? "
             "set BTCMLOPS_DATA__ARCHIVE_BASE_URL to a reachable mirror"
         ) from None
     except httpx.HTTPError as error:
-        raise FetchError(f"{what}: {error.__class__.__name__} from {url}: {error}") from None
+        raise FetchError(
+            f"{what}: {error.__class__.__name__} from {redact(url)}: {redact(str(error))}"
+        ) from None
     if response.status_code == httpx.codes.NOT_FOUND:
-        raise FetchError(f"{what}: HTTP 404 from {url} — not published (yet)?")
+        raise FetchError(f"{what}: HTTP 404 from {redact(url)} — not published (yet)?")
     if response.status_code != httpx.codes.OK:
         raise FetchError(f"{what}: HTTP {response.status_code} from {url}")
     return response.content

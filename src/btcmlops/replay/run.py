@@ -18,6 +18,7 @@ import pandas as pd
 from btcmlops.calendar import months_between
 from btcmlops.contest import Contest, Month, MonthOutcome
 from btcmlops.data import load_file_into_store
+from btcmlops.redaction import redact
 from btcmlops.registry import ModelRegistry, resolve_tracking
 from btcmlops.registry.presentation import experiment_runs_url, registered_model_url
 from btcmlops.replay.summary import build_summary, predictions_frame
@@ -86,7 +87,7 @@ def mlflow_ui_command(tracking_uri: str, artifact_root: str | None) -> str:
     MLflow 3's GenAI job runners off: a laptop demo needs neither four workers nor seven runners.
     """
     if not tracking_uri.startswith("sqlite:"):
-        return f"open {tracking_uri} in a browser"
+        return f"open {redact(tracking_uri)} in a browser"
     executable = Path(sys.executable).parent / "mlflow"
     parts = [str(executable) if executable.exists() else "mlflow", "ui", "--backend-store-uri", tracking_uri]
     if artifact_root:
@@ -144,7 +145,7 @@ def run_replay(
         if registry.versions():
             raise ReplayError(
                 f"registered model {settings.mlflow.registered_model!r} already has versions at "
-                f"{tracking_uri}; a replay starts from an empty registry "
+                f"{redact(tracking_uri)}; a replay starts from an empty registry "
                 "(set BTCMLOPS_MLFLOW__REGISTERED_MODEL)"
             )
 
@@ -192,7 +193,7 @@ def run_replay(
             },
             settings=settings,
             mlflow_info={
-                "tracking_uri": tracking_uri,
+                "tracking_uri": redact(tracking_uri),  # summary.json is shared: no password in it
                 "experiment": settings.mlflow.experiment,
                 "registered_model": settings.mlflow.registered_model,
                 "ui_command": ui_command,

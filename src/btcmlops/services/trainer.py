@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from btcmlops.calendar import Month
 from btcmlops.clock import SimClock, last_closed_hour, month_end
 from btcmlops.contest import Contest, MonthOutcome
+from btcmlops.redaction import redact
 from btcmlops.registry import ModelRegistry
 from btcmlops.services.retry import Backoff, is_configuration_error, retrying, wait_after
 from btcmlops.settings import TrainerSettings
@@ -69,7 +70,7 @@ def wait_for_registry(
         ),
         stop,
         Backoff(1.0, max_wait_s),
-        f"opening the MLflow registry at {tracking_uri}",
+        f"opening the MLflow registry at {redact(tracking_uri)}",
     )
 
 

@@ -20,8 +20,9 @@ from fastapi.responses import JSONResponse
 from mlflow.exceptions import MlflowException
 
 from btcmlops.contest.changes import ChangeRefusedError
+from btcmlops.redaction import describe_error
 from btcmlops.serving.schemas import ErrorPublic, InvalidInputPublic
-from btcmlops.serving.state import STORE_ERRORS, StoreUnavailableError, describe_error
+from btcmlops.serving.state import STORE_ERRORS, StoreUnavailableError
 from btcmlops.store import ChangeInProgressError
 
 Responses = dict[int | str, dict[str, Any]]

@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from btcmlops.clock import SimClock
+from btcmlops.redaction import describe_error
 from btcmlops.registry import CHALLENGER, CHAMPION, ModelRegistry
 from btcmlops.serving.metrics import ServiceMetrics
 from btcmlops.serving.snapshot import ServedModel, Snapshot, SnapshotBuilder
@@ -54,12 +55,6 @@ class StoreUnavailableError(RuntimeError):
 STORE_ERRORS = (DBAPIError, PoolTimeoutError, StoreUnavailableError)
 """What a price store that cannot be reached raises: a driver error (refused, lost connection, read
 timeout), no free pooled connection in time, or no answer within the request's wait."""
-
-
-def describe_error(error: BaseException) -> str:
-    """``Class: message`` of ``error``, short; a driver error by its own words, without SQLAlchemy's SQL."""
-    cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
-    return f"{cause.__class__.__name__}: {cause}"[:300]
 
 
 async def wait_for_answer(probe: Callable[[], Awaitable[bool]], wait_s: float, step_s: float) -> bool:

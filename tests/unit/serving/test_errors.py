@@ -29,7 +29,7 @@ CASES: list[tuple[Callable[[], Exception], int, str, dict[str, str]]] = [
     (
         lambda: OperationalError("SELECT 1", {}, ConnectionRefusedError("refused")),
         503,
-        "price store unreachable: ConnectionRefusedError: refused",
+        "price store unreachable: ConnectionRefusedError: connection refused",
         {"retry-after": "1"},
     ),
     (

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from fastapi import APIRouter
 
+from btcmlops.redaction import describe_error
 from btcmlops.serving.deps import Changes, ControlKey, Service
 from btcmlops.serving.errors import (
     STORE_OR_REGISTRY,
@@ -25,7 +26,6 @@ from btcmlops.serving.schemas import (
     TrainingWindowPublic,
 )
 from btcmlops.serving.snapshot import hour_time
-from btcmlops.serving.state import describe_error
 from btcmlops.store import AuditEntry
 
 router = APIRouter()
