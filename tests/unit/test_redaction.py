@@ -15,6 +15,7 @@ import pytest
 import requests
 import sqlalchemy
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from rich.console import Console
 
 from btcmlops.redaction import (
@@ -54,7 +55,8 @@ def test_redact_takes_user_and_password_out_of_every_scheme_and_keeps_the_rest(u
     assert USER not in shown
     assert "pw-Zq7" not in shown
     assert "***" in shown
-    assert shown.startswith("API request to ") and shown.endswith(" failed")
+    assert shown.startswith("API request to ")
+    assert shown.endswith(" failed")
     assert url.split("://")[0] + "://" in shown  # what it is stays readable
 
 
@@ -80,7 +82,8 @@ def test_concealed_text_says_what_failed_but_not_where() -> None:
     for where in ("10.1.2.3", "mlflow.internal", "5000", "db.internal", "172.18.0.5", "fe80", "u:p"):
         assert where not in shown, where
     assert "API request to <http URL> failed" in shown
-    assert "Max retries exceeded" in shown and "timed out" in shown
+    assert "Max retries exceeded" in shown
+    assert "timed out" in shown
 
 
 def test_describe_error_says_a_refused_store_by_its_cause_without_credentials_or_address(
@@ -99,7 +102,7 @@ def test_describe_error_says_an_unreachable_mlflow_by_its_cause(
 ) -> None:
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # as the services set it: ours retry
     client = MlflowClient(tracking_uri=f"http://{USER}:{PASSWORD}@127.0.0.1:{closed_port}")
-    with pytest.raises(Exception) as failed:  # MLflow wraps requests' error in its own
+    with pytest.raises(MlflowException) as failed:  # MLflow wraps requests' error in its own
         client.get_registered_model("btc")
     assert PASSWORD in str(failed.value) or USER in str(failed.value)  # what MLflow itself says
     shown = describe_error(failed.value)
@@ -147,7 +150,8 @@ def test_installed_redaction_covers_every_log_line_and_traceback(log_lines: io.S
         logger.exception("retrying")
     logger.info("nothing secret: %d versions", 3)
     text = log_lines.getvalue()
-    assert USER not in text and "pw-Zq7" not in text
+    assert USER not in text
+    assert "pw-Zq7" not in text
     assert "opening the registry at http://***@mlflow:5000 failed" in text
     assert "ConnectionError: API request to http://***@mlflow:5000/api failed" in text
     assert "Traceback" in text  # the traceback is still there, redacted
