@@ -15,8 +15,8 @@ connection layer, before the app runs:
 - a **header deadline**: from the accept (or from the end of the previous response on a kept-alive
   connection) the request's headers must be complete within ``header_timeout_s``;
 - a **body deadline**: from the headers, the body must be complete within ``body_timeout_s``;
-- past either deadline the client gets ``408 Request Timeout`` (if no response has started) and the
-  connection is closed. uvicorn's own keep-alive timer (``keep_alive_timeout_s``) still closes a
+- past either deadline the client gets ``408 Request Timeout`` (unless the app answered already) and
+  the connection is closed. uvicorn's own keep-alive timer (``keep_alive_timeout_s``) still closes a
   kept-alive connection that says nothing.
 
 The body's *size* (64 KiB) is the app's ``BodyLimitMiddleware``; this module bounds only time and count.
@@ -137,12 +137,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._body_deadline = None
 
     def _deadline_passed(self, part: str, setting: str, timeout_s: float) -> None:
-        """The client took too long to send a request's ``part``: 408 (unless answering) and close."""
+        """The client took too long to send a request's ``part``: 408 and close (no 408 where the app
+        answered that request already, without waiting for its body)."""
         if self.transport.is_closing():
             return
-        cycle = self.cycle
-        answering = cycle is not None and cycle.response_started and not cycle.response_complete
-        if not answering:
+        answered = part == "body" and self.cycle is not None and self.cycle.response_started
+        if not answered:
             detail = (
                 f"request timed out: its {part} did not arrive within {timeout_s:g} s "
                 f"(BTCMLOPS_SERVE__{setting}_TIMEOUT_S)"
