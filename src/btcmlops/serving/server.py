@@ -27,6 +27,7 @@ Helm chart and the native stack); it also raises the process's open-file limit s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import resource
 import sys
@@ -46,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 OPEN_FILES_HEADROOM = 256
 """Descriptors kept free beside the client connections: the listening socket, the price store's pool,
-MLflow's HTTP connections, model and write-ahead files, logs (a serve process holds about 40 at rest)."""
+MLflow's HTTP connections, model and write-ahead files, logs (a serve process holds about 20 at rest)."""
 
 
 @dataclass(frozen=True)
@@ -221,6 +222,7 @@ def run_server(app: ASGIApp, settings: ServeSettings, *, host: str, port: int) -
     server = uvicorn.Server(
         server_config(app, settings, host=host, port=port, max_connections=max_connections)
     )
-    server.run()
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the SIGINT it stopped on
+        server.run()
     if not server.started:
         sys.exit(STARTUP_FAILURE)
