@@ -272,9 +272,8 @@ def serve(
 ) -> None:
     """Run the inference service (uvicorn): the champion's forecasts, hot-swapped on promotion."""
 
-    import uvicorn
-
     from btcmlops.serving import create_app
+    from btcmlops.serving.server import run_server
 
     settings = _on_replay(_settings(ctx), replay)
     _refuse_placeholder_secrets(settings)
@@ -284,12 +283,9 @@ def serve(
     except ValueError as error:
         errors.print(f"[red]cannot serve:[/red] {error} (or pass --replay DIR)")
         raise typer.Exit(1) from None
-    uvicorn.run(
-        application,
-        host=host or settings.serve.host,
-        port=port or settings.serve.port,
-        log_level="info",
-        access_log=False,  # per-request logging stays off the hot path; /metrics counts requests
+    # Slow and idle clients are bounded there (header, body and keep-alive timeouts, a connection cap).
+    run_server(
+        application, settings.serve, host=host or settings.serve.host, port=port or settings.serve.port
     )
 
 

@@ -287,6 +287,50 @@ class ServeSettings(BaseModel):
             "longer: 413. 64 KiB holds a full batch of timestamps or a few hundred candles."
         ),
     )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description=(
+            "Longest a client may take to send a request's headers, from its connection (or the end of "
+            "the previous answer on a kept-alive one); past it: 408 and the connection is closed."
+        ),
+    )
+    body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description=(
+            "Longest a client may take to send a request's body once its headers are in; past it: 408 and "
+            "the connection is closed (a 64 KiB body at an ordinary speed takes milliseconds)."
+        ),
+    )
+    keep_alive_timeout_s: int = Field(
+        default=5,
+        ge=1,
+        le=300,
+        description="How long a kept-alive connection may stay silent after an answer before it is closed.",
+    )
+    max_connections: int = Field(
+        default=4096,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "Most connections open at once (per process); beyond: 503 with Retry-After and the connection "
+            "closed at once. Lowered, with a warning, where the open-file limit cannot hold it."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _keep_alive_within_header_timeout(self) -> Self:
+        if self.keep_alive_timeout_s > self.header_timeout_s:
+            raise ValueError(
+                f"keep_alive_timeout_s ({self.keep_alive_timeout_s} s) is longer than header_timeout_s "
+                f"({self.header_timeout_s:g} s), which bounds a kept-alive connection's wait for its next "
+                "request too: lower BTCMLOPS_SERVE__KEEP_ALIVE_TIMEOUT_S or raise "
+                "BTCMLOPS_SERVE__HEADER_TIMEOUT_S"
+            )
+        return self
 
 
 class ClockSettings(BaseModel):
