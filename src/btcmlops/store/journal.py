@@ -122,8 +122,12 @@ class RegistryJournal:
         assert entry is not None
         return entry
 
-    def finish(self, entry_id: int, audit: list[AuditEntry], *, now: datetime) -> None:
-        """Mark a change done and append its audit rows, in one transaction (all or nothing)."""
+    def finish(self, entry_id: int, audit: list[AuditEntry], *, now: datetime) -> bool:
+        """Mark a change done and append its audit rows, in one transaction (all or nothing).
+
+        Returns False when the change was finished before (a retried last step, or another process
+        rolled it forward meanwhile): its audit rows are already there and none is added.
+        """
         with self._engine.begin() as connection:
             updated = connection.execute(
                 update(registry_journal)
@@ -131,9 +135,10 @@ class RegistryJournal:
                 .values(state=DONE, pending_slot=None, finished_at=_naive_utc(now))
             )
             if updated.rowcount == 0:
-                return  # finished before (a retried last step): the audit rows are already there
+                return False
             for row in audit:
                 connection.execute(insert(champion_audit).values(self._audit_values(row, entry_id)))
+        return True
 
     def abandon(self, entry_id: int) -> None:
         """Drop a pending change none of whose steps has run (its plan went stale before the first)."""
