@@ -127,7 +127,7 @@ class TrainerService:
         if self._lease_lost.is_set():
             raise LeaseLostError(f"trainer {self.holder} lost its lease")
         self._lease_valid_until = max(self._lease_valid_until, self._held_until())
-        if self._next is None or real_now >= self._reconcile_due:
+        if real_now >= self._reconcile_due:  # at once after a (re)start or a failed round
             self._reconcile(real_now)  # also with no clock, a finished clock or nothing left to close
         clock = self._store.read_clock()
         newest = self._store.latest_candle_time()
