@@ -3,8 +3,10 @@
 A manual promote or rollback and an alias moved by hand in the MLflow UI are registry changes like a
 contest's: the intent goes into the journal first, each step (status tags, aliases) can be repeated,
 and the change ends with its row in the append-only champion audit, in one transaction. A change
-found half-done on the next start is finished from its plan. MLflow keeps no alias history, so the
-audit is the only record of who served when; the contest reads it to score what actually served.
+whose process was cut off is finished from its plan by whoever looks next once it is older than a
+grace (``repair_stale``: the trainer and every inference service look every few seconds). MLflow
+keeps no alias history, so the audit is the only record of who served when; the contest reads it to
+score what actually served.
 """
 
 from __future__ import annotations

@@ -3,9 +3,11 @@
 MLflow keeps no history of its aliases and cannot change two things in one transaction, so every
 registry change is written here first (a ``pending`` journal row holding the whole plan), then done
 step by step, then closed with its audit rows in one transaction. A process that dies in between
-leaves the pending row behind and the next start finishes it. The database, not the code, keeps the
-two rules that make this safe: one month is closed once (unique model + month), and one change is in
-flight per model at a time (unique model + ``pending_slot``, which is 1 only while pending).
+leaves the pending row behind, and the trainer or an inference service finishes it from the plan (a
+month close on the trainer's next round; a change by hand once it is older than a grace). The
+database, not the code, keeps the two rules that make this safe: one month is closed once (unique
+model + month), and one change is in flight per model at a time (unique model + ``pending_slot``,
+which is 1 only while pending).
 """
 
 from __future__ import annotations
