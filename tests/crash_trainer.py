@@ -82,7 +82,9 @@ def main() -> None:
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
     settings = Settings()
-    store = PriceStore(settings.store.url or f"sqlite:///{(settings.home / 'prices.db').resolve()}")
+    store = PriceStore(
+        settings.store.url or f"sqlite:///{(settings.home / 'prices.db').resolve()}", settings.store
+    )
     store.migrate()
     tracking_uri, artifacts = resolve_tracking(
         settings.mlflow.tracking_uri, settings.home / "mlflow", settings.home / "cache"
@@ -106,7 +108,14 @@ def main() -> None:
 
     crash = CrashPoint(args.month, args.at, args.steps)
     contest = CrashingContest(
-        settings.model, settings.contest, registry, store, store, sim_now=sim_now, crash=crash
+        settings.model,
+        settings.contest,
+        registry,
+        store,
+        store,
+        sim_now=sim_now,
+        crash=crash,
+        change_grace_s=settings.store.change_grace_s,
     )
     try:
         TrainerService(contest, store, settings.trainer).run(stop)

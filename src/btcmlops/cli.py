@@ -509,7 +509,14 @@ def trainer(ctx: typer.Context) -> None:
             service.fence(step)
 
     contest = Contest(
-        settings.model, settings.contest, registry, store, store, sim_now=_sim_now_of(store), on_step=fence
+        settings.model,
+        settings.contest,
+        registry,
+        store,
+        store,
+        sim_now=_sim_now_of(store),
+        on_step=fence,
+        change_grace_s=settings.store.change_grace_s,
     )
     service = TrainerService(
         contest, store, settings.trainer, wait_for_service=settings.clock.wait_for_service
@@ -763,7 +770,7 @@ def registry_reconcile(ctx: typer.Context, replay: ReplayOption = None) -> None:
     """Finish a change a dead process left half-done, record external alias moves, repair status tags."""
     store, contest = _open_contest(_on_replay(_settings(ctx), replay))
     try:
-        finished = contest.reconcile()
+        finished = contest.reconcile(grace_s=0.0)  # by hand: whatever is pending is finished now
         problems = contest.changes.problems()
     finally:
         store.dispose()

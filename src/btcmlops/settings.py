@@ -30,7 +30,7 @@ class ConfigurationError(ValueError):
 
 
 class StoreSettings(BaseModel):
-    """Where prices, contest decisions and (later) the prediction log live."""
+    """Where prices, contest decisions, the prediction log and the registry's change journal live."""
 
     url: str | None = Field(
         default=None,
@@ -58,6 +58,24 @@ class StoreSettings(BaseModel):
     )
     busy_timeout_s: float = Field(
         default=5.0, ge=0, description="SQLite: longest wait for another writer's lock."
+    )
+    change_grace_s: float = Field(
+        default=30.0,
+        ge=0,
+        description=(
+            "A change by hand (promote, rollback, an external alias move's record) pending in the "
+            "registry journal longer than this is taken for cut off (its process died or gave up) and "
+            "rolled forward from its plan by the trainer or an inference service. Longer than any live "
+            "change takes, so a change still in flight is never raced."
+        ),
+    )
+    change_check_s: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "How often the trainer and each inference service look for such a change; one is repaired "
+            "at most change_grace_s + change_check_s after it was begun."
+        ),
     )
 
 

@@ -3,15 +3,19 @@
 A manual promote or rollback and an alias moved by hand in the MLflow UI are registry changes like a
 contest's: the intent goes into the journal first, each step (status tags, aliases) can be repeated,
 and the change ends with its row in the append-only champion audit, in one transaction. A change
-found half-done on the next start is finished from its plan. MLflow keeps no alias history, so the
-audit is the only record of who served when; the contest reads it to score what actually served.
+whose process was cut off is finished from its plan by whoever looks next once it is older than a
+grace (``repair_stale``: the trainer and every inference service look every few seconds). MLflow
+keeps no alias history, so the audit is the only record of who served when; the contest reads it to
+score what actually served.
 """
 
 from __future__ import annotations
 
 import getpass
 import logging
+import os
 import socket
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
@@ -27,6 +31,10 @@ PROMOTE = "promote"
 ROLLBACK = "rollback"
 EXTERNAL = "external"
 _SOURCE = {PROMOTE: "manual", ROLLBACK: "manual", EXTERNAL: "external"}
+
+REPAIR_CLAIM = "change-repair"
+"""Lease name prefix (``change-repair:<change id>``) a repairer claims, so that of two processes that
+find the same change stale at once one rolls it forward and the other does nothing."""
 
 StepHook = Callable[[str], None]
 """Called with a step's name at every step boundary: the seam the crash tests inject failures at."""
@@ -141,6 +149,10 @@ class ChampionChanges:
 
     def carry_out(self, entry: JournalEntry) -> AuditEntry:
         """Do (or finish) a champion change's steps, then close it with its audit row."""
+        return self._carry_out(entry)[0]
+
+    def _carry_out(self, entry: JournalEntry) -> tuple[AuditEntry, bool]:
+        """``carry_out``, and whether this call closed the change (False: another process had)."""
         plan = entry.plan
         to_version, from_version = plan["to"], plan["from"]
         self._registry.set_status(to_version, VersionStatus.PRODUCTION)
@@ -164,14 +176,61 @@ class ChampionChanges:
             source=_SOURCE[entry.kind],
         )
         self._step("journal.finish")
-        self._journal.finish(entry.id, [row], now=self._now())
-        logger.info(
-            "champion v%s -> v%s (%s by %s): %s",
-            from_version,
-            to_version,
-            entry.kind,
-            entry.actor,
-            entry.reason,
+        closed = self._journal.finish(entry.id, [row], now=self._now())
+        if closed:
+            logger.info(
+                "champion v%s -> v%s (%s by %s): %s",
+                from_version,
+                to_version,
+                entry.kind,
+                entry.actor,
+                entry.reason,
+            )
+        return row, closed
+
+    # -- repair without a human -----------------------------------------------------------------------
+    def repair_stale(self, grace_s: float, *, holder: str | None = None) -> AuditEntry | None:
+        """Roll forward a change by hand pending longer than ``grace_s``: its process was cut off.
+
+        A promote, rollback or external move's record takes a few registry calls; one still pending past
+        the grace was cut off (a ``kill -9``, a request that gave up half-way) and nobody else will finish
+        it, so whichever long-running process looks next (the trainer, an inference service) carries its
+        plan out to the end. It is audited as the original change (its actor, reason and source), not as
+        a new one. Month closes are left to the trainer's reconcile: they train, under its lease.
+
+        Safe from several processes at once: each claims the change with a short lease in the store
+        first, and a process that does not get the claim (or finds the change closed) does nothing.
+        Returns the change's audit row if this call closed it.
+        """
+        pending = self._journal.pending(self._name)
+        if pending is None or pending.kind == MONTH_CLOSE:
+            return None
+        now = self._now()
+        age_s = (now - pending.created_at).total_seconds()
+        if age_s < grace_s:
+            return None  # maybe still in flight in the process that began it
+        holder = holder or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        claim = f"{REPAIR_CLAIM}:{pending.id}"
+        if self._journal.acquire_lease(claim, holder, now=now, ttl_s=max(grace_s, 30.0)).holder != holder:
+            return None  # another process is repairing it right now
+        try:
+            current = self._journal.pending(self._name)
+            if current is None or current.id != pending.id:
+                return None  # closed by someone else between the look and the claim
+            row, closed = self._carry_out(pending)
+        finally:
+            self._journal.release_lease(claim, holder)
+        if not closed:
+            return None
+        logger.warning(
+            "repaired change #%d (%s v%s -> v%s by %s, pending %.1f s: its process was cut off): "
+            "rolled forward from its plan",
+            pending.id,
+            pending.kind,
+            pending.plan["from"],
+            pending.plan["to"],
+            pending.actor,
+            age_s,
         )
         return row
 

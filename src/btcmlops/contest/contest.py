@@ -143,7 +143,10 @@ class Contest:
         on_step: StepHook = no_step,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         sim_now: Callable[[], datetime | None] = lambda: None,
+        change_grace_s: float = 0.0,
     ) -> None:
+        """``change_grace_s``: how old a pending change by hand must be before ``reconcile`` takes it for
+        cut off and rolls it forward (``StoreSettings.change_grace_s`` in the trainer; 0 by hand)."""
         self._model = model
         self._rule = rule
         self._registry = registry
@@ -153,6 +156,7 @@ class Contest:
         self._timings = timings or Timings()
         self._step = on_step
         self._now = now
+        self._change_grace_s = change_grace_s
         self.changes = ChampionChanges(
             registry, self._journal, ledger, now=now, sim_now=sim_now, on_step=on_step
         )
@@ -205,11 +209,14 @@ class Contest:
             note=outcome.note,
         )
 
-    def reconcile(self) -> list[MonthOutcome]:
+    def reconcile(self, *, grace_s: float | None = None) -> list[MonthOutcome]:
         """Finish a change a dead process left pending, then bring the registry in line with the journal.
 
-        Safe to call at any time, and cheap when there is nothing to do: the trainer calls it on every
-        start and before every month close. Returns the month closes it finished.
+        A pending month close is finished at once (month closes are the trainer's, under its lease); a
+        change by hand only once it has been pending ``grace_s`` (default: the contest's
+        ``change_grace_s``), so one still in flight in another process is not raced. Safe to call at any
+        time, and cheap when there is nothing to do: the trainer calls it on every start, every
+        ``change_check_s`` and before every month close. Returns the month closes it finished.
         """
         finished: list[MonthOutcome] = []
         pending = self._journal.pending(self._name)
@@ -226,7 +233,7 @@ class Contest:
                 )
             )
         elif pending is not None:
-            self.changes.carry_out(pending)
+            self.changes.repair_stale(self._change_grace_s if grace_s is None else grace_s)
         self.changes.sync_with_registry()
         self._registry.fail_orphan_runs()
         return finished

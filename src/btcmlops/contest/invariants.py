@@ -34,7 +34,8 @@ def registry_problems(
     for entry in pending:
         problems.append(
             f"change #{entry.id} ({entry.kind}{' ' + entry.month if entry.month else ''}) is pending: "
-            "start the trainer or run `btcmlops registry reconcile` to finish it"
+            "the trainer (a month close, or any change) or an inference service (a change by hand) rolls it "
+            "forward once it is BTCMLOPS_STORE__CHANGE_GRACE_S old; `btcmlops registry reconcile` does now"
         )
     production = [v for v in versions if v.status == VersionStatus.PRODUCTION]
     staging = [v for v in versions if v.status == VersionStatus.STAGING]

@@ -13,7 +13,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from btcmlops.calendar import Month
 from btcmlops.clock import SimClock, last_closed_hour, month_end
@@ -103,6 +103,9 @@ class TrainerService:
         self._wall_clock = wall_clock
         """Real time now: a hold is re-anchored at the moment it is written, not when the round began."""
         self._next: Month | None = None
+        self._reconcile_due = datetime.min.replace(tzinfo=UTC)
+        """When the next reconcile is due: at once after a (re)start or a failed round, then every
+        ``change_check_s`` (a change by hand another process left pending is rolled forward)."""
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}"
         self._lease_lost = threading.Event()
         self._lease_valid_until = datetime.min.replace(tzinfo=UTC)
@@ -125,17 +128,14 @@ class TrainerService:
         if self._lease_lost.is_set():
             raise LeaseLostError(f"trainer {self.holder} lost its lease")
         self._lease_valid_until = max(self._lease_valid_until, self._held_until())
+        if real_now >= self._reconcile_due:  # at once after a (re)start or a failed round
+            self._reconcile(real_now)  # also with no clock, a finished clock or nothing left to close
         clock = self._store.read_clock()
         newest = self._store.latest_candle_time()
         if clock is None or newest is None:
             return []
         due = due_month(clock.sim_now(real_now), newest)
-        if self._next is None:  # (re)started: finish what a dead trainer left, resume after the journal
-            for outcome in self._contest.reconcile():
-                logger.warning(
-                    "finished the close of %s, left half-done by a stopped trainer or a failed round",
-                    outcome.month,
-                )
+        if self._next is None:  # (re)started: resume after the journal
             first = self._store.earliest_candle_time()
             assert first is not None  # the store holds a candle: ``newest``
             self._next = self._contest.first_open_month(Month.of(first))
@@ -159,6 +159,20 @@ class TrainerService:
             self._next = self._next.next()
         self._move_hold(clock)
         return outcomes
+
+    def _reconcile(self, real_now: datetime) -> None:
+        """Finish what a dead trainer left, and roll forward a change by hand left pending past the grace.
+
+        Run on every (re)start and then every ``change_check_s``, whatever the clock does: a service
+        killed half-way through ``POST /model/promote`` leaves a pending change that nobody else
+        finishes, and ``registry check`` fails until it is (within ``change_grace_s + change_check_s``).
+        """
+        self._reconcile_due = real_now + timedelta(seconds=self._store.settings.change_check_s)
+        for outcome in self._contest.reconcile():
+            logger.warning(
+                "finished the close of %s, left half-done by a stopped trainer or a failed round",
+                outcome.month,
+            )
 
     def _move_hold(self, clock: SimClock) -> None:
         """Let sim time run to the end of the next open month once the last closed one is served.
@@ -219,6 +233,7 @@ class TrainerService:
                     return
                 except Exception as error:  # a transient fault must not end the trainer; say what it was
                     self._next = None  # reconcile before going on
+                    self._reconcile_due = datetime.min.replace(tzinfo=UTC)
                     delay = wait_after(error, backoff, "trainer round")
                 else:
                     if backoff.failures:

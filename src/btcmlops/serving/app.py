@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
-from btcmlops.contest.changes import ChampionChanges
+from btcmlops.contest.changes import ChampionChanges, StepHook, no_step
 from btcmlops.registry import ModelRegistry
 from btcmlops.serving.errors import EVERY_ROUTE, add_error_handlers
 from btcmlops.serving.inputs import known_query_only
@@ -30,9 +30,16 @@ from btcmlops.store import PriceStore
 
 
 def create_app(
-    settings: Settings, *, store: PriceStore | None = None, registry: ModelRegistry | None = None
+    settings: Settings,
+    *,
+    store: PriceStore | None = None,
+    registry: ModelRegistry | None = None,
+    on_step: StepHook = no_step,
 ) -> FastAPI:
-    """Build the service; ``store`` and ``registry`` default to the ones ``settings`` names."""
+    """Build the service; ``store`` and ``registry`` default to the ones ``settings`` names.
+
+    ``on_step`` is called at every step boundary of a change by hand (the crash tests' seam).
+    """
     if settings.store.url is None and store is None:
         raise ValueError("the inference service needs a price store: set BTCMLOPS_STORE__URL")
     if settings.mlflow.tracking_uri is None and registry is None:
@@ -44,7 +51,15 @@ def create_app(
         settings.mlflow.registered_model,
         create=False,
     )
-    service = ServiceState(settings.serve, store, registry, settings.model.feature_set)
+    changes = ChampionChanges(
+        registry,
+        store.journal,
+        store,
+        now=lambda: datetime.now(UTC),
+        sim_now=lambda: _sim_now(store),
+        on_step=on_step,
+    )
+    service = ServiceState(settings.serve, store, registry, settings.model.feature_set, changes=changes)
     wal_base = settings.serve.log_wal_dir or settings.home / "serve" / "prediction-log"
     log = PredictionLogWriter(
         store,
@@ -71,9 +86,7 @@ def create_app(
     app.state.store = store
     app.state.prediction_log = log
     app.state.read_gate = ReadGate(settings.serve)
-    app.state.changes = ChampionChanges(
-        registry, store.journal, store, now=lambda: datetime.now(UTC), sim_now=lambda: _sim_now(store)
-    )
+    app.state.changes = changes
     for router in ROUTERS:
         app.include_router(router)
     add_error_handlers(app)

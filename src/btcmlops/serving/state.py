@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pandas as pd
 from sqlalchemy.exc import DBAPIError
@@ -33,6 +33,9 @@ from btcmlops.serving.vetting import vet
 from btcmlops.settings import ServeSettings
 from btcmlops.store import PriceStore
 from btcmlops.store.price_store import SERVED_REPORT_EVERY_S
+
+if TYPE_CHECKING:
+    from btcmlops.contest.changes import ChampionChanges
 
 T = TypeVar("T")
 
@@ -87,11 +90,20 @@ class ServiceState:
     """Everything the routes read, and the background jobs that update it."""
 
     def __init__(
-        self, settings: ServeSettings, store: PriceStore, registry: ModelRegistry, feature_set: str
+        self,
+        settings: ServeSettings,
+        store: PriceStore,
+        registry: ModelRegistry,
+        feature_set: str,
+        *,
+        changes: ChampionChanges | None = None,
     ) -> None:
+        """``changes``: the journaled changes by hand; given, a third watcher rolls forward one that a
+        process cut off left pending (None: nothing is repaired here)."""
         self.settings = settings
         self.store = store
         self.registry = registry
+        self.changes = changes
         self.builder = SnapshotBuilder(feature_set)
         self.last_check: datetime | None = None
         self._last_check_monotonic: float | None = None
@@ -103,6 +115,7 @@ class ServiceState:
         self.last_store_answer: datetime | None = None
         self._registry_thread: ThreadPoolExecutor | None = None
         self._store_thread: ThreadPoolExecutor | None = None
+        self._repair_thread: ThreadPoolExecutor | None = None
         self._served_changed = asyncio.Event()
         self._loading: int | None = None
         """The version the last champion check loaded (or kept): a backoff ends when the alias moves on."""
@@ -217,18 +230,23 @@ class ServiceState:
             self.challenger = ServedModel(info=info, forecaster=self.registry.load(info.version))
 
     async def watch_registry(self) -> None:
-        """Run the champion watcher and the store watcher side by side until cancelled.
+        """Run the champion watcher, the store watcher and the change repairer side by side until
+        cancelled.
 
-        Each has a thread of its own: a call hanging on one dependency cannot queue the other's work.
+        Each has a thread of its own: a call hanging on one dependency cannot queue the other's work
+        (the repairer needs both, so it waits on neither watcher's thread).
         """
         self._registry_thread = ThreadPoolExecutor(1, thread_name_prefix="champion-watcher")
         self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="store-watcher")
+        self._repair_thread = ThreadPoolExecutor(1, thread_name_prefix="change-repairer")
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.watch_champion(), name="champion-watcher")
                 group.create_task(self.watch_store(), name="store-watcher")
+                if self.changes is not None:
+                    group.create_task(self.watch_changes(), name="change-repairer")
         finally:  # a thread still waiting on a dependency ends at its timeout; nobody waits for it
-            for thread in (self._registry_thread, self._store_thread):
+            for thread in (self._registry_thread, self._store_thread, self._repair_thread):
                 thread.shutdown(wait=False, cancel_futures=True)
 
     async def watch_champion(self) -> None:
@@ -252,6 +270,24 @@ class ServiceState:
             self._store_ok,
             pause=self._until_served_changes,
         )
+
+    async def watch_changes(self) -> None:
+        """Every ``change_check_s``, roll forward a change by hand pending past ``change_grace_s``.
+
+        The service is the one process of the stack that is always up, also without a trainer (``btcmlops
+        serve`` alone) and after the clock has finished: a promote cut off half-way (this replica or
+        another killed inside ``POST /model/promote``, a CLI interrupted) is finished here, so ``registry
+        check`` is sound again without anyone typing ``reconcile``. A failure is logged and retried.
+        """
+        changes = self.changes
+        assert changes is not None
+        grace_s, every_s = self.store.settings.change_grace_s, self.store.settings.change_check_s
+        while True:
+            try:
+                await self._in(self._repair_thread, lambda: changes.repair_stale(grace_s))
+            except Exception as error:  # MLflow or the store away: the next look tries again
+                logger.warning("change repair failed (retry in %g s): %s", every_s, describe_error(error))
+            await asyncio.sleep(every_s)
 
     async def _until_served_changes(self) -> None:
         """A poll interval, cut short by a swap: the new version is reported at once, not a poll later.

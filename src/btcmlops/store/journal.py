@@ -3,9 +3,11 @@
 MLflow keeps no history of its aliases and cannot change two things in one transaction, so every
 registry change is written here first (a ``pending`` journal row holding the whole plan), then done
 step by step, then closed with its audit rows in one transaction. A process that dies in between
-leaves the pending row behind and the next start finishes it. The database, not the code, keeps the
-two rules that make this safe: one month is closed once (unique model + month), and one change is in
-flight per model at a time (unique model + ``pending_slot``, which is 1 only while pending).
+leaves the pending row behind, and the trainer or an inference service finishes it from the plan (a
+month close on the trainer's next round; a change by hand once it is older than a grace). The
+database, not the code, keeps the two rules that make this safe: one month is closed once (unique
+model + month), and one change is in flight per model at a time (unique model + ``pending_slot``,
+which is 1 only while pending).
 """
 
 from __future__ import annotations
@@ -122,8 +124,12 @@ class RegistryJournal:
         assert entry is not None
         return entry
 
-    def finish(self, entry_id: int, audit: list[AuditEntry], *, now: datetime) -> None:
-        """Mark a change done and append its audit rows, in one transaction (all or nothing)."""
+    def finish(self, entry_id: int, audit: list[AuditEntry], *, now: datetime) -> bool:
+        """Mark a change done and append its audit rows, in one transaction (all or nothing).
+
+        Returns False when the change was finished before (a retried last step, or another process
+        rolled it forward meanwhile): its audit rows are already there and none is added.
+        """
         with self._engine.begin() as connection:
             updated = connection.execute(
                 update(registry_journal)
@@ -131,9 +137,10 @@ class RegistryJournal:
                 .values(state=DONE, pending_slot=None, finished_at=_naive_utc(now))
             )
             if updated.rowcount == 0:
-                return  # finished before (a retried last step): the audit rows are already there
+                return False
             for row in audit:
                 connection.execute(insert(champion_audit).values(self._audit_values(row, entry_id)))
+        return True
 
     def abandon(self, entry_id: int) -> None:
         """Drop a pending change none of whose steps has run (its plan went stale before the first)."""

@@ -158,7 +158,9 @@ class PriceStore:
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         self.url = url
-        self._engine: Engine = create_engine(url, **engine_options(url, settings or StoreSettings()))
+        self.settings = settings or StoreSettings()
+        """The settings it was opened with; the journal's rules (``change_grace_s``) are read from them."""
+        self._engine: Engine = create_engine(url, **engine_options(url, self.settings))
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration; harmless on an up-to-date database."""

@@ -6,8 +6,9 @@ regime flips on March 1st so that April's challenger (v2) wins and is promoted.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime
+import logging
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +16,7 @@ import pytest
 from mlflow import MlflowClient
 
 from btcmlops.contest import Contest, Month
-from btcmlops.contest.changes import ChangeRefusedError
+from btcmlops.contest.changes import REPAIR_CLAIM, ChampionChanges, ChangeRefusedError, no_step
 from btcmlops.registry import (
     CHALLENGER,
     CHAMPION,
@@ -209,3 +210,71 @@ def test_a_replay_of_data_that_ends_inside_a_month_stops_at_the_last_complete_mo
     assert result.summary["data"]["last_complete_month"] == "2021-04"
     assert "the data ends inside 2021-05" in result.summary["data"]["stopped_early"]
     assert [d["month"] for d in result.summary["decisions"]] == ["2021-04"]
+
+
+class InjectedCrashError(RuntimeError):
+    """The process 'dies' at a step boundary."""
+
+
+def test_a_change_by_hand_cut_off_half_way_is_rolled_forward_once_past_the_grace_and_once_only(
+    world: tuple[Contest, ModelRegistry, PriceStore], sim: Sim, caplog: pytest.LogCaptureFixture
+) -> None:
+    contest, registry, store = world
+    _through_april(contest)  # v2 champion, v3 challenger
+    sim.now = datetime(2021, 5, 10, 7, 30, tzinfo=UTC)
+    wall = [datetime.now(UTC)]  # the contest's own reconcile reads the real time
+
+    def cut_at_champion_alias(name: str) -> None:
+        if name == "registry.champion_alias":
+            raise InjectedCrashError(name)
+
+    def changes(on_step: Callable[[str], None] = no_step) -> ChampionChanges:
+        """A process of its own (service, CLI, trainer): nothing shared but the stores."""
+        return ChampionChanges(
+            registry, store.journal, store, now=lambda: wall[0], sim_now=sim, on_step=on_step
+        )
+
+    with pytest.raises(InjectedCrashError):
+        changes(cut_at_champion_alias).promote(1, reason="v1 was steadier", actor="alice@laptop")
+    pending = store.journal.pending(NAME)
+    assert pending is not None
+    assert any("is pending" in problem for problem in contest.changes.problems())
+
+    wall[0] += timedelta(seconds=29)  # within the grace: maybe still in flight elsewhere
+    assert changes().repair_stale(30.0) is None
+    assert contest.reconcile(grace_s=30.0) == []  # the trainer's path: the same rule
+    assert store.journal.pending(NAME) == pending
+
+    wall[0] += timedelta(seconds=2)
+    claim = f"{REPAIR_CLAIM}:{pending.id}"
+    store.journal.acquire_lease(claim, "other-replica:7", now=wall[0], ttl_s=30)
+    assert changes().repair_stale(30.0) is None  # another process is repairing it: nothing done here
+    assert store.journal.pending(NAME) == pending
+    store.journal.release_lease(claim, "other-replica:7")
+
+    caplog.set_level(logging.INFO, logger="btcmlops.contest.changes")
+    repaired = changes().repair_stale(30.0)
+    assert repaired is not None
+    assert (repaired.from_version, repaired.to_version, repaired.source) == (2, 1, "manual")
+    assert (repaired.actor, repaired.reason, repaired.sim_time) == (
+        "alice@laptop",
+        "v1 was steadier",
+        sim.now,
+    )
+    assert f"repaired change #{pending.id} (promote v2 -> v1 by alice@laptop, pending 31.0 s" in caplog.text
+    assert contest.changes.problems() == []
+    assert registry.get_by_alias(CHAMPION).version == 1  # type: ignore[union-attr]
+    assert changes().repair_stale(30.0) is None  # done: a second repairer finds nothing
+    assert [(h.to_version, h.source, h.actor) for h in contest.changes.history()][-1:] == [
+        (1, "manual", "alice@laptop")
+    ]
+    assert store.journal.lease(claim) is None  # the claim was given back
+
+    # A month close is the trainer's (it trains, under its lease): never rolled forward here.
+    close = store.journal.begin(
+        NAME, "month_close", {"month": "2021-05"}, actor="contest", reason="x", now=wall[0], month="2021-05"
+    )
+    wall[0] += timedelta(hours=1)
+    assert changes().repair_stale(30.0) is None
+    assert store.journal.pending(NAME) == close
+    store.journal.abandon(close.id)

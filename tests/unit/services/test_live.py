@@ -24,7 +24,7 @@ from btcmlops.services.trainer import (
     due_month,
     last_closed_month,
 )
-from btcmlops.settings import Settings, TrainerSettings
+from btcmlops.settings import Settings, StoreSettings, TrainerSettings
 from btcmlops.store import PriceStore
 from factories import make_candles, write_project_csv
 from services import wait_until
@@ -253,4 +253,37 @@ def test_the_clock_waits_for_each_close_and_for_the_service_to_serve_its_champio
     assert closed == ["2021-01", "2021-02", "2021-03", "2021-04", "2021-05"]
     assert any("serve v1" in reason for reason in waited_for)  # v1 waited for before February ran
     assert any("serve v2" in reason for reason in waited_for)  # and April's winner before May
+    store.dispose()
+
+
+class _CountingContest(_IdleContest):
+    """Nothing due; counts the trainer's reconciles (each rolls forward a stale change by hand)."""
+
+    def __init__(self) -> None:
+        self.reconciles = 0
+
+    def reconcile(self) -> list[object]:
+        self.reconciles += 1
+        return []
+
+
+def test_the_trainer_reconciles_every_check_interval_with_no_clock_and_with_nothing_left_to_close(
+    tmp_path: Path,
+) -> None:
+    """A change by hand a killed service left pending is nobody else's: the trainer looks for one every
+    ``change_check_s``, not only when it (re)starts, and also while there is no clock to follow."""
+    store = PriceStore(f"sqlite:///{tmp_path / 'repair.db'}", StoreSettings(change_check_s=10))
+    store.migrate()
+    contest = _CountingContest()
+    trainer = TrainerService(contest, store, holder="host:1")  # type: ignore[arg-type]
+    trainer.step(REAL)  # no clock, no candles: only the reconcile
+    trainer.step(REAL + timedelta(seconds=9))
+    assert contest.reconciles == 1
+    trainer.step(REAL + timedelta(seconds=10))
+    assert contest.reconciles == 2
+    store.upsert_candles(CANDLES.iloc[:48])
+    store.write_clock(start_clock(datetime(2099, 1, 1, tzinfo=UTC), speed=1.0, real_now=REAL, paused=True))
+    for seconds in range(11, 41):  # the clock has finished: nothing is left to close
+        trainer.step(REAL + timedelta(seconds=seconds))
+    assert contest.reconciles == 5  # at 20, 30 and 40 s
     store.dispose()
