@@ -61,12 +61,16 @@ Gate = Annotated[ReadGate, Depends(get_read_gate)]
 
 
 async def require_control_key(
-    settings: AppSettings, api_key: Annotated[str | None, Header(alias="X-API-Key")] = None
+    request: Request, settings: AppSettings, api_key: Annotated[str | None, Header(alias="X-API-Key")] = None
 ) -> None:
-    """Let a change through only with the configured control key (403: none configured; 401: wrong)."""
+    """Let a change through only with the configured control key (403: none configured; 401: wrong;
+    400: sent more than once, where which one counts would depend on the proxies in between)."""
     expected = settings.clock.api_key
     if expected is None:
         raise ApiError(403, "control changes are disabled: set BTCMLOPS_CLOCK__API_KEY")
+    sent = len(request.headers.getlist("x-api-key"))
+    if sent > 1:
+        raise ApiError(400, f"X-API-Key sent {sent} times: send it once")
     if not key_matches(api_key, expected.get_secret_value()):
         raise ApiError(401, "wrong or missing X-API-Key")
 

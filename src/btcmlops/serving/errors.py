@@ -15,9 +15,12 @@ from typing import Any
 import requests
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from mlflow.exceptions import MlflowException
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from btcmlops.contest.changes import ChangeRefusedError
 from btcmlops.redaction import describe_error
@@ -106,10 +109,53 @@ def _encodable(value: Any) -> Any:
     return value
 
 
+async def http_error(request: Request, error: Exception) -> Response:
+    """FastAPI's and Starlette's own HTTP errors, with two answers put right.
+
+    - A body that is not JSON text at all (not UTF-8, nested deeper than the parser goes) is a 422
+      naming the body, as malformed JSON is; FastAPI answers only a ``JSONDecodeError`` so and the
+      rest with a bare 400.
+    - A 405 lists in ``Allow`` every method of the path: Starlette's lists only those of the first
+      route that matched the path (``OPTIONS /clock`` said ``Allow: GET``; POST /clock exists too).
+    """
+    assert isinstance(error, StarletteHTTPException)
+    if error.status_code == 400 and error.__cause__ is not None:
+        return JSONResponse(status_code=422, content={"detail": [_unreadable_body(error.__cause__)]})
+    if error.status_code == 405:
+        return JSONResponse(
+            status_code=405,
+            content={"detail": f"{request.method} is not allowed on {request.url.path}"},
+            headers={"Allow": ", ".join(_allowed_methods(request))},
+        )
+    return await http_exception_handler(request, error)
+
+
+def _unreadable_body(cause: BaseException) -> dict[str, Any]:
+    if isinstance(cause, UnicodeDecodeError):
+        why = f"the body is not UTF-8 text (byte {cause.start}: {cause.reason})"
+    elif isinstance(cause, RecursionError):
+        why = "the body's JSON is nested deeper than this service reads"
+    else:
+        why = f"the body could not be read as JSON ({cause.__class__.__name__})"
+    return {"type": "json_invalid", "loc": ["body"], "msg": why, "input": None}
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods of every route whose path matches (a route that matches the path but not the
+    method is a partial match)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if route.matches(request.scope)[0] is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
 def add_error_handlers(app: FastAPI) -> None:
-    """Answer every domain error as ``answer_for`` says, and invalid input as 422 naming the field."""
+    """Answer every domain error as ``answer_for`` says, invalid input as 422 naming the field, and
+    FastAPI's own HTTP errors as ``http_error`` puts them right."""
     for domain_error in DOMAIN_ERRORS:
         app.add_exception_handler(domain_error, _domain_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid_input)
 
 
@@ -131,7 +177,7 @@ STORE_OR_REGISTRY = {
 
 
 _WHY = {
-    400: "The body could not be read as JSON text (not UTF-8, nested too deep)",
+    400: "X-API-Key sent more than once",
     401: "Wrong or missing X-API-Key",
     403: "Changes disabled: no control key is configured",
     404: "No such candle, or no clock",

@@ -1,8 +1,8 @@
 """What the service checks of a request before a route sees it.
 
-A query parameter no route takes is refused instead of ignored (422 naming it, answered as every
-invalid input is: ``serving.errors``); an API key with bytes outside ASCII is compared as bytes, not
-refused by ``hmac`` with a ``TypeError``.
+A query parameter no route takes is refused instead of ignored (422 naming it but not echoing its
+value, answered as every invalid input is: ``serving.errors``); an API key with bytes outside ASCII is
+compared as bytes, not refused by ``hmac`` with a ``TypeError``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ async def known_query_only(request: Request) -> None:
                     "type": "extra_forbidden",
                     "loc": ("query", name),
                     "msg": f"unknown query parameter '{name}' (this endpoint takes: {takes})",
-                    "input": request.query_params[name],
+                    "input": None,  # not echoed: a key or token sent in the wrong place stays unsaid
                 }
                 for name in unknown
             ]
