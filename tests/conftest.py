@@ -1,12 +1,17 @@
-"""Fixtures shared by every test: the price store on SQLite and on the machine's real MariaDB."""
+"""Fixtures shared by every test: the price store on SQLite and on the machine's real MariaDB, and the
+session's small replays (one per set of inputs, each test on its own copy)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from btcmlops.replay import ReplayResult
 from btcmlops.store import PriceStore
+from factories import ReplayOf, copy_replay, make_candles, small_replay
 from services import mariadb_database
 
 
@@ -26,3 +31,29 @@ def store(store_url: str) -> Iterator[PriceStore]:
     price_store.migrate()
     yield price_store
     price_store.dispose()
+
+
+@pytest.fixture(scope="session")
+def replay_of(tmp_path_factory: pytest.TempPathFactory) -> ReplayOf:
+    """``replay_of(home, start, end, num_boost_round=20, **candles)``: a copy under ``home`` (see
+    ``copy_replay``) of the session's ``small_replay`` of ``make_candles(start, end, **candles)``.
+
+    A replay trains a model per month (seconds each); the tests that start from one replay the same
+    inputs, so the session makes each set of inputs once (once per xdist worker) and hands every caller
+    its own copy of the stores to change.
+    """
+    made: dict[str, ReplayResult] = {}
+
+    def replay_of(
+        home: Path, start: str, end: str, *, num_boost_round: int = 20, **candles: Any
+    ) -> ReplayResult:
+        key = repr((start, end, num_boost_round, sorted(candles.items())))
+        if key not in made:
+            made[key] = small_replay(
+                tmp_path_factory.mktemp("replay"),
+                make_candles(start, end, **candles),
+                num_boost_round=num_boost_round,
+            )
+        return copy_replay(made[key], home)
+
+    return replay_of

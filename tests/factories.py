@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +13,9 @@ import pandas as pd
 
 from btcmlops.replay import ReplayResult, run_replay
 from btcmlops.settings import Settings
+
+ReplayOf = Callable[..., ReplayResult]
+"""The session's ``replay_of`` fixture (tests/conftest.py): ``replay_of(home, start, end, **options)``."""
 
 
 def make_candles(
@@ -74,3 +81,38 @@ def small_replay(home: Path, candles: pd.DataFrame, *, num_boost_round: int = 20
         model={"num_boost_round": num_boost_round, "min_data_in_leaf": 20},
     )
     return run_replay(settings, data, home / "out")
+
+
+def copy_replay(replay: ReplayResult, home: Path) -> ReplayResult:
+    """A private copy of ``replay`` under ``home/out``: its stores (price store, MLflow database), summary
+    and report copied, so a test may write to them (clock, prediction log, aliases, tags) without touching
+    another test's. The model artifacts are not copied: the MLflow database names them by absolute path,
+    they are written once by the replay and only read after, so ``out/mlartifacts`` links to the original.
+    """
+    out = home / "out"
+    out.mkdir(parents=True)
+    for source in replay.out_dir.iterdir():
+        if source.name == "mlartifacts":
+            (out / source.name).symlink_to(source, target_is_directory=True)
+        elif source.is_dir():
+            shutil.copytree(source, out / source.name)
+        else:
+            shutil.copy2(source, out / source.name)
+    for name in ("candles.csv",):  # the data file the replay read, for tests that read it again
+        if (replay.out_dir.parent / name).exists():
+            shutil.copy2(replay.out_dir.parent / name, home / name)
+
+    def moved(path: Path) -> Path:
+        return out / path.relative_to(replay.out_dir)
+
+    return dataclasses.replace(
+        replay,
+        out_dir=out,
+        summary=copy.deepcopy(replay.summary),
+        predictions_path=moved(replay.predictions_path),
+        summary_path=moved(replay.summary_path),
+        report_html=moved(replay.report_html),
+        report_png=moved(replay.report_png),
+        tracking_uri=replay.tracking_uri.replace(str(replay.out_dir), str(out)),
+        ui_command=replay.ui_command.replace(str(replay.out_dir), str(out)),
+    )

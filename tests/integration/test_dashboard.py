@@ -23,7 +23,7 @@ from btcmlops.registry import CHALLENGER, CHAMPION, ModelRegistry
 from btcmlops.replay import ReplayResult
 from btcmlops.settings import Settings
 from btcmlops.store import PriceStore
-from factories import make_candles, small_replay
+from factories import ReplayOf
 from services import CliProcess, chromium_browser, free_port
 
 pytestmark = pytest.mark.integration
@@ -42,9 +42,8 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def replay(tmp_path_factory: pytest.TempPathFactory) -> ReplayResult:
-    home = tmp_path_factory.mktemp("browser")
-    return small_replay(home, make_candles("2021-01-01", "2021-04-30 23:00"))
+def replay(tmp_path_factory: pytest.TempPathFactory, replay_of: ReplayOf) -> ReplayResult:
+    return replay_of(tmp_path_factory.mktemp("browser"), "2021-01-01", "2021-04-30 23:00")
 
 
 @pytest.fixture

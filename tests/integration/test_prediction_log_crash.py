@@ -28,7 +28,7 @@ from btcmlops.registry import CHAMPION, ModelRegistry
 from btcmlops.replay import ReplayResult
 from btcmlops.settings import Settings
 from btcmlops.store import PriceStore
-from factories import make_candles, small_replay
+from factories import ReplayOf
 from services import CliProcess, free_port, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
@@ -111,12 +111,12 @@ class TcpProxy:
 
 
 @pytest.fixture(scope="module")
-def replay(tmp_path_factory: pytest.TempPathFactory) -> ReplayResult:
+def replay(tmp_path_factory: pytest.TempPathFactory, replay_of: ReplayOf) -> ReplayResult:
     """Jan-Mar 2021 with v1 (trained on Jan-Feb) the champion: March is out of its sample.
 
     (An in-sample answer reads the log for ``served_live_by``, which a store outage would fail.)
     """
-    result = small_replay(tmp_path_factory.mktemp("crash"), make_candles("2021-01-01", "2021-03-31 23:00"))
+    result = replay_of(tmp_path_factory.mktemp("crash"), "2021-01-01", "2021-03-31 23:00")
     settings = Settings()
     registry = ModelRegistry(
         result.tracking_uri, settings.mlflow.experiment, settings.mlflow.registered_model, create=False

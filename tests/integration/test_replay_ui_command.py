@@ -9,15 +9,15 @@ import httpx
 import pytest
 
 from btcmlops.replay import ReplayResult
-from factories import make_candles, small_replay
+from factories import ReplayOf
 from services import free_port, stop_process_group, wait_until
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def replay(tmp_path_factory: pytest.TempPathFactory) -> ReplayResult:
-    return small_replay(tmp_path_factory.mktemp("ui-command"), make_candles("2021-01-01", "2021-03-31 23:00"))
+def replay(tmp_path_factory: pytest.TempPathFactory, replay_of: ReplayOf) -> ReplayResult:
+    return replay_of(tmp_path_factory.mktemp("ui-command"), "2021-01-01", "2021-03-31 23:00")
 
 
 def test_the_printed_mlflow_ui_command_serves_the_replays_registry(

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from factories import make_candles, small_replay
+from factories import ReplayOf
 from held_connections import HeldConnections, ask_beside
 from services import CliProcess, free_port
 
@@ -64,10 +64,10 @@ def _open_fds(pid: int) -> int:
 
 
 @pytest.fixture(scope="module")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Service]]:
+def services(tmp_path_factory: pytest.TempPathFactory, replay_of: ReplayOf) -> Iterator[dict[str, Service]]:
     """``btcmlops serve --replay`` twice, started together: "open" (the default cap) and "capped"."""
     home = tmp_path_factory.mktemp("slow-clients")
-    replay = small_replay(home, make_candles("2021-01-01", "2021-04-30 23:00", ar=0.3), num_boost_round=10)
+    replay = replay_of(home, "2021-01-01", "2021-04-30 23:00", ar=0.3, num_boost_round=10)
     env = {
         "BTCMLOPS_SERVE__HEADER_TIMEOUT_S": str(DEADLINE_S),
         "BTCMLOPS_SERVE__BODY_TIMEOUT_S": str(DEADLINE_S),

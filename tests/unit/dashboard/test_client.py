@@ -17,7 +17,7 @@ from btcmlops.dashboard import ServiceClient, ServiceError, ServiceUnavailableEr
 from btcmlops.replay import ReplayResult
 from btcmlops.serving import create_app
 from btcmlops.settings import Settings
-from factories import make_candles, small_replay
+from factories import ReplayOf
 from services import free_port, wait_ready
 
 KEY = "dashboard-key"
@@ -25,9 +25,8 @@ PAGE = Path(btcmlops.dashboard.__file__).with_name("app.py")
 
 
 @pytest.fixture(scope="module")
-def replay(tmp_path_factory: pytest.TempPathFactory) -> ReplayResult:
-    home = tmp_path_factory.mktemp("dashboard")
-    return small_replay(home, make_candles("2021-01-01", "2021-03-31 23:00"))
+def replay(tmp_path_factory: pytest.TempPathFactory, replay_of: ReplayOf) -> ReplayResult:
+    return replay_of(tmp_path_factory.mktemp("dashboard"), "2021-01-01", "2021-03-31 23:00")
 
 
 @pytest.fixture

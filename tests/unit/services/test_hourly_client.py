@@ -16,15 +16,15 @@ from btcmlops.clock import start_clock
 from btcmlops.replay import ReplayResult
 from btcmlops.services.hourly_client import HourlyClient
 from btcmlops.store import PriceStore
-from factories import make_candles, small_replay
+from factories import ReplayOf
 from services import serving_replay
 
 SIM_NOW = datetime(2021, 3, 5, 6, 30, tzinfo=UTC)  # hours up to 05:00 have closed
 
 
 @pytest.fixture
-def replay(tmp_path: Path) -> ReplayResult:
-    return small_replay(tmp_path, make_candles("2021-01-01", "2021-03-31 23:00"))
+def replay(tmp_path: Path, replay_of: ReplayOf) -> ReplayResult:
+    return replay_of(tmp_path, "2021-01-01", "2021-03-31 23:00")
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from btcmlops.replay import ReplayResult
 from btcmlops.serving import create_app
 from btcmlops.settings import Settings
-from factories import make_candles, small_replay
+from factories import ReplayOf
 from services import wait_ready
 
 CONTROL_KEY = "test-key"
@@ -25,10 +25,10 @@ Serve = Callable[..., AbstractContextManager[TestClient]]
 
 
 @pytest.fixture(scope="session")
-def inputs_replay(tmp_path_factory: pytest.TempPathFactory) -> ReplayResult:
+def inputs_replay(tmp_path_factory: pytest.TempPathFactory, replay_of: ReplayOf) -> ReplayResult:
     """Jan-Apr 2021: v1 trained on Jan-Feb, a challenger after each month (some promoted)."""
     home = tmp_path_factory.mktemp("inputs")
-    return small_replay(home, make_candles("2021-01-01", "2021-04-30 23:00", ar=0.3), num_boost_round=10)
+    return replay_of(home, "2021-01-01", "2021-04-30 23:00", ar=0.3, num_boost_round=10)
 
 
 @pytest.fixture

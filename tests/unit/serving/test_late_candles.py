@@ -12,17 +12,15 @@ from fastapi.testclient import TestClient
 
 from btcmlops.replay import ReplayResult
 from btcmlops.store import PriceStore
-from factories import make_candles, small_replay
+from factories import ReplayOf, make_candles
 from services import serving_replay
 
 GAP = "2021-03-10 05:00"
 
 
 @pytest.fixture
-def replay(tmp_path: Path) -> ReplayResult:
-    return small_replay(
-        tmp_path, make_candles("2021-01-01", "2021-03-31 23:00", drop=(GAP,)), num_boost_round=20
-    )
+def replay(tmp_path: Path, replay_of: ReplayOf) -> ReplayResult:
+    return replay_of(tmp_path, "2021-01-01", "2021-03-31 23:00", drop=(GAP,))
 
 
 @pytest.fixture

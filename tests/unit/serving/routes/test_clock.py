@@ -14,16 +14,15 @@ from fastapi.testclient import TestClient
 from btcmlops.replay import ReplayResult
 from btcmlops.serving import create_app
 from btcmlops.settings import Settings
-from factories import make_candles, small_replay
+from factories import ReplayOf, make_candles
 from services import wait_ready
 
 KEY = "test-key"
 
 
 @pytest.fixture(scope="module")
-def replay(tmp_path_factory: pytest.TempPathFactory) -> ReplayResult:
-    home = tmp_path_factory.mktemp("clock")
-    return small_replay(home, make_candles("2021-01-01", "2021-03-31 23:00"))
+def replay(tmp_path_factory: pytest.TempPathFactory, replay_of: ReplayOf) -> ReplayResult:
+    return replay_of(tmp_path_factory.mktemp("clock"), "2021-01-01", "2021-03-31 23:00")
 
 
 @pytest.fixture

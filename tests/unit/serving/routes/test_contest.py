@@ -14,13 +14,12 @@ from btcmlops.registry import CHALLENGER, ModelRegistry
 from btcmlops.replay import ReplayResult
 from btcmlops.serving import create_app
 from btcmlops.settings import Settings
-from factories import make_candles, small_replay
+from factories import ReplayOf
 
 
 @pytest.fixture(scope="module")
-def replay(tmp_path_factory: pytest.TempPathFactory) -> ReplayResult:
-    home = tmp_path_factory.mktemp("shadow")
-    return small_replay(home, make_candles("2021-01-01", "2021-04-30 23:00", ar=0.3))
+def replay(tmp_path_factory: pytest.TempPathFactory, replay_of: ReplayOf) -> ReplayResult:
+    return replay_of(tmp_path_factory.mktemp("shadow"), "2021-01-01", "2021-04-30 23:00", ar=0.3)
 
 
 @pytest.fixture

@@ -20,16 +20,16 @@ from btcmlops.serving.errors import add_error_handlers
 from btcmlops.serving.routes import model
 from btcmlops.settings import Settings
 from btcmlops.store import AuditEntry, ChangeInProgressError
-from factories import make_candles, small_replay
+from factories import ReplayOf
 from services import serving_replay, wait_until
 
 KEY = "a-long-control-key-for-tests"
 
 
 @pytest.fixture
-def replay(tmp_path: Path) -> ReplayResult:
-    """A fresh replay per test: these tests change its registry."""
-    return small_replay(tmp_path, make_candles("2021-01-01", "2021-04-30 23:00", ar=0.4))
+def replay(tmp_path: Path, replay_of: ReplayOf) -> ReplayResult:
+    """A fresh copy of the replay per test: these tests change its registry."""
+    return replay_of(tmp_path, "2021-01-01", "2021-04-30 23:00", ar=0.4)
 
 
 @pytest.fixture
