@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -56,12 +58,35 @@ def mariadb_database() -> Iterator[str]:
         server.dispose()
 
 
+PORTS_FROM = 20_000
+"""Test servers listen on ports below Linux's ephemeral range (32768-60999 by default), so no client
+socket of this or another process is given one of them in the meantime (a server stopped and started
+again on its port finds it free)."""
+PORTS_PER_WORKER = 1_000
+"""Each pytest-xdist worker (gw0, gw1, ...) takes its ports from its own block: no two workers pick the
+same port between the probe and the server's bind."""
+_next_port = itertools.count(random.randrange(PORTS_PER_WORKER))  # two sessions side by side: apart
+
+
+def _port_block() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    blocks = (32_768 - PORTS_FROM) // PORTS_PER_WORKER
+    return PORTS_FROM + (int(worker) if worker.isdigit() else 0) % blocks * PORTS_PER_WORKER
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A TCP port on 127.0.0.1 that nothing listens on (or lingers on) right now, from this worker's
+    block: the next one in turn that binds."""
+    block = _port_block()
+    for _ in range(PORTS_PER_WORKER):
+        port = block + next(_next_port) % PORTS_PER_WORKER
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:  # in use, or in TIME_WAIT
+                continue
+            return port
+    raise RuntimeError(f"no free port in {block}-{block + PORTS_PER_WORKER - 1}")
 
 
 def wait_until(
