@@ -41,9 +41,20 @@ system-deps: ## Install the Debian packages the tests need (chromium, docker-com
 demo: install ## Replay 2023-2024 on the shipped candles (no servers) into $(OUT)
 	$(RUN) btcmlops simulate --out $(OUT)
 
+# Most integration tests wait on processes (servers starting, polls, outages), so xdist workers overlap
+# them; tests that must share one worker are marked xdist_group. Each worker starts its own session
+# servers (mlflow, S3) and replays. Override for a machine with more cores: make test TEST_WORKERS=4.
+TEST_WORKERS ?= 3
 .PHONY: test
 test: install test-deps ## Run every test: unit, and integration against MariaDB, moto's S3 server and mlflow server
-	$(RUN) pytest
+	$(RUN) pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25
+
+# The inner loop: no servers, no browser, SQLite only, the crash matrix cut at 3 of its boundaries and
+# 5 fuzz cases per operation and mode instead of 80.
+FAST_FUZZ_CASES ?= 5
+.PHONY: test-fast
+test-fast: install ## The inner loop (under 2 min): every module's unit tests on SQLite, slow ones sampled or left out
+	BTCMLOPS_FUZZ_CASES=$(FAST_FUZZ_CASES) $(RUN) pytest tests/unit -m "not slow and not mariadb and not integration and not browser" --durations=10
 
 # As root, install what the tests need (system-deps); otherwise say, before any test runs, which tests
 # will be skipped for want of it and the one command that enables them.

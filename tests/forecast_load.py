@@ -70,6 +70,14 @@ class NonStopClient:
         self._stop.set()
         self._thread.join(timeout=30)
 
+    def wait_for_answers(self, count: int = 5, timeout_s: float = 30) -> None:
+        """Until ``count`` forecasts have been answered 200 (the service is answering under load)."""
+        deadline = time.monotonic() + timeout_s
+        while sum(1 for a in self.answers if a.status == 200) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"under {count} answers in {timeout_s} s: {self.answers[-3:]}")
+            time.sleep(0.02)
+
     def first_with(self, version: int, after: float) -> float | None:
         return next((a.at for a in self.answers if a.at >= after and a.version == version), None)
 

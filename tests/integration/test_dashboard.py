@@ -26,7 +26,7 @@ from btcmlops.store import PriceStore
 from factories import ReplayOf
 from services import CliProcess, chromium_browser, free_port
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 KEY = "browser-test-key"
 SEEN_WITHIN_MS = 30_000

@@ -39,7 +39,7 @@ from btcmlops.settings import ModelSettings
 from factories import make_candles
 from services import chromium_browser, require_chromium
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 SCRIPT = Path(__file__).parents[2] / "scripts" / "mlflow_screenshot.py"
 TINY_MODEL = ModelSettings(num_boost_round=20, min_data_in_leaf=20)

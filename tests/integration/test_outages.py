@@ -104,7 +104,7 @@ def test_a_frozen_store_gets_503s_in_seconds_while_forecasts_and_swaps_go_on(
         httpx.Client(base_url=url, timeout=30) as client,
         NonStopClient(url, HOURS, timeout_s=30) as forecasts,
     ):
-        time.sleep(1.0)
+        forecasts.wait_for_answers()
         proxy.freeze()
         frozen_at = time.monotonic()
         wait_until(
@@ -245,7 +245,7 @@ def test_after_an_mlflow_outage_the_next_promotion_is_served_within_a_poll_and_a
         httpx.Client(base_url=url, timeout=30) as client,
         NonStopClient(url, HOURS, timeout_s=30) as forecasts,
     ):
-        time.sleep(1.0)
+        forecasts.wait_for_answers()
         own_mlflow_server.stop()
         wait_until(
             lambda: client.get("/model").json()["last_swap_error"] is not None,

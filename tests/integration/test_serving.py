@@ -62,7 +62,7 @@ def test_hot_swap_under_load_and_through_an_mlflow_outage(
     url, registry = service
     hours = [f"2021-02-{day:02d}T{hour:02d}:00:00Z" for day in range(2, 28) for hour in range(0, 24, 5)]
     with NonStopClient(url, hours) as client:
-        time.sleep(1.0)
+        client.wait_for_answers()
         to_v2 = _follow(client, registry, 2)
         to_v1 = _follow(client, registry, 1)
 
@@ -74,7 +74,12 @@ def test_hot_swap_under_load_and_through_an_mlflow_outage(
             what="the failed registry check to show",
             on_timeout=lambda: httpx.get(f"{url}/model").text,
         )
-        time.sleep(2.0)
+        wait_until(  # the service keeps answering through the outage
+            lambda: sum(1 for a in client.answers if a.at >= outage_start) > 10,
+            timeout_s=15,
+            what="forecasts answered during the outage",
+            on_timeout=lambda: str(client.answers[-3:]),
+        )
         during = [a for a in client.answers if a.at >= outage_start]
         metrics = httpx.get(f"{url}/metrics").text
 
@@ -130,7 +135,8 @@ def test_two_replicas_disagree_for_at_most_a_poll_interval_and_a_load_after_a_pr
     poll_s = ServeSettings().poll_interval_s
     hours = [f"2021-02-{day:02d}T{hour:02d}:00:00Z" for day in range(2, 28) for hour in range(0, 24, 5)]
     with NonStopClient(urls[0], hours) as first, NonStopClient(urls[1], hours) as second:
-        time.sleep(1.0)
+        first.wait_for_answers()
+        second.wait_for_answers()
         followed: list[tuple[float, float]] = []
         for version in (2, 1, 2, 1):
             moved = time.monotonic()

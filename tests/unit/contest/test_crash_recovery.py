@@ -107,7 +107,13 @@ def test_the_april_close_passes_every_kind_of_step(reference: tuple[dict[str, An
         assert expected in steps
 
 
-@pytest.mark.parametrize("index", range(MATRIX))
+SAMPLED = (0, MATRIX // 2, MATRIX - 1)
+"""The boundaries ``make test-fast`` cuts (first, middle, last); the others are marked ``slow``."""
+
+
+@pytest.mark.parametrize(
+    "index", [i if i in SAMPLED else pytest.param(i, marks=pytest.mark.slow) for i in range(MATRIX)]
+)
 def test_a_close_cut_off_at_any_step_ends_as_an_uninterrupted_run(
     index: int,
     before_cut: Path,

@@ -15,6 +15,8 @@ from btcmlops.replay import ReplayResult, run_replay
 from btcmlops.settings import EMBEDDED_DATA_FILE, Settings
 from btcmlops.store import PriceStore
 
+pytestmark = pytest.mark.slow  # the two-year replay (a minute or more on two cores)
+
 
 @pytest.fixture(scope="module")
 def replay(tmp_path_factory: pytest.TempPathFactory) -> ReplayResult:

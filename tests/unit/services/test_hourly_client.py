@@ -17,7 +17,7 @@ from btcmlops.replay import ReplayResult
 from btcmlops.services.hourly_client import HourlyClient
 from btcmlops.store import PriceStore
 from factories import ReplayOf
-from services import serving_replay
+from services import serving_replay, wait_until
 
 SIM_NOW = datetime(2021, 3, 5, 6, 30, tzinfo=UTC)  # hours up to 05:00 have closed
 
@@ -77,7 +77,13 @@ def test_a_paced_clock_waits_for_each_forecast_and_every_forecast_is_live(
     due = datetime(2021, 3, 10, tzinfo=UTC)
     fast = replace(start_clock(due, 1000.0, datetime.now(UTC), paced=True), forecast_due=due)
     store.write_clock(fast)  # 1,000 sim h/s: without the pace a day of sim time every 24 ms
-    time.sleep(0.3)
+    wait_until(  # the clock reaches the forecast it waits for, and holds there
+        lambda: client.get("/clock").json()["state"] == "holding",
+        timeout_s=10,
+        what="the clock to hold",
+        on_timeout=lambda: client.get("/clock").text,
+        every_s=0.05,
+    )
     waiting = client.get("/clock").json()
     assert waiting["state"] == "holding"
     assert waiting["sim_now"].startswith("2021-03-10T01:59:59")

@@ -19,7 +19,7 @@ from btcmlops.serving import create_app
 from btcmlops.settings import Settings
 from btcmlops.store import PriceStore
 from factories import make_candles, small_replay
-from services import MYSQL_SERVER_URL, mariadb_database, wait_ready
+from services import MYSQL_SERVER_URL, mariadb_database, wait_ready, wait_until
 
 GAP = "2021-03-10 05:00"
 
@@ -188,11 +188,21 @@ def test_alias_moves_are_followed_and_logged_per_version(replay: ReplayResult) -
             metrics = test_client.get("/metrics").text
             assert f"btcmlops_served_model_version {float(final.version)}" in metrics
             assert "btcmlops_model_swaps_total 3.0" in metrics
-            time.sleep(0.3)  # two flush intervals: the log is written off the request path
-            logged = test_client.get(
-                "/predictions", params={"start": "2021-04-15T01:00:00Z", "end": "2021-04-15T01:00:00Z"}
-            ).json()
-            assert {row["model_version"] for row in logged} == {other, final.version}
+
+            def logged() -> set[int]:  # the log is written off the request path, every flush interval
+                rows = test_client.get(
+                    "/predictions", params={"start": "2021-04-15T01:00:00Z", "end": "2021-04-15T01:00:00Z"}
+                ).json()
+                return {row["model_version"] for row in rows}
+
+            wait_until(
+                lambda: logged() >= {other, final.version},
+                timeout_s=10,
+                what="both versions' forecasts in the log",
+                on_timeout=lambda: str(logged()),
+                every_s=0.05,
+            )
+            assert logged() == {other, final.version}
     finally:
         registry.set_alias(CHAMPION, final.version)
     store = PriceStore(settings.store.url or "")
@@ -251,8 +261,15 @@ def test_a_database_outage_does_not_stop_forecasts(replay: ReplayResult) -> None
             assert answers == [200] * 28
             assert ready.status_code == 503
             assert "price store" in ready.json()["detail"]
-            time.sleep(0.3)  # a few flush attempts: the log keeps what it could not write
-            assert test_client.app.state.prediction_log.last_error is not None  # type: ignore[attr-defined]
+            log = test_client.app.state.prediction_log  # type: ignore[attr-defined]
+            wait_until(  # a flush attempt: the log keeps what it could not write
+                lambda: log.last_error is not None,
+                timeout_s=10,
+                what="a failed flush",
+                on_timeout=lambda: "no flush error",
+                every_s=0.05,
+            )
+            assert log.last_error is not None
     finally:
         next(databases, None)
 
