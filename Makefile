@@ -47,7 +47,7 @@ demo: install ## Replay 2023-2024 on the shipped candles (no servers) into $(OUT
 TEST_WORKERS ?= 3
 .PHONY: test
 test: install test-deps ## Run every test: unit, and integration against MariaDB, moto's S3 server and mlflow server
-	$(RUN) pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25
+	$(RUN) pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=25
 
 # The inner loop: no servers, no browser, SQLite only, the crash matrix cut at 3 of its boundaries and
 # 5 fuzz cases per operation and mode instead of 80.

@@ -3,6 +3,7 @@ session's small replays (one per set of inputs, each test on its own copy)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,21 @@ from btcmlops.replay import ReplayResult
 from btcmlops.store import PriceStore
 from factories import ReplayOf, copy_replay, make_candles, small_replay
 from services import mariadb_database
+
+
+def _start_rank(item: pytest.Item) -> int:
+    """0: a module marked slow and integration (minutes), 1: other integration modules, 2: the rest.
+    From the module's own marks, so a module's tests stay together (its fixtures are made once)."""
+    marks = getattr(getattr(item, "module", None), "pytestmark", [])
+    names = {mark.name for mark in (marks if isinstance(marks, list) else [marks])}
+    return 0 if {"integration", "slow"} <= names else 1 if "integration" in names else 2
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, the longest tests start first, the many short unit tests fill in at the end:
+    a minutes-long test handed out last would end the run minutes after every other worker."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=_start_rank)  # stable: in each rank, modules and tests keep their order
 
 
 @pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])

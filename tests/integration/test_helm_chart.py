@@ -25,7 +25,8 @@ from typer.testing import CliRunner
 from btcmlops.cli import app
 from btcmlops.settings import ClientSettings, DashboardSettings, ServeSettings, Settings
 
-pytestmark = pytest.mark.integration
+# One xdist worker (make test) runs the module: helm and checkov run once.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("helm_chart")]
 
 Manifest = dict[str, Any]
 IMAGE_UID = 10001

@@ -34,7 +34,8 @@ from btcmlops.store import PriceStore
 from factories import write_project_csv
 from services import CliProcess, free_port, wait_until
 
-pytestmark = pytest.mark.integration
+# Slow: the live stack through months of contests at 48 sim h/s, the longest test (minutes).
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SPEED = 48.0
 """Sim hours per real second (`make stack`'s speed): a month in about 15 s, plus each hold."""

@@ -39,7 +39,8 @@ from btcmlops.settings import ModelSettings
 from factories import make_candles
 from services import chromium_browser, require_chromium
 
-pytestmark = [pytest.mark.integration, pytest.mark.browser]
+# One xdist worker (make test) runs the module: the recorded runs are made once.
+pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.xdist_group("mlflow_ui")]
 
 SCRIPT = Path(__file__).parents[2] / "scripts" / "mlflow_screenshot.py"
 TINY_MODEL = ModelSettings(num_boost_round=20, min_data_in_leaf=20)

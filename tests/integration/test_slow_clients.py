@@ -30,7 +30,8 @@ from factories import ReplayOf
 from held_connections import HeldConnections, ask_beside
 from services import CliProcess, free_port
 
-pytestmark = pytest.mark.integration
+# One xdist worker (make test) runs the module: the two services are started once.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("slow_clients")]
 
 DEADLINE_S = 4.0
 """Header and body timeout of both services (10 s and 30 s by default)."""

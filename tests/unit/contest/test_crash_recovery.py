@@ -25,6 +25,9 @@ from btcmlops.store import PriceStore
 from factories import make_candles
 from registry_state import registry_state
 
+# One xdist worker (make test) runs the module: the reference run and the months before the cut are made once.
+pytestmark = pytest.mark.xdist_group("crash_recovery")
+
 MODEL = ModelSettings(num_boost_round=15, min_data_in_leaf=20)
 RULE = ContestSettings(first_train_months=2)
 CANDLES = make_candles(

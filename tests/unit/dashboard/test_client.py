@@ -20,6 +20,9 @@ from btcmlops.settings import Settings
 from factories import ReplayOf
 from services import free_port, wait_ready
 
+# One xdist worker (make test) runs the module: the module's replay is copied once.
+pytestmark = pytest.mark.xdist_group("dashboard_client")
+
 KEY = "dashboard-key"
 PAGE = Path(btcmlops.dashboard.__file__).with_name("app.py")
 

@@ -15,7 +15,9 @@ from btcmlops.replay import ReplayResult, run_replay
 from btcmlops.settings import EMBEDDED_DATA_FILE, Settings
 from btcmlops.store import PriceStore
 
-pytestmark = pytest.mark.slow  # the two-year replay (a minute or more on two cores)
+# Slow: the two-year replay (twelve models trained, a contest for each month of 2024).
+# One xdist worker (make test) runs the module: the two-year replay is made once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("replay")]
 
 
 @pytest.fixture(scope="module")

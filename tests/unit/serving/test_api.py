@@ -21,6 +21,9 @@ from btcmlops.store import PriceStore
 from factories import make_candles, small_replay
 from services import MYSQL_SERVER_URL, mariadb_database, wait_ready, wait_until
 
+# One xdist worker (make test) runs the module: the module's own replay is made once.
+pytestmark = pytest.mark.xdist_group("serving_api")
+
 GAP = "2021-03-10 05:00"
 
 

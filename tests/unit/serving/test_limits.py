@@ -20,6 +20,9 @@ from btcmlops.serving.state import StoreUnavailableError
 from btcmlops.settings import ServeSettings
 from services import free_port
 
+# One xdist worker (make test) runs the module: the module's server is started once.
+pytestmark = pytest.mark.xdist_group("limits")
+
 LIMIT = 100
 
 

@@ -34,6 +34,9 @@ from btcmlops.serving.server import (
 from btcmlops.settings import ServeSettings
 from services import free_port
 
+# One xdist worker (make test) runs the module: the module's server is started once.
+pytestmark = pytest.mark.xdist_group("server")
+
 HEADER_TIMEOUT_S = 1.5
 BODY_TIMEOUT_S = 1.0
 KEEP_ALIVE_S = 1

@@ -17,6 +17,9 @@ from btcmlops.settings import Settings
 from factories import ReplayOf, make_candles
 from services import wait_ready
 
+# One xdist worker (make test) runs the module: the module's replay is copied once.
+pytestmark = pytest.mark.xdist_group("routes_clock")
+
 KEY = "test-key"
 
 

@@ -16,6 +16,9 @@ from btcmlops.serving import create_app
 from btcmlops.settings import Settings
 from factories import ReplayOf
 
+# One xdist worker (make test) runs the module: the module's replay is copied once.
+pytestmark = pytest.mark.xdist_group("routes_contest")
+
 
 @pytest.fixture(scope="module")
 def replay(tmp_path_factory: pytest.TempPathFactory, replay_of: ReplayOf) -> ReplayResult:
