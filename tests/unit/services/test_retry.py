@@ -23,13 +23,16 @@ from btcmlops.features import UnknownFeatureSetError
 from btcmlops.services.feed import MarketFeed
 from btcmlops.services.retry import Backoff, is_configuration_error, retrying
 from btcmlops.services.trainer import LEASE_NAME, TrainerService
-from btcmlops.settings import TrainerSettings
+from btcmlops.settings import StoreSettings, TrainerSettings
 from btcmlops.store import PriceStore
 from factories import make_candles
 from services import MYSQL_SERVER_URL, mariadb_database, wait_until
 
 CANDLES = make_candles("2021-01-01", "2021-03-31 23:00")
 SIM_START = datetime(2021, 1, 2, tzinfo=UTC)
+OUTAGE_STORE = StoreSettings(busy_timeout_s=0.05)
+"""SQLite: a locked database fails a call in 50 ms (the store's busy timeout, 5 s by default, would
+make each failed step of the outage tests last 5 s)."""
 
 
 def test_the_backoff_doubles_up_to_its_cap_and_starts_over_after_a_success() -> None:
@@ -130,7 +133,7 @@ def _outage(url: str) -> Iterator[None]:
 @pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
 def outage_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'prices.db'}?timeout=0.05"  # a locked database fails in 50 ms
+        yield f"sqlite:///{tmp_path / 'prices.db'}"
     else:
         yield from mariadb_database()
 
@@ -145,7 +148,7 @@ def _in_thread(run: Callable[[threading.Event], None]) -> tuple[threading.Thread
 def test_the_feed_outlives_a_store_outage_and_goes_on_where_it_was(
     outage_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = PriceStore(outage_url)
+    store = PriceStore(outage_url, OUTAGE_STORE)
     store.migrate()
     store.write_clock(start_clock(SIM_START, 100.0, datetime.now(UTC)))  # 100 sim hours a second
     caplog.set_level(logging.INFO)
@@ -203,7 +206,7 @@ class _IdleContest:
 
 
 def test_the_trainer_outlives_a_store_outage(outage_url: str, caplog: pytest.LogCaptureFixture) -> None:
-    store = PriceStore(outage_url)
+    store = PriceStore(outage_url, OUTAGE_STORE)
     store.migrate()
     store.write_clock(start_clock(SIM_START, 100.0, datetime.now(UTC)))
     store.upsert_candles(CANDLES.iloc[:48])
