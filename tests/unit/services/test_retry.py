@@ -148,11 +148,12 @@ def _in_thread(run: Callable[[threading.Event], None]) -> tuple[threading.Thread
 def test_the_feed_outlives_a_store_outage_and_goes_on_where_it_was(
     outage_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = PriceStore(outage_url, OUTAGE_STORE)
+    store = PriceStore(outage_url)  # the test's own reads: they wait out the feed's writes
     store.migrate()
     store.write_clock(start_clock(SIM_START, 100.0, datetime.now(UTC)))  # 100 sim hours a second
     caplog.set_level(logging.INFO)
-    feed = MarketFeed(store, CANDLES, interval_s=0.01, retry_first_s=0.02, retry_max_s=0.1)
+    feeds_store = PriceStore(outage_url, OUTAGE_STORE)
+    feed = MarketFeed(feeds_store, CANDLES, interval_s=0.01, retry_first_s=0.02, retry_max_s=0.1)
     thread, stop = _in_thread(feed.run)
     try:
         wait_until(
@@ -186,6 +187,7 @@ def test_the_feed_outlives_a_store_outage_and_goes_on_where_it_was(
     finally:
         stop.set()
         thread.join(timeout=10)
+        feeds_store.dispose()
         store.dispose()
     assert not thread.is_alive()
 
