@@ -3,7 +3,10 @@ session's small replays (one per set of inputs, each test on its own copy)."""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,24 +55,31 @@ def store(store_url: str) -> Iterator[PriceStore]:
 @pytest.fixture(scope="session")
 def replay_of(tmp_path_factory: pytest.TempPathFactory) -> ReplayOf:
     """``replay_of(home, start, end, num_boost_round=20, **candles)``: a copy under ``home`` (see
-    ``copy_replay``) of the session's ``small_replay`` of ``make_candles(start, end, **candles)``.
+    ``copy_replay``) of the run's ``small_replay`` of ``make_candles(start, end, **candles)``.
 
     A replay trains a model per month (seconds each); the tests that start from one replay the same
-    inputs, so the session makes each set of inputs once (once per xdist worker) and hands every caller
-    its own copy of the stores to change.
+    inputs, so a run makes each set of inputs once and hands every caller its own copy of the stores to
+    change. Under pytest-xdist the workers share the replays: the first to need one makes it in the
+    run's temporary folder (the parent of each worker's) under a file lock, the others read it there.
     """
-    made: dict[str, ReplayResult] = {}
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "replays"
+    root.mkdir(exist_ok=True)
 
     def replay_of(
         home: Path, start: str, end: str, *, num_boost_round: int = 20, **candles: Any
     ) -> ReplayResult:
         key = repr((start, end, num_boost_round, sorted(candles.items())))
-        if key not in made:
-            made[key] = small_replay(
-                tmp_path_factory.mktemp("replay"),
-                make_candles(start, end, **candles),
-                num_boost_round=num_boost_round,
-            )
-        return copy_replay(made[key], home)
+        made = root / hashlib.sha256(key.encode()).hexdigest()[:16]
+        with (root / f"{made.name}.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            if not (made / "result.pickle").exists():
+                made.mkdir(exist_ok=True)
+                result = small_replay(
+                    made, make_candles(start, end, **candles), num_boost_round=num_boost_round
+                )
+                (made / "result.pickle").write_bytes(pickle.dumps(result))
+            replay: ReplayResult = pickle.loads((made / "result.pickle").read_bytes())
+        return copy_replay(replay, home)
 
     return replay_of
