@@ -4,9 +4,12 @@ while the others keep running (honcho, before, stopped all of them)."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -59,14 +62,23 @@ def _pids(env: dict[str, str]) -> dict[str, int]:
     return pids
 
 
-def test_the_native_stack_restarts_a_killed_process_and_keeps_the_others(tmp_path: Path) -> None:
-    env = _stack_env(tmp_path)
-    (tmp_path / ".btcmlops" / "stack").mkdir(parents=True)
-    log = (tmp_path / "stack.log").open("w")
+@pytest.fixture
+def home() -> Iterator[Path]:
+    """The stack's working directory, short: supervisord's socket is in it, and a Unix socket's path
+    has at most 107 bytes (pytest's ``tmp_path`` under an xdist worker comes close or passes it)."""
+    directory = Path(tempfile.mkdtemp(prefix="stack-"))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_the_native_stack_restarts_a_killed_process_and_keeps_the_others(home: Path) -> None:
+    env = _stack_env(home)
+    (home / ".btcmlops" / "stack").mkdir(parents=True)
+    log = (home / "stack.log").open("w")
     stack = subprocess.Popen(
         [sys.executable, "-m", "supervisor.supervisord", "-c", str(CONF)],
         env=env,
-        cwd=tmp_path,
+        cwd=home,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -74,7 +86,7 @@ def test_the_native_stack_restarts_a_killed_process_and_keeps_the_others(tmp_pat
     api = f"http://127.0.0.1:{env['BTCMLOPS_SERVE__PORT']}"
 
     def tail() -> str:
-        return (tmp_path / "stack.log").read_text()[-4000:]
+        return (home / "stack.log").read_text()[-4000:]
 
     def healthy() -> bool:
         try:
@@ -82,10 +94,13 @@ def test_the_native_stack_restarts_a_killed_process_and_keeps_the_others(tmp_pat
         except httpx.HTTPError:
             return False
 
+    def all_running() -> bool:
+        if stack.poll() is not None:  # supervisord itself failed to start: say so now, not in 120 s
+            pytest.fail(f"supervisord exited with {stack.returncode}:\n{tail()}")
+        return set(_pids(env)) == set(PROGRAMS)
+
     try:
-        wait_until(
-            lambda: set(_pids(env)) == set(PROGRAMS), timeout_s=120, what="every program", on_timeout=tail
-        )
+        wait_until(all_running, timeout_s=120, what="every program", on_timeout=tail)
         wait_until(healthy, timeout_s=120, what="the api", on_timeout=tail)
         before = _pids(env)
         os.kill(before["api"], signal.SIGKILL)
