@@ -22,6 +22,7 @@ from btcmlops.serving.errors import EVERY_ROUTE, add_error_handlers
 from btcmlops.serving.inputs import known_query_only
 from btcmlops.serving.limits import BodyLimitMiddleware, ReadGate
 from btcmlops.serving.metrics import MetricsMiddleware
+from btcmlops.serving.openapi import with_stated_limits
 from btcmlops.serving.prediction_log import PredictionLogWriter, wal_directory
 from btcmlops.serving.routes import ROUTERS
 from btcmlops.serving.state import ServiceState
@@ -90,6 +91,7 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     add_error_handlers(app)
+    app.openapi = with_stated_limits(app, settings)  # type: ignore[method-assign]
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.serve.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)  # outermost: it counts the 413s too
     return app
