@@ -424,7 +424,10 @@ class ClockSettings(BaseModel):
         default=MAX_SPEED,
         gt=0,
         le=MAX_SPEED,
-        description="Fastest speed a clock change may set (the API answers 422 above it; never above 10000).",
+        description=(
+            "Fastest speed a clock change may set, checked before anything is saved (the API answers 422 "
+            "above it; never above 10000)."
+        ),
     )
     api_key: SecretStr | None = Field(
         default=None,
