@@ -217,15 +217,28 @@ def test_every_named_btcmlops_command_exists() -> None:
     assert not stale, "\n".join(stale)
 
 
+def anchors(path: Path) -> set[str]:
+    """The anchors GitHub gives the headings of ``path`` (lower case, punctuation dropped, spaces to -)."""
+    found = set()
+    for heading in re.findall(r"^#{1,6} (.+)$", path.read_text(encoding="utf-8"), re.MULTILINE):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        found.add(slug)
+    return found
+
+
 def test_relative_links_resolve() -> None:
-    """Every relative link and image of README.md and docs/*.md names a file that exists."""
+    """Every relative link and image of README.md and docs/*.md names a file (and heading) that exists."""
     link = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
     broken = []
     for path in DOC_FILES:
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             for target in link.findall(line):
-                if re.match(r"^[a-z]+:", target) or target.startswith("#"):
+                if re.match(r"^[a-z]+:", target):
                     continue
-                if not (path.parent / target.split("#", 1)[0]).exists():
+                file, _, anchor = target.partition("#")
+                linked = path.parent / file if file else path
+                if not linked.exists():
                     broken.append(f"{path.relative_to(ROOT)}:{number}: {target} does not exist")
+                elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
+                    broken.append(f"{path.relative_to(ROOT)}:{number}: {target}: no such heading")
     assert not broken, "\n".join(broken)
