@@ -111,6 +111,10 @@ bench-stack-fit: install ## The trainer's fit time inside `make stack` against t
 bench-gpu: install ## On a GPU machine: XGBoost fit time on CPU vs CUDA, and that their forecasts agree
 	$(RUN) python bench/gpu_check.py
 
+.PHONY: settings-docs
+settings-docs: install ## Write docs/settings.md from the settings' descriptions (src/btcmlops/settings.py)
+	$(RUN) python scripts/settings_reference.py
+
 .PHONY: serve
 serve: install ## Serve the last replay's champion on http://127.0.0.1:8000 (run `make demo` first)
 	$(RUN) btcmlops serve --replay $(OUT)

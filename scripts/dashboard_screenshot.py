@@ -2,8 +2,8 @@
 
 Usage: ``uv run python scripts/dashboard_screenshot.py [URL] [OUT] [--wait-s N] [--until SIM_TIME]``.
 The page must stay open while the replay runs: the dashboard asks for forecasts only while viewed, so
-``--until`` keeps it open until the inference service's sim clock reaches that time. The README's
-``docs/dashboard.png`` is made this way (the note under it in the README gives the settings).
+``--until`` keeps it open until the inference service's sim clock reaches that time. docs/live-stack.md's
+``docs/dashboard.png`` is made this way (the note under it there gives the settings).
 """
 
 from __future__ import annotations
