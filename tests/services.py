@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+import uvicorn
 from browser import CHROMIUM, launch_chromium  # scripts/browser.py (scripts is on pytest's path)
 from playwright.sync_api import Browser
 from sqlalchemy import create_engine, text
@@ -80,6 +81,25 @@ def wait_until(
             return
         time.sleep(every_s)
     pytest.fail(f"{what} not ready after {timeout_s:.0f} s:\n{on_timeout()}")
+
+
+@contextlib.contextmanager
+def uvicorn_in_thread(config: uvicorn.Config, timeout_s: float = 10) -> Iterator[uvicorn.Server]:
+    """A real uvicorn server in a thread (httpx's way), waited for on its ``started`` flag, never a
+    sleep; stopped at the end."""
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        assert thread.is_alive(), "uvicorn stopped before it started"
+        time.sleep(0.01)
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        thread.join(timeout=timeout_s)
 
 
 def wait_for_http(
