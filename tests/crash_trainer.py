@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from btcmlops.calendar import Month
-from btcmlops.contest import Contest, MonthOutcome
+from btcmlops.contest.contest import Contest, MonthOutcome
 from btcmlops.registry import resolve_tracking
 from btcmlops.services.trainer import TrainerService, wait_for_registry
 from btcmlops.settings import Settings

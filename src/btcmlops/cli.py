@@ -23,8 +23,8 @@ from btcmlops.settings import Settings
 
 if TYPE_CHECKING:
     from btcmlops.clock import SimClock
-    from btcmlops.contest import Contest
     from btcmlops.contest.changes import ChampionChanges
+    from btcmlops.contest.contest import Contest
     from btcmlops.store import AuditEntry, PriceStore
 
 app = typer.Typer(
@@ -464,7 +464,7 @@ def feed(
 @app.command()
 def trainer(ctx: typer.Context) -> None:
     """Close each month with the contest once sim time has passed its end (train, score, promote)."""
-    from btcmlops.contest import Contest
+    from btcmlops.contest.contest import Contest
     from btcmlops.registry import resolve_tracking
     from btcmlops.services.retry import Backoff, retrying
     from btcmlops.services.trainer import TrainerService, wait_for_registry
@@ -654,7 +654,7 @@ app.add_typer(registry_app, name="registry")
 
 def _open_contest(settings: Settings) -> tuple[PriceStore, Contest]:
     """The price store and a Contest over it and the configured registry (or a replay's)."""
-    from btcmlops.contest import Contest
+    from btcmlops.contest.contest import Contest
     from btcmlops.registry import ModelRegistry, resolve_tracking
 
     _no_blind_mlflow_retries(timeout_s=60)

@@ -16,11 +16,12 @@ from typing import Any
 import pandas as pd
 
 from btcmlops.calendar import months_between
-from btcmlops.contest import Contest, Month, MonthOutcome
+from btcmlops.contest import Month
+from btcmlops.contest.contest import Contest, MonthOutcome
 from btcmlops.data import load_file_into_store
+from btcmlops.mlflow_links import experiment_runs_url, registered_model_url
 from btcmlops.redaction import redact
 from btcmlops.registry import ModelRegistry, resolve_tracking
-from btcmlops.registry.presentation import experiment_runs_url, registered_model_url
 from btcmlops.replay.summary import build_summary, predictions_frame
 from btcmlops.settings import Settings
 from btcmlops.store import PriceStore
