@@ -31,16 +31,20 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from btcmlops.contest.changes import ChampionChanges, StepHook, no_step
-from btcmlops.contest.contest import Contest
 from btcmlops.redaction import describe_error, redact
-from btcmlops.registry import ModelRegistry, resolve_tracking
 from btcmlops.services.retry import Backoff, retrying
-from btcmlops.services.trainer import wait_for_registry
 from btcmlops.settings import Settings
 from btcmlops.store import PriceStore
-from btcmlops.timing import Timings
+
+if TYPE_CHECKING:
+    # Imported where used: a command that needs the price store only (``clock``, ``data``) must not
+    # pay for MLflow and the model libraries (seconds per process).
+    from btcmlops.contest.changes import ChampionChanges, StepHook
+    from btcmlops.contest.contest import Contest
+    from btcmlops.registry import ModelRegistry
+    from btcmlops.timing import Timings
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +115,8 @@ def tracking(settings: Settings, directory: Path | None = None) -> tuple[str, st
 
     The configured server, else the embedded SQLite store in ``directory`` (``<home>/mlflow``).
     """
+    from btcmlops.registry import resolve_tracking
+
     return resolve_tracking(
         settings.mlflow.tracking_uri, directory or settings.home / "mlflow", settings.home / "cache"
     )
@@ -120,6 +126,8 @@ def open_registry(
     settings: Settings, *, directory: Path | None = None, timings: Timings | None = None
 ) -> ModelRegistry:
     """The registry ``settings`` name (creating its experiment and registered model if missing)."""
+    from btcmlops.registry import ModelRegistry
+
     tracking_uri, artifacts = tracking(settings, directory)
     return ModelRegistry(
         tracking_uri,
@@ -132,6 +140,8 @@ def open_registry(
 
 def serving_registry(settings: Settings) -> ModelRegistry:
     """The inference service's registry: the configured server only, and never created by it."""
+    from btcmlops.registry import ModelRegistry
+
     if settings.mlflow.tracking_uri is None:
         raise ValueError("the inference service needs a registry: set BTCMLOPS_MLFLOW__TRACKING_URI")
     return ModelRegistry(
@@ -154,6 +164,8 @@ def serving_store(settings: Settings) -> PriceStore:
 
 def await_registry(settings: Settings, stop: threading.Event) -> ModelRegistry | None:
     """The registry once MLflow answers (a service may start before it); None if stopped first."""
+    from btcmlops.services.trainer import wait_for_registry
+
     tracking_uri, artifacts = tracking(settings)
     return wait_for_registry(
         tracking_uri,
@@ -175,16 +187,18 @@ def sim_now_of(store: PriceStore) -> SimNow:
 
 
 def champion_changes(
-    store: PriceStore, registry: ModelRegistry, on_step: StepHook = no_step
+    store: PriceStore, registry: ModelRegistry, on_step: StepHook | None = None
 ) -> ChampionChanges:
     """Changes of champion by hand, journalled in ``store`` and stamped with its sim time."""
+    from btcmlops.contest.changes import ChampionChanges, no_step
+
     return ChampionChanges(
         registry,
         store.journal,
         store,
         now=lambda: datetime.now(UTC),
         sim_now=sim_now_of(store),
-        on_step=on_step,
+        on_step=on_step or no_step,
     )
 
 
@@ -193,22 +207,25 @@ def trainer_contest(
     store: PriceStore,
     registry: ModelRegistry,
     *,
-    on_step: StepHook = no_step,
-    contest_type: type[Contest] = Contest,
+    on_step: StepHook | None = None,
+    contest_type: type[Contest] | None = None,
 ) -> Contest:
     """The live trainer's contest: candles and decisions in ``store``, sim time by its clock.
 
     A change by hand cut off for ``change_grace_s`` is taken for dead and finished. ``contest_type``
     lets a test harness run a ``Contest`` subclass on the very same wiring.
     """
-    return contest_type(
+    from btcmlops.contest.changes import no_step
+    from btcmlops.contest.contest import Contest
+
+    return (contest_type or Contest)(
         settings.model,
         settings.contest,
         registry,
         store,
         store,
         sim_now=sim_now_of(store),
-        on_step=on_step,
+        on_step=on_step or no_step,
         change_grace_s=settings.store.change_grace_s,
     )
 
@@ -219,6 +236,8 @@ def contest_by_hand(settings: Settings) -> Iterator[Contest]:
 
     The store is disposed when the block ends.
     """
+    from btcmlops.contest.contest import Contest
+
     with open_price_store(settings) as store:
         yield Contest(
             settings.model, settings.contest, open_registry(settings), store, store, sim_now=sim_now_of(store)
