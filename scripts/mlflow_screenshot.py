@@ -18,7 +18,7 @@ import httpx
 from browser import launch_chromium  # scripts/browser.py, beside this file
 from playwright.sync_api import Page, sync_playwright
 
-from btcmlops.registry.presentation import CONTEST_VIEW_ID, experiment_runs_url
+from btcmlops.mlflow_links import CONTEST_VIEW_ID, experiment_runs_url
 from btcmlops.settings import MlflowSettings
 
 RENDER_TIMEOUT_MS = 60_000

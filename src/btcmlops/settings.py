@@ -16,7 +16,7 @@ from pydantic import AwareDatetime, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
-from btcmlops.clock import MAX_SPEED
+from btcmlops.speed import MAX_SPEED
 
 EMBEDDED_DATA_FILE = Path(__file__).resolve().parent / "data" / "embedded" / "btc_usdt_1h.csv.gz"
 """The two shipped years (2023-2024) of hourly BTC/USDT candles, the replay's default input."""

@@ -26,13 +26,13 @@ from playwright.sync_api import Locator, Page, expect
 
 from btcmlops.contest import TrainingWindow
 from btcmlops.features import build_samples
+from btcmlops.mlflow_links import experiment_runs_url
 from btcmlops.model import train_forecaster
 from btcmlops.registry import CHALLENGER, CHAMPION, ModelRegistry, VersionStatus
 from btcmlops.registry.presentation import (
     CONTEST_VIEW_NAME,
     contest_run_name,
     contest_version_tags,
-    experiment_runs_url,
     version_description,
 )
 from btcmlops.settings import ModelSettings

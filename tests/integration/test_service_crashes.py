@@ -34,8 +34,8 @@ import pytest
 
 from btcmlops.calendar import Month
 from btcmlops.clock import start_clock
-from btcmlops.contest import Contest
 from btcmlops.contest.changes import ChampionChanges
+from btcmlops.contest.contest import Contest
 from btcmlops.registry import CHALLENGER, CHAMPION, ModelRegistry
 from btcmlops.settings import ContestSettings, ModelSettings
 from btcmlops.store import PriceStore

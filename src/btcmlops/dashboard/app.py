@@ -24,8 +24,8 @@ from btcmlops.dashboard.views import (
     newest_asked,
     timeline_figure,
 )
+from btcmlops.mlflow_links import model_version_url, registered_model_url
 from btcmlops.redaction import install_log_redaction
-from btcmlops.registry.presentation import model_version_url, registered_model_url
 from btcmlops.settings import Settings
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from btcmlops.registry.presentation import model_version_url, run_url
+from btcmlops.mlflow_links import model_version_url, run_url
 
 HOUR = timedelta(hours=1)
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")

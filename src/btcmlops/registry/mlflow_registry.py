@@ -20,11 +20,11 @@ from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model, infer_signature
 
-from btcmlops.contest.window import TrainingWindow
 from btcmlops.features import UnknownFeatureSetError, get_feature_set
 from btcmlops.model import LIGHTGBM, XGBOOST, Forecaster, ModelConfigurationError, import_xgboost
 from btcmlops.registry.presentation import EXPERIMENT_TAGS, registered_model_description
 from btcmlops.timing import Timings
+from btcmlops.training_window import TrainingWindow
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"

@@ -2,8 +2,9 @@
 to the contests that decided them.
 
 Pure text, no MLflow import: ``ModelRegistry`` writes these, the contest calls the builders, and the
-tests read them. What MLflow 3.17.2's UI does with each (read from its JS bundle and checked in
-Chromium, see ``tests/integration/test_mlflow_ui.py``):
+tests read them. The links into the UI are in ``btcmlops.mlflow_links``, below the registry, so that
+the dashboard shows them without importing the registry. What MLflow 3.17.2's UI does with each (read
+from its JS bundle and checked in Chromium, see ``tests/integration/test_mlflow_ui.py``):
 
 * The experiment page opens on whatever the global workflow switch says ("GenAI" or "Model
   training"), kept per browser in localStorage (``mlflow.workflowType_v1``, GenAI by default) or
@@ -51,7 +52,8 @@ import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Final
-from urllib.parse import quote, urlencode
+
+from btcmlops.mlflow_links import CONTEST_VIEW_ID
 
 CHAMPION_ROLE: Final = "champion"
 CHALLENGER_ROLE: Final = "challenger"
@@ -63,7 +65,6 @@ EXPERIMENT_KIND_TAG: Final = "mlflow.experimentKind"
 EXPERIMENT_KIND_ML: Final = "custom_model_development"
 """The UI's value for "Machine learning" (the other one it writes is ``genai_development``)."""
 SAVED_VIEW_TAG_PREFIX: Final = "mlflow.sharedViewState."
-CONTEST_VIEW_ID: Final = "contest-verdicts"
 CONTEST_VIEW_NAME: Final = "Contest verdicts"
 
 CONTEST_MONTH_TAG: Final = "contest.month"
@@ -130,38 +131,6 @@ EXPERIMENT_TAGS: Final[Mapping[str, str]] = {
     SAVED_VIEW_TAG_PREFIX + CONTEST_VIEW_ID: _saved_view(CONTEST_VIEW_NAME, _contest_view_state()),
 }
 """Set on the experiment at every start: its kind, its description and the "Contest verdicts" view."""
-
-
-def experiment_runs_url(ui_url: str, experiment_id: str, *, view: str | None = CONTEST_VIEW_ID) -> str:
-    """A link that opens the experiment on its runs table, in "Model training" mode.
-
-    Args:
-        ui_url: Where the MLflow UI is served, e.g. ``http://localhost:5000``.
-        experiment_id: The experiment's id.
-        view: A saved view to open (the contest verdicts by default); None for the plain table.
-
-    Returns:
-        The URL. Without ``workflowType`` MLflow 3.17 opens the GenAI overview of the experiment.
-    """
-    query = {"workflowType": "machine_learning"}
-    if view is not None:
-        query["viewStateShareKey"] = view
-    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{urlencode(query)}"
-
-
-def registered_model_url(ui_url: str, model_name: str) -> str:
-    """A link to the registered model's page (versions, aliases, descriptions), in "Model training" mode."""
-    return f"{ui_url.rstrip('/')}/#/models/{quote(model_name, safe='')}?workflowType=machine_learning"
-
-
-def model_version_url(ui_url: str, model_name: str, version: int) -> str:
-    """A link to one version's page: its description, tags (contest month, run), source run."""
-    return f"{ui_url.rstrip('/')}/#/models/{quote(model_name, safe='')}/versions/{version}"
-
-
-def run_url(ui_url: str, experiment_id: str, run_id: str) -> str:
-    """A link to one run's page (a contest run: its MAEs, verdict and reason)."""
-    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def registered_model_description() -> str:

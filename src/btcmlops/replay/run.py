@@ -15,15 +15,15 @@ from typing import Any
 
 import pandas as pd
 
+from btcmlops.bootstrap import open_price_store, open_registry, tracking
 from btcmlops.calendar import months_between
-from btcmlops.contest import Contest, Month, MonthOutcome
+from btcmlops.contest import Month
+from btcmlops.contest.contest import Contest, MonthOutcome
 from btcmlops.data import load_file_into_store
+from btcmlops.mlflow_links import experiment_runs_url, registered_model_url
 from btcmlops.redaction import redact
-from btcmlops.registry import ModelRegistry, resolve_tracking
-from btcmlops.registry.presentation import experiment_runs_url, registered_model_url
 from btcmlops.replay.summary import build_summary, predictions_frame
 from btcmlops.settings import Settings
-from btcmlops.store import PriceStore
 from btcmlops.timing import Timings
 
 UI_URL = "http://127.0.0.1:5000"
@@ -115,8 +115,8 @@ def run_replay(
     out_dir.mkdir(parents=True, exist_ok=True)
     _clear_previous_replay(out_dir)
 
-    store = PriceStore(settings.store.url or f"sqlite:///{(out_dir / 'prices.db').resolve()}", settings.store)
-    try:
+    # The composition root's rules, with the output directory in place of the home.
+    with open_price_store(settings, directory=out_dir, migrate=False) as store:
         with timings.measure("data"):
             store.migrate()
             loaded = load_file_into_store(data_file, store)
@@ -132,16 +132,8 @@ def run_replay(
             )
 
         with timings.measure("mlflow"):
-            tracking_uri, artifact_root = resolve_tracking(
-                settings.mlflow.tracking_uri, out_dir, settings.home / "cache"
-            )
-        registry = ModelRegistry(
-            tracking_uri,
-            settings.mlflow.experiment,
-            settings.mlflow.registered_model,
-            artifact_location=artifact_root,
-            timings=timings,
-        )
+            tracking_uri, artifact_root = tracking(settings, out_dir)
+        registry = open_registry(settings, directory=out_dir, timings=timings)
         if registry.versions():
             raise ReplayError(
                 f"registered model {settings.mlflow.registered_model!r} already has versions at "
@@ -219,5 +211,3 @@ def run_replay(
             tracking_uri=tracking_uri,
             ui_command=ui_command,
         )
-    finally:
-        store.dispose()

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from btcmlops.calendar import Month
 from btcmlops.clock import SimClock, last_closed_hour, month_end
-from btcmlops.contest import Contest, MonthOutcome
+from btcmlops.contest.contest import Contest, MonthOutcome
 from btcmlops.redaction import redact
 from btcmlops.registry import ModelRegistry
 from btcmlops.services.retry import Backoff, is_configuration_error, retrying, wait_after

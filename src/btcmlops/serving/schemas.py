@@ -19,8 +19,8 @@ from pydantic import (
     model_validator,
 )
 
-from btcmlops.clock import MAX_SPEED
 from btcmlops.features import FEATURE_SETS
+from btcmlops.speed import MAX_SPEED
 
 EXAMPLE_HOUR = "2024-03-05T14:00:00Z"
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from btcmlops.cli import _no_blind_mlflow_retries
+from btcmlops.cli.common import no_blind_mlflow_retries as _no_blind_mlflow_retries
 
 
 def test_the_registry_timeout_becomes_mlflows_http_timeout_without_retries(

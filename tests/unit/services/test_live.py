@@ -13,7 +13,7 @@ import pytest
 
 from btcmlops.calendar import Month
 from btcmlops.clock import last_closed_hour, month_end, start_clock
-from btcmlops.contest import Contest
+from btcmlops.contest.contest import Contest
 from btcmlops.registry import ModelRegistry, embedded_artifact_location, embedded_tracking_uri
 from btcmlops.replay import run_replay
 from btcmlops.services.feed import MarketFeed
