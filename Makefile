@@ -16,9 +16,12 @@ endif
 RUN := $(UV) run --frozen
 OUT ?= out/replay
 
+# The make variables the "## " descriptions name (OUT): help passes their values to the awk script.
+HELP_VARIABLES = $(sort $(shell sed -n 's/^[a-zA-Z_-]*:.*\#\# //p' $(MAKEFILE_LIST) | grep -o '[$$]([A-Za-z_][A-Za-z0-9_]*)' | tr -d '$$()'))
+
 .PHONY: help
 help: ## List the tasks
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@$(foreach v,$(HELP_VARIABLES),$(v)='$($(v))') awk -f scripts/make_help.awk $(MAKEFILE_LIST)
 
 .PHONY: install
 install: ## Install uv (if missing) and every dependency from the lock file into .venv

@@ -19,9 +19,9 @@ def simulate(
         Path | None,
         typer.Option(exists=True, dir_okay=False, help="Candle file (default: the shipped 2023-2024)."),
     ] = None,
-    out: Annotated[Path, typer.Option(help="Output directory (a previous replay there is replaced).")] = Path(
-        "out/replay"
-    ),
+    out: Annotated[
+        Path, typer.Option(help="Output directory (a previous replay there moves to OUT.previous).")
+    ] = Path("out/replay"),
 ) -> None:
     """Replay the champion/challenger contest over a candle file, month by month."""
     from btcmlops.data import CandleFileError
@@ -58,6 +58,10 @@ def simulate(
     console.print(f"report:      {result.report_html}  (and {result.report_png.name})", soft_wrap=True)
     console.print(f"predictions: {result.predictions_path}", soft_wrap=True)
     console.print(f"summary:     {result.summary_path}", soft_wrap=True)
+    if result.previous is not None:
+        console.print(
+            f"previous:    {result.previous}  (the replay {out} held, as it was left)", soft_wrap=True
+        )
     console.print(f"MLflow UI:   {result.ui_command}", soft_wrap=True, markup=False, highlight=False)
     mlflow_info = result.summary.get("mlflow")
     if isinstance(mlflow_info, dict) and result.tracking_uri.startswith("sqlite:"):

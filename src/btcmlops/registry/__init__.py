@@ -6,7 +6,12 @@ each point at exactly one version; the version tag ``status`` is ``production``,
 are version tags too, so a server can judge a version without reading its run.
 """
 
-from btcmlops.registry.embedded import embedded_artifact_location, embedded_tracking_uri, resolve_tracking
+from btcmlops.registry.embedded import (
+    embedded_artifact_location,
+    embedded_tracking_uri,
+    release_embedded_store,
+    resolve_tracking,
+)
 from btcmlops.registry.mlflow_registry import (
     CHALLENGER,
     CHAMPION,
@@ -26,6 +31,7 @@ __all__ = [
     "VersionStatus",
     "embedded_artifact_location",
     "embedded_tracking_uri",
+    "release_embedded_store",
     "resolve_tracking",
     "with_alias",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from btcmlops.contest.contest import Contest, MonthOutcome
 from btcmlops.data import load_file_into_store
 from btcmlops.mlflow_links import experiment_runs_url, registered_model_url
 from btcmlops.redaction import redact
+from btcmlops.registry import release_embedded_store
 from btcmlops.replay.summary import build_summary, predictions_frame
 from btcmlops.settings import Settings
 from btcmlops.timing import Timings
@@ -29,6 +31,10 @@ from btcmlops.timing import Timings
 UI_URL = "http://127.0.0.1:5000"
 """Where the printed ``mlflow ui`` command serves the replay's store."""
 REPLAY_FILES = ("predictions.csv", "summary.json", "report.html", "report.png", "prices.db", "mlflow.db")
+ARTIFACTS_DIR = "mlartifacts"
+"""The embedded MLflow store's artifact folder inside a replay's directory."""
+PREVIOUS_SUFFIX = ".previous"
+"""A new replay moves the one it replaces to ``<out>.previous`` (one generation is kept)."""
 
 
 class ReplayError(RuntimeError):
@@ -41,6 +47,8 @@ class ReplayResult:
 
     out_dir: Path
     summary: dict[str, Any]
+    previous: Path | None
+    """Where the replay that was in ``out_dir`` was moved (None: there was none)."""
     predictions_path: Path
     summary_path: Path
     report_html: Path
@@ -65,13 +73,55 @@ class FrameCandles:
         return self._candles.loc[keep]
 
 
-def _clear_previous_replay(out_dir: Path) -> None:
-    """Remove the files a previous replay wrote here, so the store and registry start empty."""
-    for name in REPLAY_FILES:
-        (out_dir / name).unlink(missing_ok=True)
-    artifacts = out_dir / "mlartifacts"
-    if artifacts.exists():
-        shutil.rmtree(artifacts)
+def previous_replay_dir(out_dir: Path) -> Path:
+    """Where a new replay into ``out_dir`` keeps the one it replaces: beside it, ``<out>.previous``."""
+    base = out_dir if out_dir.name else out_dir.resolve()  # "." has no name to suffix
+    return base.with_name(base.name + PREVIOUS_SUFFIX)
+
+
+def _rebase_artifact_paths(database: Path, old_root: Path, new_root: Path) -> None:
+    """Point every artifact location in the SQLite MLflow store ``database`` from old to new root.
+
+    MLflow stores absolute artifact locations (experiment, runs, model versions, logged models); a
+    moved store would otherwise load its models from the new replay's folder, where they are not.
+    Every text column is rewritten, so the rebase does not depend on one MLflow release's schema.
+    """
+    pairs = [(str(old_root), str(new_root)), (old_root.as_uri(), new_root.as_uri())]
+    with sqlite3.connect(database) as connection:
+        tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            columns = connection.execute(f'PRAGMA table_info("{table}")').fetchall()
+            for column in (c[1] for c in columns if "CHAR" in c[2].upper() or "TEXT" in c[2].upper()):
+                rewrite = (
+                    f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) WHERE instr("{column}", ?)'
+                )
+                for old, new in pairs:
+                    connection.execute(rewrite, (old + "/", new + "/", old + "/"))
+    connection.close()
+
+
+def _keep_previous_replay(out_dir: Path) -> Path | None:
+    """Move the files a previous replay wrote here to ``<out>.previous``, so the stores start empty.
+
+    A replay's stores carry what was done by hand on it afterwards (``btcmlops model promote
+    --replay``, rollbacks, their reasons); ``make demo`` must not wipe that silently. One generation
+    is kept: an older ``.previous`` is deleted. Files the replay did not write stay where they are.
+    """
+    names = [name for name in (*REPLAY_FILES, ARTIFACTS_DIR) if (out_dir / name).exists()]
+    if not names:
+        return None
+    previous = previous_replay_dir(out_dir)
+    release_embedded_store(out_dir)  # this process's pooled connections would follow the moved file
+    if previous.exists():
+        shutil.rmtree(previous)
+    previous.mkdir(parents=True)
+    for name in names:
+        (out_dir / name).rename(previous / name)
+    if (previous / "mlflow.db").exists():
+        _rebase_artifact_paths(
+            previous / "mlflow.db", out_dir.resolve() / ARTIFACTS_DIR, previous.resolve() / ARTIFACTS_DIR
+        )
+    return previous
 
 
 def last_complete_month(last_hour: pd.Timestamp) -> Month:
@@ -106,14 +156,15 @@ def run_replay(
     """Replay the contest over ``data_file`` month by month; write outputs into ``out_dir``.
 
     Embedded defaults (no store URL, no tracking URI set) put an SQLite price store, an SQLite MLflow
-    store and the model artifacts in ``out_dir``, replacing a previous replay's. With a configured
+    store and the model artifacts in ``out_dir``; a previous replay's files there move to
+    ``<out>.previous`` first (``ReplayResult.previous``). With a configured
     store or tracking server the replay uses those, and refuses a registered model that already has
     versions (a replay starts from nothing).
     """
     started = time.perf_counter()
     timings = Timings()
     out_dir.mkdir(parents=True, exist_ok=True)
-    _clear_previous_replay(out_dir)
+    previous = _keep_previous_replay(out_dir)
 
     # The composition root's rules, with the output directory in place of the home.
     with open_price_store(settings, directory=out_dir, migrate=False) as store:
@@ -204,6 +255,7 @@ def run_replay(
         return ReplayResult(
             out_dir=out_dir,
             summary=summary,
+            previous=previous,
             predictions_path=predictions_path,
             summary_path=summary_path,
             report_html=report_html,

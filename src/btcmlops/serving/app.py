@@ -24,6 +24,7 @@ from btcmlops.serving.limits import BodyLimitMiddleware, ReadGate
 from btcmlops.serving.metrics import MetricsMiddleware
 from btcmlops.serving.openapi import with_stated_limits
 from btcmlops.serving.prediction_log import PredictionLogWriter, wal_directory
+from btcmlops.serving.redoc import DOCS_ASSETS, add_offline_redoc
 from btcmlops.serving.routes import ROUTERS
 from btcmlops.serving.state import ServiceState
 from btcmlops.settings import Settings
@@ -63,7 +64,8 @@ def create_app(
         summary="Next-hour BTC/USDT close forecasts from the registry's champion, swapped without downtime.",
         version="1",
         lifespan=_lifespan,
-        static_url="/docs/assets",
+        static_url=DOCS_ASSETS,
+        redoc_url=None,  # ours below: fastapi-offline's still lets ReDoc fetch its logo from a CDN
         dependencies=[Depends(known_query_only)],
         responses=EVERY_ROUTE,
     )
@@ -75,6 +77,7 @@ def create_app(
     app.state.changes = changes
     for router in ROUTERS:
         app.include_router(router)
+    add_offline_redoc(app)
     add_error_handlers(app)
     app.openapi = with_stated_limits(app, settings)  # type: ignore[method-assign]
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.serve.max_body_bytes)

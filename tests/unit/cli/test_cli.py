@@ -10,6 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from btcmlops.cli import app
+from btcmlops.model import Forecaster
+from btcmlops.registry import ModelRegistry
+from btcmlops.settings import Settings
 from factories import make_candles, write_project_csv
 
 RUNNER = CliRunner()
@@ -129,6 +132,42 @@ def test_model_promote_rollback_history_and_registry_check_on_a_replay(env: Path
     assert f"v{other} -> v{champion}  manual by" in lines[-1]
     assert lines[-1].endswith(": undo the demo")
     assert RUNNER.invoke(app, ["registry", "check", "--replay", str(out)]).exit_code == 0
+
+
+def test_simulate_keeps_the_replay_it_replaces_with_its_hand_changes_beside_it(env: Path) -> None:
+    """``make demo`` twice: the first replay, promoted by hand, moves to out.previous and still works."""
+    data = env / "candles.csv"
+    write_project_csv(make_candles("2021-01-01", "2021-04-30 23:00", ar=0.4), str(data))
+    out, previous = env / "out", env / "out.previous"
+    first = RUNNER.invoke(app, ["simulate", "--data", str(data), "--out", str(out)])
+    assert first.exit_code == 0, first.output
+    assert "previous:" not in first.output  # nothing was there to keep
+    champion = json.loads((out / "summary.json").read_text())["final_champion"]
+    other = 1 if champion == 2 else 2
+    by_hand = ["model", "promote", str(other), "--reason", "by hand", "--replay", str(out)]
+    assert RUNNER.invoke(app, by_hand).exit_code == 0
+    (out / "notes.txt").write_text("mine")
+    (previous / "stale").mkdir(parents=True)  # an older generation: replaced
+
+    second = RUNNER.invoke(app, ["simulate", "--data", str(data), "--out", str(out)])
+
+    assert second.exit_code == 0, second.output
+    assert f"previous:    {previous}  (the replay {out} held, as it was left)" in second.output
+    assert not (previous / "stale").exists()
+    assert (out / "notes.txt").read_text() == "mine"  # only the replay's own files move
+    history = RUNNER.invoke(app, ["model", "history", "--replay", str(previous)])
+    assert history.exit_code == 0, history.output
+    assert [line for line in history.output.splitlines() if line.startswith("#")][-1].endswith(": by hand")
+    assert "by hand" not in RUNNER.invoke(app, ["model", "history", "--replay", str(out)]).output
+    # The moved MLflow store names its own artifacts: its champion loads from out.previous.
+    registry = ModelRegistry(
+        f"sqlite:///{previous / 'mlflow.db'}",
+        Settings().mlflow.experiment,
+        Settings().mlflow.registered_model,
+    )
+    shutil.rmtree(out / "mlartifacts")
+    assert isinstance(registry.load(other), Forecaster)
+    assert RUNNER.invoke(app, ["registry", "check", "--replay", str(previous)]).exit_code == 0
 
 
 @pytest.mark.parametrize("command", [["serve"], ["feed"], ["trainer"], ["init"]])
