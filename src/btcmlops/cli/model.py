@@ -36,6 +36,11 @@ def _change_champion(settings: Settings, change: Callable[[ChampionChanges, str]
         raise typer.Exit(1) from None
 
 
+def _by_whom(row: AuditEntry) -> str:
+    """How a change came: "contest" (not "contest by contest"), or "manual by alice@laptop"."""
+    return row.source if row.actor == row.source else f"{row.source} by {row.actor}"
+
+
 def _print_change(row: AuditEntry) -> None:
     console.print(
         f"champion v{row.from_version} -> [bold]v{row.to_version}[/bold] ({row.source}, by {row.actor}): "
@@ -87,7 +92,7 @@ def model_history(ctx: typer.Context, replay: ReplayOption = None) -> None:
         was = f"v{row.from_version}" if row.from_version is not None else "-"
         console.print(
             f"#{row.id}  {row.changed_at:%Y-%m-%d %H:%M:%S}Z  {sim}  {was} -> "
-            f"[bold]v{row.to_version}[/bold]  {row.source} by {row.actor}: {row.reason}",
+            f"[bold]v{row.to_version}[/bold]  {_by_whom(row)}: {row.reason}",
             soft_wrap=True,
             highlight=False,
         )

@@ -70,6 +70,8 @@ def simulate(
 
 
 def _print_summary(summary: dict[str, object]) -> None:
+    from btcmlops.contest.rule import PROMOTED, outcome_of
+
     history = Table(title="Champion history")
     history.add_column("version", justify="right")
     history.add_column("serves from")
@@ -85,7 +87,7 @@ def _print_summary(summary: dict[str, object]) -> None:
             f"v{item['champion_version']} {item['champion_mae']:.2f}",
             f"v{item['challenger_version']} {item['challenger_mae']:.2f}",
             f"{item['naive_mae']:.2f}",
-            "[green]promoted[/green]" if item["promoted"] else "archived",
+            f"[green]{PROMOTED}[/green]" if item["promoted"] else outcome_of(False),
         )
     console.print(decisions)
     overall = summary["overall"]

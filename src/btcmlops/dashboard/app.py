@@ -227,17 +227,21 @@ def _contests(decisions: list[dict[str, Any]], settings: Settings) -> None:
             "run": st.column_config.LinkColumn(display_text="contest run"),
         },
     )
-    months = list(table["shadow month"])
+    months = list(table["shadow month"])  # newest first
+    if st.session_state.get("why_newest") != months[0]:
+        # A new contest closed: show it, unless the viewer chose an older one than the newest shown.
+        if st.session_state.get("why_month") in (None, st.session_state.get("why_newest")):
+            st.session_state["why_month"] = months[0]
+        st.session_state["why_newest"] = months[0]
     month = st.selectbox("Why did the challenger win or lose?", months, key="why_month")
     decision = next(item for item in decisions if f"{pd.Timestamp(item['eval_start']):%Y-%m}" == month)
-    verdict = "promoted" if decision["promoted"] else "kept the champion"
-    st.markdown(f"**{month}: {verdict}.** {decision['reason']}")
+    st.markdown(f"**{month}: challenger {decision['outcome']}.** {decision['reason']}")
     row = table.loc[table["shadow month"] == month].iloc[0]
     links = [
         f"[champion v{decision['champion_version']}]({row['champion']})",
         f"[challenger v{decision['challenger_version']}]({row['challenger']})",
     ]
-    if isinstance(row["run"], str):
+    if row["run"]:
         links.append(f"[contest run {month}]({row['run']})")
     st.markdown("In MLflow: " + " · ".join(links))
     figure = daily_figure(decision)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from btcmlops.calendar import Month
 from btcmlops.clock import SimClock, last_closed_hour, month_end
 from btcmlops.contest.contest import Contest, MonthOutcome
+from btcmlops.contest.rule import outcome_of
 from btcmlops.redaction import redact
 from btcmlops.registry import ModelRegistry
 from btcmlops.services.retry import Backoff, is_configuration_error, retrying, wait_after
@@ -323,7 +324,7 @@ def _log(outcome: MonthOutcome) -> None:
             trained.trained_through,
         )
     if outcome.contest is not None:
-        verdict = "promoted" if outcome.contest.decision.promote else "archived"
+        verdict = outcome_of(outcome.contest.decision.promote)
         logger.info(
             "%s: v%d %s — %s",
             outcome.month,

@@ -322,6 +322,9 @@ class DecisionPublic(BaseModel):
     naive_mae: float
     metrics: dict[str, Any]
     promoted: bool
+    outcome: Literal["promoted", "archived"] = Field(
+        description="The outcome in the words every surface uses: the challenger promoted or archived."
+    )
     reason: str
     decided_at: datetime
     experiment_id: str | None = Field(default=None, description="MLflow experiment of the contest run.")

@@ -126,7 +126,8 @@ def test_model_promote_rollback_history_and_registry_check_on_a_replay(env: Path
     history = RUNNER.invoke(app, ["model", "history", "--replay", str(out)])
     assert history.exit_code == 0, history.output
     lines = [line for line in history.output.splitlines() if line.startswith("#")]
-    assert "contest by contest" in lines[0]
+    assert "contest:" in lines[0]  # by the contest, said once (not "contest by contest")
+    assert "contest by contest" not in history.output
     assert f"v{champion} -> v{other}  manual by" in lines[-2]
     assert lines[-2].endswith(": demo")
     assert f"v{other} -> v{champion}  manual by" in lines[-1]
