@@ -54,6 +54,8 @@ def simulate(
     data_info = result.summary.get("data")
     if isinstance(data_info, dict) and data_info.get("stopped_early"):
         console.print(f"[yellow]note:[/yellow] {data_info['stopped_early']}", soft_wrap=True)
+    if isinstance(data_info, dict) and data_info.get("end_of_data"):
+        console.print(f"end of data: {data_info['end_of_data']}", soft_wrap=True)
     # soft_wrap: paths and the command must stay on one line to be copied.
     console.print(f"report:      {result.report_html}  (and {result.report_png.name})", soft_wrap=True)
     console.print(f"predictions: {result.predictions_path}", soft_wrap=True)

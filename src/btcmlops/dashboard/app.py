@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from btcmlops.calendar import end_of_data, last_complete_month
 from btcmlops.dashboard.client import ServiceClient, ServiceError, ServiceUnavailableError
 from btcmlops.dashboard.views import (
     champion_timeline,
@@ -61,9 +62,9 @@ def _clock_state(clock: dict[str, Any]) -> None:
             f"The clock holds at {pd.Timestamp(clock['hold_at']):%Y-%m-%d %H:%M} UTC: {clock['holding_for']}."
         )
     elif clock.get("state") == "finished":
-        st.success(
-            f"The replay is finished: the data ends at {pd.Timestamp(clock['end_at']):%Y-%m-%d %H:%M} UTC."
-        )
+        end = pd.Timestamp(clock["end_at"])
+        last = last_complete_month(end - pd.Timedelta(hours=1))  # end_at: the close of the last hour
+        st.success(f"The replay is finished at {end:%Y-%m-%d %H:%M} UTC: {end_of_data(last)}.")
 
 
 def _clock_controls(client: ServiceClient, default_speed: float, default_start: date) -> None:

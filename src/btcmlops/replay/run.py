@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from btcmlops.bootstrap import open_price_store, open_registry, tracking
-from btcmlops.calendar import months_between
+from btcmlops.calendar import end_of_data, last_complete_month, months_between
 from btcmlops.contest import Month
 from btcmlops.contest.contest import Contest, MonthOutcome
 from btcmlops.data import load_file_into_store
@@ -124,12 +124,6 @@ def _keep_previous_replay(out_dir: Path) -> Path | None:
     return previous
 
 
-def last_complete_month(last_hour: pd.Timestamp) -> Month:
-    """The newest month whose last hour is in the data: a month cut short is never contested."""
-    month = Month.of(last_hour)
-    return month if last_hour >= month.last_hour else month.previous()
-
-
 def mlflow_ui_command(tracking_uri: str, artifact_root: str | None) -> str:
     """The command that opens this replay's runs and registry in MLflow's UI, as printed: it works.
 
@@ -219,6 +213,7 @@ def run_replay(
                 "last_hour": candles["open_time"].iloc[-1].isoformat(),
                 "rows": len(candles),
                 "last_complete_month": str(last_complete),
+                "end_of_data": end_of_data(last_complete),
                 "stopped_early": (
                     f"the data ends inside {Month.of(last_hour)} (last hour {last_hour:%Y-%m-%d %H:00}Z): "
                     f"the replay stops at {last_complete}, the last complete month"

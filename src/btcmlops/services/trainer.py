@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from btcmlops.calendar import Month
+from btcmlops.calendar import Month, end_of_data, last_complete_month
 from btcmlops.clock import SimClock, last_closed_hour, month_end
 from btcmlops.contest.contest import Contest, MonthOutcome
 from btcmlops.contest.rule import outcome_of
@@ -151,11 +151,17 @@ class TrainerService:
                 "catching up: %d months have closed since the last round (%s to %s)", behind, self._next, due
             )
         outcomes = []
+        last = _last_month_of_data(clock)
         while self._next <= due:
             if self._lease_lost.is_set():
                 raise LeaseLostError(f"trainer {self.holder} lost its lease")
-            outcome = self._contest.close_month(self._next)
+            # The replay's rule: no challenger after the last complete month (none could be scored).
+            outcome = self._contest.close_month(
+                self._next, train_challenger=last is None or self._next < last
+            )
             _log(outcome)
+            if self._next == last and not outcome.already_closed:
+                logger.info("%s", end_of_data(last))
             outcomes.append(outcome)
             self._next = self._next.next()
         self._move_hold(clock)
@@ -307,6 +313,13 @@ class TrainerService:
 
 def _version(version: int | None) -> str:
     return "nothing yet" if version is None else f"v{version}"
+
+
+def _last_month_of_data(clock: SimClock) -> Month | None:
+    """The last complete month of the data the clock plays (None: the clock has no end)."""
+    if clock.end_at is None:
+        return None
+    return last_complete_month(clock.end_at - timedelta(hours=1))  # end_at: the close of the last hour
 
 
 def _log(outcome: MonthOutcome) -> None:

@@ -253,6 +253,10 @@ def test_the_clock_waits_for_each_close_and_for_the_service_to_serve_its_champio
     assert closed == ["2021-01", "2021-02", "2021-03", "2021-04", "2021-05"]
     assert any("serve v1" in reason for reason in waited_for)  # v1 waited for before February ran
     assert any("serve v2" in reason for reason in waited_for)  # and April's winner before May
+    # The end of the data as the replay treats it: May's contest is the last, and no challenger is
+    # trained after it (there is no June to score it on).
+    trained_through = sorted(version.window.trained_through for version in registry.versions())
+    assert trained_through[-1] == "2021-04", trained_through
     store.dispose()
 
 
