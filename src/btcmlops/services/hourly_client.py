@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 HOUR = timedelta(hours=1)
 RETRY_LATER = frozenset({404, 425, 503})
 """Answers that mean "not yet": the hour is asked again next round."""
+_NOT_YET = {404: "candle not written yet", 425: "too early", 503: "no champion or store"}
 RESUME_LOOKBACK = timedelta(days=31)
 """How far back a restarted client looks for the newest forecast it had asked for."""
 
@@ -73,6 +74,19 @@ class HourlyClient:
         self.answered += answered
         return answered
 
+    def progress(self) -> str:
+        """One line on where the client stands, saying what it waits for (a log line every few seconds)."""
+        if self.next_hour is None:
+            return "waiting for a champion to serve: no hour asked yet"
+        line = f"{self.answered:,} hour(s) answered; next: {self.next_hour:%Y-%m-%d %H:00}Z"
+        if self.put_off:
+            why = ", ".join(
+                f"{count:,} x {status} ({_NOT_YET.get(status, 'refused')})"
+                for status, count in sorted(self.put_off.items())
+            )
+            line += f"; asked again later: {why}"
+        return line
+
     def _first_hour(self, newest: datetime) -> datetime | None:
         """Where to start: after the newest forecast already logged, or the champion's first unseen hour.
 
@@ -113,12 +127,7 @@ class HourlyClient:
                 logger.warning("the inference service did not answer (%s); retrying", error)
                 stop.wait(1.0)
             if time.monotonic() - last_log >= log_every_s:
-                logger.info(
-                    "%d hour(s) answered so far, next %s; put off by status: %s",
-                    self.answered,
-                    self.next_hour,
-                    dict(self.put_off) or "none",
-                )
+                logger.info("%s", self.progress())
                 last_log = time.monotonic()
             if on_round is not None:
                 on_round()

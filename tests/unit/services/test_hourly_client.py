@@ -51,7 +51,9 @@ def test_every_hour_from_the_champions_first_unseen_one_is_asked_once_and_a_rest
     expected = pd.date_range(train_end, SIM_NOW - timedelta(hours=1, minutes=30), freq="h")
 
     first = HourlyClient(client)
+    assert first.progress() == "waiting for a champion to serve: no hour asked yet"
     assert first.step() == len(expected)
+    assert first.progress() == f"{len(expected):,} hour(s) answered; next: 2021-03-05 06:00Z"
     assert first.step() == 0  # nothing new has closed
     assert _logged_hours(store, len(expected)) == list(expected)
 
@@ -65,6 +67,8 @@ def test_every_hour_from_the_champions_first_unseen_one_is_asked_once_and_a_rest
         time.sleep(0.05)
     assert restarted.answered == 3
     assert set(restarted.put_off) <= {425}, restarted.put_off
+    if restarted.put_off:  # the wait is said by what it waited for
+        assert "x 425 (too early)" in restarted.progress()
     hours = _logged_hours(store, len(expected) + 3)
     assert hours == list(pd.date_range(train_end, SIM_NOW + timedelta(hours=1, minutes=30), freq="h"))
     assert pd.Series(hours).is_unique  # no hour asked twice across the restart
