@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from btcmlops.clock import last_closed_hour
-from btcmlops.services.retry import Backoff, wait_after
+from btcmlops.retry import Backoff, wait_after
 from btcmlops.store import PriceStore
 
 logger = logging.getLogger(__name__)

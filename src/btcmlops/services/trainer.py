@@ -20,7 +20,7 @@ from btcmlops.clock import SimClock, last_closed_hour, month_end
 from btcmlops.contest.contest import Contest, MonthOutcome
 from btcmlops.redaction import redact
 from btcmlops.registry import ModelRegistry
-from btcmlops.services.retry import Backoff, is_configuration_error, retrying, wait_after
+from btcmlops.retry import Backoff, is_configuration_error, retrying, wait_after
 from btcmlops.settings import TrainerSettings
 from btcmlops.store import PriceStore
 

@@ -20,8 +20,8 @@ from sqlalchemy.engine import make_url
 from btcmlops.calendar import Month
 from btcmlops.clock import start_clock
 from btcmlops.features import UnknownFeatureSetError
+from btcmlops.retry import Backoff, is_configuration_error, retrying
 from btcmlops.services.feed import MarketFeed
-from btcmlops.services.retry import Backoff, is_configuration_error, retrying
 from btcmlops.services.trainer import LEASE_NAME, TrainerService
 from btcmlops.settings import TrainerSettings
 from btcmlops.store import PriceStore
