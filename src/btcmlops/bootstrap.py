@@ -16,7 +16,7 @@ each process costs one query and spares an ordering between them):
 * a one-shot command (``data``, ``clock``, ``model``, ``registry``, ``init``) migrates once on opening;
   a failure stops the command with its error;
 * a service that may start before its database (``feed``, ``trainer``) migrates in a retried step
-  (``services.retry.retrying``), which logs each failure with its reason and waits, until the
+  (``retry.retrying``), which logs each failure with its reason and waits, until the
   database answers or the service is stopped;
 * the inference service migrates in its lifespan (:func:`migrate_for_service`): a failure is logged
   with its reason and the service starts anyway, its watcher reading the store until it answers (its
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from btcmlops.redaction import describe_error, redact
-from btcmlops.services.retry import Backoff, retrying
+from btcmlops.retry import Backoff, retrying
 from btcmlops.settings import Settings
 from btcmlops.store import PriceStore
 

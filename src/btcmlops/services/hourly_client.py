@@ -20,6 +20,8 @@ from datetime import datetime, timedelta
 
 import httpx
 
+from btcmlops.retry import Backoff, keep_trying
+
 logger = logging.getLogger(__name__)
 
 HOUR = timedelta(hours=1)
@@ -116,20 +118,31 @@ class HourlyClient:
     ) -> None:
         """Step until ``stop`` is set, waiting ``interval_s`` after a round with nothing to ask.
 
-        A failed round (the API down) is retried.
+        A failed round (the API down) is retried a second later.
         """
         last_log = time.monotonic()
-        while not stop.is_set():
-            answered = 0
-            try:
-                answered = self.step()
-            except (httpx.HTTPError, ValueError, KeyError) as error:
-                logger.warning("the inference service did not answer (%s); retrying", error)
-                stop.wait(1.0)
+
+        def round_() -> float:
+            # a round that answered looks again at once: a paced clock waits on it
+            return 0.0 if self.step() else interval_s
+
+        def heartbeat() -> None:
+            nonlocal last_log
             if time.monotonic() - last_log >= log_every_s:
                 logger.info("%s", self.progress())
                 last_log = time.monotonic()
             if on_round is not None:
                 on_round()
-            if not answered:  # a round that answered looks again at once: a paced clock waits on it
-                stop.wait(interval_s)
+
+        keep_trying(
+            round_,
+            stop,
+            Backoff(1.0, 1.0),
+            "asking the inference service",
+            retry_on=(httpx.HTTPError, ValueError, KeyError),
+            warn=lambda error, _: logger.warning(
+                "the inference service did not answer (%s); retrying", error
+            ),
+            on_round=heartbeat,
+            log=logger,
+        )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
@@ -102,3 +104,33 @@ def test_a_paced_clock_waits_for_each_forecast_and_every_forecast_is_live(
     assert rows == list(pd.date_range(due, periods=answered_hours, freq="h"))
     logged = store.read_predictions(limit=100_000)
     assert all(row.live for row in logged), [row for row in logged if not row.live][:3]
+
+
+def test_a_service_that_does_not_answer_is_asked_again_a_second_later(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    asked: list[float] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        asked.append(time.monotonic())
+        raise httpx.ConnectError("connection refused", request=request)
+
+    stop = threading.Event()
+    heartbeats: list[int] = []
+    client = HourlyClient(httpx.Client(transport=httpx.MockTransport(refuse), base_url="http://api"))
+    runner = threading.Thread(
+        target=client.run, args=(stop,), kwargs={"on_round": lambda: heartbeats.append(1)}
+    )
+    runner.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(asked) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        runner.join(timeout=5)
+    assert not runner.is_alive()  # the stop cut the wait after a failure short
+    assert len(asked) >= 2
+    assert asked[1] - asked[0] >= 0.95
+    assert heartbeats
+    assert "the inference service did not answer (connection refused); retrying" in caplog.text
