@@ -34,6 +34,7 @@ import pydantic
 import sqlalchemy.exc
 
 from btcmlops.features import UnknownFeatureSetError
+from btcmlops.redaction import describe_error
 from btcmlops.settings import ConfigurationError
 
 logger = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ def wait_after(
         "%s failed (%s: %s); retry %d in %.1f s",
         what,
         type(error).__name__,
-        _short(error),
+        describe_error(error),  # the cause in a few words, not MLflow's whole request line
         backoff.failures,
         wait,
     )
@@ -228,8 +229,3 @@ async def wait_for_answer(probe: Callable[[], Awaitable[bool]], wait_s: float, s
         if silent or changed:
             return True
     return False
-
-
-def _short(error: Exception, limit: int = 300) -> str:
-    text = str(error).replace("\n", " ")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
