@@ -32,7 +32,7 @@ from its JS bundle and checked in Chromium, see ``tests/integration/test_mlflow_
 Fields a contest records on model versions (besides the training window, ``feature_set`` and
 ``status``), each written once, so a later contest never overwrites an earlier one's. Only
 ``contest.outcome`` is a tag of its own; the others go into the version's JSON tag
-``btcmlops.details`` (see ``btcmlops.registry.version_tags``: the versions table shows every tag on
+``details`` (see ``btcmlops.registry.version_tags``: the versions table shows every tag on
 a line of its own). A challenger is in exactly one contest, its own:
 
 ``contest.month`` / ``contest.run_id``
@@ -76,8 +76,12 @@ PROMOTED_IN_TAG: Final = "promoted_in"
 ARCHIVED_IN_TAG: Final = "archived_in"
 ARCHIVED_BY_RUN_TAG: Final = "archived_by_run_id"
 REPLACED_BY_TAG: Final = "replaced_by"
-DETAILS_TAG: Final = "btcmlops.details"
-"""The version tag holding, as one JSON object, every field but the scanned ones (``version_tags``)."""
+DETAILS_TAG: Final = "details"
+"""The version tag holding, as one JSON object, every field but the scanned ones (``version_tags``).
+
+Short on purpose: the versions table fits a tag in 30 characters, and where both key and value are
+longer than 15 it cuts the key too (``btcmlops.details`` showed as ``b.…``), so the key stays whole
+and the value is cut, in full on the version's page."""
 
 _RUN_NAME_PX = 320
 """Month, verdict and the challenger's MAE of a :func:`contest_run_name` (190 px by default). Wider
