@@ -56,12 +56,12 @@ def pack_version_tags(fields: Mapping[str, str], current: Mapping[str, str] | No
     Returns:
         Tags to set: each scanned field given, and :data:`DETAILS_TAG` if any other field is given.
     """
-    tags = {key: value for key, value in fields.items() if key in SCANNED_TAGS}
     rest = {key: value for key, value in fields.items() if key not in SCANNED_TAGS}
-    if rest:
-        # ", " and ": " (json's default): the version page wraps the value at the spaces.
-        tags[DETAILS_TAG] = json.dumps({**_details(current or {}), **rest})
-    return tags
+    # ", " and ": " (json's default): the version page wraps the value at the spaces. The JSON tag
+    # first: a store that lists a version's tags in the order written (SQLite) then shows it above
+    # the scanned ones, which stay together below it (``status`` and the outcome are written later).
+    tags = {DETAILS_TAG: json.dumps({**_details(current or {}), **rest})} if rest else {}
+    return tags | {key: value for key, value in fields.items() if key in SCANNED_TAGS}
 
 
 def unpack_version_tags(tags: Mapping[str, str]) -> dict[str, str]:
