@@ -29,9 +29,11 @@ from its JS bundle and checked in Chromium, see ``tests/integration/test_mlflow_
   versions table shows the start of a version's description as raw text; tag values are plain text.
 * ``#/runs/<run_id>`` opens a run's page from its id alone.
 
-Tags a contest puts on model versions (besides the training window, ``feature_set`` and
-``status``), each written once, so a later contest never overwrites an earlier one's. A challenger is
-in exactly one contest, its own:
+Fields a contest records on model versions (besides the training window, ``feature_set`` and
+``status``), each written once, so a later contest never overwrites an earlier one's. Only
+``contest.outcome`` is a tag of its own; the others go into the version's JSON tag
+``details`` (see ``btcmlops.registry.version_tags``: the versions table shows every tag on
+a line of its own). A challenger is in exactly one contest, its own:
 
 ``contest.month`` / ``contest.run_id``
     The month of the challenger's contest and its run in the experiment (the run's name says the
@@ -41,7 +43,7 @@ in exactly one contest, its own:
 ``promoted_in`` / ``archived_in``
     The month it was promoted (took the ``champion`` alias) or archived (lost).
 
-A champion keeps its tags while it defends its title; when a challenger replaces it, it gets
+A champion keeps its fields while it defends its title; when a challenger replaces it, it gets
 ``archived_in`` (the month), ``archived_by_run_id`` (that contest's run) and ``replaced_by``
 (``v<N>``). So a version promoted in March and replaced in July shows both contests.
 """
@@ -74,6 +76,12 @@ PROMOTED_IN_TAG: Final = "promoted_in"
 ARCHIVED_IN_TAG: Final = "archived_in"
 ARCHIVED_BY_RUN_TAG: Final = "archived_by_run_id"
 REPLACED_BY_TAG: Final = "replaced_by"
+DETAILS_TAG: Final = "details"
+"""The version tag holding, as one JSON object, every field but the scanned ones (``version_tags``).
+
+Short on purpose: the versions table fits a tag in 30 characters, and where both key and value are
+longer than 15 it cuts the key too (``btcmlops.details`` showed as ``b.…``), so the key stays whole
+and the value is cut, in full on the version's page."""
 
 _RUN_NAME_PX = 320
 """Month, verdict and the challenger's MAE of a :func:`contest_run_name` (190 px by default). Wider
@@ -158,10 +166,14 @@ def registered_model_description() -> str:
             "which neither was trained on, by mean absolute error (MAE, USDT) beside a naive forecast "
             "(the last close); the challenger takes over only if it beats the champion by the "
             "configured rule. Each decision is a contest run in the experiment, named with the "
-            "verdict and the three MAEs, the reason in its description. A decided challenger gets "
-            f"the tags `{CONTEST_MONTH_TAG}`, `{CONTEST_RUN_TAG}`, `{CONTEST_OUTCOME_TAG}` and "
-            f"`{PROMOTED_IN_TAG}` or `{ARCHIVED_IN_TAG}`; a replaced champion `{ARCHIVED_IN_TAG}`, "
-            f"`{ARCHIVED_BY_RUN_TAG}` and `{REPLACED_BY_TAG}`.",
+            "verdict and the three MAEs, the reason in its description.",
+            "",
+            "**Version tags.** `status`, `trained_through` and, once decided, "
+            f"`{CONTEST_OUTCOME_TAG}`; the rest is one JSON tag, `{DETAILS_TAG}` (in full on the "
+            "version's page): feature set, family, device, training window and data hash, and "
+            f"`{CONTEST_MONTH_TAG}`, `{CONTEST_RUN_TAG}`, `{PROMOTED_IN_TAG}` or `{ARCHIVED_IN_TAG}`; "
+            f"a replaced champion also `{ARCHIVED_IN_TAG}`, `{ARCHIVED_BY_RUN_TAG}` and "
+            f"`{REPLACED_BY_TAG}`.",
             "",
             "**Changes by hand.** `btcmlops model promote` and `btcmlops model rollback`, and a "
             f"`{CHAMPION_ROLE}` alias moved anywhere else (in this UI, or through the API), are "
@@ -200,14 +212,15 @@ def version_description(
     if role == CHAMPION_ROLE:
         entry = (
             f"It entered as the first `{CHAMPION_ROLE}` (status `production`) and serves until a "
-            f"challenger beats it; that contest's run will be in the tag `{ARCHIVED_BY_RUN_TAG}`."
+            f"challenger beats it; that contest's run will be `{ARCHIVED_BY_RUN_TAG}` in the tag "
+            f"`{DETAILS_TAG}`."
         )
     elif role == CHALLENGER_ROLE:
         entry = (
             f"It entered as the `{CHALLENGER_ROLE}` (status `staging`): scored in shadow, never served, "
-            f"on the month after {trained_through}, against the champion. Its contest is in the tags "
-            f"`{CONTEST_MONTH_TAG}` and `{CONTEST_RUN_TAG}`; if it wins and is replaced later, that "
-            f"contest's run is in `{ARCHIVED_BY_RUN_TAG}`."
+            f"on the month after {trained_through}, against the champion. Its contest is "
+            f"`{CONTEST_MONTH_TAG}` and `{CONTEST_RUN_TAG}` in the tag `{DETAILS_TAG}`; if it wins "
+            f"and is replaced later, that contest's run is `{ARCHIVED_BY_RUN_TAG}` there."
         )
     else:
         entry = f"It entered as `{role}`."
