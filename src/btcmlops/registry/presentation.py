@@ -39,7 +39,7 @@ a line of its own). A challenger is in exactly one contest, its own:
     The month of the challenger's contest and its run in the experiment (the run's name says the
     verdict and the MAEs, its description the reason). ``#/runs/<run_id>`` in the UI opens it.
 ``contest.outcome``
-    ``promoted over v<N>`` or ``lost to v<N>``.
+    ``promoted over v<N>`` or ``archived, v<N> stays champion`` (the words of every surface).
 ``promoted_in`` / ``archived_in``
     The month it was promoted (took the ``champion`` alias) or archived (lost).
 
@@ -293,4 +293,10 @@ def contest_version_tags(
                 REPLACED_BY_TAG: f"v{challenger}",
             },
         }
-    return {challenger: {**own_contest, CONTEST_OUTCOME_TAG: f"lost to v{champion}", ARCHIVED_IN_TAG: month}}
+    return {
+        challenger: {
+            **own_contest,
+            CONTEST_OUTCOME_TAG: f"archived, v{champion} stays champion",
+            ARCHIVED_IN_TAG: month,
+        }
+    }

@@ -98,7 +98,7 @@ def test_a_loss_tags_only_the_challenger() -> None:
         4: {
             "contest.month": "2024-04",
             "contest.run_id": "def456",
-            "contest.outcome": "lost to v3",
+            "contest.outcome": "archived, v3 stays champion",
             "archived_in": "2024-04",
         }
     }

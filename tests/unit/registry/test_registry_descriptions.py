@@ -59,12 +59,17 @@ def test_versions_get_a_description_and_tags(tmp_path: Path, mlflow_cache: Path)
 
     registry.describe_version(version, "Trained through **2024-01**.")
     registry.tag_version(
-        version, {"contest.month": "2024-03", "contest.outcome": "lost to v1", "archived_in": "2024-03"}
+        version,
+        {
+            "contest.month": "2024-03",
+            "contest.outcome": "archived, v1 stays champion",
+            "archived_in": "2024-03",
+        },
     )
 
     found = client.get_model_version(MODEL, str(version))
     assert found.description == "Trained through **2024-01**."
     assert found.tags == {
-        "contest.outcome": "lost to v1",
+        "contest.outcome": "archived, v1 stays champion",
         DETAILS_TAG: '{"contest.month": "2024-03", "archived_in": "2024-03"}',
     }
