@@ -10,9 +10,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -255,12 +264,13 @@ class ServeSettings(BaseModel):
 
     host: str = Field(default="127.0.0.1", description="Address `btcmlops serve` listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `btcmlops serve` listens on.")
-    workers: int = Field(
-        default=1,
-        ge=1,
+    control_key: SecretStr | None = Field(
+        default=None,
         description=(
-            "Not read: `btcmlops serve` runs one process (its snapshot lives in that process's memory); "
-            "run more processes or replicas to scale."
+            "Control key (header X-API-Key) the inference service asks of every change over HTTP: "
+            "POST /clock, /model/promote and /model/rollback (and the dashboard's clock controls, which "
+            "send it); unset: the clock and the champion cannot be changed over HTTP. Was "
+            "BTCMLOPS_CLOCK__API_KEY (still read, with a warning)."
         ),
     )
     poll_interval_s: float = Field(default=2.0, gt=0, description="How often the champion alias is checked.")
@@ -429,13 +439,6 @@ class ClockSettings(BaseModel):
             "above it; never above 10000)."
         ),
     )
-    api_key: SecretStr | None = Field(
-        default=None,
-        description=(
-            "Control key (header X-API-Key) for POST /clock, /model/promote and /model/rollback; unset: "
-            "the clock and the champion cannot be changed over HTTP."
-        ),
-    )
     wait_for_service: bool = Field(
         default=True,
         description=(
@@ -490,7 +493,7 @@ class ClientSettings(BaseModel):
         gt=0,
         description=(
             "Seconds between two looks at the clock: at 48 sim h/s an hour's forecast must be made within "
-            "75 ms of the hour's close to be live."
+            "21 ms (one sim hour) of the hour's close to be live."
         ),
     )
     timeout_s: float = Field(default=10.0, gt=0, description="HTTP timeout of one call.")
@@ -556,10 +559,28 @@ class Settings(BaseSettings):
         ),
     )
 
+    _deprecations: list[str] = PrivateAttr(default_factory=list)
+
     @field_validator("home")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _read_old_names(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        """The one place that reads settings by their old names (see :data:`RENAMED`, :data:`REMOVED`)."""
+        notes: list[str] = []
+        if isinstance(data, dict):
+            data = _apply_old_names(data, notes)
+        settings = handler(data)
+        settings._deprecations = notes
+        return settings
+
+    @property
+    def deprecations(self) -> list[str]:
+        """One warning per old setting name that was set: what to set instead. The CLI prints them."""
+        return list(self._deprecations)
 
     def placeholder_secrets(self) -> list[str]:
         """The settings that hold a placeholder or demo secret (copied from an example, never changed).
@@ -569,8 +590,9 @@ class Settings(BaseSettings):
         if self.demo:
             return []
         found = []
-        if self.clock.api_key is not None and _placeholder(self.clock.api_key.get_secret_value()):
-            found.append("BTCMLOPS_CLOCK__API_KEY")
+        key = self.serve.control_key
+        if key is not None and _placeholder(key.get_secret_value()):
+            found.append("BTCMLOPS_SERVE__CONTROL_KEY")
         if self.store.url is not None:
             password = make_url(self.store.url).password
             if password is not None and _placeholder(str(password)):
@@ -588,3 +610,46 @@ def _placeholder(value: str) -> bool:
     """A value from an example file or a tutorial, not a secret."""
     lowered = value.strip().lower()
     return lowered in _PLACEHOLDERS or lowered.startswith(("change-me", "changeme"))
+
+
+RENAMED: dict[tuple[str, str], tuple[str, str]] = {
+    ("clock", "api_key"): ("serve", "control_key"),
+}
+"""Old (group, name) -> new (group, name): still read, with a warning naming the new variable."""
+
+REMOVED: dict[tuple[str, str], str] = {
+    ("serve", "workers"): (
+        "`btcmlops serve` runs one uvicorn process, whose champion snapshot, prediction log and clock live "
+        "in that process's memory; run more processes or replicas to scale"
+    ),
+}
+"""Settings that are no more, with why; set, they are ignored with a warning."""
+
+
+def _variable(group: str, name: str) -> str:
+    return f"BTCMLOPS_{group.upper()}__{name.upper()}"
+
+
+def _apply_old_names(data: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    """``data`` with every old name moved to its new one (unless that is set too) or dropped, noted."""
+    data = dict(data)
+    for (group, name), (new_group, new_name) in RENAMED.items():
+        values = data.get(group)
+        if not isinstance(values, dict) or name not in values:
+            continue
+        data[group] = {key: value for key, value in values.items() if key != name}
+        old, new = _variable(group, name), _variable(new_group, new_name)
+        target = data.get(new_group)
+        target = dict(target) if isinstance(target, dict) else {}
+        if new_name in target:
+            notes.append(f"{old} is deprecated and ignored: {new} is set too; remove {old}")
+            continue
+        target[new_name] = values[name]
+        data[new_group] = target
+        notes.append(f"{old} is deprecated: set {new} instead (same value)")
+    for (group, name), why in REMOVED.items():
+        values = data.get(group)
+        if isinstance(values, dict) and name in values:
+            data[group] = {key: value for key, value in values.items() if key != name}
+            notes.append(f"{_variable(group, name)} is no longer read and ignored: {why}")
+    return data

@@ -62,7 +62,7 @@ def stack(replay: ReplayResult, tmp_path: Path) -> Iterator[Stack]:
         "BTCMLOPS_MLFLOW__TRACKING_URI": replay.tracking_uri,
         "BTCMLOPS_SERVE__POLL_INTERVAL_S": "0.5",
         "BTCMLOPS_SERVE__LOG_FLUSH_INTERVAL_S": "0.2",
-        "BTCMLOPS_CLOCK__API_KEY": KEY,
+        "BTCMLOPS_SERVE__CONTROL_KEY": KEY,
         "BTCMLOPS_DASHBOARD__API_URL": f"http://127.0.0.1:{api_port}",
         "BTCMLOPS_DASHBOARD__MLFLOW_UI_URL": "http://mlflow.invalid:5000",
         "BTCMLOPS_DASHBOARD__REFRESH_S": "1",

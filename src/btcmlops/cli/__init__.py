@@ -52,6 +52,8 @@ def _main(ctx: typer.Context) -> None:
                 highlight=False,
             )
         raise typer.Exit(2) from None
+    for note in ctx.obj.deprecations:  # once per process: this callback runs before any command
+        errors.print(f"[yellow]warning:[/yellow] {note}", soft_wrap=True, highlight=False)
 
 
 # In the order `btcmlops --help` has always listed them.

@@ -29,7 +29,8 @@ def refuse_placeholder_secrets(settings: Settings) -> None:
     if found:
         errors.print(
             f"[red]refusing to start:[/red] {', '.join(found)} still hold(s) a placeholder or demo secret; "
-            "set your own (for a laptop demo only: BTCMLOPS_DEMO=true)"
+            "set your own (for a laptop demo only: BTCMLOPS_DEMO=true)",
+            soft_wrap=True,  # variable names stay whole, to be copied
         )
         raise typer.Exit(2)
 
