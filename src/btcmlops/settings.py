@@ -95,7 +95,8 @@ class MlflowSettings(BaseModel):
         default=None,
         description=(
             "MLflow tracking URI, e.g. http://mlflow:5000. Unset: an embedded SQLite store with local "
-            "artifacts under the home directory (or the replay's output directory)."
+            "artifacts under the home directory (or the replay's output directory). In `make stack` it "
+            "follows MLFLOW_PORT (stack.env)."
         ),
     )
     experiment: str = Field(
@@ -263,7 +264,16 @@ class ServeSettings(BaseModel):
     """The inference service."""
 
     host: str = Field(default="127.0.0.1", description="Address `btcmlops serve` listens on.")
-    port: int = Field(default=8000, ge=1, le=65535, description="Port `btcmlops serve` listens on.")
+    port: int = Field(
+        default=8000,
+        ge=1,
+        le=65535,
+        description=(
+            "Port `btcmlops serve` (and `make serve`) listens on. Moved, the clients must follow: "
+            "BTCMLOPS_CLIENT__API_URL (else the paced clock stalls at the first hour, waiting for "
+            "forecasts nobody asks) and BTCMLOPS_DASHBOARD__API_URL; stack.env derives both from it."
+        ),
+    )
     control_key: SecretStr | None = Field(
         default=None,
         description=(
@@ -487,7 +497,13 @@ class S3Settings(BaseModel):
 class ClientSettings(BaseModel):
     """The hourly client (`btcmlops client`): asks the service for the forecast from every hour."""
 
-    api_url: str = Field(default="http://127.0.0.1:8000", description="Base URL of the inference service.")
+    api_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description=(
+            "Base URL of the inference service; its port must be BTCMLOPS_SERVE__PORT's (a client that "
+            "asks nobody stalls the paced clock at the first hour)."
+        ),
+    )
     interval_s: float = Field(
         default=0.01,
         gt=0,
@@ -503,13 +519,24 @@ class DashboardSettings(BaseModel):
     """The Streamlit dashboard: it talks to the inference service's HTTP API only."""
 
     api_url: str = Field(
-        default="http://127.0.0.1:8000", description="Base URL of the inference service the dashboard reads."
+        default="http://127.0.0.1:8000",
+        description="Base URL of the inference service the dashboard reads (its port: BTCMLOPS_SERVE__PORT).",
     )
     mlflow_ui_url: str = Field(
-        default="http://127.0.0.1:5000", description="MLflow UI address the dashboard links to."
+        default="http://127.0.0.1:5000",
+        description=(
+            "MLflow UI address the dashboard links to; also where the replay's printed `mlflow ui` "
+            "command serves (its port) and its links point, and what `make screenshot-mlflow` opens. "
+            "In `make stack` it follows MLFLOW_PORT (stack.env)."
+        ),
     )
     host: str = Field(default="127.0.0.1", description="Address `btcmlops dashboard` listens on.")
-    port: int = Field(default=8501, ge=1, le=65535, description="Port `btcmlops dashboard` listens on.")
+    port: int = Field(
+        default=8501,
+        ge=1,
+        le=65535,
+        description="Port `btcmlops dashboard` listens on (and `make screenshot` opens, with stack.env's).",
+    )
     refresh_s: float = Field(default=2.0, gt=0, description="How often the live view redraws.")
     hours_shown: int = Field(default=168, ge=24, le=2000, description="Sim hours drawn on the chart.")
     request_timeout_s: float = Field(default=5.0, gt=0, description="HTTP timeout of one API call.")
