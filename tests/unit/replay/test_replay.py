@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -107,11 +106,3 @@ def test_report_files_are_written(replay: ReplayResult) -> None:
     assert replay.ui_command.startswith("MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false ")
     assert "/mlflow ui --backend-store-uri sqlite:///" in replay.ui_command  # the venv's own mlflow
     assert replay.ui_command.endswith("--workers 1 --port 5000")
-
-
-def test_the_printed_mlflow_ui_command_serves_on_the_mlflow_ui_urls_port(tmp_path: Path) -> None:
-    from btcmlops.replay.run import mlflow_ui_command
-
-    command = mlflow_ui_command(f"sqlite:///{tmp_path / 'mlflow.db'}", None, "http://127.0.0.1:5077")
-    assert command.endswith("--workers 1 --port 5077")
-    assert mlflow_ui_command("sqlite:///x.db", None, "http://127.0.0.1").endswith("--port 5000")
