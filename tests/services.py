@@ -236,7 +236,7 @@ def wait_ready(client: TestClient, timeout_s: float = 30) -> None:
 def serving_replay(replay: ReplayResult, **settings_groups: Any) -> Iterator[TestClient]:
     """The inference service in-process (its lifespan runs) on a replay's own stores, ready.
 
-    ``settings_groups`` adds settings groups the defaults here leave out (``clock={"api_key": ...}``).
+    ``settings_groups`` are settings groups merged over the defaults here (``serve={"control_key": ...}``).
     """
     from fastapi.testclient import TestClient
 
@@ -247,7 +247,7 @@ def serving_replay(replay: ReplayResult, **settings_groups: Any) -> Iterator[Tes
         home=replay.out_dir.parent,
         store={"url": f"sqlite:///{replay.out_dir / 'prices.db'}"},
         mlflow={"tracking_uri": replay.tracking_uri},
-        serve={"poll_interval_s": 0.05, "log_flush_interval_s": 0.05},
+        serve={"poll_interval_s": 0.05, "log_flush_interval_s": 0.05, **settings_groups.pop("serve", {})},
         **settings_groups,
     )
     with TestClient(create_app(settings)) as client:

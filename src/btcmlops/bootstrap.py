@@ -33,6 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sqlalchemy.engine import make_url
+
 from btcmlops.redaction import describe_error, redact
 from btcmlops.retry import Backoff, retrying
 from btcmlops.settings import Settings
@@ -52,17 +54,45 @@ SimNow = Callable[[], datetime | None]
 """Sim time now (None where there is no clock: a replay's store)."""
 
 
+class NoPriceStoreError(LookupError):
+    """A command that reads what is there was pointed at an SQLite price store that does not exist."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"no price store at {path}")
+        self.path = path
+
+
 def price_store_url(settings: Settings, directory: Path | None = None) -> str:
-    """The configured price store, else the SQLite file ``prices.db`` in ``directory`` (the home)."""
+    """The configured price store, else the SQLite file ``prices.db`` in ``directory`` (the home).
+
+    The one default-URL rule of the price store.
+    """
     return settings.store.url or f"sqlite:///{((directory or settings.home) / 'prices.db').resolve()}"
 
 
+def missing_sqlite_file(url: str) -> Path | None:
+    """The file of an SQLite ``url`` that does not exist yet (opening it would create it), else None."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    path = Path(parsed.database)
+    return None if path.exists() else path.resolve()
+
+
 def open_price_store(
-    settings: Settings, *, directory: Path | None = None, migrate: bool = True
+    settings: Settings, *, directory: Path | None = None, migrate: bool = True, must_exist: bool = False
 ) -> PriceStore:
     """The price store ``settings`` name, migrated unless ``migrate`` is False (a service migrates it
-    in a retried step); use it as ``with open_price_store(settings) as store:`` to dispose it."""
-    store = PriceStore(price_store_url(settings, directory), settings.store)
+    in a retried step); use it as ``with open_price_store(settings) as store:`` to dispose it.
+
+    ``must_exist``: for a command that reads what is there (``clock show``, ``model history``,
+    ``registry check``...): an SQLite store that does not exist raises :class:`NoPriceStoreError`
+    instead of being created empty.
+    """
+    url = price_store_url(settings, directory)
+    if must_exist and (missing := missing_sqlite_file(url)) is not None:
+        raise NoPriceStoreError(missing)
+    store = PriceStore(url, settings.store)
     if migrate:
         try:
             store.migrate()
@@ -234,11 +264,11 @@ def trainer_contest(
 def contest_by_hand(settings: Settings) -> Iterator[Contest]:
     """The store (migrated) and a contest over it and the registry, for a command run by hand.
 
-    The store is disposed when the block ends.
+    The store must exist (:class:`NoPriceStoreError` otherwise); it is disposed when the block ends.
     """
     from btcmlops.contest.contest import Contest
 
-    with open_price_store(settings) as store:
+    with open_price_store(settings, must_exist=True) as store:
         yield Contest(
             settings.model, settings.contest, open_registry(settings), store, store, sim_now=sim_now_of(store)
         )

@@ -10,9 +10,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -86,7 +95,8 @@ class MlflowSettings(BaseModel):
         default=None,
         description=(
             "MLflow tracking URI, e.g. http://mlflow:5000. Unset: an embedded SQLite store with local "
-            "artifacts under the home directory (or the replay's output directory)."
+            "artifacts under the home directory (or the replay's output directory). In `make stack` it "
+            "follows MLFLOW_PORT (stack.env)."
         ),
     )
     experiment: str = Field(
@@ -254,13 +264,23 @@ class ServeSettings(BaseModel):
     """The inference service."""
 
     host: str = Field(default="127.0.0.1", description="Address `btcmlops serve` listens on.")
-    port: int = Field(default=8000, ge=1, le=65535, description="Port `btcmlops serve` listens on.")
-    workers: int = Field(
-        default=1,
+    port: int = Field(
+        default=8000,
         ge=1,
+        le=65535,
         description=(
-            "Not read: `btcmlops serve` runs one process (its snapshot lives in that process's memory); "
-            "run more processes or replicas to scale."
+            "Port `btcmlops serve` (and `make serve`) listens on. Moved, the clients must follow: "
+            "BTCMLOPS_CLIENT__API_URL (else the paced clock stalls at the first hour, waiting for "
+            "forecasts nobody asks) and BTCMLOPS_DASHBOARD__API_URL; stack.env derives both from it."
+        ),
+    )
+    control_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Control key (header X-API-Key) the inference service asks of every change over HTTP: "
+            "POST /clock, /model/promote and /model/rollback (and the dashboard's clock controls, which "
+            "send it); unset: the clock and the champion cannot be changed over HTTP. Was "
+            "BTCMLOPS_CLOCK__API_KEY (still read, with a warning)."
         ),
     )
     poll_interval_s: float = Field(default=2.0, gt=0, description="How often the champion alias is checked.")
@@ -429,13 +449,6 @@ class ClockSettings(BaseModel):
             "above it; never above 10000)."
         ),
     )
-    api_key: SecretStr | None = Field(
-        default=None,
-        description=(
-            "Control key (header X-API-Key) for POST /clock, /model/promote and /model/rollback; unset: "
-            "the clock and the champion cannot be changed over HTTP."
-        ),
-    )
     wait_for_service: bool = Field(
         default=True,
         description=(
@@ -484,13 +497,19 @@ class S3Settings(BaseModel):
 class ClientSettings(BaseModel):
     """The hourly client (`btcmlops client`): asks the service for the forecast from every hour."""
 
-    api_url: str = Field(default="http://127.0.0.1:8000", description="Base URL of the inference service.")
+    api_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description=(
+            "Base URL of the inference service; its port must be BTCMLOPS_SERVE__PORT's (a client that "
+            "asks nobody stalls the paced clock at the first hour)."
+        ),
+    )
     interval_s: float = Field(
         default=0.01,
         gt=0,
         description=(
             "Seconds between two looks at the clock: at 48 sim h/s an hour's forecast must be made within "
-            "75 ms of the hour's close to be live."
+            "21 ms (one sim hour) of the hour's close to be live."
         ),
     )
     timeout_s: float = Field(default=10.0, gt=0, description="HTTP timeout of one call.")
@@ -500,13 +519,24 @@ class DashboardSettings(BaseModel):
     """The Streamlit dashboard: it talks to the inference service's HTTP API only."""
 
     api_url: str = Field(
-        default="http://127.0.0.1:8000", description="Base URL of the inference service the dashboard reads."
+        default="http://127.0.0.1:8000",
+        description="Base URL of the inference service the dashboard reads (its port: BTCMLOPS_SERVE__PORT).",
     )
     mlflow_ui_url: str = Field(
-        default="http://127.0.0.1:5000", description="MLflow UI address the dashboard links to."
+        default="http://127.0.0.1:5000",
+        description=(
+            "MLflow UI address the dashboard links to; also where the replay's printed `mlflow ui` "
+            "command serves (its port) and its links point, and what `make screenshot-mlflow` opens. "
+            "In `make stack` it follows MLFLOW_PORT (stack.env)."
+        ),
     )
     host: str = Field(default="127.0.0.1", description="Address `btcmlops dashboard` listens on.")
-    port: int = Field(default=8501, ge=1, le=65535, description="Port `btcmlops dashboard` listens on.")
+    port: int = Field(
+        default=8501,
+        ge=1,
+        le=65535,
+        description="Port `btcmlops dashboard` listens on (and `make screenshot` opens, with stack.env's).",
+    )
     refresh_s: float = Field(default=2.0, gt=0, description="How often the live view redraws.")
     hours_shown: int = Field(default=168, ge=24, le=2000, description="Sim hours drawn on the chart.")
     request_timeout_s: float = Field(default=5.0, gt=0, description="HTTP timeout of one API call.")
@@ -556,10 +586,28 @@ class Settings(BaseSettings):
         ),
     )
 
+    _deprecations: list[str] = PrivateAttr(default_factory=list)
+
     @field_validator("home")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _read_old_names(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        """The one place that reads settings by their old names (see :data:`RENAMED`, :data:`REMOVED`)."""
+        notes: list[str] = []
+        if isinstance(data, dict):
+            data = _apply_old_names(data, notes)
+        settings = handler(data)
+        settings._deprecations = notes
+        return settings
+
+    @property
+    def deprecations(self) -> list[str]:
+        """One warning per old setting name that was set: what to set instead. The CLI prints them."""
+        return list(self._deprecations)
 
     def placeholder_secrets(self) -> list[str]:
         """The settings that hold a placeholder or demo secret (copied from an example, never changed).
@@ -569,8 +617,9 @@ class Settings(BaseSettings):
         if self.demo:
             return []
         found = []
-        if self.clock.api_key is not None and _placeholder(self.clock.api_key.get_secret_value()):
-            found.append("BTCMLOPS_CLOCK__API_KEY")
+        key = self.serve.control_key
+        if key is not None and _placeholder(key.get_secret_value()):
+            found.append("BTCMLOPS_SERVE__CONTROL_KEY")
         if self.store.url is not None:
             password = make_url(self.store.url).password
             if password is not None and _placeholder(str(password)):
@@ -588,3 +637,46 @@ def _placeholder(value: str) -> bool:
     """A value from an example file or a tutorial, not a secret."""
     lowered = value.strip().lower()
     return lowered in _PLACEHOLDERS or lowered.startswith(("change-me", "changeme"))
+
+
+RENAMED: dict[tuple[str, str], tuple[str, str]] = {
+    ("clock", "api_key"): ("serve", "control_key"),
+}
+"""Old (group, name) -> new (group, name): still read, with a warning naming the new variable."""
+
+REMOVED: dict[tuple[str, str], str] = {
+    ("serve", "workers"): (
+        "`btcmlops serve` runs one uvicorn process, whose champion snapshot, prediction log and clock live "
+        "in that process's memory; run more processes or replicas to scale"
+    ),
+}
+"""Settings that are no more, with why; set, they are ignored with a warning."""
+
+
+def _variable(group: str, name: str) -> str:
+    return f"BTCMLOPS_{group.upper()}__{name.upper()}"
+
+
+def _apply_old_names(data: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    """``data`` with every old name moved to its new one (unless that is set too) or dropped, noted."""
+    data = dict(data)
+    for (group, name), (new_group, new_name) in RENAMED.items():
+        values = data.get(group)
+        if not isinstance(values, dict) or name not in values:
+            continue
+        data[group] = {key: value for key, value in values.items() if key != name}
+        old, new = _variable(group, name), _variable(new_group, new_name)
+        target = data.get(new_group)
+        target = dict(target) if isinstance(target, dict) else {}
+        if new_name in target:
+            notes.append(f"{old} is deprecated and ignored: {new} is set too; remove {old}")
+            continue
+        target[new_name] = values[name]
+        data[new_group] = target
+        notes.append(f"{old} is deprecated: set {new} instead (same value)")
+    for (group, name), why in REMOVED.items():
+        values = data.get(group)
+        if isinstance(values, dict) and name in values:
+            data[group] = {key: value for key, value in values.items() if key != name}
+            notes.append(f"{_variable(group, name)} is no longer read and ignored: {why}")
+    return data

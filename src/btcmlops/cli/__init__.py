@@ -8,6 +8,7 @@ must not load MLflow). Everything printed goes through the redacted consoles of 
 from __future__ import annotations
 
 import logging
+import os
 import traceback
 
 import pydantic
@@ -15,7 +16,7 @@ import typer
 
 from btcmlops.cli import services
 from btcmlops.cli.clock import clock_app
-from btcmlops.cli.common import setting_name
+from btcmlops.cli.common import PROCESS_ENTRY, ProcessEntry, setting_name
 from btcmlops.cli.console import errors
 from btcmlops.cli.data import data_app
 from btcmlops.cli.model import model_app
@@ -41,6 +42,8 @@ def _main(ctx: typer.Context) -> None:
     # MLflow's INFO lines (schema creation) and its note that the venv has no pip are noise here.
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
+    # The console script hands its process's environment in; an in-process invocation hands none.
+    ctx.meta[PROCESS_ENTRY] = ctx.obj if isinstance(ctx.obj, ProcessEntry) else None
     try:
         ctx.obj = Settings()
     except pydantic.ValidationError as error:
@@ -52,6 +55,8 @@ def _main(ctx: typer.Context) -> None:
                 highlight=False,
             )
         raise typer.Exit(2) from None
+    for note in ctx.obj.deprecations:  # once per process: this callback runs before any command
+        errors.print(f"[yellow]warning:[/yellow] {note}", soft_wrap=True, highlight=False)
 
 
 # In the order `btcmlops --help` has always listed them.
@@ -73,9 +78,9 @@ app.add_typer(registry_app, name="registry")
 
 
 def main() -> None:
-    """Entry point of the ``btcmlops`` console script."""
+    """Entry point of the ``btcmlops`` console script: the one writer of the process's environment."""
     try:
-        app()
+        app(obj=ProcessEntry(os.environ))
     except Exception:  # what no command caught: its traceback, through the same redaction as the rest
         errors.print(traceback.format_exc(), markup=False, highlight=False, soft_wrap=True)
         raise SystemExit(1) from None

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from btcmlops.cli.common import settings_of
+from btcmlops.cli.common import existing_store_only, settings_of
 from btcmlops.cli.console import console, errors
 from btcmlops.clock import SimClock, check_speed, last_closed_hour, reset_clock
 from btcmlops.settings import Settings
@@ -33,7 +33,7 @@ def clock_show(ctx: typer.Context) -> None:
     """Print sim time, speed and whether the clock is paused."""
     from btcmlops.bootstrap import open_price_store
 
-    with open_price_store(settings_of(ctx)) as store:
+    with existing_store_only(ctx), open_price_store(settings_of(ctx), must_exist=True) as store:
         _show_clock(store.read_clock())
 
 
@@ -77,7 +77,7 @@ def clock_set(
 
     settings = settings_of(ctx)
     _refuse_bad_speed(speed, settings)
-    with open_price_store(settings) as store:
+    with existing_store_only(ctx), open_price_store(settings, must_exist=True) as store:
         clock = store.read_clock()
         if clock is None:
             errors.print("no sim clock yet: `btcmlops clock reset` starts one")

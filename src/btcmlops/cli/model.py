@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from btcmlops.cli.common import ReplayOption, no_blind_mlflow_retries, on_replay, settings_of
+from btcmlops.cli.common import (
+    ReplayOption,
+    existing_store_only,
+    no_blind_mlflow_retries,
+    on_replay,
+    settings_of,
+)
 from btcmlops.cli.console import console, errors
 from btcmlops.settings import Settings
 
@@ -21,15 +27,17 @@ model_app = typer.Typer(
 )
 
 
-def _change_champion(settings: Settings, change: Callable[[ChampionChanges, str], AuditEntry]) -> None:
+def _change_champion(
+    ctx: typer.Context, settings: Settings, change: Callable[[ChampionChanges, str], AuditEntry]
+) -> None:
     """Make one champion change through the state machine, as the OS user; print it or why not."""
     from btcmlops.bootstrap import contest_by_hand
     from btcmlops.contest.changes import ChangeRefusedError, os_actor
     from btcmlops.store import ChangeInProgressError
 
-    no_blind_mlflow_retries(timeout_s=60)
+    no_blind_mlflow_retries(ctx, timeout_s=60)
     try:
-        with contest_by_hand(settings) as contest:
+        with existing_store_only(ctx), contest_by_hand(settings) as contest:
             _print_change(change(contest.changes, os_actor()))
     except (ChangeRefusedError, ChangeInProgressError) as error:
         errors.print(f"[red]refused:[/red] {error}")
@@ -58,6 +66,7 @@ def model_promote(
 ) -> None:
     """Make VERSION the champion now; the old champion is archived."""
     _change_champion(
+        ctx,
         on_replay(settings_of(ctx), replay),
         lambda changes, actor: changes.promote(version, reason=reason, actor=actor),
     )
@@ -71,6 +80,7 @@ def model_rollback(
 ) -> None:
     """Put the previous champion back."""
     _change_champion(
+        ctx,
         on_replay(settings_of(ctx), replay),
         lambda changes, actor: changes.rollback(reason=reason, actor=actor),
     )
@@ -81,8 +91,8 @@ def model_history(ctx: typer.Context, replay: ReplayOption = None) -> None:
     """List every change of champion: when (real and sim time), who, from, to, why, by what."""
     from btcmlops.bootstrap import contest_by_hand
 
-    no_blind_mlflow_retries(timeout_s=60)
-    with contest_by_hand(on_replay(settings_of(ctx), replay)) as contest:
+    no_blind_mlflow_retries(ctx, timeout_s=60)
+    with existing_store_only(ctx), contest_by_hand(on_replay(settings_of(ctx), replay)) as contest:
         contest.changes.sync_with_registry()
         rows = contest.changes.history()
     if not rows:

@@ -79,7 +79,7 @@ def trainer(ctx: typer.Context) -> None:
         settings.model.family,
         device,
     )
-    no_blind_mlflow_retries(timeout_s=60)
+    no_blind_mlflow_retries(ctx, timeout_s=60)
     with open_price_store(settings, migrate=False) as store:  # the store may still be starting
         stop = stop_on_signals()
         if not migrate_until_ready(store, settings, stop):

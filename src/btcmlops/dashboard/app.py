@@ -69,7 +69,9 @@ def _clock_state(clock: dict[str, Any]) -> None:
 
 def _clock_controls(client: ServiceClient, default_speed: float, default_start: date) -> None:
     st.sidebar.header("Sim clock")
-    key = st.sidebar.text_input("API key", type="password", help="BTCMLOPS_CLOCK__API_KEY of the service")
+    key = st.sidebar.text_input(
+        "Control key", type="password", help="BTCMLOPS_SERVE__CONTROL_KEY of the service"
+    )
     pause, resume = st.sidebar.columns(2)
     speed = st.sidebar.number_input(
         "Speed (sim hours per second)", min_value=0.1, max_value=10_000.0, value=default_speed
@@ -92,7 +94,7 @@ def _clock_controls(client: ServiceClient, default_speed: float, default_start: 
     if action is None:
         return
     if not key:
-        st.sidebar.warning("Enter the API key to change the clock.")
+        st.sidebar.warning("Enter the control key to change the clock.")
         return
     start = datetime.combine(start_day, time(), tzinfo=UTC) if action[0] == "reset" else None
     try:

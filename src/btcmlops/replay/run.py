@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pandas as pd
 
@@ -28,8 +29,6 @@ from btcmlops.replay.summary import build_summary, predictions_frame
 from btcmlops.settings import Settings
 from btcmlops.timing import Timings
 
-UI_URL = "http://127.0.0.1:5000"
-"""Where the printed ``mlflow ui`` command serves the replay's store."""
 REPLAY_FILES = ("predictions.csv", "summary.json", "report.html", "report.png", "prices.db", "mlflow.db")
 ARTIFACTS_DIR = "mlartifacts"
 """The embedded MLflow store's artifact folder inside a replay's directory."""
@@ -124,11 +123,12 @@ def _keep_previous_replay(out_dir: Path) -> Path | None:
     return previous
 
 
-def mlflow_ui_command(tracking_uri: str, artifact_root: str | None) -> str:
+def mlflow_ui_command(tracking_uri: str, artifact_root: str | None, ui_url: str) -> str:
     """The command that opens this replay's runs and registry in MLflow's UI, as printed: it works.
 
     It names this environment's own ``mlflow`` (a venv's is not on PATH), runs one worker and turns
-    MLflow 3's GenAI job runners off: a laptop demo needs neither four workers nor seven runners.
+    MLflow 3's GenAI job runners off: a laptop demo needs neither four workers nor seven runners. It
+    serves on the port of ``ui_url`` (BTCMLOPS_DASHBOARD__MLFLOW_UI_URL), where the printed links point.
     """
     if not tracking_uri.startswith("sqlite:"):
         return f"open {redact(tracking_uri)} in a browser"
@@ -136,7 +136,8 @@ def mlflow_ui_command(tracking_uri: str, artifact_root: str | None) -> str:
     parts = [str(executable) if executable.exists() else "mlflow", "ui", "--backend-store-uri", tracking_uri]
     if artifact_root:
         parts += ["--default-artifact-root", artifact_root]
-    command = " ".join(shlex.quote(part) for part in [*parts, "--workers", "1", "--port", "5000"])
+    port = str(urlsplit(ui_url).port or 5000)
+    command = " ".join(shlex.quote(part) for part in [*parts, "--workers", "1", "--port", port])
     return f"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false {command}"
 
 
@@ -203,7 +204,7 @@ def run_replay(
         predictions_path = out_dir / "predictions.csv"
         with timings.measure("outputs"):
             predictions.to_csv(predictions_path, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
-        ui_command = mlflow_ui_command(tracking_uri, artifact_root)
+        ui_command = mlflow_ui_command(tracking_uri, artifact_root, settings.dashboard.mlflow_ui_url)
         summary = build_summary(
             outcomes,
             data={
@@ -235,8 +236,12 @@ def run_replay(
                 "experiment": settings.mlflow.experiment,
                 "registered_model": settings.mlflow.registered_model,
                 "ui_command": ui_command,
-                "runs_url": experiment_runs_url(UI_URL, registry.experiment_id or ""),
-                "model_url": registered_model_url(UI_URL, settings.mlflow.registered_model),
+                "runs_url": experiment_runs_url(
+                    settings.dashboard.mlflow_ui_url, registry.experiment_id or ""
+                ),
+                "model_url": registered_model_url(
+                    settings.dashboard.mlflow_ui_url, settings.mlflow.registered_model
+                ),
             },
         )
         report_html, report_png = out_dir / "report.html", out_dir / "report.png"

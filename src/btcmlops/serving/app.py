@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 from collections.abc import AsyncIterator
 
 from fastapi import Depends, FastAPI
@@ -91,10 +90,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     service: ServiceState = app.state.service
     log: PredictionLogWriter = app.state.prediction_log
     await migrate_for_service(service.store)  # a failure is logged with why; the watcher keeps trying
-    # Imports (MLflow, pandas) leave ~1M long-lived objects; a full collection scanning them stalls
-    # requests for 100+ ms. Freeze them out of the collector's reach, as long-running servers do.
-    gc.collect()
-    gc.freeze()
     log.start()
     watcher = asyncio.create_task(service.watch_registry(), name="champion-watcher")
     try:

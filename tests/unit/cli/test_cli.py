@@ -175,14 +175,14 @@ def test_simulate_keeps_the_replay_it_replaces_with_its_hand_changes_beside_it(e
 def test_a_service_refuses_to_start_with_a_placeholder_secret_unless_in_demo_mode(
     env: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
 ) -> None:
-    monkeypatch.setenv("BTCMLOPS_CLOCK__API_KEY", "change-me-clock-key")  # as copied from .env.example
+    monkeypatch.setenv("BTCMLOPS_SERVE__CONTROL_KEY", "change-me-control-key")  # as copied from .env.example
     monkeypatch.setenv("BTCMLOPS_STORE__URL", "mysql+pymysql://btcmlops:change-me@127.0.0.1:1/prices")
 
     result = RUNNER.invoke(app, command)
 
     assert result.exit_code == 2, result.output
     assert "refusing to start" in result.output
-    assert "BTCMLOPS_CLOCK__API_KEY, BTCMLOPS_STORE__URL (its password)" in result.output
+    assert "BTCMLOPS_SERVE__CONTROL_KEY, BTCMLOPS_STORE__URL (its password)" in result.output
     assert "BTCMLOPS_DEMO=true" in result.output
 
 
@@ -190,13 +190,13 @@ def test_placeholders_are_known_values_only_and_demo_mode_accepts_them() -> None
     from btcmlops.settings import Settings
 
     assert Settings(
-        clock={"api_key": "demo"}, s3={"secret_access_key": "Change-Me-minio"}
+        serve={"control_key": "demo"}, s3={"secret_access_key": "Change-Me-minio"}
     ).placeholder_secrets() == [
-        "BTCMLOPS_CLOCK__API_KEY",
+        "BTCMLOPS_SERVE__CONTROL_KEY",
         "BTCMLOPS_S3__SECRET_ACCESS_KEY",
     ]
-    assert Settings(clock={"api_key": "demo"}, demo=True).placeholder_secrets() == []
-    assert Settings(clock={"api_key": "k3y-from-a-vault-4f9a"}).placeholder_secrets() == []
+    assert Settings(serve={"control_key": "demo"}, demo=True).placeholder_secrets() == []
+    assert Settings(serve={"control_key": "k3y-from-a-vault-4f9a"}).placeholder_secrets() == []
 
 
 @pytest.mark.parametrize("command", [["simulate"], ["trainer"]])
