@@ -14,16 +14,28 @@ ifeq ($(UV),)
 UV := $(PYTHON) -m uv
 endif
 RUN := $(UV) run --frozen
+# The first steps (demo, serve, stack) run on what the package needs, without the dev group (test,
+# lint and browser tools, the xgboost extra): `uv run --no-dev` installs nothing more and, like
+# `uv sync --inexact`, removes nothing a developer's `make install` put there.
+RUN_APP := $(UV) run --frozen --no-dev
 OUT ?= out/replay
+
+# The make variables the "## " descriptions name (OUT): help passes their values to the awk script.
+HELP_VARIABLES = $(sort $(shell sed -n 's/^[a-zA-Z_-]*:.*\#\# //p' $(MAKEFILE_LIST) | grep -o '[$$]([A-Za-z_][A-Za-z0-9_]*)' | tr -d '$$()'))
 
 .PHONY: help
 help: ## List the tasks
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@$(foreach v,$(HELP_VARIABLES),$(v)='$($(v))') awk -f scripts/make_help.awk $(MAKEFILE_LIST)
 
 .PHONY: install
 install: ## Install uv (if missing) and every dependency from the lock file into .venv
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
 	$(UV) sync --frozen
+
+.PHONY: install-run
+install-run: ## Install uv (if missing) and what the replay and the services need (no dev tools) into .venv
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
+	$(UV) sync --frozen --no-dev --inexact
 
 # Debian packages the tests need: a browser for the dashboard test, docker-compose to validate the
 # compose file (`make test-compose` adds the engine and runs the file for real).
@@ -38,8 +50,8 @@ system-deps: ## Install the Debian packages the tests need (chromium, docker-com
 	fi
 
 .PHONY: demo
-demo: install ## Replay 2023-2024 on the shipped candles (no servers) into $(OUT)
-	$(RUN) btcmlops simulate --out $(OUT)
+demo: install-run ## Replay 2023-2024 on the shipped candles (no servers) into $(OUT)
+	$(RUN_APP) btcmlops simulate --out $(OUT)
 
 # Most integration tests wait on processes (servers starting, polls, outages), so xdist workers overlap
 # them; tests that must share one worker are marked xdist_group. Each worker starts its own session
@@ -122,22 +134,26 @@ bench-stack-fit: install ## The trainer's fit time inside `make stack` against t
 bench-gpu: install ## On a GPU machine: XGBoost fit time on CPU vs CUDA, and that their forecasts agree
 	$(RUN) python bench/gpu_check.py
 
+.PHONY: settings-docs
+settings-docs: install ## Write docs/settings.md from the settings' descriptions (src/btcmlops/settings.py)
+	$(RUN) python scripts/settings_reference.py
+
 .PHONY: serve
-serve: install ## Serve the last replay's champion on http://127.0.0.1:8000 (run `make demo` first)
-	$(RUN) btcmlops serve --replay $(OUT)
+serve: install-run ## Serve the last replay's champion on BTCMLOPS_SERVE__PORT (8000) (run `make demo` first)
+	$(RUN_APP) btcmlops serve --replay $(OUT)
 
 .PHONY: stack
-stack: install ## The live stack without Docker (supervisord): mlflow, api, trainer, feed, client, dashboard; restarts what dies
+stack: install-run ## The live stack without Docker (supervisord): mlflow, api, trainer, feed, client, dashboard; restarts what dies
 	mkdir -p .btcmlops/stack
-	$(RUN) --env-file stack.env supervisord -c deploy/stack/supervisord.conf
+	$(RUN_APP) --env-file stack.env supervisord -c deploy/stack/supervisord.conf
 
 .PHONY: screenshot
-screenshot: install ## With `make stack` running: save docs/dashboard.png (Debian's chromium)
-	$(RUN) python scripts/dashboard_screenshot.py http://127.0.0.1:8501 docs/dashboard.png --wait-s 5
+screenshot: install ## With `make stack` running: save docs/dashboard.png (Debian's chromium; stack.env's ports)
+	$(RUN) --env-file stack.env python scripts/dashboard_screenshot.py --wait-s 5
 
 .PHONY: screenshot-mlflow
-screenshot-mlflow: install ## With an MLflow UI on :5000: save docs/mlflow-model.png and docs/mlflow-runs.png
-	$(RUN) python scripts/mlflow_screenshot.py http://127.0.0.1:5000 --experiment btc-next-hour --out-dir docs
+screenshot-mlflow: install ## With an MLflow UI at BTCMLOPS_DASHBOARD__MLFLOW_UI_URL (:5000): save docs/mlflow-model.png and -runs.png
+	$(RUN) python scripts/mlflow_screenshot.py --experiment btc-next-hour --out-dir docs
 
 .PHONY: clean
 clean: ## Remove the replay output, the embedded stores and the cached tools (.cache: helm, checkov)

@@ -1,7 +1,7 @@
 """GPU check: XGBoost fitted on the CPU and on CUDA, same data, same settings; timings and agreement.
 
 Run by hand on a machine with an NVIDIA GPU (``make bench-gpu``; under a minute; an H200 run on
-2026-11-26 took 43 s with the package install, figures in the README). It trains the
+2026-11-26 took 43 s with the package install, figures in docs/measurements.md). It trains the
 forecaster (family xgboost) on the shipped candles through ``--through`` on the CPU and on ``cuda``,
 forecasts the following month with each, and prints both fit times and MAEs. Agreement is judged twice,
 because the project's hyperparameters sample rows and columns (``bagging_fraction``, ``feature_fraction``)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from btcmlops.calendar import Month, months_between
-from btcmlops.contest import Contest
+from btcmlops.contest.contest import Contest
 from btcmlops.data import read_candle_file
 from btcmlops.registry import ModelRegistry, embedded_artifact_location, embedded_tracking_uri
 from btcmlops.replay.run import FrameCandles

@@ -2,8 +2,8 @@
 
 Usage: ``uv run python scripts/dashboard_screenshot.py [URL] [OUT] [--wait-s N] [--until SIM_TIME]``.
 The page must stay open while the replay runs: the dashboard asks for forecasts only while viewed, so
-``--until`` keeps it open until the inference service's sim clock reaches that time. The README's
-``docs/dashboard.png`` is made this way (the note under it in the README gives the settings).
+``--until`` keeps it open until the inference service's sim clock reaches that time. docs/live-stack.md's
+``docs/dashboard.png`` is made this way (the note under it there gives the settings).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx
 from browser import launch_chromium  # scripts/browser.py, beside this file
 from playwright.sync_api import sync_playwright
+
+from btcmlops.settings import Settings
 
 
 def _wait_for_sim_time(api_url: str, until: datetime) -> None:
@@ -30,11 +32,17 @@ def _wait_for_sim_time(api_url: str, until: datetime) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("url", nargs="?", default="http://127.0.0.1:8501")
+    settings = Settings().dashboard  # this script is an entry point: BTCMLOPS_* and .env
+    local = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    parser.add_argument(
+        "url", nargs="?", default=f"http://{local}:{settings.port}", help="Default: BTCMLOPS_DASHBOARD__PORT."
+    )
     parser.add_argument("out", nargs="?", type=Path, default=Path("docs/dashboard.png"))
     parser.add_argument("--wait-s", type=float, default=5.0, help="Seconds to let the page fill in.")
     parser.add_argument("--until", type=datetime.fromisoformat, help="Sim time (ISO 8601, UTC) to wait for.")
-    parser.add_argument("--api-url", default="http://127.0.0.1:8000", help="Inference service (--until).")
+    parser.add_argument(
+        "--api-url", default=settings.api_url, help="Inference service (--until); default: the setting."
+    )
     arguments = parser.parse_args()
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)

@@ -18,8 +18,8 @@ import httpx
 from browser import launch_chromium  # scripts/browser.py, beside this file
 from playwright.sync_api import Page, sync_playwright
 
-from btcmlops.registry.presentation import CONTEST_VIEW_ID, experiment_runs_url
-from btcmlops.settings import MlflowSettings
+from btcmlops.mlflow_links import CONTEST_VIEW_ID, experiment_runs_url
+from btcmlops.settings import Settings
 
 RENDER_TIMEOUT_MS = 60_000
 WIDTH = 1600
@@ -69,11 +69,17 @@ def capture_runs(page: Page, ui_url: str, experiment: str, out: Path, *, plain: 
 
 
 def main() -> None:
-    defaults = MlflowSettings()
+    settings = Settings()  # this script is an entry point: BTCMLOPS_* and .env
+    defaults = settings.mlflow
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("url", nargs="?", default="http://127.0.0.1:5000", help="The MLflow server.")
+    parser.add_argument(
+        "url",
+        nargs="?",
+        default=settings.dashboard.mlflow_ui_url,
+        help="The MLflow server (default: BTCMLOPS_DASHBOARD__MLFLOW_UI_URL).",
+    )
     parser.add_argument("--model", default=defaults.registered_model, help="Registered model name.")
     parser.add_argument("--experiment", help=f"Also its runs (e.g. {defaults.experiment}).")
     parser.add_argument("--plain", action="store_true", help="Runs on the default columns, not the view.")

@@ -2,8 +2,9 @@
 
 Run as a script (``python tests/crash_trainer.py [--month YYYY-MM --at N] [--steps FILE]``) by
 ``tests/integration/test_trainer_crashes.py``. It builds what ``btcmlops trainer`` builds, from the same
-``BTCMLOPS_*`` settings (``PriceStore``, ``ModelRegistry``, ``Contest``, ``TrainerService``), and runs
-the same loop until SIGTERM; the one difference is the contest's step hook. That hook counts the step
+``BTCMLOPS_*`` settings and through the same composition root (``btcmlops.bootstrap``: price store,
+registry, contest, then ``TrainerService``), and runs the same loop until SIGTERM; the one difference
+is the contest's step hook. That hook counts the step
 boundaries passed while ``--month`` is being closed and, at the ``--at``-th (0-based), sends SIGKILL
 to its own process: no ``finally``, no lease release, no flushed buffer, exactly as if the machine
 had died there. ``--steps`` appends every step boundary of every month close (``YYYY-MM name``) to a
@@ -17,16 +18,15 @@ import logging
 import os
 import signal
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from btcmlops.bootstrap import await_registry, open_price_store, trainer_contest
 from btcmlops.calendar import Month
-from btcmlops.contest import Contest, MonthOutcome
-from btcmlops.registry import resolve_tracking
-from btcmlops.services.trainer import TrainerService, wait_for_registry
+from btcmlops.contest.changes import StepHook
+from btcmlops.contest.contest import Contest, MonthOutcome
+from btcmlops.services.trainer import TrainerService
 from btcmlops.settings import Settings
-from btcmlops.store import PriceStore
 
 logger = logging.getLogger("crash_trainer")
 
@@ -56,11 +56,12 @@ class CrashPoint:
 
 
 class CrashingContest(Contest):
-    """``Contest`` whose step hook knows which month is being closed."""
+    """``Contest`` whose step hook (a ``CrashPoint``) knows which month is being closed."""
 
-    def __init__(self, *args: Any, crash: CrashPoint, **kwargs: Any) -> None:
-        super().__init__(*args, on_step=crash, **kwargs)
-        self._crash = crash
+    def __init__(self, *args: Any, on_step: StepHook, **kwargs: Any) -> None:
+        assert isinstance(on_step, CrashPoint)
+        super().__init__(*args, on_step=on_step, **kwargs)
+        self._crash = on_step
 
     def close_month(self, month: Month, *, train_challenger: bool = True) -> MonthOutcome:
         self._crash.closing = month
@@ -82,45 +83,17 @@ def main() -> None:
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
     settings = Settings()
-    store = PriceStore(
-        settings.store.url or f"sqlite:///{(settings.home / 'prices.db').resolve()}", settings.store
-    )
-    store.migrate()
-    tracking_uri, artifacts = resolve_tracking(
-        settings.mlflow.tracking_uri, settings.home / "mlflow", settings.home / "cache"
-    )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    registry = wait_for_registry(
-        tracking_uri,
-        settings.mlflow.experiment,
-        settings.mlflow.registered_model,
-        stop,
-        artifact_location=artifacts,
-    )
-    if registry is None:
-        return
-
-    def sim_now() -> datetime | None:
-        clock = store.read_clock()
-        return None if clock is None else clock.sim_now(datetime.now(UTC))
-
-    crash = CrashPoint(args.month, args.at, args.steps)
-    contest = CrashingContest(
-        settings.model,
-        settings.contest,
-        registry,
-        store,
-        store,
-        sim_now=sim_now,
-        crash=crash,
-        change_grace_s=settings.store.change_grace_s,
-    )
-    try:
+    # The trainer's own wiring, from the composition root; only the contest's class and hook differ.
+    with open_price_store(settings) as store:
+        registry = await_registry(settings, stop)
+        if registry is None:
+            return
+        crash = CrashPoint(args.month, args.at, args.steps)
+        contest = trainer_contest(settings, store, registry, on_step=crash, contest_type=CrashingContest)
         TrainerService(contest, store, settings.trainer).run(stop)
-    finally:
-        store.dispose()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from btcmlops.calendar import Month
-from btcmlops.contest import Contest
+from btcmlops.contest.contest import Contest
 from btcmlops.store import PriceStore
 
 MAES = ("champion_mae", "challenger_mae", "naive_mae")

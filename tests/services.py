@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+import uvicorn
 from browser import CHROMIUM, launch_chromium  # scripts/browser.py (scripts is on pytest's path)
 from playwright.sync_api import Browser
 from sqlalchemy import create_engine, text
@@ -105,6 +106,25 @@ def wait_until(
             return
         time.sleep(every_s)
     pytest.fail(f"{what} not ready after {timeout_s:.0f} s:\n{on_timeout()}")
+
+
+@contextlib.contextmanager
+def uvicorn_in_thread(config: uvicorn.Config, timeout_s: float = 10) -> Iterator[uvicorn.Server]:
+    """A real uvicorn server in a thread (httpx's way), waited for on its ``started`` flag, never a
+    sleep; stopped at the end."""
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        assert thread.is_alive(), "uvicorn stopped before it started"
+        time.sleep(0.01)
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        thread.join(timeout=timeout_s)
 
 
 def wait_for_http(
@@ -241,7 +261,7 @@ def wait_ready(client: TestClient, timeout_s: float = 30) -> None:
 def serving_replay(replay: ReplayResult, **settings_groups: Any) -> Iterator[TestClient]:
     """The inference service in-process (its lifespan runs) on a replay's own stores, ready.
 
-    ``settings_groups`` adds settings groups the defaults here leave out (``clock={"api_key": ...}``).
+    ``settings_groups`` are settings groups merged over the defaults here (``serve={"control_key": ...}``).
     """
     from fastapi.testclient import TestClient
 
@@ -252,7 +272,7 @@ def serving_replay(replay: ReplayResult, **settings_groups: Any) -> Iterator[Tes
         home=replay.out_dir.parent,
         store={"url": f"sqlite:///{replay.out_dir / 'prices.db'}"},
         mlflow={"tracking_uri": replay.tracking_uri},
-        serve={"poll_interval_s": 0.05, "log_flush_interval_s": 0.05},
+        serve={"poll_interval_s": 0.05, "log_flush_interval_s": 0.05, **settings_groups.pop("serve", {})},
         **settings_groups,
     )
     with TestClient(create_app(settings)) as client:

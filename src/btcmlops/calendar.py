@@ -71,3 +71,22 @@ def months_between(first: Month, last: Month) -> list[Month]:
     while months[-1] < last:
         months.append(months[-1].next())
     return months
+
+
+def last_complete_month(last_hour: datetime | pd.Timestamp) -> Month:
+    """The newest month whose last hour is in the data (``last_hour``: the data's last open hour): a
+    month cut short is never contested."""
+    month = Month.of(last_hour)
+    return month if pd.Timestamp(last_hour) >= month.last_hour else month.previous()
+
+
+def end_of_data(last_month: Month) -> str:
+    """What happens at the end of the data, in the words the replay and the live stack both say.
+
+    The contest of the last complete month is the last one; no challenger is trained after it, since no
+    month is left to score it on (the replay and the live trainer both skip that training).
+    """
+    return (
+        f"the data ends after {last_month}: its contest is the last, and no challenger is trained "
+        "after it (no month is left to score one on)"
+    )

@@ -25,6 +25,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
+from btcmlops.speed import MAX_SPEED
+
 if TYPE_CHECKING:
     from btcmlops.settings import ClockSettings
 
@@ -33,9 +35,6 @@ ClockState = Literal["running", "paused", "holding", "finished"]
 HOUR = timedelta(hours=1)
 _LIVE_MARGIN = timedelta(seconds=1)
 """How far short of the target hour's close a paced clock stops: a forecast made then is still live."""
-MAX_SPEED = 10_000.0
-"""The fastest a clock may run, in sim hours per real second (two years of data in under two seconds);
-``BTCMLOPS_CLOCK__MAX_SPEED`` may lower it."""
 
 
 @dataclass(frozen=True)

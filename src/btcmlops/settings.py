@@ -10,13 +10,22 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
-from btcmlops.clock import MAX_SPEED
+from btcmlops.speed import MAX_SPEED
 
 EMBEDDED_DATA_FILE = Path(__file__).resolve().parent / "data" / "embedded" / "btc_usdt_1h.csv.gz"
 """The two shipped years (2023-2024) of hourly BTC/USDT candles, the replay's default input."""
@@ -86,23 +95,37 @@ class MlflowSettings(BaseModel):
         default=None,
         description=(
             "MLflow tracking URI, e.g. http://mlflow:5000. Unset: an embedded SQLite store with local "
-            "artifacts under the home directory (or the replay's output directory)."
+            "artifacts under the home directory (or the replay's output directory). In `make stack` it "
+            "follows MLFLOW_PORT (stack.env)."
         ),
     )
-    experiment: str = "btc-next-hour"
-    registered_model: str = "btc-next-hour-close"
+    experiment: str = Field(
+        default="btc-next-hour", description="The one MLflow experiment: every training and contest run."
+    )
+    registered_model: str = Field(
+        default="btc-next-hour-close",
+        description="The one registered model whose versions compete (aliases champion and challenger).",
+    )
 
 
 class DataSettings(BaseModel):
     """Where candles come from."""
 
     file: Path = Field(default=EMBEDDED_DATA_FILE, description="Candle file the replay uses by default.")
-    symbol: str = "BTCUSDT"
+    symbol: str = Field(
+        default="BTCUSDT",
+        description="Binance spot symbol `btcmlops data fetch` downloads (unless --symbol).",
+    )
     archive_base_url: str = Field(
         default="https://data.binance.vision",
-        description="Base URL of Binance's public data archive (monthly kline zips and CHECKSUM files).",
+        description=(
+            "Base URL of Binance's public data archive (monthly kline zips and CHECKSUM files), where "
+            "`btcmlops data fetch` downloads."
+        ),
     )
-    fetch_timeout_s: float = Field(default=10.0, gt=0)
+    fetch_timeout_s: float = Field(
+        default=10.0, gt=0, description="HTTP timeout of one download by `btcmlops data fetch`."
+    )
 
 
 class ModelSettings(BaseModel):
@@ -126,16 +149,34 @@ class ModelSettings(BaseModel):
             "else the trainer refuses to start). Forecasts are always made on the CPU."
         ),
     )
-    feature_set: str = "v1"
-    num_boost_round: int = Field(default=300, ge=1)
-    learning_rate: float = Field(default=0.03, gt=0)
-    num_leaves: int = Field(default=15, ge=2)
-    min_data_in_leaf: int = Field(default=200, ge=1)
-    feature_fraction: float = Field(default=0.8, gt=0, le=1)
-    bagging_fraction: float = Field(default=0.8, gt=0, le=1)
-    bagging_freq: int = Field(default=1, ge=0)
-    lambda_l2: float = Field(default=1.0, ge=0)
-    seed: int = 42
+    feature_set: str = Field(
+        default="v1",
+        description=(
+            "Feature set the forecaster is trained on, logged with every model; loading a version with "
+            "an unknown feature set is refused."
+        ),
+    )
+    num_boost_round: int = Field(default=300, ge=1, description="Boosting rounds (trees) of one fit.")
+    learning_rate: float = Field(default=0.03, gt=0, description="Shrinkage of each tree (XGBoost: eta).")
+    num_leaves: int = Field(
+        default=15, ge=2, description="Most leaves of one tree (XGBoost: max_leaves, leaf-wise growth)."
+    )
+    min_data_in_leaf: int = Field(
+        default=200, ge=1, description="Fewest training rows in a leaf (XGBoost: min_child_weight)."
+    )
+    feature_fraction: float = Field(
+        default=0.8, gt=0, le=1, description="Share of features each tree sees (XGBoost: colsample_bytree)."
+    )
+    bagging_fraction: float = Field(
+        default=0.8, gt=0, le=1, description="Share of rows each bagging round draws (XGBoost: subsample)."
+    )
+    bagging_freq: int = Field(
+        default=1, ge=0, description="Bag every this many rounds; 0: no bagging (XGBoost: subsample 1)."
+    )
+    lambda_l2: float = Field(
+        default=1.0, ge=0, description="L2 regularisation of leaf values (XGBoost: lambda)."
+    )
+    seed: int = Field(default=42, description="Random seed of every fit (bagging and feature sampling).")
     num_threads: int = Field(
         default=1,
         ge=1,
@@ -209,18 +250,48 @@ class TrainerSettings(BaseModel):
         ),
     )
     retry_max_s: float = Field(
-        default=30.0, gt=0, description="Longest wait before retrying after MLflow or the store failed."
+        default=30.0,
+        gt=0,
+        description=(
+            "Longest wait before retrying after MLflow or the store failed (the feed's and init's too); "
+            "only a configuration error (bad URL, missing driver, refused credentials) ends the feed or "
+            "the trainer."
+        ),
     )
 
 
 class ServeSettings(BaseModel):
     """The inference service."""
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
-    workers: int = Field(default=1, ge=1)
+    host: str = Field(default="127.0.0.1", description="Address `btcmlops serve` listens on.")
+    port: int = Field(
+        default=8000,
+        ge=1,
+        le=65535,
+        description=(
+            "Port `btcmlops serve` (and `make serve`) listens on. Moved, the clients must follow: "
+            "BTCMLOPS_CLIENT__API_URL (else the paced clock stalls at the first hour, waiting for "
+            "forecasts nobody asks) and BTCMLOPS_DASHBOARD__API_URL; stack.env derives both from it."
+        ),
+    )
+    control_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Control key (header X-API-Key) the inference service asks of every change over HTTP: "
+            "POST /clock, /model/promote and /model/rollback (and the dashboard's clock controls, which "
+            "send it); unset: the clock and the champion cannot be changed over HTTP. Was "
+            "BTCMLOPS_CLOCK__API_KEY (still read, with a warning)."
+        ),
+    )
     poll_interval_s: float = Field(default=2.0, gt=0, description="How often the champion alias is checked.")
-    max_backoff_s: float = Field(default=30.0, gt=0, description="Longest wait between failed checks.")
+    max_backoff_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Longest wait between failed checks of the registry or the store (cut short when it answers "
+            "again)."
+        ),
+    )
     registry_timeout_s: float = Field(
         default=5.0,
         gt=0,
@@ -269,7 +340,9 @@ class ServeSettings(BaseModel):
         ),
     )
     log_flush_interval_s: float = Field(
-        default=1.0, gt=0, description="How often served forecasts are written."
+        default=1.0,
+        gt=0,
+        description="How often served forecasts are written to the store's prediction log, in batches.",
     )
     log_wal_dir: Path | None = Field(
         default=None,
@@ -327,7 +400,10 @@ class ServeSettings(BaseModel):
         default=5,
         ge=1,
         le=300,
-        description="How long a kept-alive connection may stay silent after an answer before it is closed.",
+        description=(
+            "How long a kept-alive connection may stay silent after an answer before it is closed (whole "
+            "seconds, at most header_timeout_s)."
+        ),
     )
     max_connections: int = Field(
         default=4096,
@@ -356,7 +432,10 @@ class ClockSettings(BaseModel):
 
     start: AwareDatetime = Field(
         default=datetime(2023, 12, 31, tzinfo=UTC),
-        description="Sim time a reset starts from (v1 is trained once sim time passes its first year).",
+        description=(
+            "Sim time a reset starts from, and the feed's start when no clock exists yet (v1 is trained "
+            "once sim time passes its first year)."
+        ),
     )
     speed: float = Field(
         default=12.0, gt=0, allow_inf_nan=False, description="Sim hours per real second after a reset."
@@ -365,11 +444,10 @@ class ClockSettings(BaseModel):
         default=MAX_SPEED,
         gt=0,
         le=MAX_SPEED,
-        description="Fastest speed a clock change may set (the API answers 422 above it; never above 10000).",
-    )
-    api_key: SecretStr | None = Field(
-        default=None,
-        description="Key for POST /clock (header X-API-Key); unset: the clock cannot be changed.",
+        description=(
+            "Fastest speed a clock change may set, checked before anything is saved (the API answers 422 "
+            "above it; never above 10000)."
+        ),
     )
     wait_for_service: bool = Field(
         default=True,
@@ -401,23 +479,37 @@ class S3Settings(BaseModel):
     server and need no S3 credentials.
     """
 
-    endpoint_url: str | None = Field(default=None, description="e.g. http://minio:9000")
-    bucket: str = "mlflow"
-    access_key_id: str | None = None
-    secret_access_key: SecretStr | None = None
-    region: str = "us-east-1"
+    endpoint_url: str | None = Field(
+        default=None,
+        description=(
+            "S3 endpoint, e.g. http://minio:9000; `btcmlops init` creates the bucket there. Unset: no "
+            "bucket is created (on AWS, create it yourself)."
+        ),
+    )
+    bucket: str = Field(default="mlflow", description="Bucket of the MLflow server's artifacts.")
+    access_key_id: str | None = Field(default=None, description="S3 access key id `btcmlops init` uses.")
+    secret_access_key: SecretStr | None = Field(
+        default=None, description="S3 secret access key `btcmlops init` uses."
+    )
+    region: str = Field(default="us-east-1", description="S3 region `btcmlops init` uses.")
 
 
 class ClientSettings(BaseModel):
     """The hourly client (`btcmlops client`): asks the service for the forecast from every hour."""
 
-    api_url: str = Field(default="http://127.0.0.1:8000", description="Base URL of the inference service.")
+    api_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description=(
+            "Base URL of the inference service; its port must be BTCMLOPS_SERVE__PORT's (a client that "
+            "asks nobody stalls the paced clock at the first hour)."
+        ),
+    )
     interval_s: float = Field(
         default=0.01,
         gt=0,
         description=(
             "Seconds between two looks at the clock: at 48 sim h/s an hour's forecast must be made within "
-            "75 ms of the hour's close to be live."
+            "21 ms (one sim hour) of the hour's close to be live."
         ),
     )
     timeout_s: float = Field(default=10.0, gt=0, description="HTTP timeout of one call.")
@@ -427,20 +519,31 @@ class DashboardSettings(BaseModel):
     """The Streamlit dashboard: it talks to the inference service's HTTP API only."""
 
     api_url: str = Field(
-        default="http://127.0.0.1:8000", description="Base URL of the inference service the dashboard reads."
+        default="http://127.0.0.1:8000",
+        description="Base URL of the inference service the dashboard reads (its port: BTCMLOPS_SERVE__PORT).",
     )
     mlflow_ui_url: str = Field(
-        default="http://127.0.0.1:5000", description="MLflow UI address the dashboard links to."
+        default="http://127.0.0.1:5000",
+        description=(
+            "MLflow UI address the dashboard links to; also where the replay's printed `mlflow ui` "
+            "command serves (its port) and its links point, and what `make screenshot-mlflow` opens. "
+            "In `make stack` it follows MLFLOW_PORT (stack.env)."
+        ),
     )
-    host: str = "127.0.0.1"
-    port: int = Field(default=8501, ge=1, le=65535)
+    host: str = Field(default="127.0.0.1", description="Address `btcmlops dashboard` listens on.")
+    port: int = Field(
+        default=8501,
+        ge=1,
+        le=65535,
+        description="Port `btcmlops dashboard` listens on (and `make screenshot` opens, with stack.env's).",
+    )
     refresh_s: float = Field(default=2.0, gt=0, description="How often the live view redraws.")
     hours_shown: int = Field(default=168, ge=24, le=2000, description="Sim hours drawn on the chart.")
     request_timeout_s: float = Field(default=5.0, gt=0, description="HTTP timeout of one API call.")
 
 
 class Settings(BaseSettings):
-    """All of btcmlops' configuration; see the README's settings table."""
+    """All of btcmlops' configuration; docs/settings.md lists every setting (``make settings-docs``)."""
 
     model_config = SettingsConfigDict(
         env_prefix="BTCMLOPS_",
@@ -451,7 +554,11 @@ class Settings(BaseSettings):
 
     home: Path = Field(
         default=Path(".btcmlops"),
-        description="Directory of the embedded stores (SQLite price store, MLflow store, artifacts).",
+        description=(
+            "Directory of the embedded stores used where no URL is set (the SQLite price store, also of "
+            "`data load` and `data fetch`; the MLflow store and artifacts), of the MLflow template cache "
+            "and of the prediction log's write-ahead files."
+        ),
     )
     store: StoreSettings = StoreSettings()
     mlflow: MlflowSettings = MlflowSettings()
@@ -479,10 +586,28 @@ class Settings(BaseSettings):
         ),
     )
 
+    _deprecations: list[str] = PrivateAttr(default_factory=list)
+
     @field_validator("home")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _read_old_names(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        """The one place that reads settings by their old names (see :data:`RENAMED`, :data:`REMOVED`)."""
+        notes: list[str] = []
+        if isinstance(data, dict):
+            data = _apply_old_names(data, notes)
+        settings = handler(data)
+        settings._deprecations = notes
+        return settings
+
+    @property
+    def deprecations(self) -> list[str]:
+        """One warning per old setting name that was set: what to set instead. The CLI prints them."""
+        return list(self._deprecations)
 
     def placeholder_secrets(self) -> list[str]:
         """The settings that hold a placeholder or demo secret (copied from an example, never changed).
@@ -492,8 +617,9 @@ class Settings(BaseSettings):
         if self.demo:
             return []
         found = []
-        if self.clock.api_key is not None and _placeholder(self.clock.api_key.get_secret_value()):
-            found.append("BTCMLOPS_CLOCK__API_KEY")
+        key = self.serve.control_key
+        if key is not None and _placeholder(key.get_secret_value()):
+            found.append("BTCMLOPS_SERVE__CONTROL_KEY")
         if self.store.url is not None:
             password = make_url(self.store.url).password
             if password is not None and _placeholder(str(password)):
@@ -511,3 +637,46 @@ def _placeholder(value: str) -> bool:
     """A value from an example file or a tutorial, not a secret."""
     lowered = value.strip().lower()
     return lowered in _PLACEHOLDERS or lowered.startswith(("change-me", "changeme"))
+
+
+RENAMED: dict[tuple[str, str], tuple[str, str]] = {
+    ("clock", "api_key"): ("serve", "control_key"),
+}
+"""Old (group, name) -> new (group, name): still read, with a warning naming the new variable."""
+
+REMOVED: dict[tuple[str, str], str] = {
+    ("serve", "workers"): (
+        "`btcmlops serve` runs one uvicorn process, whose champion snapshot, prediction log and clock live "
+        "in that process's memory; run more processes or replicas to scale"
+    ),
+}
+"""Settings that are no more, with why; set, they are ignored with a warning."""
+
+
+def _variable(group: str, name: str) -> str:
+    return f"BTCMLOPS_{group.upper()}__{name.upper()}"
+
+
+def _apply_old_names(data: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    """``data`` with every old name moved to its new one (unless that is set too) or dropped, noted."""
+    data = dict(data)
+    for (group, name), (new_group, new_name) in RENAMED.items():
+        values = data.get(group)
+        if not isinstance(values, dict) or name not in values:
+            continue
+        data[group] = {key: value for key, value in values.items() if key != name}
+        old, new = _variable(group, name), _variable(new_group, new_name)
+        target = data.get(new_group)
+        target = dict(target) if isinstance(target, dict) else {}
+        if new_name in target:
+            notes.append(f"{old} is deprecated and ignored: {new} is set too; remove {old}")
+            continue
+        target[new_name] = values[name]
+        data[new_group] = target
+        notes.append(f"{old} is deprecated: set {new} instead (same value)")
+    for (group, name), why in REMOVED.items():
+        values = data.get(group)
+        if isinstance(values, dict) and name in values:
+            data[group] = {key: value for key, value in values.items() if key != name}
+            notes.append(f"{_variable(group, name)} is no longer read and ignored: {why}")
+    return data

@@ -154,7 +154,7 @@ def _env(project: str) -> dict[str, str]:
         "ARTIFACT_BUCKET": "mlflow",
         "BTCMLOPS_CLOCK__START": "2023-12-31T00:00:00Z",
         "BTCMLOPS_CLOCK__SPEED": str(SPEED),
-        "BTCMLOPS_CLOCK__API_KEY": secrets.token_hex(16),
+        "BTCMLOPS_SERVE__CONTROL_KEY": secrets.token_hex(16),
         "BTCMLOPS_CONTEST__MARGIN": "0",
         "BTCMLOPS_DEMO": "false",
         "BIND_ADDRESS": "127.0.0.1",

@@ -61,7 +61,7 @@ def stack(replay: ReplayResult, tmp_path: Path) -> Iterator[Stack]:
         "BTCMLOPS_MLFLOW__TRACKING_URI": replay.tracking_uri,
         "BTCMLOPS_SERVE__POLL_INTERVAL_S": "0.5",
         "BTCMLOPS_SERVE__LOG_FLUSH_INTERVAL_S": "0.2",
-        "BTCMLOPS_CLOCK__API_KEY": KEY,
+        "BTCMLOPS_SERVE__CONTROL_KEY": KEY,
         "BTCMLOPS_DASHBOARD__API_URL": f"http://127.0.0.1:{api_port}",
         "BTCMLOPS_DASHBOARD__MLFLOW_UI_URL": "http://mlflow.invalid:5000",
         "BTCMLOPS_DASHBOARD__REFRESH_S": "1",
@@ -158,9 +158,9 @@ def test_viewer_sees_forecasts_a_new_champion_take_over_and_a_banner_when_the_ap
         shutil.copyfile(screenshot, target)
 
     page.get_by_role("button", name="Pause").click()  # no key yet: refused on the page, clock unchanged
-    expect(page.get_by_text("Enter the API key")).to_be_visible()
+    expect(page.get_by_text("Enter the control key")).to_be_visible()
     assert httpx.get(f"{stack.api_url}/clock").json()["paused"] is False
-    page.get_by_label("API key", exact=True).fill(KEY)
+    page.get_by_label("Control key", exact=True).fill(KEY)
     page.get_by_role("button", name="Pause").click()
     expect(page.get_by_text("Clock paused")).to_be_visible(timeout=SEEN_WITHIN_MS)
     assert httpx.get(f"{stack.api_url}/clock").json()["paused"] is True

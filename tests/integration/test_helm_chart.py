@@ -376,3 +376,46 @@ def test_the_validator_and_the_scanner_catch_a_bad_manifest(report: Report, tmp_
     summary, failures = check_helm.scan(check_helm.checkov_binary(), [privileged])
     assert summary["failed"] > 0
     assert any(failure.startswith("CKV_K8S_16 ") for failure in failures), failures  # privileged
+
+
+def test_contest_model_and_serve_values_reach_the_containers_by_the_settings_names() -> None:
+    helm = check_helm.helm_binary()
+    text = check_helm.render(
+        helm,
+        Scenario("default"),
+        "--set",
+        "contest.promotion_rule=significance,model.num_boost_round=500,serve.max_batch=1000",
+    )
+    deployments = {
+        m["metadata"]["labels"]["app.kubernetes.io/component"]: _env(_container(m))
+        for m in check_helm.manifests(text)
+        if m["kind"] == "Deployment"
+    }
+    for component in ("trainer", "api", "feed"):
+        env = deployments[component]
+        assert env["BTCMLOPS_CONTEST__PROMOTION_RULE"]["value"] == "significance", component
+        assert env["BTCMLOPS_CONTEST__MARGIN"]["value"] == "0", component
+        assert env["BTCMLOPS_MODEL__NUM_BOOST_ROUND"]["value"] == "500", component
+        assert env["BTCMLOPS_SERVE__MAX_BATCH"]["value"] == "1000", component
+    assert "BTCMLOPS_SERVE__CONTROL_KEY" not in deployments["api"]  # no Secret named: no key
+    # A name that is no setting is refused; so is the control key, which comes from a Secret only.
+    for typo in ("contest.promotion_rul=x", "serve.control_key=k3y"):
+        with pytest.raises(CheckError, match=r"propertyName"):
+            check_helm.render(helm, Scenario("default"), "--set", typo)
+    # The GPU trainer keeps its family and device whatever the model values say.
+    gpu = next(scenario for scenario in SCENARIOS if scenario.name == "gpu")
+    text = check_helm.render(helm, gpu, "--set", "model.family=lightgbm")
+    trainer = next(
+        _env(_container(m))
+        for m in check_helm.manifests(text)
+        if m["kind"] == "Deployment" and m["metadata"]["labels"]["app.kubernetes.io/component"] == "trainer"
+    )
+    assert trainer["BTCMLOPS_MODEL__FAMILY"]["value"] == "xgboost"
+
+
+def test_the_control_key_comes_from_the_named_secret(report: Report) -> None:
+    env = _env(_container(_one(report, "external-db", "Deployment", "api")))
+    assert env["BTCMLOPS_SERVE__CONTROL_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "btcmlops-api-key",
+        "key": "api-key",
+    }

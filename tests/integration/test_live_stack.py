@@ -235,7 +235,7 @@ def test_live_stack_serves_every_hour_as_the_replay_does_and_the_clock_waits_for
     assert clock.sim_now(datetime.now(UTC)) == end_at
 
     first_served = live.groupby("model_version")["timestamp"].min()
-    put_off = [line for line in client_log.splitlines() if "put off by status" in line][-1:]
+    put_off = [line for line in client_log.splitlines() if "hour(s) answered; next" in line][-1:]
     print(
         f"\nlive stack: {len(months)} contests ({months[0]}..{months[-1]}), sim "
         f"{CLOCK_START:%Y-%m-%d}..{end_at:%Y-%m-%d} at {SPEED:g} h/s, wall {wall_s:.0f} s, "

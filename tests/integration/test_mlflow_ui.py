@@ -26,15 +26,16 @@ from playwright.sync_api import Locator, Page, expect
 
 from btcmlops.contest import TrainingWindow
 from btcmlops.features import build_samples
+from btcmlops.mlflow_links import experiment_runs_url
 from btcmlops.model import train_forecaster
 from btcmlops.registry import CHALLENGER, CHAMPION, ModelRegistry, VersionStatus
 from btcmlops.registry.presentation import (
     CONTEST_VIEW_NAME,
     contest_run_name,
     contest_version_tags,
-    experiment_runs_url,
     version_description,
 )
+from btcmlops.registry.version_tags import DETAILS_TAG
 from btcmlops.settings import ModelSettings
 from factories import make_candles
 from services import chromium_browser, require_chromium
@@ -251,19 +252,42 @@ def test_model_and_version_pages_explain_themselves_and_name_the_contest(
         timeout=SEEN_WITHIN_MS
     )
     tags = page.get_by_role("row")
-    expect(tags.filter(has_text="contest.run_id")).to_contain_text(recorded.contest_run_id)
+    details = tags.filter(has_text=DETAILS_TAG)  # the JSON tag, in full on the version's page
+    expect(details).to_contain_text(f'"contest.run_id": "{recorded.contest_run_id}"')
     expect(tags.filter(has_text="contest.outcome")).to_contain_text(f"promoted over v{recorded.champion}")
     _keep(page, tmp_path, "mlflow-version-challenger")
 
     page.goto(f"{recorded.url}/#/models/{recorded.model_name}/versions/{recorded.champion}")
     expect(page.get_by_text("Trained through 2021-01 as the champion")).to_be_visible(timeout=SEEN_WITHIN_MS)
-    expect(tags.filter(has_text="archived_by_run_id")).to_contain_text(recorded.contest_run_id)
-    expect(tags.filter(has_text="replaced_by")).to_contain_text(f"v{recorded.challenger}")
+    expect(details).to_contain_text(f'"archived_by_run_id": "{recorded.contest_run_id}"')
+    expect(details).to_contain_text(f'"replaced_by": "v{recorded.challenger}"')
 
     page.goto(f"{recorded.url}/#/runs/{recorded.contest_run_id}")  # what the description says to open
     description = page.get_by_test_id("note-editor-preview-content")  # the run's description
     expect(description).to_have_text(REASON, timeout=SEEN_WITHIN_MS)
     expect(page.get_by_text(recorded.contest_name).first).to_be_visible()
+
+
+def test_the_versions_table_lists_the_scanned_tags_and_one_whole_json_tag(
+    recorded: Recorded, page: Page, tmp_path: Path
+) -> None:
+    """Each tag is a line of the versions table: fifteen of them left a screen one and a half versions."""
+    page.goto(f"{recorded.url}/#/models/{recorded.model_name}")
+    expected = {
+        recorded.challenger: ["contest.outcome", DETAILS_TAG, "status", "trained_through"],
+        recorded.champion: [DETAILS_TAG, "status", "trained_through"],  # the first champion: no contest
+    }
+    for version, keys in expected.items():
+        link = page.get_by_role("link", name=f"Version {version}", exact=True)
+        row = page.get_by_role("row").filter(has=link)
+        key_span = page.locator(f'span[title="{DETAILS_TAG}"]')
+        key = row.locator(key_span)  # beside a long value, a long key is cut too
+        expect(key).to_have_text(DETAILS_TAG, timeout=SEEN_WITHIN_MS)
+        cell = row.get_by_role("cell").filter(has=key_span)  # the Tags cell (an alias is drawn as a tag too)
+        tags = cell.locator('[role="status"][data-component-type="tag"][title]')  # one per tag, by key
+        assert sorted(tags.evaluate_all("found => found.map(tag => tag.title)")) == keys
+        assert key.evaluate("span => span.scrollWidth <= span.clientWidth")
+    _keep(page, tmp_path, "mlflow-model-versions")
 
 
 def test_the_screenshot_script_saves_both_pages(recorded: Recorded, tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ def _stack_env(tmp_path: Path) -> dict[str, str]:
         "BTCMLOPS_SERVE__PORT": str(api),
         "BTCMLOPS_CLIENT__API_URL": f"http://127.0.0.1:{api}",
         "BTCMLOPS_DASHBOARD__API_URL": f"http://127.0.0.1:{api}",
+        "BTCMLOPS_DASHBOARD__MLFLOW_UI_URL": f"http://127.0.0.1:{mlflow}",
         "BTCMLOPS_DASHBOARD__PORT": str(dashboard),
         "BTCMLOPS_CLOCK__SPEED": "1",
     }

@@ -52,7 +52,7 @@ def credentialed_env(tmp_path: Path) -> Iterator[tuple[dict[str, str], tuple[str
             "BTCMLOPS_MLFLOW__TRACKING_URI": (
                 f"http://{MLFLOW_USER}:{MLFLOW_PASSWORD.replace('@', '%40')}@127.0.0.1:{mlflow_port}"
             ),
-            "BTCMLOPS_CLOCK__API_KEY": CONTROL_KEY,
+            "BTCMLOPS_SERVE__CONTROL_KEY": CONTROL_KEY,
             "BTCMLOPS_SERVE__POLL_INTERVAL_S": "0.5",
             "BTCMLOPS_SERVE__REGISTRY_TIMEOUT_S": "1",
             "BTCMLOPS_SERVE__STORE_TIMEOUT_S": "1",

@@ -239,7 +239,7 @@ def test_after_an_mlflow_outage_the_next_promotion_is_served_within_a_poll_and_a
     """At the default 30 s backoff: an outage long enough to reach long waits, then a promotion."""
     store_url, _ = store_behind_proxy
     registry = _register_two_versions(own_mlflow_server.url)
-    env = {**OUTAGE_ENV, "BTCMLOPS_CLOCK__API_KEY": CONTROL_KEY}
+    env = {**OUTAGE_ENV, "BTCMLOPS_SERVE__CONTROL_KEY": CONTROL_KEY}
     with (
         serve_process(store_url, registry, tmp_path / "home", env) as url,
         httpx.Client(base_url=url, timeout=30) as client,

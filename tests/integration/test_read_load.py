@@ -47,7 +47,8 @@ P99_FLOOR_S = 0.100
 bound (1 s at least) says "not starved"; the latency figure itself is bench/reads.py's, measured with wrk
 (here the 64 readers are Python threads on the same two cores as the service)."""
 PEAK_RSS_BOUND_MB = 1536
-"""Before paging, 64 such readers took the service to 1.8 GB (README); paged, bench/reads.py saw 444 MB."""
+"""Before paging, 64 such readers took the service to 1.8 GB (docs/measurements.md); paged,
+bench/reads.py saw 444 MB."""
 HOURS = [f"2021-02-{day:02d}T{hour:02d}:00:00Z" for day in range(2, 28) for hour in range(0, 24, 5)]
 """Hours whose forecasts come from memory (after the champion's training window, candles stored)."""
 

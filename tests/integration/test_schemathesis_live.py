@@ -47,7 +47,7 @@ def service_url(mlflow_server: str, mariadb_url_factory: Callable[[], str], tmp_
     registry = register_two_versions(mlflow_server, f"fuzz-{suffix}", f"fuzz-{suffix}")
     registry.set_alias(CHAMPION, 1)
     env = {
-        "BTCMLOPS_CLOCK__API_KEY": CONTROL_KEY,
+        "BTCMLOPS_SERVE__CONTROL_KEY": CONTROL_KEY,
         "BTCMLOPS_CLOCK__START": "2021-02-20T00:00:00Z",  # a reset: some stored hours closed, some not
     }
     with serve_process(store_url, registry, tmp_path / "home", env) as url:

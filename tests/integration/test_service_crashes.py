@@ -34,8 +34,8 @@ import pytest
 
 from btcmlops.calendar import Month
 from btcmlops.clock import start_clock
-from btcmlops.contest import Contest
 from btcmlops.contest.changes import ChampionChanges
+from btcmlops.contest.contest import Contest
 from btcmlops.registry import CHALLENGER, CHAMPION, ModelRegistry
 from btcmlops.settings import ContestSettings, ModelSettings
 from btcmlops.store import PriceStore
@@ -119,7 +119,7 @@ def world(
         "BTCMLOPS_MLFLOW__TRACKING_URI": mlflow_server,
         "BTCMLOPS_MLFLOW__EXPERIMENT": name,
         "BTCMLOPS_MLFLOW__REGISTERED_MODEL": name,
-        "BTCMLOPS_CLOCK__API_KEY": key,
+        "BTCMLOPS_SERVE__CONTROL_KEY": key,
         "BTCMLOPS_SERVE__POLL_INTERVAL_S": "0.5",
         "BTCMLOPS_TRAINER__INTERVAL_S": "0.2",
         "BTCMLOPS_TRAINER__LEASE_TTL_S": "3",

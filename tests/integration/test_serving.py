@@ -130,7 +130,7 @@ def test_two_replicas_disagree_for_at_most_a_poll_interval_and_a_load_after_a_pr
     two_replicas: tuple[list[str], ModelRegistry],
 ) -> None:
     """Each replica follows the alias on its own: after a move, the two may answer with different
-    versions until the later one has polled and loaded; that window is the README's bound."""
+    versions until the later one has polled and loaded; that window is docs/kubernetes.md's bound."""
     urls, registry = two_replicas
     poll_s = ServeSettings().poll_interval_s
     hours = [f"2021-02-{day:02d}T{hour:02d}:00:00Z" for day in range(2, 28) for hour in range(0, 24, 5)]

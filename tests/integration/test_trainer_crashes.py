@@ -51,7 +51,7 @@ import pytest
 
 from btcmlops.calendar import Month
 from btcmlops.clock import start_clock
-from btcmlops.contest import Contest
+from btcmlops.contest.contest import Contest
 from btcmlops.registry import ModelRegistry
 from btcmlops.services.trainer import LEASE_NAME
 from btcmlops.settings import ContestSettings, ModelSettings

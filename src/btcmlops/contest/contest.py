@@ -21,7 +21,7 @@ import pandas as pd
 
 from btcmlops.calendar import Month
 from btcmlops.contest.changes import MONTH_CLOSE, ChampionChanges, StepHook, no_step
-from btcmlops.contest.rule import Decision, decide
+from btcmlops.contest.rule import Decision, decide, outcome_of
 from btcmlops.contest.scoring import Scores, daily_mae, score
 from btcmlops.contest.significance import diebold_mariano
 from btcmlops.contest.training import month_samples, train_through
@@ -433,7 +433,7 @@ class Contest:
             },
             "tags": {
                 "month": record.month,
-                "decision": "promoted" if record.decision.promote else "archived",
+                "decision": outcome_of(record.decision.promote),
                 "mlflow.note.content": record.decision.reason,
             },
         }

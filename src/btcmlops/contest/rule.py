@@ -8,6 +8,16 @@ from btcmlops.contest.scoring import Scores
 from btcmlops.contest.significance import SignificanceTest
 from btcmlops.settings import ContestSettings
 
+PROMOTED = "promoted"
+ARCHIVED = "archived"
+"""The two outcomes of a contest, in the words every surface uses (CLI, API, MLflow, dashboard); a
+champion put back by hand is "rolled back" (the audit's change kind)."""
+
+
+def outcome_of(promoted: bool) -> str:
+    """The outcome word of a contest whose challenger was (or was not) promoted."""
+    return PROMOTED if promoted else ARCHIVED
+
 
 @dataclass(frozen=True)
 class Decision:

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 
 from btcmlops.calendar import Month
-from btcmlops.contest.window import TrainingWindow
 from btcmlops.model import Forecaster, train_forecaster
 from btcmlops.settings import ModelSettings
+from btcmlops.training_window import TrainingWindow
 
 
 def candles_digest(candles: pd.DataFrame) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from btcmlops.calendar import end_of_data, last_complete_month
 from btcmlops.dashboard.client import ServiceClient, ServiceError, ServiceUnavailableError
 from btcmlops.dashboard.views import (
     champion_timeline,
@@ -24,8 +25,8 @@ from btcmlops.dashboard.views import (
     newest_asked,
     timeline_figure,
 )
+from btcmlops.mlflow_links import model_version_url, registered_model_url
 from btcmlops.redaction import install_log_redaction
-from btcmlops.registry.presentation import model_version_url, registered_model_url
 from btcmlops.settings import Settings
 
 
@@ -61,14 +62,16 @@ def _clock_state(clock: dict[str, Any]) -> None:
             f"The clock holds at {pd.Timestamp(clock['hold_at']):%Y-%m-%d %H:%M} UTC: {clock['holding_for']}."
         )
     elif clock.get("state") == "finished":
-        st.success(
-            f"The replay is finished: the data ends at {pd.Timestamp(clock['end_at']):%Y-%m-%d %H:%M} UTC."
-        )
+        end = pd.Timestamp(clock["end_at"])
+        last = last_complete_month(end - pd.Timedelta(hours=1))  # end_at: the close of the last hour
+        st.success(f"The replay is finished at {end:%Y-%m-%d %H:%M} UTC: {end_of_data(last)}.")
 
 
 def _clock_controls(client: ServiceClient, default_speed: float, default_start: date) -> None:
     st.sidebar.header("Sim clock")
-    key = st.sidebar.text_input("API key", type="password", help="BTCMLOPS_CLOCK__API_KEY of the service")
+    key = st.sidebar.text_input(
+        "Control key", type="password", help="BTCMLOPS_SERVE__CONTROL_KEY of the service"
+    )
     pause, resume = st.sidebar.columns(2)
     speed = st.sidebar.number_input(
         "Speed (sim hours per second)", min_value=0.1, max_value=10_000.0, value=default_speed
@@ -91,7 +94,7 @@ def _clock_controls(client: ServiceClient, default_speed: float, default_start: 
     if action is None:
         return
     if not key:
-        st.sidebar.warning("Enter the API key to change the clock.")
+        st.sidebar.warning("Enter the control key to change the clock.")
         return
     start = datetime.combine(start_day, time(), tzinfo=UTC) if action[0] == "reset" else None
     try:
@@ -227,17 +230,21 @@ def _contests(decisions: list[dict[str, Any]], settings: Settings) -> None:
             "run": st.column_config.LinkColumn(display_text="contest run"),
         },
     )
-    months = list(table["shadow month"])
+    months = list(table["shadow month"])  # newest first
+    if st.session_state.get("why_newest") != months[0]:
+        # A new contest closed: show it, unless the viewer chose an older one than the newest shown.
+        if st.session_state.get("why_month") in (None, st.session_state.get("why_newest")):
+            st.session_state["why_month"] = months[0]
+        st.session_state["why_newest"] = months[0]
     month = st.selectbox("Why did the challenger win or lose?", months, key="why_month")
     decision = next(item for item in decisions if f"{pd.Timestamp(item['eval_start']):%Y-%m}" == month)
-    verdict = "promoted" if decision["promoted"] else "kept the champion"
-    st.markdown(f"**{month}: {verdict}.** {decision['reason']}")
+    st.markdown(f"**{month}: challenger {decision['outcome']}.** {decision['reason']}")
     row = table.loc[table["shadow month"] == month].iloc[0]
     links = [
         f"[champion v{decision['champion_version']}]({row['champion']})",
         f"[challenger v{decision['challenger_version']}]({row['challenger']})",
     ]
-    if isinstance(row["run"], str):
+    if row["run"]:
         links.append(f"[contest run {month}]({row['run']})")
     st.markdown("In MLflow: " + " · ".join(links))
     figure = daily_figure(decision)

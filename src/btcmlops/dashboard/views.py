@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from btcmlops.registry.presentation import model_version_url, run_url
+from btcmlops.mlflow_links import model_version_url, run_url
 
 HOUR = timedelta(hours=1)
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
@@ -171,12 +171,12 @@ def decision_table(decisions: list[dict[str, Any]], ui_url: str, model_name: str
             "challenger": model_version_url(ui_url, model_name, item["challenger_version"]),
             "challenger MAE": round(item["challenger_mae"], 2),
             "naive MAE": round(item["naive_mae"], 2),
-            "verdict": "promoted" if item["promoted"] else "kept champion",
+            "outcome": item["outcome"],  # the API's word, as the CLI and MLflow say it
             "DM p-value": _p_value(item),
             "run": (
                 run_url(ui_url, item["experiment_id"], item["run_id"])
                 if item.get("experiment_id") and item.get("run_id")
-                else None
+                else ""  # not logged in MLflow yet (or MLflow not reachable): a blank cell, not "None"
             ),
             "reason": item["reason"],
         }

@@ -51,3 +51,21 @@ def resolve_tracking(configured: str | None, directory: Path, cache_dir: Path) -
     if configured:
         return configured, None
     return embedded_tracking_uri(directory, cache_dir), embedded_artifact_location(directory)
+
+
+def release_embedded_store(directory: Path) -> None:
+    """Close this process's pooled connections to the SQLite MLflow store in ``directory``.
+
+    MLflow keeps one SQLAlchemy engine per store URI for the life of the process, its pool holding
+    connections open; a file moved away under them stays the one they read and write. A replay that
+    moves the previous replay's store aside calls this first, so that its own store (same path, new
+    file) is the one this process uses next. The engine stays cached: its next use reconnects.
+    """
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistryStore
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as TrackingStore
+
+    uri = f"sqlite:///{directory.resolve() / 'mlflow.db'}"
+    for store in (TrackingStore, RegistryStore):
+        engine = store._engine_map.get(uri)
+        if engine is not None:
+            engine.dispose()

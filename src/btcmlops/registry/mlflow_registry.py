@@ -20,15 +20,15 @@ from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model, infer_signature
 
-from btcmlops.contest.window import TrainingWindow
 from btcmlops.features import UnknownFeatureSetError, get_feature_set
 from btcmlops.model import LIGHTGBM, XGBOOST, Forecaster, ModelConfigurationError, import_xgboost
 from btcmlops.registry.presentation import EXPERIMENT_TAGS, registered_model_description
+from btcmlops.registry.version_tags import STATUS_TAG, pack_version_tags, unpack_version_tags
 from btcmlops.timing import Timings
+from btcmlops.training_window import TrainingWindow
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-STATUS_TAG = "status"
 MODEL_ARTIFACT = "model"
 KIND_TAG = "btcmlops.kind"
 FAMILY_TAG = "family"
@@ -217,7 +217,7 @@ class ModelRegistry:
                 self.model_name,
                 source=f"runs:/{run_id}/{MODEL_ARTIFACT}",
                 run_id=run_id,
-                tags={**model_tags, **window.as_tags()},
+                tags=pack_version_tags({**model_tags, **window.as_tags()}),
             )
             step("register.version_created")
             self._client.set_terminated(run_id)
@@ -246,11 +246,16 @@ class ModelRegistry:
         with self._timings.measure("mlflow"):
             self._client.update_model_version(self.model_name, str(version), description=description)
 
-    def tag_version(self, version: int, tags: Mapping[str, str]) -> None:
-        """Set several tags on a version."""
+    def tag_version(self, version: int, fields: Mapping[str, str]) -> None:
+        """Record ``fields`` on a version: the scanned ones as tags, the rest merged into its JSON tag.
+
+        See :mod:`btcmlops.registry.version_tags`. Repeating it with the same fields changes nothing.
+        """
         with self._timings.measure("mlflow"):
-            for key, value in tags.items():
-                self._client.set_model_version_tag(self.model_name, str(version), key, value)
+            current = self._client.get_model_version(self.model_name, str(version)).tags or {}
+            for key, value in pack_version_tags(fields, current).items():
+                if current.get(key) != value:
+                    self._client.set_model_version_tag(self.model_name, str(version), key, value)
 
     def log_contest(
         self,
@@ -400,7 +405,7 @@ class ModelRegistry:
 
 
 def _version_info(version: Any, aliases: Sequence[str] | None = None) -> ModelVersionInfo:
-    tags: dict[str, str] = dict(version.tags or {})
+    tags = unpack_version_tags(dict(version.tags or {}))
     return ModelVersionInfo(
         version=int(version.version),
         run_id=str(version.run_id),

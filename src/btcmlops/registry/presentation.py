@@ -2,8 +2,9 @@
 to the contests that decided them.
 
 Pure text, no MLflow import: ``ModelRegistry`` writes these, the contest calls the builders, and the
-tests read them. What MLflow 3.17.2's UI does with each (read from its JS bundle and checked in
-Chromium, see ``tests/integration/test_mlflow_ui.py``):
+tests read them. The links into the UI are in ``btcmlops.mlflow_links``, below the registry, so that
+the dashboard shows them without importing the registry. What MLflow 3.17.2's UI does with each (read
+from its JS bundle and checked in Chromium, see ``tests/integration/test_mlflow_ui.py``):
 
 * The experiment page opens on whatever the global workflow switch says ("GenAI" or "Model
   training"), kept per browser in localStorage (``mlflow.workflowType_v1``, GenAI by default) or
@@ -28,19 +29,21 @@ Chromium, see ``tests/integration/test_mlflow_ui.py``):
   versions table shows the start of a version's description as raw text; tag values are plain text.
 * ``#/runs/<run_id>`` opens a run's page from its id alone.
 
-Tags a contest puts on model versions (besides the training window, ``feature_set`` and
-``status``), each written once, so a later contest never overwrites an earlier one's. A challenger is
-in exactly one contest, its own:
+Fields a contest records on model versions (besides the training window, ``feature_set`` and
+``status``), each written once, so a later contest never overwrites an earlier one's. Only
+``contest.outcome`` is a tag of its own; the others go into the version's JSON tag
+``details`` (see ``btcmlops.registry.version_tags``: the versions table shows every tag on
+a line of its own). A challenger is in exactly one contest, its own:
 
 ``contest.month`` / ``contest.run_id``
     The month of the challenger's contest and its run in the experiment (the run's name says the
     verdict and the MAEs, its description the reason). ``#/runs/<run_id>`` in the UI opens it.
 ``contest.outcome``
-    ``promoted over v<N>`` or ``lost to v<N>``.
+    ``promoted over v<N>`` or ``archived, v<N> stays champion`` (the words of every surface).
 ``promoted_in`` / ``archived_in``
     The month it was promoted (took the ``champion`` alias) or archived (lost).
 
-A champion keeps its tags while it defends its title; when a challenger replaces it, it gets
+A champion keeps its fields while it defends its title; when a challenger replaces it, it gets
 ``archived_in`` (the month), ``archived_by_run_id`` (that contest's run) and ``replaced_by``
 (``v<N>``). So a version promoted in March and replaced in July shows both contests.
 """
@@ -51,7 +54,8 @@ import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Final
-from urllib.parse import quote, urlencode
+
+from btcmlops.mlflow_links import CONTEST_VIEW_ID
 
 CHAMPION_ROLE: Final = "champion"
 CHALLENGER_ROLE: Final = "challenger"
@@ -63,7 +67,6 @@ EXPERIMENT_KIND_TAG: Final = "mlflow.experimentKind"
 EXPERIMENT_KIND_ML: Final = "custom_model_development"
 """The UI's value for "Machine learning" (the other one it writes is ``genai_development``)."""
 SAVED_VIEW_TAG_PREFIX: Final = "mlflow.sharedViewState."
-CONTEST_VIEW_ID: Final = "contest-verdicts"
 CONTEST_VIEW_NAME: Final = "Contest verdicts"
 
 CONTEST_MONTH_TAG: Final = "contest.month"
@@ -73,6 +76,12 @@ PROMOTED_IN_TAG: Final = "promoted_in"
 ARCHIVED_IN_TAG: Final = "archived_in"
 ARCHIVED_BY_RUN_TAG: Final = "archived_by_run_id"
 REPLACED_BY_TAG: Final = "replaced_by"
+DETAILS_TAG: Final = "details"
+"""The version tag holding, as one JSON object, every field but the scanned ones (``version_tags``).
+
+Short on purpose: the versions table fits a tag in 30 characters, and where both key and value are
+longer than 15 it cuts the key too (``btcmlops.details`` showed as ``b.…``), so the key stays whole
+and the value is cut, in full on the version's page."""
 
 _RUN_NAME_PX = 320
 """Month, verdict and the challenger's MAE of a :func:`contest_run_name` (190 px by default). Wider
@@ -132,38 +141,6 @@ EXPERIMENT_TAGS: Final[Mapping[str, str]] = {
 """Set on the experiment at every start: its kind, its description and the "Contest verdicts" view."""
 
 
-def experiment_runs_url(ui_url: str, experiment_id: str, *, view: str | None = CONTEST_VIEW_ID) -> str:
-    """A link that opens the experiment on its runs table, in "Model training" mode.
-
-    Args:
-        ui_url: Where the MLflow UI is served, e.g. ``http://localhost:5000``.
-        experiment_id: The experiment's id.
-        view: A saved view to open (the contest verdicts by default); None for the plain table.
-
-    Returns:
-        The URL. Without ``workflowType`` MLflow 3.17 opens the GenAI overview of the experiment.
-    """
-    query = {"workflowType": "machine_learning"}
-    if view is not None:
-        query["viewStateShareKey"] = view
-    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{urlencode(query)}"
-
-
-def registered_model_url(ui_url: str, model_name: str) -> str:
-    """A link to the registered model's page (versions, aliases, descriptions), in "Model training" mode."""
-    return f"{ui_url.rstrip('/')}/#/models/{quote(model_name, safe='')}?workflowType=machine_learning"
-
-
-def model_version_url(ui_url: str, model_name: str, version: int) -> str:
-    """A link to one version's page: its description, tags (contest month, run), source run."""
-    return f"{ui_url.rstrip('/')}/#/models/{quote(model_name, safe='')}/versions/{version}"
-
-
-def run_url(ui_url: str, experiment_id: str, run_id: str) -> str:
-    """A link to one run's page (a contest run: its MAEs, verdict and reason)."""
-    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
-
-
 def registered_model_description() -> str:
     """The registered model's description: what the aliases and the ``status`` tag mean.
 
@@ -189,10 +166,14 @@ def registered_model_description() -> str:
             "which neither was trained on, by mean absolute error (MAE, USDT) beside a naive forecast "
             "(the last close); the challenger takes over only if it beats the champion by the "
             "configured rule. Each decision is a contest run in the experiment, named with the "
-            "verdict and the three MAEs, the reason in its description. A decided challenger gets "
-            f"the tags `{CONTEST_MONTH_TAG}`, `{CONTEST_RUN_TAG}`, `{CONTEST_OUTCOME_TAG}` and "
-            f"`{PROMOTED_IN_TAG}` or `{ARCHIVED_IN_TAG}`; a replaced champion `{ARCHIVED_IN_TAG}`, "
-            f"`{ARCHIVED_BY_RUN_TAG}` and `{REPLACED_BY_TAG}`.",
+            "verdict and the three MAEs, the reason in its description.",
+            "",
+            "**Version tags.** `status`, `trained_through` and, once decided, "
+            f"`{CONTEST_OUTCOME_TAG}`; the rest is one JSON tag, `{DETAILS_TAG}` (in full on the "
+            "version's page): feature set, family, device, training window and data hash, and "
+            f"`{CONTEST_MONTH_TAG}`, `{CONTEST_RUN_TAG}`, `{PROMOTED_IN_TAG}` or `{ARCHIVED_IN_TAG}`; "
+            f"a replaced champion also `{ARCHIVED_IN_TAG}`, `{ARCHIVED_BY_RUN_TAG}` and "
+            f"`{REPLACED_BY_TAG}`.",
             "",
             "**Changes by hand.** `btcmlops model promote` and `btcmlops model rollback`, and a "
             f"`{CHAMPION_ROLE}` alias moved anywhere else (in this UI, or through the API), are "
@@ -231,14 +212,15 @@ def version_description(
     if role == CHAMPION_ROLE:
         entry = (
             f"It entered as the first `{CHAMPION_ROLE}` (status `production`) and serves until a "
-            f"challenger beats it; that contest's run will be in the tag `{ARCHIVED_BY_RUN_TAG}`."
+            f"challenger beats it; that contest's run will be `{ARCHIVED_BY_RUN_TAG}` in the tag "
+            f"`{DETAILS_TAG}`."
         )
     elif role == CHALLENGER_ROLE:
         entry = (
             f"It entered as the `{CHALLENGER_ROLE}` (status `staging`): scored in shadow, never served, "
-            f"on the month after {trained_through}, against the champion. Its contest is in the tags "
-            f"`{CONTEST_MONTH_TAG}` and `{CONTEST_RUN_TAG}`; if it wins and is replaced later, that "
-            f"contest's run is in `{ARCHIVED_BY_RUN_TAG}`."
+            f"on the month after {trained_through}, against the champion. Its contest is "
+            f"`{CONTEST_MONTH_TAG}` and `{CONTEST_RUN_TAG}` in the tag `{DETAILS_TAG}`; if it wins "
+            f"and is replaced later, that contest's run is `{ARCHIVED_BY_RUN_TAG}` there."
         )
     else:
         entry = f"It entered as `{role}`."
@@ -311,4 +293,10 @@ def contest_version_tags(
                 REPLACED_BY_TAG: f"v{challenger}",
             },
         }
-    return {challenger: {**own_contest, CONTEST_OUTCOME_TAG: f"lost to v{champion}", ARCHIVED_IN_TAG: month}}
+    return {
+        challenger: {
+            **own_contest,
+            CONTEST_OUTCOME_TAG: f"archived, v{champion} stays champion",
+            ARCHIVED_IN_TAG: month,
+        }
+    }

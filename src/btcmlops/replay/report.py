@@ -39,19 +39,41 @@ def _takeovers(served: pd.DataFrame) -> list[tuple[pd.Timestamp, int]]:
     )
 
 
-def _title(summary: dict[str, Any]) -> str:
+def title_lines(served: pd.DataFrame, summary: dict[str, Any]) -> list[str]:
+    """The report's title: the scores, then the champions the chart shows and when the final one serves.
+
+    The final champion is often promoted by the last contest and serves from the month after the data,
+    so it never appears on the chart: the title says so rather than name a version the reader cannot find.
+    """
     overall = summary.get("overall") or {}
-    if not overall:
-        return "btcmlops replay"
-    return (
-        f"btcmlops replay — served MAE {overall['served']['mae']:.2f} vs naive {overall['naive']['mae']:.2f} "
-        f"(skill {overall['skill']:+.2%}), {summary['promotions']} promotion(s), "
-        f"final champion v{summary['final_champion']}"
-    )
+    if not overall or served.empty:
+        return ["btcmlops replay"]
+    months = [item["month"] for item in summary.get("monthly", [])]
+    window = f" {months[0]} to {months[-1]}" if months else ""
+    shown = [version for _, version in _takeovers(served)]
+    final = int(summary["final_champion"])
+    starts = {int(item["version"]): item["from_month"] for item in summary.get("champion_history", [])}
+    if shown and shown[-1] == final:
+        ending = f"final champion v{final} (serves from {starts.get(final, '?')})"
+    else:
+        ending = f"final champion v{final} serves from {starts.get(final, '?')}, after the data"
+    return [
+        f"btcmlops replay{window} — served MAE {overall['served']['mae']:.2f} vs naive "
+        f"{overall['naive']['mae']:.2f} (skill {overall['skill']:+.2%}), "
+        f"{summary['promotions']} promotion(s)",
+        f"champions served: {', '.join(f'v{version}' for version in shown)} — {ending}",
+    ]
 
 
 def write_report(predictions: pd.DataFrame, summary: dict[str, Any], html_path: Path, png_path: Path) -> None:
     """Write the interactive report to ``html_path`` and a static picture of it to ``png_path``."""
+    served, monthly = report_frames(predictions, summary)
+    _write_html(served, monthly, summary, html_path)
+    png_figure(served, monthly, summary).savefig(png_path)
+
+
+def report_frames(predictions: pd.DataFrame, summary: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The served forecasts (target times parsed) and one row per month, as both pictures draw them."""
     served = predictions.loc[predictions["role"] == "champion"].copy()
     served["target_time"] = pd.to_datetime(served["target_time"], utc=True)
     monthly = pd.DataFrame(
@@ -66,8 +88,7 @@ def write_report(predictions: pd.DataFrame, summary: dict[str, Any], html_path: 
             for item in summary["monthly"]
         ]
     )
-    _write_html(served, monthly, summary, html_path)
-    _write_png(served, monthly, summary, png_path)
+    return served, monthly
 
 
 def _write_html(served: pd.DataFrame, monthly: pd.DataFrame, summary: dict[str, Any], path: Path) -> None:
@@ -111,14 +132,21 @@ def _write_html(served: pd.DataFrame, monthly: pd.DataFrame, summary: dict[str, 
             row=2,
             col=1,
         )
-    figure.update_layout(title=_title(summary), height=800, barmode="group", template="plotly_white")
+    figure.update_layout(
+        title="<br>".join(title_lines(served, summary)), height=820, barmode="group", template="plotly_white"
+    )
     figure.write_html(path, include_plotlyjs=True, full_html=True)
 
 
-def _write_png(served: pd.DataFrame, monthly: pd.DataFrame, summary: dict[str, Any], path: Path) -> None:
+def png_figure(served: pd.DataFrame, monthly: pd.DataFrame, summary: dict[str, Any]) -> Figure:
+    """The static report: price and forecasts with a labelled marker per takeover, monthly scores.
+
+    The legend sits at the lower right, clear of the takeover labels along the top edge (at the upper
+    left it hid the first champion's).
+    """
     figure = Figure(figsize=(14, 9.5), dpi=100, layout="constrained")
     price, scores, skills = figure.subplots(3, 1, height_ratios=[2.6, 1, 1])
-    figure.suptitle(_title(summary))
+    figure.suptitle("\n".join(title_lines(served, summary)))
     price.plot(
         served["target_time"], served["actual_close"], color="#222", linewidth=0.7, label="actual close"
     )
@@ -135,7 +163,7 @@ def _write_png(served: pd.DataFrame, monthly: pd.DataFrame, summary: dict[str, A
             textcoords="offset points", color=_colour(version), fontsize=9,
         )  # fmt: skip
     price.set_ylabel("BTC/USDT close")
-    price.legend(loc="upper left", markerscale=6, fontsize=8, ncols=2)
+    price.legend(loc="lower right", markerscale=6, fontsize=8, ncols=2)
     price.grid(alpha=0.3)
     if not monthly.empty:
         positions = range(len(monthly))
@@ -157,4 +185,4 @@ def _write_png(served: pd.DataFrame, monthly: pd.DataFrame, summary: dict[str, A
     scores.grid(alpha=0.3, axis="y")
     skills.set_ylabel("skill vs naive (%)")
     skills.grid(alpha=0.3, axis="y")
-    figure.savefig(path)
+    return figure

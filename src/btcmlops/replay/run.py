@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -12,23 +13,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pandas as pd
 
-from btcmlops.calendar import months_between
-from btcmlops.contest import Contest, Month, MonthOutcome
+from btcmlops.bootstrap import open_price_store, open_registry, tracking
+from btcmlops.calendar import end_of_data, last_complete_month, months_between
+from btcmlops.contest import Month
+from btcmlops.contest.contest import Contest, MonthOutcome
 from btcmlops.data import load_file_into_store
+from btcmlops.mlflow_links import experiment_runs_url, registered_model_url
 from btcmlops.redaction import redact
-from btcmlops.registry import ModelRegistry, resolve_tracking
-from btcmlops.registry.presentation import experiment_runs_url, registered_model_url
+from btcmlops.registry import release_embedded_store
 from btcmlops.replay.summary import build_summary, predictions_frame
 from btcmlops.settings import Settings
-from btcmlops.store import PriceStore
 from btcmlops.timing import Timings
 
-UI_URL = "http://127.0.0.1:5000"
-"""Where the printed ``mlflow ui`` command serves the replay's store."""
 REPLAY_FILES = ("predictions.csv", "summary.json", "report.html", "report.png", "prices.db", "mlflow.db")
+ARTIFACTS_DIR = "mlartifacts"
+"""The embedded MLflow store's artifact folder inside a replay's directory."""
+PREVIOUS_SUFFIX = ".previous"
+"""A new replay moves the one it replaces to ``<out>.previous`` (one generation is kept)."""
 
 
 class ReplayError(RuntimeError):
@@ -41,6 +46,8 @@ class ReplayResult:
 
     out_dir: Path
     summary: dict[str, Any]
+    previous: Path | None
+    """Where the replay that was in ``out_dir`` was moved (None: there was none)."""
     predictions_path: Path
     summary_path: Path
     report_html: Path
@@ -65,26 +72,63 @@ class FrameCandles:
         return self._candles.loc[keep]
 
 
-def _clear_previous_replay(out_dir: Path) -> None:
-    """Remove the files a previous replay wrote here, so the store and registry start empty."""
-    for name in REPLAY_FILES:
-        (out_dir / name).unlink(missing_ok=True)
-    artifacts = out_dir / "mlartifacts"
-    if artifacts.exists():
-        shutil.rmtree(artifacts)
+def previous_replay_dir(out_dir: Path) -> Path:
+    """Where a new replay into ``out_dir`` keeps the one it replaces: beside it, ``<out>.previous``."""
+    base = out_dir if out_dir.name else out_dir.resolve()  # "." has no name to suffix
+    return base.with_name(base.name + PREVIOUS_SUFFIX)
 
 
-def last_complete_month(last_hour: pd.Timestamp) -> Month:
-    """The newest month whose last hour is in the data: a month cut short is never contested."""
-    month = Month.of(last_hour)
-    return month if last_hour >= month.last_hour else month.previous()
+def _rebase_artifact_paths(database: Path, old_root: Path, new_root: Path) -> None:
+    """Point every artifact location in the SQLite MLflow store ``database`` from old to new root.
+
+    MLflow stores absolute artifact locations (experiment, runs, model versions, logged models); a
+    moved store would otherwise load its models from the new replay's folder, where they are not.
+    Every text column is rewritten, so the rebase does not depend on one MLflow release's schema.
+    """
+    pairs = [(str(old_root), str(new_root)), (old_root.as_uri(), new_root.as_uri())]
+    with sqlite3.connect(database) as connection:
+        tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            columns = connection.execute(f'PRAGMA table_info("{table}")').fetchall()
+            for column in (c[1] for c in columns if "CHAR" in c[2].upper() or "TEXT" in c[2].upper()):
+                rewrite = (
+                    f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) WHERE instr("{column}", ?)'
+                )
+                for old, new in pairs:
+                    connection.execute(rewrite, (old + "/", new + "/", old + "/"))
+    connection.close()
 
 
-def mlflow_ui_command(tracking_uri: str, artifact_root: str | None) -> str:
+def _keep_previous_replay(out_dir: Path) -> Path | None:
+    """Move the files a previous replay wrote here to ``<out>.previous``, so the stores start empty.
+
+    A replay's stores carry what was done by hand on it afterwards (``btcmlops model promote
+    --replay``, rollbacks, their reasons); ``make demo`` must not wipe that silently. One generation
+    is kept: an older ``.previous`` is deleted. Files the replay did not write stay where they are.
+    """
+    names = [name for name in (*REPLAY_FILES, ARTIFACTS_DIR) if (out_dir / name).exists()]
+    if not names:
+        return None
+    previous = previous_replay_dir(out_dir)
+    release_embedded_store(out_dir)  # this process's pooled connections would follow the moved file
+    if previous.exists():
+        shutil.rmtree(previous)
+    previous.mkdir(parents=True)
+    for name in names:
+        (out_dir / name).rename(previous / name)
+    if (previous / "mlflow.db").exists():
+        _rebase_artifact_paths(
+            previous / "mlflow.db", out_dir.resolve() / ARTIFACTS_DIR, previous.resolve() / ARTIFACTS_DIR
+        )
+    return previous
+
+
+def mlflow_ui_command(tracking_uri: str, artifact_root: str | None, ui_url: str) -> str:
     """The command that opens this replay's runs and registry in MLflow's UI, as printed: it works.
 
     It names this environment's own ``mlflow`` (a venv's is not on PATH), runs one worker and turns
-    MLflow 3's GenAI job runners off: a laptop demo needs neither four workers nor seven runners.
+    MLflow 3's GenAI job runners off: a laptop demo needs neither four workers nor seven runners. It
+    serves on the port of ``ui_url`` (BTCMLOPS_DASHBOARD__MLFLOW_UI_URL), where the printed links point.
     """
     if not tracking_uri.startswith("sqlite:"):
         return f"open {redact(tracking_uri)} in a browser"
@@ -92,7 +136,8 @@ def mlflow_ui_command(tracking_uri: str, artifact_root: str | None) -> str:
     parts = [str(executable) if executable.exists() else "mlflow", "ui", "--backend-store-uri", tracking_uri]
     if artifact_root:
         parts += ["--default-artifact-root", artifact_root]
-    command = " ".join(shlex.quote(part) for part in [*parts, "--workers", "1", "--port", "5000"])
+    port = str(urlsplit(ui_url).port or 5000)
+    command = " ".join(shlex.quote(part) for part in [*parts, "--workers", "1", "--port", port])
     return f"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false {command}"
 
 
@@ -106,17 +151,18 @@ def run_replay(
     """Replay the contest over ``data_file`` month by month; write outputs into ``out_dir``.
 
     Embedded defaults (no store URL, no tracking URI set) put an SQLite price store, an SQLite MLflow
-    store and the model artifacts in ``out_dir``, replacing a previous replay's. With a configured
+    store and the model artifacts in ``out_dir``; a previous replay's files there move to
+    ``<out>.previous`` first (``ReplayResult.previous``). With a configured
     store or tracking server the replay uses those, and refuses a registered model that already has
     versions (a replay starts from nothing).
     """
     started = time.perf_counter()
     timings = Timings()
     out_dir.mkdir(parents=True, exist_ok=True)
-    _clear_previous_replay(out_dir)
+    previous = _keep_previous_replay(out_dir)
 
-    store = PriceStore(settings.store.url or f"sqlite:///{(out_dir / 'prices.db').resolve()}", settings.store)
-    try:
+    # The composition root's rules, with the output directory in place of the home.
+    with open_price_store(settings, directory=out_dir, migrate=False) as store:
         with timings.measure("data"):
             store.migrate()
             loaded = load_file_into_store(data_file, store)
@@ -132,16 +178,8 @@ def run_replay(
             )
 
         with timings.measure("mlflow"):
-            tracking_uri, artifact_root = resolve_tracking(
-                settings.mlflow.tracking_uri, out_dir, settings.home / "cache"
-            )
-        registry = ModelRegistry(
-            tracking_uri,
-            settings.mlflow.experiment,
-            settings.mlflow.registered_model,
-            artifact_location=artifact_root,
-            timings=timings,
-        )
+            tracking_uri, artifact_root = tracking(settings, out_dir)
+        registry = open_registry(settings, directory=out_dir, timings=timings)
         if registry.versions():
             raise ReplayError(
                 f"registered model {settings.mlflow.registered_model!r} already has versions at "
@@ -166,7 +204,7 @@ def run_replay(
         predictions_path = out_dir / "predictions.csv"
         with timings.measure("outputs"):
             predictions.to_csv(predictions_path, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
-        ui_command = mlflow_ui_command(tracking_uri, artifact_root)
+        ui_command = mlflow_ui_command(tracking_uri, artifact_root, settings.dashboard.mlflow_ui_url)
         summary = build_summary(
             outcomes,
             data={
@@ -176,6 +214,7 @@ def run_replay(
                 "last_hour": candles["open_time"].iloc[-1].isoformat(),
                 "rows": len(candles),
                 "last_complete_month": str(last_complete),
+                "end_of_data": end_of_data(last_complete),
                 "stopped_early": (
                     f"the data ends inside {Month.of(last_hour)} (last hour {last_hour:%Y-%m-%d %H:00}Z): "
                     f"the replay stops at {last_complete}, the last complete month"
@@ -197,8 +236,12 @@ def run_replay(
                 "experiment": settings.mlflow.experiment,
                 "registered_model": settings.mlflow.registered_model,
                 "ui_command": ui_command,
-                "runs_url": experiment_runs_url(UI_URL, registry.experiment_id or ""),
-                "model_url": registered_model_url(UI_URL, settings.mlflow.registered_model),
+                "runs_url": experiment_runs_url(
+                    settings.dashboard.mlflow_ui_url, registry.experiment_id or ""
+                ),
+                "model_url": registered_model_url(
+                    settings.dashboard.mlflow_ui_url, settings.mlflow.registered_model
+                ),
             },
         )
         report_html, report_png = out_dir / "report.html", out_dir / "report.png"
@@ -212,6 +255,7 @@ def run_replay(
         return ReplayResult(
             out_dir=out_dir,
             summary=summary,
+            previous=previous,
             predictions_path=predictions_path,
             summary_path=summary_path,
             report_html=report_html,
@@ -219,5 +263,3 @@ def run_replay(
             tracking_uri=tracking_uri,
             ui_command=ui_command,
         )
-    finally:
-        store.dispose()

@@ -7,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from btcmlops.contest import MonthOutcome, Scores, score
-from btcmlops.contest.contest import PREDICTION_COLUMNS
+from btcmlops.contest import Scores, score
+from btcmlops.contest.contest import PREDICTION_COLUMNS, MonthOutcome
 from btcmlops.contest.scoring import skill
 from btcmlops.settings import Settings
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from btcmlops.clock import last_closed_hour
-from btcmlops.services.retry import Backoff, wait_after
+from btcmlops.retry import Backoff, keep_trying
 from btcmlops.store import PriceStore
 
 logger = logging.getLogger(__name__)
@@ -75,22 +75,16 @@ class MarketFeed:
         """
         waiting_logged = False
         unlogged, last_log = 0, time.monotonic()
-        while not stop.is_set():
-            try:
-                unlogged += self.step(datetime.now(UTC))
-                if unlogged and time.monotonic() - last_log >= log_every_s:
-                    logger.info("fed %d candle(s) up to %s", unlogged, self._latest)
-                    unlogged, last_log = 0, time.monotonic()
-                elif not waiting_logged and self._store.read_clock() is None:
-                    logger.info("no sim clock yet: waiting (reset it with `btcmlops clock reset`)")
-                    waiting_logged = True
-            except Exception as error:
-                wait = wait_after(error, self._backoff, "feed step")
-            else:
-                if self._backoff.failures:
-                    logger.info("feed step succeeded again after %d failure(s)", self._backoff.failures)
-                    self._backoff.succeeded()
-                wait = self._interval_s
-            if on_round is not None:
-                on_round()
-            stop.wait(wait)
+
+        def round_() -> float:
+            nonlocal waiting_logged, unlogged, last_log
+            unlogged += self.step(datetime.now(UTC))
+            if unlogged and time.monotonic() - last_log >= log_every_s:
+                logger.info("fed %d candle(s) up to %s", unlogged, self._latest)
+                unlogged, last_log = 0, time.monotonic()
+            elif not waiting_logged and self._store.read_clock() is None:
+                logger.info("no sim clock yet: waiting (reset it with `btcmlops clock reset`)")
+                waiting_logged = True
+            return self._interval_s
+
+        keep_trying(round_, stop, self._backoff, "feed step", on_round=on_round, log=logger)

@@ -20,11 +20,14 @@ from datetime import datetime, timedelta
 
 import httpx
 
+from btcmlops.retry import Backoff, keep_trying
+
 logger = logging.getLogger(__name__)
 
 HOUR = timedelta(hours=1)
 RETRY_LATER = frozenset({404, 425, 503})
 """Answers that mean "not yet": the hour is asked again next round."""
+_NOT_YET = {404: "candle not written yet", 425: "too early", 503: "no champion or store"}
 RESUME_LOOKBACK = timedelta(days=31)
 """How far back a restarted client looks for the newest forecast it had asked for."""
 
@@ -73,6 +76,19 @@ class HourlyClient:
         self.answered += answered
         return answered
 
+    def progress(self) -> str:
+        """One line on where the client stands, saying what it waits for (a log line every few seconds)."""
+        if self.next_hour is None:
+            return "waiting for a champion to serve: no hour asked yet"
+        line = f"{self.answered:,} hour(s) answered; next: {self.next_hour:%Y-%m-%d %H:00}Z"
+        if self.put_off:
+            why = ", ".join(
+                f"{count:,} x {status} ({_NOT_YET.get(status, 'refused')})"
+                for status, count in sorted(self.put_off.items())
+            )
+            line += f"; asked again later: {why}"
+        return line
+
     def _first_hour(self, newest: datetime) -> datetime | None:
         """Where to start: after the newest forecast already logged, or the champion's first unseen hour.
 
@@ -102,25 +118,31 @@ class HourlyClient:
     ) -> None:
         """Step until ``stop`` is set, waiting ``interval_s`` after a round with nothing to ask.
 
-        A failed round (the API down) is retried.
+        A failed round (the API down) is retried a second later.
         """
         last_log = time.monotonic()
-        while not stop.is_set():
-            answered = 0
-            try:
-                answered = self.step()
-            except (httpx.HTTPError, ValueError, KeyError) as error:
-                logger.warning("the inference service did not answer (%s); retrying", error)
-                stop.wait(1.0)
+
+        def round_() -> float:
+            # a round that answered looks again at once: a paced clock waits on it
+            return 0.0 if self.step() else interval_s
+
+        def heartbeat() -> None:
+            nonlocal last_log
             if time.monotonic() - last_log >= log_every_s:
-                logger.info(
-                    "%d hour(s) answered so far, next %s; put off by status: %s",
-                    self.answered,
-                    self.next_hour,
-                    dict(self.put_off) or "none",
-                )
+                logger.info("%s", self.progress())
                 last_log = time.monotonic()
             if on_round is not None:
                 on_round()
-            if not answered:  # a round that answered looks again at once: a paced clock waits on it
-                stop.wait(interval_s)
+
+        keep_trying(
+            round_,
+            stop,
+            Backoff(1.0, 1.0),
+            "asking the inference service",
+            retry_on=(httpx.HTTPError, ValueError, KeyError),
+            warn=lambda error, _: logger.warning(
+                "the inference service did not answer (%s); retrying", error
+            ),
+            on_round=heartbeat,
+            log=logger,
+        )

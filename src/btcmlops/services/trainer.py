@@ -15,12 +15,13 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from btcmlops.calendar import Month
+from btcmlops.calendar import Month, end_of_data, last_complete_month
 from btcmlops.clock import SimClock, last_closed_hour, month_end
-from btcmlops.contest import Contest, MonthOutcome
+from btcmlops.contest.contest import Contest, MonthOutcome
+from btcmlops.contest.rule import outcome_of
 from btcmlops.redaction import redact
 from btcmlops.registry import ModelRegistry
-from btcmlops.services.retry import Backoff, is_configuration_error, retrying, wait_after
+from btcmlops.retry import Backoff, keep_trying, retrying
 from btcmlops.settings import TrainerSettings
 from btcmlops.store import PriceStore
 
@@ -150,11 +151,17 @@ class TrainerService:
                 "catching up: %d months have closed since the last round (%s to %s)", behind, self._next, due
             )
         outcomes = []
+        last = _last_month_of_data(clock)
         while self._next <= due:
             if self._lease_lost.is_set():
                 raise LeaseLostError(f"trainer {self.holder} lost its lease")
-            outcome = self._contest.close_month(self._next)
+            # The replay's rule: no challenger after the last complete month (none could be scored).
+            outcome = self._contest.close_month(
+                self._next, train_challenger=last is None or self._next < last
+            )
             _log(outcome)
+            if self._next == last and not outcome.already_closed:
+                logger.info("%s", end_of_data(last))
             outcomes.append(outcome)
             self._next = self._next.next()
         self._move_hold(clock)
@@ -224,25 +231,21 @@ class TrainerService:
         backoff = Backoff(
             self._settings.interval_s, max(self._settings.retry_max_s, self._settings.interval_s)
         )
+
+        def round_() -> float | None:
+            try:
+                self.step(datetime.now(UTC))
+            except LeaseLostError:
+                logger.error("lost the lease to another trainer: stopping without further changes")
+                return None
+            except Exception:  # retried by keep_trying, which says what it was
+                self._next = None  # reconcile before going on
+                self._reconcile_due = datetime.min.replace(tzinfo=UTC)
+                raise
+            return self._settings.interval_s
+
         try:
-            while not stop.is_set():
-                try:
-                    self.step(datetime.now(UTC))
-                except LeaseLostError:
-                    logger.error("lost the lease to another trainer: stopping without further changes")
-                    return
-                except Exception as error:  # a transient fault must not end the trainer; say what it was
-                    self._next = None  # reconcile before going on
-                    self._reconcile_due = datetime.min.replace(tzinfo=UTC)
-                    delay = wait_after(error, backoff, "trainer round")
-                else:
-                    if backoff.failures:
-                        logger.info("trainer round succeeded again after %d failure(s)", backoff.failures)
-                        backoff.succeeded()
-                    delay = self._settings.interval_s
-                if on_round is not None:
-                    on_round()
-                stop.wait(delay)
+            keep_trying(round_, stop, backoff, "trainer round", on_round=on_round, log=logger)
         finally:
             stop.set()
             renewer.join(timeout=5)
@@ -261,51 +264,73 @@ class TrainerService:
 
     def _wait_for_lease(self, stop: threading.Event, on_round: Callable[[], None] | None) -> bool:
         said = None
-        while not stop.is_set():
-            try:
-                lease = self._store.journal.acquire_lease(
-                    LEASE_NAME, self.holder, now=datetime.now(UTC), ttl_s=self._settings.lease_ttl_s
+        poll_s = min(self._settings.lease_ttl_s / 3, 5.0)
+
+        def round_() -> float | None:
+            nonlocal said
+            lease = self._store.journal.acquire_lease(
+                LEASE_NAME, self.holder, now=datetime.now(UTC), ttl_s=self._settings.lease_ttl_s
+            )
+            if lease.holder == self.holder:
+                logger.info("trainer %s holds the lease until %s", self.holder, lease.expires_at)
+                self._lease_valid_until = lease.expires_at
+                return None
+            if said != lease.holder:
+                logger.warning(
+                    "waiting: another trainer (%s) holds the lease since %s, until %s unless it renews",
+                    lease.holder,
+                    f"{lease.acquired_at:%Y-%m-%d %H:%M:%S}Z",
+                    f"{lease.expires_at:%H:%M:%S}Z",
                 )
-            except Exception as error:
-                if is_configuration_error(error):
-                    raise
-                logger.warning("cannot reach the store for the lease (%s); retrying", error)
-            else:
-                if lease.holder == self.holder:
-                    logger.info("trainer %s holds the lease until %s", self.holder, lease.expires_at)
-                    self._lease_valid_until = lease.expires_at
-                    return True
-                if said != lease.holder:
-                    logger.warning(
-                        "waiting: another trainer (%s) holds the lease since %s, until %s unless it renews",
-                        lease.holder,
-                        f"{lease.acquired_at:%Y-%m-%d %H:%M:%S}Z",
-                        f"{lease.expires_at:%H:%M:%S}Z",
-                    )
-                    said = lease.holder
-            if on_round is not None:
-                on_round()
-            stop.wait(min(self._settings.lease_ttl_s / 3, 5.0))
-        return False
+                said = lease.holder
+            return poll_s
+
+        return keep_trying(
+            round_,
+            stop,
+            Backoff(poll_s, poll_s),
+            "taking the lease",
+            warn=lambda error, _: logger.warning(
+                "cannot reach the store for the lease (%s); retrying", error
+            ),
+            on_round=on_round,
+            log=logger,
+        )
 
     def _renew(self, stop: threading.Event) -> None:
-        while not stop.wait(self._settings.lease_ttl_s / 3):
-            try:
-                lease = self._store.journal.acquire_lease(
-                    LEASE_NAME, self.holder, now=datetime.now(UTC), ttl_s=self._settings.lease_ttl_s
-                )
-            except Exception as error:
-                logger.warning("could not renew the lease (%s); retrying", error)
-                continue
+        every_s = self._settings.lease_ttl_s / 3
+
+        def round_() -> float | None:
+            lease = self._store.journal.acquire_lease(
+                LEASE_NAME, self.holder, now=datetime.now(UTC), ttl_s=self._settings.lease_ttl_s
+            )
             if lease.holder != self.holder:
                 logger.error("trainer %s took over the lease from this one (%s)", lease.holder, self.holder)
                 self._lease_lost.set()
-                return
+                return None
             self._lease_valid_until = lease.expires_at
+            return every_s
+
+        if not stop.wait(every_s):  # renewed a third of the lease after it was taken, and so on
+            keep_trying(
+                round_,
+                stop,
+                Backoff(every_s, every_s),
+                "renewing the lease",
+                warn=lambda error, _: logger.warning("could not renew the lease (%s); retrying", error),
+                log=logger,
+            )
 
 
 def _version(version: int | None) -> str:
     return "nothing yet" if version is None else f"v{version}"
+
+
+def _last_month_of_data(clock: SimClock) -> Month | None:
+    """The last complete month of the data the clock plays (None: the clock has no end)."""
+    if clock.end_at is None:
+        return None
+    return last_complete_month(clock.end_at - timedelta(hours=1))  # end_at: the close of the last hour
 
 
 def _log(outcome: MonthOutcome) -> None:
@@ -323,7 +348,7 @@ def _log(outcome: MonthOutcome) -> None:
             trained.trained_through,
         )
     if outcome.contest is not None:
-        verdict = "promoted" if outcome.contest.decision.promote else "archived"
+        verdict = outcome_of(outcome.contest.decision.promote)
         logger.info(
             "%s: v%d %s — %s",
             outcome.month,

@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
-from btcmlops.contest.changes import ChampionChanges, StepHook, no_step
+from btcmlops.bootstrap import champion_changes, migrate_for_service, serving_registry, serving_store
+from btcmlops.contest.changes import StepHook, no_step
 from btcmlops.registry import ModelRegistry
 from btcmlops.serving.errors import EVERY_ROUTE, add_error_handlers
 from btcmlops.serving.inputs import known_query_only
 from btcmlops.serving.limits import BodyLimitMiddleware, ReadGate
 from btcmlops.serving.metrics import MetricsMiddleware
+from btcmlops.serving.openapi import with_stated_limits
 from btcmlops.serving.prediction_log import PredictionLogWriter, wal_directory
+from btcmlops.serving.redoc import DOCS_ASSETS, add_offline_redoc
 from btcmlops.serving.routes import ROUTERS
 from btcmlops.serving.state import ServiceState
 from btcmlops.settings import Settings
@@ -36,29 +37,14 @@ def create_app(
     registry: ModelRegistry | None = None,
     on_step: StepHook = no_step,
 ) -> FastAPI:
-    """Build the service; ``store`` and ``registry`` default to the ones ``settings`` names.
+    """Build the service; ``store`` and ``registry`` default to the ones ``settings`` names (built by
+    the composition root, ``btcmlops.bootstrap``, which also says who migrates the store and when).
 
     ``on_step`` is called at every step boundary of a change by hand (the crash tests' seam).
     """
-    if settings.store.url is None and store is None:
-        raise ValueError("the inference service needs a price store: set BTCMLOPS_STORE__URL")
-    if settings.mlflow.tracking_uri is None and registry is None:
-        raise ValueError("the inference service needs a registry: set BTCMLOPS_MLFLOW__TRACKING_URI")
-    store = store or PriceStore(settings.store.url or "", settings.store)
-    registry = registry or ModelRegistry(
-        settings.mlflow.tracking_uri or "",
-        settings.mlflow.experiment,
-        settings.mlflow.registered_model,
-        create=False,
-    )
-    changes = ChampionChanges(
-        registry,
-        store.journal,
-        store,
-        now=lambda: datetime.now(UTC),
-        sim_now=lambda: _sim_now(store),
-        on_step=on_step,
-    )
+    store = store or serving_store(settings)
+    registry = registry or serving_registry(settings)
+    changes = champion_changes(store, registry, on_step)
     service = ServiceState(settings.serve, store, registry, settings.model.feature_set, changes=changes)
     wal_base = settings.serve.log_wal_dir or settings.home / "serve" / "prediction-log"
     log = PredictionLogWriter(
@@ -77,7 +63,8 @@ def create_app(
         summary="Next-hour BTC/USDT close forecasts from the registry's champion, swapped without downtime.",
         version="1",
         lifespan=_lifespan,
-        static_url="/docs/assets",
+        static_url=DOCS_ASSETS,
+        redoc_url=None,  # ours below: fastapi-offline's still lets ReDoc fetch its logo from a CDN
         dependencies=[Depends(known_query_only)],
         responses=EVERY_ROUTE,
     )
@@ -89,7 +76,9 @@ def create_app(
     app.state.changes = changes
     for router in ROUTERS:
         app.include_router(router)
+    add_offline_redoc(app)
     add_error_handlers(app)
+    app.openapi = with_stated_limits(app, settings)  # type: ignore[method-assign]
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.serve.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)  # outermost: it counts the 413s too
     return app
@@ -100,12 +89,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Migrate the store, start the prediction log and the watchers; stop them in turn."""
     service: ServiceState = app.state.service
     log: PredictionLogWriter = app.state.prediction_log
-    with contextlib.suppress(Exception):  # the store may not be up yet: the watcher keeps trying
-        await asyncio.to_thread(service.store.migrate)
-    # Imports (MLflow, pandas) leave ~1M long-lived objects; a full collection scanning them stalls
-    # requests for 100+ ms. Freeze them out of the collector's reach, as long-running servers do.
-    gc.collect()
-    gc.freeze()
+    await migrate_for_service(service.store)  # a failure is logged with why; the watcher keeps trying
     log.start()
     watcher = asyncio.create_task(service.watch_registry(), name="champion-watcher")
     try:
@@ -117,9 +101,3 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(log.stop)
         with contextlib.suppress(Exception):  # a store that is down forgets it after a while anyway
             await asyncio.to_thread(service.forget_served)
-
-
-def _sim_now(store: PriceStore) -> datetime | None:
-    """Sim time by the store's clock, for the audit of a change by hand (None: no clock)."""
-    clock = store.read_clock()
-    return None if clock is None else clock.sim_now(datetime.now(UTC))

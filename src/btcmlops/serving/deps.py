@@ -65,9 +65,9 @@ async def require_control_key(
 ) -> None:
     """Let a change through only with the configured control key (403: none configured; 401: wrong;
     400: sent more than once, where which one counts would depend on the proxies in between)."""
-    expected = settings.clock.api_key
+    expected = settings.serve.control_key
     if expected is None:
-        raise ApiError(403, "control changes are disabled: set BTCMLOPS_CLOCK__API_KEY")
+        raise ApiError(403, "control changes are disabled: set BTCMLOPS_SERVE__CONTROL_KEY")
     sent = len(request.headers.getlist("x-api-key"))
     if sent > 1:
         raise ApiError(400, f"X-API-Key sent {sent} times: send it once")

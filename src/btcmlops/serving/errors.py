@@ -140,14 +140,18 @@ def _unreadable_body(cause: BaseException) -> dict[str, Any]:
     return {"type": "json_invalid", "loc": ["body"], "msg": why, "input": None}
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 def _allowed_methods(request: Request) -> list[str]:
-    """The methods of every route whose path matches (a route that matches the path but not the
-    method is a partial match)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if route.matches(request.scope)[0] is not Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return sorted(methods)
+    """The methods some route takes on this path: each tried against every route (an included router
+    matches in full only where one of its routes takes the method)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
 
 
 def add_error_handlers(app: FastAPI) -> None:

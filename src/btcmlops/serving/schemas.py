@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Self
 
@@ -18,47 +19,77 @@ from pydantic import (
     model_validator,
 )
 
-from btcmlops.clock import MAX_SPEED
 from btcmlops.features import FEATURE_SETS
+from btcmlops.speed import MAX_SPEED
 
 EXAMPLE_HOUR = "2024-03-05T14:00:00Z"
 
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(2200, 1, 1, tzinfo=UTC)
-"""Times the API accepts lie in [EARLIEST, LATEST): far wider than any market data, narrow enough that
-every hour, its target hour and pandas' nanosecond timestamps stay in range."""
+FIRST_YEAR, LAST_YEAR = 1970, 2199
+"""Years a time sent to the API may carry, as written: far wider than any market data, narrow enough
+that every hour, its target hour and pandas' nanosecond timestamps stay in range whatever the offset."""
+
+_YEAR = "(19[7-9][0-9]|2[01][0-9][0-9])"
+_DATE = f"{_YEAR}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+_HOURS = "([01][0-9]|2[0-3])"
+TIME_PATTERN = f"^{_DATE}[Tt ]{_HOURS}:[0-5][0-9](:[0-5][0-9](\\.[0-9]+)?)?([Zz]|[+-]{_HOURS}:?[0-5][0-9])$"
+"""ISO 8601 date-time text with a UTC offset and a year in [FIRST_YEAR, LAST_YEAR]: the rule itself, as
+the service checks it and as the OpenAPI document states it (a generated client sends nothing refused)."""
+HOUR_PATTERN = f"^{_DATE}[Tt ]{_HOURS}:00(:00(\\.0+)?)?([Zz]|[+-]{_HOURS}:?00)$"
+"""TIME_PATTERN on the hour: minutes and seconds zero, and an offset of whole hours (so that the
+instant is on the hour in UTC too)."""
 
 MAX_CANDLES = 4 * max(feature_set.window_hours for feature_set in FEATURE_SETS.values())
 """Most candles one request may send: a small multiple of the longest feature window (only the last
 window is used), so validating a request costs little whatever a client sends."""
 
-_ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+_NO_OFFSET = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
+_YEAR_FIRST = re.compile(r"^(\d{4})-")
 
 
-def _iso_text(value: object) -> object:
-    """Let only ISO 8601 date-time text through: pydantic would read a number as Unix seconds."""
-    if isinstance(value, datetime):
-        return value  # built in Python, not sent
-    if not isinstance(value, str) or not _ISO_DATETIME.match(value):
-        raise ValueError(
-            f"expected an ISO 8601 date-time with a UTC offset such as {EXAMPLE_HOUR}, "
-            f"not {type(value).__name__} {_shown(value)}"
-        )
+def _text_matching(pattern: str, what: str) -> Callable[[object], object]:
+    """A check that lets only text matching ``pattern`` through, saying what is wrong otherwise:
+    pydantic alone would read a number as Unix seconds, and take spellings the document does not state.
+    """
+    compiled = re.compile(pattern)
+    any_time = re.compile(TIME_PATTERN)
+
+    def check(value: object) -> object:
+        if isinstance(value, datetime):
+            return value  # built in Python, not sent
+        if isinstance(value, str) and compiled.match(value):
+            return value
+        year = _YEAR_FIRST.match(value) if isinstance(value, str) else None
+        if not isinstance(value, str):
+            why = (
+                f"expected {what} as text, such as {EXAMPLE_HOUR}, not {type(value).__name__} {_shown(value)}"
+            )
+        elif any_time.match(value):
+            why = f"{_shown(value)} is not on the hour (minutes and seconds zero, an offset of whole hours)"
+        elif _NO_OFFSET.match(value):
+            why = f"{_shown(value)} has no timezone offset: add Z or an offset such as +02:00"
+        elif year is not None and not FIRST_YEAR <= int(year.group(1)) <= LAST_YEAR:
+            why = f"{_shown(value)} is out of range: the year must be from {FIRST_YEAR} to {LAST_YEAR}"
+        else:
+            why = (
+                f"expected {what} with a timezone offset and a year from {FIRST_YEAR} to {LAST_YEAR}, "
+                f"such as {EXAMPLE_HOUR}, not {_shown(value)}"
+            )
+        raise ValueError(why)
+
+    return check
+
+
+def _json_integer(value: object) -> object:
+    """Refuse what JSON Schema's ``integer`` does not admit but pydantic's lax ``int`` would take: ``true``
+    (as 1) and text ("3"); ``3.0`` is an integer to both."""
+    if isinstance(value, bool | str):
+        raise ValueError(f"expected an integer, not {type(value).__name__} {_shown(value)}")
     return value
 
 
-def _in_range_utc(value: datetime) -> datetime:
-    """The same instant in UTC, refused (not an OverflowError later) outside [EARLIEST, LATEST)."""
-    try:
-        utc = value.astimezone(UTC)
-    except OverflowError:
-        utc = None
-    if utc is None or not EARLIEST <= utc < LATEST:
-        raise ValueError(
-            f"{value.isoformat()} is out of range: times must lie in "
-            f"[{EARLIEST:%Y-%m-%dT%H:%M:%SZ}, {LATEST:%Y-%m-%dT%H:%M:%SZ}) once converted to UTC"
-        )
-    return utc
+def _as_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
 
 
 def _shown(value: object) -> str:
@@ -66,8 +97,20 @@ def _shown(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_in_range_utc)]
+UtcDatetime = Annotated[
+    AwareDatetime,
+    BeforeValidator(_text_matching(TIME_PATTERN, "an ISO 8601 date-time")),
+    AfterValidator(_as_utc),
+    Field(json_schema_extra={"pattern": TIME_PATTERN}),
+]
 """A date-time sent by a client: ISO 8601 text with an offset (never a number), in range, as UTC."""
+UtcHour = Annotated[
+    AwareDatetime,
+    BeforeValidator(_text_matching(HOUR_PATTERN, "an ISO 8601 date-time on the hour")),
+    AfterValidator(_as_utc),
+    Field(json_schema_extra={"pattern": HOUR_PATTERN}),
+]
+"""An hour sent by a client (a candle's open time, the hour to forecast from): a UtcDatetime on the hour."""
 
 
 def _not_null(value: object, field: str) -> object:
@@ -95,11 +138,11 @@ class PredictionRequest(BaseModel):
     Exactly one of ``timestamp`` and ``candles`` (the schema's ``oneOf``).
     """
 
-    timestamp: UtcDatetime | None = Field(
+    timestamp: UtcHour | None = Field(
         default=None,
         description=(
             "Hour T (open time, on the hour, with a UTC offset) to forecast from; "
-            f"between {EARLIEST:%Y} and {LATEST:%Y}."
+            f"a year from {FIRST_YEAR} to {LAST_YEAR}."
         ),
         examples=[EXAMPLE_HOUR],
     )
@@ -133,14 +176,19 @@ def _request_schema(schema: dict[str, Any]) -> None:
 
 
 class CandleIn(BaseModel):
-    """One hourly candle sent by a client."""
+    """One hourly candle sent by a client: numbers as JSON numbers (strict: ``true`` is not 1.0).
 
-    open_time: UtcDatetime = Field(examples=[EXAMPLE_HOUR])
-    open: float = Field(examples=[67000.0])
-    high: float = Field(examples=[67250.5])
-    low: float = Field(examples=[66900.0])
-    close: float = Field(examples=[67100.2])
-    volume: float = Field(examples=[512.3])
+    Each candle must also be possible (high at least open, close and low; low at most open and close)
+    and each one hour after the one before: rules JSON Schema cannot state, answered 422 naming the
+    candle and the field.
+    """
+
+    open_time: UtcHour = Field(examples=[EXAMPLE_HOUR])
+    open: float = Field(strict=True, gt=0, allow_inf_nan=False, examples=[67000.0])
+    high: float = Field(strict=True, gt=0, allow_inf_nan=False, examples=[67250.5])
+    low: float = Field(strict=True, gt=0, allow_inf_nan=False, examples=[66900.0])
+    close: float = Field(strict=True, gt=0, allow_inf_nan=False, examples=[67100.2])
+    volume: float = Field(strict=True, ge=0, allow_inf_nan=False, examples=[512.3])
 
 
 class BatchPredictionRequest(BaseModel):
@@ -274,6 +322,9 @@ class DecisionPublic(BaseModel):
     naive_mae: float
     metrics: dict[str, Any]
     promoted: bool
+    outcome: Literal["promoted", "archived"] = Field(
+        description="The outcome in the words every surface uses: the challenger promoted or archived."
+    )
     reason: str
     decided_at: datetime
     experiment_id: str | None = Field(default=None, description="MLflow experiment of the contest run.")
@@ -285,7 +336,7 @@ class DecisionPublic(BaseModel):
 class PromotionRequest(BaseModel):
     """Make a version the champion by hand; the reason goes into the audit."""
 
-    version: int = Field(ge=1, le=2**31 - 1, examples=[3])
+    version: Annotated[int, BeforeValidator(_json_integer)] = Field(ge=1, le=2**31 - 1, examples=[3])
     reason: str = Field(min_length=1, max_length=2000, examples=["the new challenger looks better live"])
 
 
@@ -349,6 +400,7 @@ class ClockChange(BaseModel):
     action: Literal["speed", "pause", "resume", "reset"] = Field(examples=["speed"])
     speed: float | None = Field(
         default=None,
+        strict=True,  # a number, not true (lax mode would read it as 1.0)
         gt=0,
         le=MAX_SPEED,
         allow_inf_nan=False,

@@ -27,6 +27,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from btcmlops.clock import SimClock
 from btcmlops.redaction import describe_error
 from btcmlops.registry import CHALLENGER, CHAMPION, ModelRegistry
+from btcmlops.retry import Backoff, keep_trying_async
 from btcmlops.serving.metrics import ServiceMetrics
 from btcmlops.serving.snapshot import ServedModel, Snapshot, SnapshotBuilder
 from btcmlops.serving.vetting import vet
@@ -58,32 +59,6 @@ class StoreUnavailableError(RuntimeError):
 STORE_ERRORS = (DBAPIError, PoolTimeoutError, StoreUnavailableError)
 """What a price store that cannot be reached raises: a driver error (refused, lost connection, read
 timeout), no free pooled connection in time, or no answer within the request's wait."""
-
-
-async def wait_for_answer(probe: Callable[[], Awaitable[bool]], wait_s: float, step_s: float) -> bool:
-    """Sleep up to ``wait_s`` after a failure, asking ``probe`` every ``step_s``; True to retry early.
-
-    The dependency answers again once a probe that failed (or did not answer in time) is followed by
-    one that succeeds: then the backoff is over at once. A probe that succeeds from the start says the
-    failure was not the dependency being away (a refused version, a failed write): the full wait holds,
-    unless the probe says (True) that what failed has changed (the alias moved on to another version).
-    """
-    deadline = time.monotonic() + wait_s
-    silent = False
-    while (left := deadline - time.monotonic()) > 0:
-        await asyncio.sleep(min(step_s, left))
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        try:
-            async with asyncio.timeout(left):
-                changed = await probe()
-        except Exception:
-            silent = True
-            continue
-        if silent or changed:
-            return True
-    return False
 
 
 class ServiceState:
@@ -282,12 +257,21 @@ class ServiceState:
         changes = self.changes
         assert changes is not None
         grace_s, every_s = self.store.settings.change_grace_s, self.store.settings.change_check_s
-        while True:
-            try:
-                await self._in(self._repair_thread, lambda: changes.repair_stale(grace_s))
-            except Exception as error:  # MLflow or the store away: the next look tries again
-                logger.warning("change repair failed (retry in %g s): %s", every_s, describe_error(error))
-            await asyncio.sleep(every_s)
+
+        async def repair() -> None:
+            await self._in(self._repair_thread, lambda: changes.repair_stale(grace_s))
+
+        def failed(error: Exception, _: float) -> None:  # MLflow or the store away: the next look tries
+            logger.warning("change repair failed (retry in %g s): %s", every_s, describe_error(error))
+
+        await keep_trying_async(
+            repair,
+            Backoff(every_s, every_s),
+            "change repair",
+            warn=failed,
+            pause=lambda: asyncio.sleep(every_s),
+            log=logger,
+        )
 
     async def _until_served_changes(self) -> None:
         """A poll interval, cut short by a swap: the new version is reported at once, not a poll later.
@@ -314,20 +298,19 @@ class ServiceState:
         """``round_`` every poll interval; after a failure wait (doubling to ``max_backoff_s``) until the
         dependency answers again (``probe``), then go back to the poll interval at once."""
         interval = self.settings.poll_interval_s
-        failures = 0
-        while True:
-            try:
-                await round_()
-            except Exception as error:
-                failures += 1
-                wait = min(interval * 2 ** (failures - 1), self.settings.max_backoff_s)
-                logger.warning("%s failed (retry in %.1f s): %s", what, wait, failed(error))
-                if await wait_for_answer(probe, wait, interval):
-                    logger.info("%s: the dependency answers again, retrying now", what)
-                continue
-            failures = 0
-            succeeded()
-            await pause()
+        cap = self.settings.max_backoff_s
+        await keep_trying_async(
+            round_,
+            Backoff(min(interval, cap), cap),  # interval * 2 ** (failures - 1), at most the cap
+            what,
+            warn=lambda error, wait: logger.warning(
+                "%s failed (retry in %.1f s): %s", what, wait, failed(error)
+            ),
+            pause=pause,
+            probe=probe,
+            on_success=succeeded,
+            log=logger,
+        )
 
     async def _in(self, thread: ThreadPoolExecutor | None, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(thread, work)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -179,6 +179,13 @@ class PriceStore:
     def dispose(self) -> None:
         """Close the pooled connections (tests drop their database afterwards)."""
         self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the pooled connections however the block ends: ``with PriceStore(...) as store:``."""
+        self.dispose()
 
     def ping(self) -> None:
         """Raise unless the store answers a read of its own table (a live server is not enough)."""

@@ -10,6 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from btcmlops.cli import app
+from btcmlops.model import Forecaster
+from btcmlops.registry import ModelRegistry
+from btcmlops.settings import Settings
 from factories import make_candles, write_project_csv
 
 RUNNER = CliRunner()
@@ -123,7 +126,8 @@ def test_model_promote_rollback_history_and_registry_check_on_a_replay(env: Path
     history = RUNNER.invoke(app, ["model", "history", "--replay", str(out)])
     assert history.exit_code == 0, history.output
     lines = [line for line in history.output.splitlines() if line.startswith("#")]
-    assert "contest by contest" in lines[0]
+    assert "contest:" in lines[0]  # by the contest, said once (not "contest by contest")
+    assert "contest by contest" not in history.output
     assert f"v{champion} -> v{other}  manual by" in lines[-2]
     assert lines[-2].endswith(": demo")
     assert f"v{other} -> v{champion}  manual by" in lines[-1]
@@ -131,18 +135,54 @@ def test_model_promote_rollback_history_and_registry_check_on_a_replay(env: Path
     assert RUNNER.invoke(app, ["registry", "check", "--replay", str(out)]).exit_code == 0
 
 
+def test_simulate_keeps_the_replay_it_replaces_with_its_hand_changes_beside_it(env: Path) -> None:
+    """``make demo`` twice: the first replay, promoted by hand, moves to out.previous and still works."""
+    data = env / "candles.csv"
+    write_project_csv(make_candles("2021-01-01", "2021-04-30 23:00", ar=0.4), str(data))
+    out, previous = env / "out", env / "out.previous"
+    first = RUNNER.invoke(app, ["simulate", "--data", str(data), "--out", str(out)])
+    assert first.exit_code == 0, first.output
+    assert "previous:" not in first.output  # nothing was there to keep
+    champion = json.loads((out / "summary.json").read_text())["final_champion"]
+    other = 1 if champion == 2 else 2
+    by_hand = ["model", "promote", str(other), "--reason", "by hand", "--replay", str(out)]
+    assert RUNNER.invoke(app, by_hand).exit_code == 0
+    (out / "notes.txt").write_text("mine")
+    (previous / "stale").mkdir(parents=True)  # an older generation: replaced
+
+    second = RUNNER.invoke(app, ["simulate", "--data", str(data), "--out", str(out)])
+
+    assert second.exit_code == 0, second.output
+    assert f"previous:    {previous}  (the replay {out} held, as it was left)" in second.output
+    assert not (previous / "stale").exists()
+    assert (out / "notes.txt").read_text() == "mine"  # only the replay's own files move
+    history = RUNNER.invoke(app, ["model", "history", "--replay", str(previous)])
+    assert history.exit_code == 0, history.output
+    assert [line for line in history.output.splitlines() if line.startswith("#")][-1].endswith(": by hand")
+    assert "by hand" not in RUNNER.invoke(app, ["model", "history", "--replay", str(out)]).output
+    # The moved MLflow store names its own artifacts: its champion loads from out.previous.
+    registry = ModelRegistry(
+        f"sqlite:///{previous / 'mlflow.db'}",
+        Settings().mlflow.experiment,
+        Settings().mlflow.registered_model,
+    )
+    shutil.rmtree(out / "mlartifacts")
+    assert isinstance(registry.load(other), Forecaster)
+    assert RUNNER.invoke(app, ["registry", "check", "--replay", str(previous)]).exit_code == 0
+
+
 @pytest.mark.parametrize("command", [["serve"], ["feed"], ["trainer"], ["init"]])
 def test_a_service_refuses_to_start_with_a_placeholder_secret_unless_in_demo_mode(
     env: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
 ) -> None:
-    monkeypatch.setenv("BTCMLOPS_CLOCK__API_KEY", "change-me-clock-key")  # as copied from .env.example
+    monkeypatch.setenv("BTCMLOPS_SERVE__CONTROL_KEY", "change-me-control-key")  # as copied from .env.example
     monkeypatch.setenv("BTCMLOPS_STORE__URL", "mysql+pymysql://btcmlops:change-me@127.0.0.1:1/prices")
 
     result = RUNNER.invoke(app, command)
 
     assert result.exit_code == 2, result.output
     assert "refusing to start" in result.output
-    assert "BTCMLOPS_CLOCK__API_KEY, BTCMLOPS_STORE__URL (its password)" in result.output
+    assert "BTCMLOPS_SERVE__CONTROL_KEY, BTCMLOPS_STORE__URL (its password)" in result.output
     assert "BTCMLOPS_DEMO=true" in result.output
 
 
@@ -150,13 +190,13 @@ def test_placeholders_are_known_values_only_and_demo_mode_accepts_them() -> None
     from btcmlops.settings import Settings
 
     assert Settings(
-        clock={"api_key": "demo"}, s3={"secret_access_key": "Change-Me-minio"}
+        serve={"control_key": "demo"}, s3={"secret_access_key": "Change-Me-minio"}
     ).placeholder_secrets() == [
-        "BTCMLOPS_CLOCK__API_KEY",
+        "BTCMLOPS_SERVE__CONTROL_KEY",
         "BTCMLOPS_S3__SECRET_ACCESS_KEY",
     ]
-    assert Settings(clock={"api_key": "demo"}, demo=True).placeholder_secrets() == []
-    assert Settings(clock={"api_key": "k3y-from-a-vault-4f9a"}).placeholder_secrets() == []
+    assert Settings(serve={"control_key": "demo"}, demo=True).placeholder_secrets() == []
+    assert Settings(serve={"control_key": "k3y-from-a-vault-4f9a"}).placeholder_secrets() == []
 
 
 @pytest.mark.parametrize("command", [["simulate"], ["trainer"]])

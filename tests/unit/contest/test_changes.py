@@ -15,8 +15,9 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from btcmlops.contest import Contest, Month
+from btcmlops.contest import Month
 from btcmlops.contest.changes import REPAIR_CLAIM, ChampionChanges, ChangeRefusedError, no_step
+from btcmlops.contest.contest import Contest
 from btcmlops.registry import (
     CHALLENGER,
     CHAMPION,

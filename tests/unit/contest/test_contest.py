@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from btcmlops.calendar import months_between
-from btcmlops.contest import Contest, FairnessError, Month
+from btcmlops.contest import Month
+from btcmlops.contest.contest import Contest, FairnessError
 from btcmlops.registry import (
     CHALLENGER,
     CHAMPION,

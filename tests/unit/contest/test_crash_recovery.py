@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from btcmlops.contest import Contest, Month
+from btcmlops.contest import Month
+from btcmlops.contest.contest import Contest
 from btcmlops.registry import ModelRegistry, embedded_artifact_location, embedded_tracking_uri
 from btcmlops.replay.run import FrameCandles
 from btcmlops.settings import ContestSettings, ModelSettings

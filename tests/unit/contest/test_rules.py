@@ -140,7 +140,7 @@ def test_the_rule_and_the_contest_types_import_nothing_of_mlflow() -> None:
     import sys
 
     code = (
-        "import sys; import btcmlops.contest, btcmlops.contest.rule, btcmlops.contest.window; "
+        "import sys; import btcmlops.contest, btcmlops.contest.rule, btcmlops.training_window; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mlflow', 'statsmodels')))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -130,18 +130,21 @@ def test_decision_table_is_newest_first_with_the_three_scores() -> None:
         "challenger_mae": 9.5,
         "naive_mae": 11.0,
         "promoted": True,
+        "outcome": "promoted",
         "reason": "challenger wins",
     }
     later = {
         **decision,
         "eval_start": "2024-03-01T00:00:00Z",
         "promoted": False,
+        "outcome": "archived",
         "experiment_id": "7",
         "run_id": "abc",
     }
     table = decision_table([decision, later], "http://ui:5000/", "btc model")
     assert table["shadow month"].tolist() == ["2024-03", "2024-02"]
-    assert table.iloc[1][["champion MAE", "challenger MAE", "naive MAE", "verdict"]].tolist() == [
+    assert table["outcome"].tolist() == ["archived", "promoted"]  # the API's words, as CLI and MLflow say
+    assert table.iloc[1][["champion MAE", "challenger MAE", "naive MAE", "outcome"]].tolist() == [
         10.0,
         9.5,
         11.0,
@@ -150,7 +153,7 @@ def test_decision_table_is_newest_first_with_the_three_scores() -> None:
     # Each version and each contest links to its MLflow page (no run link where MLflow was not reached).
     assert table.iloc[1]["challenger"] == "http://ui:5000/#/models/btc%20model/versions/2"
     assert table.iloc[0]["run"] == "http://ui:5000/#/experiments/7/runs/abc"
-    assert pd.isna(table.iloc[1]["run"])
+    assert table.iloc[1]["run"] == ""  # a blank cell until MLflow answers, never "None"
 
 
 def test_the_champion_timeline_spans_the_whole_run_and_ends_at_sim_now() -> None:

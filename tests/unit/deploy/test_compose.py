@@ -19,6 +19,7 @@ import yaml
 from typer.testing import CliRunner
 
 from btcmlops.cli import app
+from btcmlops.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -38,9 +39,9 @@ def _docker_compose() -> str:
     return found
 
 
-def _config(*extra: str) -> subprocess.CompletedProcess[str]:
+def _config(*extra: str, env_file: Path = ENV_EXAMPLE) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [_docker_compose(), "-f", str(COMPOSE), "--env-file", str(ENV_EXAMPLE), "config", *extra],
+        [_docker_compose(), "-f", str(COMPOSE), "--env-file", str(env_file), "config", *extra],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -139,8 +140,9 @@ def test_mlflow_server_runs_one_worker_behind_its_artifact_proxy_with_allowed_ho
 def test_settings_come_from_env_and_no_secret_is_in_the_compose_file() -> None:
     text = COMPOSE.read_text()
     for line in text.splitlines():
-        if re.search(r"(PASSWORD|SECRET|API_KEY)\w*:", line):
-            assert re.search(r":\s*\$\{\w+\}\s*$", line), f"secret not from .env: {line.strip()}"
+        if re.search(r"(PASSWORD|SECRET|API_KEY|CONTROL_KEY)\w*:", line):
+            # From .env: interpolated, or passed through (a name without a value).
+            assert re.search(r":\s*(\$\{\w+\})?\s*$", line), f"secret not from .env: {line.strip()}"
     referenced = set(re.findall(r"\$\{(\w+)\}", text))
     example = {
         line.split("=", 1)[0] for line in ENV_EXAMPLE.read_text().splitlines() if re.match(r"^\w+=", line)
@@ -156,3 +158,46 @@ def test_the_image_is_multi_stage_from_the_lock_file_and_runs_as_a_non_root_user
     user = [line.split()[1] for line in lines if line.startswith("USER ")]
     assert user, "no USER line"
     assert user[-1] not in ("root", "0")
+
+
+def _settings_of(group: str) -> set[str]:
+    fields = Settings.model_fields[group].annotation.model_fields  # type: ignore[union-attr]
+    return {f"BTCMLOPS_{group.upper()}__{name.upper()}" for name in fields}
+
+
+# Set by the compose file itself: the api's address and port are its command's options.
+SET_BY_COMPOSE = {"BTCMLOPS_SERVE__HOST", "BTCMLOPS_SERVE__PORT"}
+
+
+def test_every_contest_model_and_serve_setting_set_in_dotenv_reaches_the_services(tmp_path: Path) -> None:
+    everything = (_settings_of("contest") | _settings_of("model") | _settings_of("serve")) - SET_BY_COMPOSE
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        ENV_EXAMPLE.read_text()
+        + "BTCMLOPS_CONTEST__PROMOTION_RULE=significance\nBTCMLOPS_MODEL__NUM_BOOST_ROUND=500\n"
+        + "BTCMLOPS_SERVE__MAX_BATCH=1000\n"
+    )
+    result = _config(env_file=env_file)
+    assert result.returncode == 0, result.stderr
+    resolved = yaml.safe_load(result.stdout)["services"]
+    for name in ("init", "feed", "trainer", "api", "client"):
+        environment = resolved[name]["environment"]
+        assert everything <= set(environment), f"{name} misses {sorted(everything - set(environment))}"
+        assert environment["BTCMLOPS_CONTEST__PROMOTION_RULE"] == "significance", name
+        assert environment["BTCMLOPS_MODEL__NUM_BOOST_ROUND"] == "500", name
+        assert environment["BTCMLOPS_SERVE__MAX_BATCH"] == "1000", name
+        # One not set anywhere stays unset in the container (not ""), so its default holds.
+        assert environment["BTCMLOPS_CONTEST__ALPHA"] is None, name
+        assert environment["BTCMLOPS_SERVE__CONTROL_KEY"] == "change-me-control-key", name
+
+
+def test_the_control_keys_old_name_in_an_old_dotenv_still_reaches_the_api(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        ENV_EXAMPLE.read_text().replace("BTCMLOPS_SERVE__CONTROL_KEY=", "BTCMLOPS_CLOCK__API_KEY=")
+    )
+    result = _config(env_file=env_file)
+    assert result.returncode == 0, result.stderr
+    api = yaml.safe_load(result.stdout)["services"]["api"]["environment"]
+    assert api["BTCMLOPS_CLOCK__API_KEY"] == "change-me-control-key"
+    assert api["BTCMLOPS_SERVE__CONTROL_KEY"] is None

@@ -26,7 +26,7 @@ from btcmlops.model import (
     train_forecaster,
 )
 from btcmlops.model.forecaster import fitted_device, xgboost_params
-from btcmlops.services.retry import is_configuration_error
+from btcmlops.retry import is_configuration_error
 from btcmlops.settings import ModelSettings, Settings
 from factories import make_candles
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow.lightgbm
@@ -21,6 +23,8 @@ from btcmlops.registry import (
     embedded_artifact_location,
     embedded_tracking_uri,
 )
+from btcmlops.registry.presentation import contest_version_tags
+from btcmlops.registry.version_tags import DETAILS_TAG, unpack_version_tags
 from btcmlops.settings import ModelSettings
 from factories import make_candles
 
@@ -126,13 +130,82 @@ def test_family_and_device_are_version_tags_and_run_params(tmp_path: Path, mlflo
         run_name="x",
     )
     client = MlflowClient(tracking_uri=registry.tracking_uri)
-    tags = client.get_model_version(registry.model_name, str(info.version)).tags
+    tags = unpack_version_tags(client.get_model_version(registry.model_name, str(info.version)).tags)
     assert (tags["family"], tags["device"]) == ("xgboost", "cpu")
     run = client.get_run(info.run_id)
     assert (run.data.tags["family"], run.data.tags["device"]) == ("xgboost", "cpu")
     assert (run.data.params["family"], run.data.params["device"]) == ("xgboost", "cpu")
     lightgbm = _register(registry)
-    assert client.get_model_version(registry.model_name, str(lightgbm)).tags["family"] == "lightgbm"
+    found = client.get_model_version(registry.model_name, str(lightgbm)).tags
+    assert unpack_version_tags(found)["family"] == "lightgbm"
+
+
+def test_a_version_carries_the_scanned_tags_and_one_json_tag(tmp_path: Path, mlflow_cache: Path) -> None:
+    """What the versions table lists: status, trained through, outcome, and the rest on one line."""
+    registry = _registry(tmp_path, mlflow_cache)
+    client = MlflowClient(tracking_uri=registry.tracking_uri)
+    version = _register(registry)
+    tags = client.get_model_version(registry.model_name, str(version)).tags
+    assert tags == {"trained_through": "2021-01", DETAILS_TAG: tags[DETAILS_TAG]}
+    assert json.loads(tags[DETAILS_TAG]) == {
+        "feature_set": "v1",
+        "family": "lightgbm",
+        "device": "cpu",
+        "train_start": WINDOW.train_start.isoformat(),
+        "train_end": WINDOW.train_end.isoformat(),
+        "train_rows": str(WINDOW.train_rows),
+        "data_hash": "abc",
+    }
+
+    registry.set_status(version, VersionStatus.PRODUCTION)
+    contest = contest_version_tags("2021-02", "run-feb", True, champion=0, challenger=version)[version]
+    registry.tag_version(version, contest)
+    replaced = contest_version_tags("2021-05", "run-may", True, champion=version, challenger=9)[version]
+    registry.tag_version(version, replaced)
+    registry.tag_version(version, replaced)  # a step repeated after a crash changes nothing
+
+    tags = client.get_model_version(registry.model_name, str(version)).tags
+    assert set(tags) == {"status", "trained_through", "contest.outcome", DETAILS_TAG}
+    assert (tags["status"], tags["contest.outcome"]) == ("production", "promoted over v0")
+    details = json.loads(tags[DETAILS_TAG])
+    assert list(details)[-6:] == [  # added in the order written, none overwritten
+        "contest.month",
+        "contest.run_id",
+        "promoted_in",
+        "archived_in",
+        "archived_by_run_id",
+        "replaced_by",
+    ]
+    assert (details["contest.run_id"], details["archived_by_run_id"]) == ("run-feb", "run-may")
+    (info,) = registry.versions()
+    assert (info.window, info.feature_set, info.status) == (WINDOW, "v1", "production")
+
+
+def test_a_version_with_the_old_individual_tags_still_reads(tmp_path: Path, mlflow_cache: Path) -> None:
+    """A version registered before the JSON tag: every field a tag of its own."""
+    registry = _registry(tmp_path, mlflow_cache)
+    client = MlflowClient(tracking_uri=registry.tracking_uri)
+    run = client.create_run(registry.experiment_id or "")
+    old_tags = {"feature_set": "v1", "family": "lightgbm", "device": "cpu", **WINDOW.as_tags()}
+    old_tags |= {"status": "production", "contest.month": "2021-02", "contest.outcome": "promoted over v1"}
+    created = client.create_model_version(
+        registry.model_name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id, tags=old_tags
+    )
+    version = int(created.version)
+
+    (info,) = registry.versions()
+    assert (info.window, info.feature_set, info.status) == (WINDOW, "v1", "production")
+    registry.set_alias(CHAMPION, version)
+    assert registry.get_by_alias(CHAMPION) == replace(info, aliases=(CHAMPION,))
+
+    replaced = contest_version_tags("2021-05", "run-may", True, champion=version, challenger=9)[version]
+    registry.tag_version(version, replaced)  # a later contest adds the JSON tag beside the old ones
+    tags = client.get_model_version(registry.model_name, str(version)).tags
+    assert old_tags.items() <= tags.items()
+    assert json.loads(tags[DETAILS_TAG]) == replaced
+    assert unpack_version_tags(tags) == {**old_tags, **replaced}
+    (info,) = registry.versions()
+    assert (info.window, info.feature_set) == (WINDOW, "v1")
 
 
 def test_a_fresh_registry_loads_an_xgboost_model_with_the_same_forecasts(

@@ -8,6 +8,7 @@ from mlflow import MlflowClient
 
 from btcmlops.registry import ModelRegistry, embedded_artifact_location, embedded_tracking_uri
 from btcmlops.registry.presentation import EXPERIMENT_TAGS, registered_model_description
+from btcmlops.registry.version_tags import DETAILS_TAG
 
 EXPERIMENT, MODEL = "descriptions-test", "descriptions-test-model"
 
@@ -57,8 +58,18 @@ def test_versions_get_a_description_and_tags(tmp_path: Path, mlflow_cache: Path)
     version = int(client.create_model_version(MODEL, "runs:/x/model", run_id=run.info.run_id).version)
 
     registry.describe_version(version, "Trained through **2024-01**.")
-    registry.tag_version(version, {"contest.month": "2024-03", "promoted_in": "2024-03"})
+    registry.tag_version(
+        version,
+        {
+            "contest.month": "2024-03",
+            "contest.outcome": "archived, v1 stays champion",
+            "archived_in": "2024-03",
+        },
+    )
 
     found = client.get_model_version(MODEL, str(version))
     assert found.description == "Trained through **2024-01**."
-    assert found.tags == {"contest.month": "2024-03", "promoted_in": "2024-03"}
+    assert found.tags == {
+        "contest.outcome": "archived, v1 stays champion",
+        DETAILS_TAG: '{"contest.month": "2024-03", "archived_in": "2024-03"}',
+    }

@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 from btcmlops.contest import score
 from btcmlops.registry import CHALLENGER, CHAMPION, ModelRegistry
 from btcmlops.replay import ReplayResult, run_replay
+from btcmlops.replay.report import png_figure, report_frames
 from btcmlops.settings import EMBEDDED_DATA_FILE, Settings
 from btcmlops.store import PriceStore
 
@@ -110,3 +111,23 @@ def test_report_files_are_written(replay: ReplayResult) -> None:
     assert replay.ui_command.startswith("MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false ")
     assert "/mlflow ui --backend-store-uri sqlite:///" in replay.ui_command  # the venv's own mlflow
     assert replay.ui_command.endswith("--workers 1 --port 5000")
+
+
+def test_report_picture_labels_every_takeover_and_titles_what_it_shows(
+    replay: ReplayResult, summary: dict[str, Any]
+) -> None:
+    served, monthly = report_frames(pd.read_csv(replay.predictions_path), summary)
+    figure = png_figure(served, monthly, summary)
+    figure.canvas.draw()  # lays out the legend and texts, so their places on the picture are known
+    price = figure.axes[0]
+    on_chart = [item for item in summary["champion_history"] if item["from_month"] <= "2024-12"]
+    assert [item["version"] for item in on_chart] == [1, 3, 4, 7, 8, 9, 11]
+    labels = {text.get_text(): text for text in price.texts}
+    assert sorted(labels) == sorted(f"v{item['version']}" for item in on_chart)  # v1's included
+    legend = price.get_legend().get_window_extent()
+    hidden = [name for name, text in labels.items() if text.get_window_extent().overlaps(legend)]
+    assert hidden == []  # the legend once covered v1's label
+    title = figure.get_suptitle()
+    assert "champions served: v1, v3, v4, v7, v8, v9, v11" in title
+    assert f"final champion v{summary['final_champion']} serves from 2025-01, after the data" in title
+    assert "v12" not in title.split("final champion")[0]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
@@ -51,7 +53,9 @@ def test_every_hour_from_the_champions_first_unseen_one_is_asked_once_and_a_rest
     expected = pd.date_range(train_end, SIM_NOW - timedelta(hours=1, minutes=30), freq="h")
 
     first = HourlyClient(client)
+    assert first.progress() == "waiting for a champion to serve: no hour asked yet"
     assert first.step() == len(expected)
+    assert first.progress() == f"{len(expected):,} hour(s) answered; next: 2021-03-05 06:00Z"
     assert first.step() == 0  # nothing new has closed
     assert _logged_hours(store, len(expected)) == list(expected)
 
@@ -65,6 +69,8 @@ def test_every_hour_from_the_champions_first_unseen_one_is_asked_once_and_a_rest
         time.sleep(0.05)
     assert restarted.answered == 3
     assert set(restarted.put_off) <= {425}, restarted.put_off
+    if restarted.put_off:  # the wait is said by what it waited for
+        assert "x 425 (too early)" in restarted.progress()
     hours = _logged_hours(store, len(expected) + 3)
     assert hours == list(pd.date_range(train_end, SIM_NOW + timedelta(hours=1, minutes=30), freq="h"))
     assert pd.Series(hours).is_unique  # no hour asked twice across the restart
@@ -104,3 +110,33 @@ def test_a_paced_clock_waits_for_each_forecast_and_every_forecast_is_live(
     assert rows == list(pd.date_range(due, periods=answered_hours, freq="h"))
     logged = store.read_predictions(limit=100_000)
     assert all(row.live for row in logged), [row for row in logged if not row.live][:3]
+
+
+def test_a_service_that_does_not_answer_is_asked_again_a_second_later(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    asked: list[float] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        asked.append(time.monotonic())
+        raise httpx.ConnectError("connection refused", request=request)
+
+    stop = threading.Event()
+    heartbeats: list[int] = []
+    client = HourlyClient(httpx.Client(transport=httpx.MockTransport(refuse), base_url="http://api"))
+    runner = threading.Thread(
+        target=client.run, args=(stop,), kwargs={"on_round": lambda: heartbeats.append(1)}
+    )
+    runner.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(asked) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        runner.join(timeout=5)
+    assert not runner.is_alive()  # the stop cut the wait after a failure short
+    assert len(asked) >= 2
+    assert asked[1] - asked[0] >= 0.95
+    assert heartbeats
+    assert "the inference service did not answer (connection refused); retrying" in caplog.text

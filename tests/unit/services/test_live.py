@@ -13,7 +13,7 @@ import pytest
 
 from btcmlops.calendar import Month
 from btcmlops.clock import last_closed_hour, month_end, start_clock
-from btcmlops.contest import Contest
+from btcmlops.contest.contest import Contest
 from btcmlops.registry import ModelRegistry, embedded_artifact_location, embedded_tracking_uri
 from btcmlops.replay import run_replay
 from btcmlops.services.feed import MarketFeed
@@ -253,6 +253,10 @@ def test_the_clock_waits_for_each_close_and_for_the_service_to_serve_its_champio
     assert closed == ["2021-01", "2021-02", "2021-03", "2021-04", "2021-05"]
     assert any("serve v1" in reason for reason in waited_for)  # v1 waited for before February ran
     assert any("serve v2" in reason for reason in waited_for)  # and April's winner before May
+    # The end of the data as the replay treats it: May's contest is the last, and no challenger is
+    # trained after it (there is no June to score it on).
+    trained_through = sorted(version.window.trained_through for version in registry.versions())
+    assert trained_through[-1] == "2021-04", trained_through
     store.dispose()
 
 

@@ -3,6 +3,7 @@ configuration error; one backoff for both."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import sqlite3
@@ -20,8 +21,8 @@ from sqlalchemy.engine import make_url
 from btcmlops.calendar import Month
 from btcmlops.clock import start_clock
 from btcmlops.features import UnknownFeatureSetError
+from btcmlops.retry import Backoff, is_configuration_error, keep_trying, keep_trying_async, retrying
 from btcmlops.services.feed import MarketFeed
-from btcmlops.services.retry import Backoff, is_configuration_error, retrying
 from btcmlops.services.trainer import LEASE_NAME, TrainerService
 from btcmlops.settings import StoreSettings, TrainerSettings
 from btcmlops.store import PriceStore
@@ -273,3 +274,89 @@ def test_a_configuration_error_ends_the_trainer_at_once(tmp_path: Path) -> None:
         trainer.run(threading.Event())
     assert store.journal.lease(LEASE_NAME) is None  # released on the way out
     store.dispose()
+
+
+def test_keep_trying_waits_what_each_round_says_backs_off_on_failures_and_says_when_it_recovers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stop = threading.Event()
+    outcomes: list[float | Exception | None] = [0.01, OSError("down"), OSError("down"), 0.01, None]
+    rounds: list[int] = []
+
+    def round_() -> float | None:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    caplog.set_level(logging.INFO, logger="btcmlops.retry")
+    backoff = Backoff(0.01, 0.02)
+    assert keep_trying(round_, stop, backoff, "a round", on_round=lambda: rounds.append(1)) is True
+    assert len(rounds) == 4  # a heartbeat after every round, failed or not, but the last
+    lines = [record.getMessage() for record in caplog.records]
+    assert [line.split(";")[1] for line in lines[:2]] == [" retry 1 in 0.0 s", " retry 2 in 0.0 s"]
+    assert lines[2] == "a round succeeded again after 2 failure(s)"
+    assert backoff.failures == 0
+
+
+def test_keep_trying_retries_only_what_it_is_told_and_never_a_configuration_error() -> None:
+    stop = threading.Event()
+    warned: list[tuple[str, float]] = []
+
+    def warn(error: Exception, wait: float) -> None:
+        warned.append((str(error), wait))
+
+    def not_retried() -> float:
+        raise KeyError("a bug")
+
+    with pytest.raises(KeyError):
+        keep_trying(not_retried, stop, Backoff(0.01, 0.01), "x", retry_on=(OSError,), warn=warn)
+
+    def misconfigured() -> float:
+        raise UnknownFeatureSetError("unknown feature set 'v9'")
+
+    with pytest.raises(UnknownFeatureSetError):
+        keep_trying(misconfigured, stop, Backoff(0.01, 0.01), "x", warn=warn)
+    assert warned == []
+
+
+def test_a_stop_cuts_the_wait_after_a_failure_short() -> None:
+    stop = threading.Event()
+
+    def down() -> float:
+        stop.set()
+        raise OSError("down")
+
+    started = time.monotonic()
+    assert keep_trying(down, stop, Backoff(60, 60), "x", warn=lambda error, wait: None) is False
+    assert time.monotonic() - started < 5
+
+
+def test_keep_trying_async_serves_on_through_any_error_until_cancelled() -> None:
+    failures: list[float] = []
+    successes: list[int] = []
+
+    async def round_() -> None:
+        if len(failures) < 3:
+            raise UnknownFeatureSetError("a version of an unknown feature set: keep serving the old one")
+
+    async def main() -> None:
+        task = asyncio.create_task(
+            keep_trying_async(
+                round_,
+                Backoff(0.01, 0.02),
+                "a watcher",
+                warn=lambda error, wait: failures.append(wait),
+                pause=lambda: asyncio.sleep(60),  # cancelled in the pause
+                on_success=lambda: successes.append(1),
+            )
+        )
+        while not successes:
+            await asyncio.sleep(0.005)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(asyncio.wait_for(main(), 10))
+    assert failures == [0.01, 0.02, 0.02]
+    assert successes == [1]

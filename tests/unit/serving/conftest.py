@@ -47,8 +47,13 @@ def settings_on_a_copy(replay: ReplayResult, directory: Path, **groups: dict[str
     for name in ("prices.db", "mlflow.db"):
         if not (directory / name).exists():
             shutil.copy(replay.out_dir / name, directory / name)
-    serve = {"poll_interval_s": 0.05, "log_flush_interval_s": 0.05, **groups.pop("serve", {})}
-    clock = {"start": "2021-03-10T00:00:00Z", "api_key": CONTROL_KEY, **groups.pop("clock", {})}
+    serve = {
+        "poll_interval_s": 0.05,
+        "log_flush_interval_s": 0.05,
+        "control_key": CONTROL_KEY,
+        **groups.pop("serve", {}),
+    }
+    clock = {"start": "2021-03-10T00:00:00Z", **groups.pop("clock", {})}
     return Settings(
         home=directory,
         store={"url": f"sqlite:///{directory / 'prices.db'}"},

@@ -290,4 +290,10 @@ def test_the_api_docs_load_nothing_from_the_internet(client: TestClient) -> None
     assert client.get("/openapi.json").json()["info"]["title"] == "btcmlops inference service"
     redoc = client.get("/redoc")
     assert redoc.status_code == 200
-    assert "/docs/assets/redoc.standalone.js" in redoc.text
+    assert '<script src="/docs/redoc.standalone.js">' in redoc.text  # the shipped bundle less its CDN logo
+    assert "img-src 'self'" in redoc.headers["content-security-policy"]
+    bundle = client.get("/docs/redoc.standalone.js")
+    assert bundle.status_code == 200
+    assert len(bundle.content) > 500_000
+    assert b"cdn.redoc.ly" not in bundle.content
+    assert b"cdn.redoc.ly" in client.get("/docs/assets/redoc.standalone.js").content  # the shipped one

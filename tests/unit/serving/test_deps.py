@@ -26,7 +26,7 @@ def _app(api_key: str | None) -> FastAPI:
         return {"changed": body.reason}
 
     add_error_handlers(app)
-    app.dependency_overrides[get_settings] = lambda: Settings(clock={"api_key": api_key})
+    app.dependency_overrides[get_settings] = lambda: Settings(serve={"control_key": api_key})
     return app
 
 

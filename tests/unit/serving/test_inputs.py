@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from btcmlops.clock import SimClock
-from btcmlops.serving.schemas import MAX_CANDLES
+from btcmlops.serving.schemas import HOUR_PATTERN, MAX_CANDLES, TIME_PATTERN
 from btcmlops.settings import Settings
 from btcmlops.store import PriceStore
 
@@ -81,8 +81,26 @@ MALFORMED = [
     _case(
         "POST /predict",
         _raw(json.dumps({"candles": [{**CANDLE, "open": math.inf}, *WINDOW[1:]]})),
-        None,
-        "candles[0].open: inf is not a finite number",
+        "body.candles.0.open",
+        "finite number",
+    ),
+    _case("POST /predict", _body(candles=[{**CANDLE, "low": 0.0}]), "body.candles.0.low", "greater than 0"),
+    _case("POST /predict", _body(candles=[{**CANDLE, "high": True}]), "body.candles.0.high", "valid number"),
+    _case("POST /predict", _body(timestamp="2021-04-01T00:30:00Z"), "body.timestamp", "not on the hour"),
+    _case("POST /predict", _body(timestamp="2021-04-01T05:00:00+05:30"), "body.timestamp", "not on the hour"),
+    _case("POST /predict", _body(timestamp="2021-04-01T00:00:00"), "body.timestamp", "no timezone offset"),
+    _case(
+        "POST /predict",
+        _raw('{"timestamp": "2021-04-01T00:00:00Z", "x": ' + "[" * 20_000 + "]" * 20_000 + "}"),
+        "body",
+        "nested deeper",
+    ),
+    _case("POST /predict", {"content": b'{"timestamp": "\xff"}', "headers": JSON}, "body", "not UTF-8"),
+    _case(
+        "GET /predictions",
+        {"params": {"X-API-Key": "s3cret-in-the-query"}},
+        "query.X-API-Key",
+        "unknown query",
     ),
     _case("POST /predict/batch", _body(timestamps=[EXAMPLE, OUT_OF_RANGE[1]]), "body.timestamps.1", "range"),
     _case("POST /predict/batch", _body(timestamps=[1617235200]), "body.timestamps.0", "ISO 8601"),
@@ -102,6 +120,8 @@ MALFORMED = [
     _case(
         "POST /model/promote", _keyed(_body(version=10**30, reason="x")), "body.version", "less than or equal"
     ),
+    _case("POST /model/promote", _keyed(_body(version=True, reason="x")), "body.version", "not bool"),
+    _case("POST /clock", _keyed(_body(action="speed", speed=True)), "body.speed", "valid number"),
     _case("POST /clock", _raw('{"action": "\\ud800"}'), None, "X-API-Key", 401),  # the key first
     _case("POST /clock", {"json": {"action": "pause"}, "headers": KEY_CLE}, None, "X-API-Key", 401),
     _case("POST /clock", {"json": {"action": "pause"}, "headers": {"X-API-Key": b"\xff"}}, None, "Key", 401),
@@ -265,8 +285,8 @@ def test_openapi_documents_what_the_service_answers(shared_client: TestClient) -
     def documented(method: str, path: str) -> set[str]:
         return set(paths[path][method]["responses"])
 
-    assert {"400", "404", "413", "422", "425", "503"} <= documented("post", "/predict")
-    assert {"400", "413", "422", "503"} <= documented("post", "/predict/batch")
+    assert {"404", "413", "422", "425", "503"} <= documented("post", "/predict")
+    assert {"413", "422", "503"} <= documented("post", "/predict/batch")
     for path in ("/clock", "/model/promote", "/model/rollback"):
         assert {"400", "401", "403", "409", "413", "422"} <= documented("post", path)
     assert "503" in documented("get", "/readyz")
@@ -275,3 +295,81 @@ def test_openapi_documents_what_the_service_answers(shared_client: TestClient) -
         for operation in operations.values():
             invalid = operation["responses"]["422"]["content"]["application/json"]["schema"]
             assert invalid == {"$ref": "#/components/schemas/InvalidInputPublic"}
+
+
+def test_openapi_states_every_limit_the_service_enforces(serve: Serve) -> None:
+    """A client generated from the document sends nothing the service refuses as invalid: the limits
+    set by this deployment's settings are in it too (``tests/unit/serving/test_schemathesis.py`` holds
+    every generated valid request to that)."""
+    with serve(serve={"max_read_rows": 700, "max_batch": 9}, clock={"max_speed": 50.0}) as client:
+        spec = client.get("/openapi.json").json()
+    paths, schemas = spec["paths"], spec["components"]["schemas"]
+    for path in ("/candles", "/predictions"):
+        (limit,) = [p for p in paths[path]["get"]["parameters"] if p["name"] == "limit"]
+        assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 700), path
+    request = schemas["PredictionRequest"]["properties"]
+    assert request["candles"]["minItems"] == 25  # the feature window of the service's feature set
+    assert request["timestamp"]["pattern"] == HOUR_PATTERN
+    assert schemas["CandleIn"]["properties"]["open_time"]["pattern"] == HOUR_PATTERN
+    assert schemas["CandleIn"]["properties"]["low"]["exclusiveMinimum"] == 0
+    assert schemas["BatchPredictionRequest"]["properties"]["timestamps"]["maxItems"] == 9
+    assert schemas["BatchPredictionRequest"]["properties"]["timestamps"]["items"]["pattern"] == TIME_PATTERN
+    assert schemas["ClockChange"]["properties"]["speed"]["maximum"] == 50.0
+    (after,) = [p for p in paths["/predictions"]["get"]["parameters"] if p["name"] == "after"]
+    assert "[0-9]{1,11}:[0-9]{1,18}" in json.dumps(after["schema"])
+
+
+@pytest.mark.parametrize(
+    ("text", "accepted"),
+    [
+        ("2024-03-05T14:00:00Z", True),
+        ("1970-01-01T00:00:00+14:00", True),  # the year as written counts: 1969 in UTC, still served
+        ("2199-12-31T23:00:00-09:00", True),
+        ("2024-03-05 14:00+0000", True),
+        ("1969-12-31T23:00:00Z", False),
+        ("2200-01-01T00:00:00Z", False),
+        ("2024-03-05T14:00:00", False),
+        ("2024-03-05T14:00:00+05:30", False),  # not on the hour in UTC
+        ("2024-03-05T14:00:60Z", False),
+    ],
+)
+def test_the_hour_pattern_is_the_rule_the_service_applies(
+    shared_client: TestClient, text: str, accepted: bool
+) -> None:
+    import re
+
+    response = shared_client.post("/predict", json={"timestamp": text})
+    refused_as_invalid = response.status_code == 422 and "body" in json.dumps(response.json())
+    assert bool(re.match(HOUR_PATTERN, text)) is accepted
+    assert refused_as_invalid is not accepted, response.text
+
+
+def test_a_key_in_the_query_string_is_refused_and_not_echoed(shared_client: TestClient) -> None:
+    response = shared_client.get("/candles", params={"api_key": "s3cret-in-the-query"})
+    assert response.status_code == 422
+    assert "api_key" in response.text
+    assert "s3cret-in-the-query" not in response.text
+
+
+def test_two_control_keys_are_refused_even_when_one_is_right(
+    shared_client: TestClient, control_key: str
+) -> None:
+    for keys in ([control_key, "wrong"], ["wrong", control_key], [control_key, control_key]):
+        response = shared_client.post(
+            "/clock",
+            json={"action": "pause"},
+            headers=[("X-API-Key", key) for key in keys],
+        )
+        assert response.status_code == 400, (keys, response.text)
+        assert response.json() == {"detail": "X-API-Key sent 2 times: send it once"}
+
+
+@pytest.mark.parametrize("method", ["OPTIONS", "DELETE", "PUT"])
+def test_a_method_a_path_does_not_take_is_405_listing_every_method_it_does(
+    shared_client: TestClient, method: str
+) -> None:
+    response = shared_client.request(method, "/clock")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+    assert shared_client.request(method, "/predict").headers["allow"] == "POST"
+    assert shared_client.request(method, "/healthz").headers["allow"] == "GET"

@@ -18,7 +18,7 @@ from btcmlops.serving.errors import ApiError
 from btcmlops.serving.limits import BodyLimitMiddleware, ReadGate
 from btcmlops.serving.state import StoreUnavailableError
 from btcmlops.settings import ServeSettings
-from services import free_port
+from services import free_port, uvicorn_in_thread
 
 # One xdist worker (make test) runs the module: the module's server is started once.
 pytestmark = pytest.mark.xdist_group("limits")
@@ -125,16 +125,8 @@ def server() -> Iterator[int]:
     """The middleware in a real uvicorn server (h11): chunked bodies arrive as the client sends them."""
     port = free_port()
     config = uvicorn.Config(BodyLimitMiddleware(_Echo(), max_bytes=LIMIT), port=port, log_level="warning")
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not running.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    yield port
-    running.should_exit = True
-    thread.join(timeout=10)
+    with uvicorn_in_thread(config):
+        yield port
 
 
 def _chunked(port: int, chunks: list[bytes]) -> bytes:

@@ -13,7 +13,6 @@ import inspect
 import logging
 import resource
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -32,7 +31,7 @@ from btcmlops.serving.server import (
     server_config,
 )
 from btcmlops.settings import ServeSettings
-from services import free_port
+from services import free_port, uvicorn_in_thread
 
 # One xdist worker (make test) runs the module: the module's server is started once.
 pytestmark = pytest.mark.xdist_group("server")
@@ -81,16 +80,8 @@ def port() -> Iterator[int]:
     chosen = free_port()
     config = server_config(_app, SETTINGS, host="127.0.0.1", port=chosen, max_connections=MAX_CONNECTIONS)
     config.log_level = logging.WARNING
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    yield chosen
-    server.should_exit = True
-    thread.join(timeout=10)
+    with uvicorn_in_thread(config):
+        yield chosen
 
 
 def _connect(port: int) -> socket.socket:

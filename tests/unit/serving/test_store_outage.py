@@ -73,3 +73,15 @@ def test_every_read_that_needs_the_store_is_a_503_in_the_store_wait(
         model = client.get("/model").json()
     assert model["store_error"] is not None
     assert model["last_swap_error"] is None
+
+
+def test_a_store_that_cannot_be_migrated_at_start_is_logged_with_why(
+    settings_copy: SettingsCopy, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The service still starts (its watcher keeps reading the store), but never silently."""
+    caplog.set_level("WARNING", logger="btcmlops.bootstrap")
+    with _serving_without_store(settings_copy, free_port()) as client:
+        assert client.get("/healthz").status_code == 200
+    [record] = [r for r in caplog.records if r.name == "btcmlops.bootstrap"]
+    assert "could not migrate the price store at mysql+pymysql://" in record.getMessage()
+    assert "refused" in record.getMessage().lower()

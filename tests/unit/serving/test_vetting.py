@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from btcmlops.contest.window import TrainingWindow
 from btcmlops.registry import ModelVersionInfo
 from btcmlops.serving.snapshot import Snapshot, SnapshotBuilder
 from btcmlops.serving.vetting import vet
+from btcmlops.training_window import TrainingWindow
 from factories import make_candles
 
 

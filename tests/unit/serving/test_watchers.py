@@ -20,7 +20,8 @@ import pytest
 
 from btcmlops.contest import TrainingWindow
 from btcmlops.registry import ModelVersionInfo
-from btcmlops.serving.state import ServiceState, wait_for_answer
+from btcmlops.retry import wait_for_answer
+from btcmlops.serving.state import ServiceState
 from btcmlops.settings import ServeSettings
 from btcmlops.store import CANDLE_VALUES
 

@@ -273,3 +273,21 @@ def test_candles_written_since_a_time_are_the_new_and_the_changed_ones(store: Pr
     nothing, none = store.read_candles_written(newest + timedelta(seconds=1))
     assert nothing.empty
     assert none is None
+
+
+def test_a_store_used_as_a_context_manager_is_disposed_however_the_block_ends(tmp_path: Path) -> None:
+    disposed: list[str] = []
+    with PriceStore(f"sqlite:///{tmp_path / 'a.db'}") as store:
+        store.dispose = lambda: disposed.append("ok")  # type: ignore[method-assign]
+        store.migrate()
+        assert store.candle_count() == 0
+    assert disposed == ["ok"]
+
+    def fail_inside() -> None:
+        with PriceStore(f"sqlite:///{tmp_path / 'b.db'}") as failing:
+            failing.dispose = lambda: disposed.append("after an error")  # type: ignore[method-assign]
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fail_inside()
+    assert disposed == ["ok", "after an error"]

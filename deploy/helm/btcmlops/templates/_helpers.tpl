@@ -119,11 +119,11 @@ http://{{ include "btcmlops.fullname" . }}-minio:9000
 {{- end -}}
 {{- end -}}
 
-{{- define "btcmlops.apiKeySecret" -}}
+{{- define "btcmlops.controlKeySecret" -}}
 {{- if .Values.demo.enabled -}}
 {{- include "btcmlops.fullname" . }}-demo
 {{- else -}}
-{{- .Values.clock.auth.existingSecret -}}
+{{- .Values.api.controlKey.existingSecret -}}
 {{- end -}}
 {{- end -}}
 
@@ -176,14 +176,30 @@ mysql+pymysql://$(MYSQL_USER):$(MYSQL_PASSWORD)@{{ include "btcmlops.mysqlHost" 
   value: {{ .Values.clock.speed | quote }}
 {{- end -}}
 
-{{- define "btcmlops.env.apiKey" -}}
-{{- $secret := include "btcmlops.apiKeySecret" . -}}
+{{- define "btcmlops.env.controlKey" -}}
+{{- $secret := include "btcmlops.controlKeySecret" . -}}
 {{- if $secret }}
-- name: BTCMLOPS_CLOCK__API_KEY
+- name: BTCMLOPS_SERVE__CONTROL_KEY
   valueFrom:
     secretKeyRef:
       name: {{ $secret }}
-      key: {{ .Values.clock.auth.apiKeyKey }}
+      key: {{ .Values.api.controlKey.secretKey }}
+{{- end }}
+{{- end -}}
+
+{{/* The contest, model and serve settings of values.yaml (contest:, model:, serve:, by the settings'
+     own names), each as BTCMLOPS_<GROUP>__<NAME>; those in .except (variable names) are left to the
+     template that includes this. Arg: (dict "root" $ "except" (list ...)). */}}
+{{- define "btcmlops.env.settings" -}}
+{{- $except := .except | default list -}}
+{{- range $group := list "contest" "model" "serve" }}
+{{- range $name, $value := index $.root.Values $group }}
+{{- $variable := printf "BTCMLOPS_%s__%s" (upper $group) (upper $name) }}
+{{- if not (has $variable $except) }}
+- name: {{ $variable }}
+  value: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end -}}
 

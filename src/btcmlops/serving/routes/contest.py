@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from btcmlops.contest.rule import outcome_of
 from btcmlops.serving.deps import Service, Store
 from btcmlops.serving.errors import documented
 from btcmlops.serving.schemas import DecisionPublic, ShadowForecastPublic, ShadowPublic, UtcDatetime
@@ -50,6 +51,11 @@ async def decisions(service: Service, store: Store) -> list[DecisionPublic]:
     months = {f"{row.eval_start:%Y-%m}" for row in rows}
     experiment_id, runs = await asyncio.to_thread(service.contest_runs, months)  # MLflow: its own timeout
     return [
-        DecisionPublic(**vars(row), experiment_id=experiment_id, run_id=runs.get(f"{row.eval_start:%Y-%m}"))
+        DecisionPublic(
+            **vars(row),
+            outcome=outcome_of(row.promoted),
+            experiment_id=experiment_id,
+            run_id=runs.get(f"{row.eval_start:%Y-%m}"),
+        )
         for row in rows
     ]

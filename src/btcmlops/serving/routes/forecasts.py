@@ -37,7 +37,7 @@ router = APIRouter(tags=["forecast"])
 @router.post(
     "/predict",
     response_model=PredictionPublic,
-    responses=documented(400, 404, 425, 503, why=NO_MODEL_OR_STORE),
+    responses=documented(404, 425, 503, why=NO_MODEL_OR_STORE),
 )
 async def predict(body: PredictionRequest, service: Service, log: PredictionLog) -> PredictionPublic:
     """Forecast the close after ``timestamp`` (read from the store) or after the last candle sent."""
@@ -65,7 +65,7 @@ async def predict(body: PredictionRequest, service: Service, log: PredictionLog)
 @router.post(
     "/predict/batch",
     response_model=BatchPredictionPublic,
-    responses=documented(400, 413, 503, why=NO_MODEL_OR_STORE),
+    responses=documented(413, 503, why=NO_MODEL_OR_STORE),
 )
 async def predict_batch(
     body: BatchPredictionRequest, service: Service, log: PredictionLog, settings: AppSettings

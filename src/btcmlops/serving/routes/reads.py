@@ -126,8 +126,8 @@ async def predictions(
         str | None,
         Query(
             description="Where this page starts: the cursor in the previous page's Link header (rel=next).",
-            pattern=r"^\d+:\d+$",
-            max_length=64,
+            pattern=r"^[0-9]{1,11}:[0-9]{1,18}$",  # seconds to year 5138, a row id within BIGINT
+            max_length=30,
         ),
     ] = None,
 ) -> Response:

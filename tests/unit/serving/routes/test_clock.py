@@ -36,8 +36,8 @@ def client(replay: ReplayResult, tmp_path: Path) -> Iterator[TestClient]:
         home=tmp_path,
         store={"url": f"sqlite:///{store_copy}"},
         mlflow={"tracking_uri": replay.tracking_uri},
-        serve={"poll_interval_s": 0.05},
-        clock={"start": "2021-03-10T00:00:00Z", "speed": 0.01, "api_key": KEY},  # 36 sim seconds per second
+        serve={"poll_interval_s": 0.05, "control_key": KEY},
+        clock={"start": "2021-03-10T00:00:00Z", "speed": 0.01},  # 36 sim seconds per second
     )
     with TestClient(create_app(settings)) as test_client:
         wait_ready(test_client)
@@ -94,7 +94,7 @@ def test_without_a_configured_key_the_clock_cannot_change(replay: ReplayResult, 
     with TestClient(create_app(settings)) as test_client:
         response = test_client.post("/clock", json={"action": "reset"}, headers={"X-API-Key": "anything"})
     assert response.status_code == 403
-    assert "BTCMLOPS_CLOCK__API_KEY" in response.text
+    assert "BTCMLOPS_SERVE__CONTROL_KEY" in response.text
 
 
 def test_a_reset_clock_holds_at_the_months_end_and_the_held_hour_waits_for_its_champion(

@@ -34,7 +34,7 @@ def replay(tmp_path: Path, replay_of: ReplayOf) -> ReplayResult:
 
 @pytest.fixture
 def client(replay: ReplayResult) -> Iterator[TestClient]:
-    with serving_replay(replay, clock={"api_key": KEY}) as test_client:
+    with serving_replay(replay, serve={"control_key": KEY}) as test_client:
         yield test_client
 
 
@@ -102,7 +102,7 @@ def test_without_a_key_configured_the_model_cannot_be_changed(replay: ReplayResu
     with TestClient(create_app(settings)) as client:
         response = client.post("/model/rollback", json={"reason": "x"}, headers={"X-API-Key": "anything"})
         assert response.status_code == 403
-        assert "BTCMLOPS_CLOCK__API_KEY" in response.json()["detail"]
+        assert "BTCMLOPS_SERVE__CONTROL_KEY" in response.json()["detail"]
 
 
 def _unreachable_mlflow() -> MlflowException:
@@ -134,7 +134,7 @@ def _router_alone(changes: _RefusingChanges) -> FastAPI:
     app = FastAPI()
     app.include_router(model.router)
     add_error_handlers(app)
-    app.dependency_overrides[get_settings] = lambda: Settings(clock={"api_key": KEY})
+    app.dependency_overrides[get_settings] = lambda: Settings(serve={"control_key": KEY})
     app.dependency_overrides[get_changes] = lambda: changes
     return app
 

@@ -51,7 +51,7 @@ def _client(fake: Any) -> TestClient:
             3,
             _refused,
             503,
-            {"ready": False, "detail": "price store unreachable: ConnectionRefusedError: refused"},
+            {"ready": False, "detail": "price store unreachable: ConnectionRefusedError: connection refused"},
         ),
     ],
 )

@@ -1,8 +1,9 @@
 """``TrainingWindow``: exactly what a contestant was fitted on, the contest's proof of fairness.
 
-It belongs to the contest (a model is never scored on an hour at or before ``train_end``) and imports
-nothing of MLflow: the registry stores it as version tags under the same names, and the API and the
-replay summary show it under those names too.
+The contest sets it (a model is never scored on an hour at or before ``train_end``), the registry
+stores it as version tags under the same names, and the API and the replay summary show it under
+those names too. So it lives below all of them, a plain value that imports nothing of MLflow: the
+registry reading it does not import the contest.
 """
 
 from __future__ import annotations

@@ -1,0 +1,107 @@
+"""``btcmlops simulate``: replay the contest over a candle file, month by month, and print what it decided."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from btcmlops.cli.common import settings_of, training_device
+from btcmlops.cli.console import console, errors
+
+
+def simulate(
+    ctx: typer.Context,
+    data: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="Candle file (default: the shipped 2023-2024)."),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option(help="Output directory (a previous replay there moves to OUT.previous).")
+    ] = Path("out/replay"),
+) -> None:
+    """Replay the champion/challenger contest over a candle file, month by month."""
+    from btcmlops.data import CandleFileError
+    from btcmlops.replay import ReplayError, run_replay
+
+    settings = settings_of(ctx)
+    data_file = data or settings.data.file
+    device = training_device(settings)
+    if settings.model.family != "lightgbm" or device != "cpu":
+        console.print(f"training {settings.model.family} on {device}")
+    console.print(f"replaying [bold]{data_file}[/bold] into [bold]{out}[/bold]")
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("loading candles", total=None)
+
+        def on_month(month: object, done: int, total: int, outcome: object) -> None:
+            progress.update(task, total=total, completed=done, description=f"month {month} closed")
+
+        try:
+            result = run_replay(settings, data_file, out, on_month=on_month)
+        except (CandleFileError, ReplayError) as error:
+            errors.print(f"[red]replay refused:[/red] {error}")
+            raise typer.Exit(1) from None
+    _print_summary(result.summary)
+    data_info = result.summary.get("data")
+    if isinstance(data_info, dict) and data_info.get("stopped_early"):
+        console.print(f"[yellow]note:[/yellow] {data_info['stopped_early']}", soft_wrap=True)
+    if isinstance(data_info, dict) and data_info.get("end_of_data"):
+        console.print(f"end of data: {data_info['end_of_data']}", soft_wrap=True)
+    # soft_wrap: paths and the command must stay on one line to be copied.
+    console.print(f"report:      {result.report_html}  (and {result.report_png.name})", soft_wrap=True)
+    console.print(f"predictions: {result.predictions_path}", soft_wrap=True)
+    console.print(f"summary:     {result.summary_path}", soft_wrap=True)
+    if result.previous is not None:
+        console.print(
+            f"previous:    {result.previous}  (the replay {out} held, as it was left)", soft_wrap=True
+        )
+    console.print(f"MLflow UI:   {result.ui_command}", soft_wrap=True, markup=False, highlight=False)
+    mlflow_info = result.summary.get("mlflow")
+    if isinstance(mlflow_info, dict) and result.tracking_uri.startswith("sqlite:"):
+        for label, key in (("  contests:", "runs_url"), ("  model:", "model_url")):
+            console.print(f"{label:<12} {mlflow_info[key]}", soft_wrap=True, markup=False, highlight=False)
+
+
+def _print_summary(summary: dict[str, object]) -> None:
+    from btcmlops.contest.rule import PROMOTED, outcome_of
+
+    history = Table(title="Champion history")
+    history.add_column("version", justify="right")
+    history.add_column("serves from")
+    for item in summary["champion_history"]:  # type: ignore[attr-defined]
+        history.add_row(f"v{item['version']}", item["from_month"])
+    console.print(history)
+    decisions = Table(title="Contest decisions: MAE on the shadow month (USDT)")
+    for column in ("month", "champion", "challenger", "naive", "decision"):
+        decisions.add_column(column, justify="right", no_wrap=True)
+    for item in summary["decisions"]:  # type: ignore[attr-defined]
+        decisions.add_row(
+            item["month"],
+            f"v{item['champion_version']} {item['champion_mae']:.2f}",
+            f"v{item['challenger_version']} {item['challenger_mae']:.2f}",
+            f"{item['naive_mae']:.2f}",
+            f"[green]{PROMOTED}[/green]" if item["promoted"] else outcome_of(False),
+        )
+    console.print(decisions)
+    overall = summary["overall"]
+    if isinstance(overall, dict):
+        console.print(
+            f"served MAE {overall['served']['mae']:.2f} USDT vs naive {overall['naive']['mae']:.2f} USDT "
+            f"(skill {overall['skill']:+.3%}) over {overall['served']['n']} served hours; "
+            f"{summary['promotions']} promotion(s); final champion v{summary['final_champion']}"
+        )
+    timings = summary.get("timings", {})
+    if isinstance(timings, dict):
+        console.print(
+            f"wall {timings.get('total_s', 0):.1f} s: training {timings.get('training_s', 0):.1f} s, "
+            f"MLflow {timings.get('mlflow_s', 0):.1f} s"
+        )
