@@ -62,11 +62,13 @@ test: install test-deps ## Run every test: unit, and integration against MariaDB
 	$(RUN) pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=25
 
 # The inner loop: no servers, no browser, SQLite only, the crash matrix cut at 3 of its boundaries and
-# 5 fuzz cases per operation and mode instead of 80.
+# 5 fuzz cases per operation and mode instead of 80; two xdist workers (FAST_WORKERS=0: one process).
 FAST_FUZZ_CASES ?= 5
+FAST_WORKERS ?= 2
 .PHONY: test-fast
 test-fast: install ## The inner loop (under 2 min): every module's unit tests on SQLite, slow ones sampled or left out
-	BTCMLOPS_FUZZ_CASES=$(FAST_FUZZ_CASES) $(RUN) pytest tests/unit -m "not slow and not mariadb and not integration and not browser" --durations=10
+	BTCMLOPS_FUZZ_CASES=$(FAST_FUZZ_CASES) $(RUN) pytest tests/unit -m "not slow and not mariadb and not integration and not browser" \
+		-n $(FAST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=10
 
 # As root, install what the tests need (system-deps); otherwise say, before any test runs, which tests
 # will be skipped for want of it and the one command that enables them.
