@@ -80,6 +80,12 @@ def last_complete_month(last_hour: datetime | pd.Timestamp) -> Month:
     return month if pd.Timestamp(last_hour) >= month.last_hour else month.previous()
 
 
+def last_complete_month_by(end_at: datetime | pd.Timestamp) -> Month:
+    """The newest complete month of data that ends at ``end_at`` (the clock's end: the close of the
+    data's last hour, one hour after its open)."""
+    return last_complete_month(pd.Timestamp(end_at) - pd.Timedelta(hours=1))
+
+
 def end_of_data(last_month: Month) -> str:
     """What happens at the end of the data, in the words the replay and the live stack both say.
 

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from btcmlops.calendar import end_of_data, last_complete_month
+from btcmlops.calendar import end_of_data, last_complete_month_by
 from btcmlops.dashboard.client import ServiceClient, ServiceError, ServiceUnavailableError
 from btcmlops.dashboard.views import (
     champion_timeline,
@@ -63,7 +63,7 @@ def _clock_state(clock: dict[str, Any]) -> None:
         )
     elif clock.get("state") == "finished":
         end = pd.Timestamp(clock["end_at"])
-        last = last_complete_month(end - pd.Timedelta(hours=1))  # end_at: the close of the last hour
+        last = last_complete_month_by(end)
         st.success(f"The replay is finished at {end:%Y-%m-%d %H:%M} UTC: {end_of_data(last)}.")
 
 

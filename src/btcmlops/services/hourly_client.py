@@ -25,9 +25,8 @@ from btcmlops.retry import Backoff, keep_trying
 logger = logging.getLogger(__name__)
 
 HOUR = timedelta(hours=1)
-RETRY_LATER = frozenset({404, 425, 503})
-"""Answers that mean "not yet": the hour is asked again next round."""
-_NOT_YET = {404: "candle not written yet", 425: "too early", 503: "no champion or store"}
+RETRY_LATER = {404: "candle not written yet", 425: "too early", 503: "no champion or store"}
+"""Answers that mean "not yet", with what each waits for: the hour is asked again next round."""
 RESUME_LOOKBACK = timedelta(days=31)
 """How far back a restarted client looks for the newest forecast it had asked for."""
 
@@ -83,7 +82,7 @@ class HourlyClient:
         line = f"{self.answered:,} hour(s) answered; next: {self.next_hour:%Y-%m-%d %H:00}Z"
         if self.put_off:
             why = ", ".join(
-                f"{count:,} x {status} ({_NOT_YET.get(status, 'refused')})"
+                f"{count:,} x {status} ({RETRY_LATER.get(status, 'refused')})"
                 for status, count in sorted(self.put_off.items())
             )
             line += f"; asked again later: {why}"

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from btcmlops.calendar import Month, end_of_data, last_complete_month
+from btcmlops.calendar import Month, end_of_data, last_complete_month_by
 from btcmlops.clock import SimClock, last_closed_hour, month_end
 from btcmlops.contest.contest import Contest, MonthOutcome
 from btcmlops.contest.rule import outcome_of
@@ -330,7 +330,7 @@ def _last_month_of_data(clock: SimClock) -> Month | None:
     """The last complete month of the data the clock plays (None: the clock has no end)."""
     if clock.end_at is None:
         return None
-    return last_complete_month(clock.end_at - timedelta(hours=1))  # end_at: the close of the last hour
+    return last_complete_month_by(clock.end_at)
 
 
 def _log(outcome: MonthOutcome) -> None:
