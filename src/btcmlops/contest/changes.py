@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import getpass
 import logging
-import os
 import socket
 import threading
 from collections.abc import Callable
@@ -22,7 +21,14 @@ from typing import Any, Protocol
 
 from btcmlops.contest.invariants import registry_problems
 from btcmlops.registry import CHALLENGER, CHAMPION, ModelRegistry, ModelVersionInfo, VersionStatus, with_alias
-from btcmlops.store import AuditEntry, ChangeInProgressError, DecisionRow, JournalEntry, RegistryJournal
+from btcmlops.store import (
+    AuditEntry,
+    ChangeInProgressError,
+    DecisionRow,
+    JournalEntry,
+    RegistryJournal,
+    this_process,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -209,7 +215,7 @@ class ChampionChanges:
         age_s = (now - pending.created_at).total_seconds()
         if age_s < grace_s:
             return None  # maybe still in flight in the process that began it
-        holder = holder or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        holder = holder or f"{this_process()}:{threading.get_ident()}"
         claim = f"{REPAIR_CLAIM}:{pending.id}"
         if self._journal.acquire_lease(claim, holder, now=now, ttl_s=max(grace_s, 30.0)).holder != holder:
             return None  # another process is repairing it right now

@@ -9,8 +9,6 @@ and no version is registered twice; if it falls behind it closes the missed mont
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -23,7 +21,7 @@ from btcmlops.redaction import redact
 from btcmlops.registry import ModelRegistry
 from btcmlops.retry import Backoff, keep_trying, retrying
 from btcmlops.settings import TrainerSettings
-from btcmlops.store import PriceStore
+from btcmlops.store import PriceStore, this_process
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +105,7 @@ class TrainerService:
         self._reconcile_due = datetime.min.replace(tzinfo=UTC)
         """When the next reconcile is due: at once after a (re)start or a failed round, then every
         ``change_check_s`` (a change by hand another process left pending is rolled forward)."""
-        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}"
+        self.holder = holder or this_process()
         self._lease_lost = threading.Event()
         self._lease_valid_until = datetime.min.replace(tzinfo=UTC)
 

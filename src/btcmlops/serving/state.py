@@ -12,8 +12,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +30,7 @@ from btcmlops.serving.metrics import ServiceMetrics
 from btcmlops.serving.snapshot import ServedModel, Snapshot, SnapshotBuilder
 from btcmlops.serving.vetting import vet
 from btcmlops.settings import ServeSettings
-from btcmlops.store import PriceStore
+from btcmlops.store import PriceStore, this_process
 from btcmlops.store.price_store import SERVED_REPORT_EVERY_S
 
 if TYPE_CHECKING:
@@ -106,7 +104,7 @@ class ServiceState:
         self._reported_at = -math.inf
         self._written_since = datetime.now(UTC) - _WRITE_OVERLAP
         self._contest_runs: dict[str, str] = {}
-        self.replica = f"{socket.gethostname()}:{os.getpid()}"
+        self.replica = this_process()
         """This process, as it reports what it serves (every replica follows the alias on its own)."""
         self._runs_searched_at = -math.inf
 

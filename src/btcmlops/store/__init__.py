@@ -4,7 +4,14 @@ The schema belongs to Alembic migrations shipped inside the package; ``PriceStor
 any database to the newest one, so a fresh SQLite file and a production MySQL are the same schema.
 """
 
-from btcmlops.store.journal import AuditEntry, ChangeInProgressError, JournalEntry, Lease, RegistryJournal
+from btcmlops.store.journal import (
+    AuditEntry,
+    ChangeInProgressError,
+    JournalEntry,
+    Lease,
+    RegistryJournal,
+    this_process,
+)
 from btcmlops.store.price_store import (
     CANDLE_VALUES,
     DecisionConflictError,
@@ -26,4 +33,5 @@ __all__ = [
     "PriceStore",
     "RegistryJournal",
     "UpsertReport",
+    "this_process",
 ]

@@ -12,6 +12,8 @@ which is 1 only while pending).
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +28,11 @@ from btcmlops.store.times import naive_utc as _naive_utc
 
 PENDING = "pending"
 DONE = "done"
+
+
+def this_process() -> str:
+    """``host:pid``: who holds a lease, or serves as a replica, as the journal and the log name it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class ChangeInProgressError(RuntimeError):
