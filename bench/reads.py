@@ -25,7 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
-from serve import _free_port, _wrk, ensure_replay  # the same wrk driver as bench/serve.py
+from serve import _free_port, _server, _wrk, ensure_replay  # the same wrk driver as bench/serve.py
 
 from btcmlops.store import LoggedPrediction, PriceStore
 
@@ -74,23 +74,9 @@ def main() -> None:
         bodies = [json.dumps({"timestamp": stamp}) for stamp in stamps]
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen(
-            [sys.executable, "-m", "btcmlops", "serve", "--replay", str(scratch), "--port", str(port)],
-            env={**os.environ, "BTCMLOPS_SERVE__LOG_FLUSH_INTERVAL_S": "1"},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    sys.exit("the service did not become ready")
-                time.sleep(0.2)
+        service = [sys.executable, "-m", "btcmlops", "serve", "--replay", str(scratch), "--port", str(port)]
+        env = {**os.environ, "BTCMLOPS_SERVE__LOG_FLUSH_INTERVAL_S": "1"}
+        with _server(service, url, "/readyz", env) as server:
             _wrk(url, "/predict", bodies, 8, 2, scratch)  # warm up
             alone = _wrk(url, "/predict", bodies, 64, args.seconds, scratch)
             reads: dict[str, str] = {}
@@ -101,9 +87,6 @@ def main() -> None:
             reader.join()
             ready = httpx.get(f"{url}/readyz", timeout=5).status_code
             peak = _peak_rss_mb(server.pid)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     out = reads["stdout"]

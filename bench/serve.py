@@ -68,11 +68,16 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _server(command: list[str], url: str, ready_path: str, env: dict[str, str]) -> Iterator[None]:
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _server(
+    command: list[str], url: str, ready_path: str, env: dict[str, str], log: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``command`` started, once ``url + ready_path`` answers 200 (its output in ``log``, if given);
+    stopped at the end. Every bench that measures a server process starts it here."""
+    with log.open("wb") if log is not None else open(os.devnull, "wb") as output:
+        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and process.poll() is None:
             try:
                 if httpx.get(f"{url}{ready_path}", timeout=1).status_code == 200:
                     break
@@ -80,8 +85,9 @@ def _server(command: list[str], url: str, ready_path: str, env: dict[str, str]) 
                 pass
             time.sleep(0.2)
         else:
-            raise RuntimeError(f"{command} not ready")
-        yield
+            tail = log.read_text()[-2000:] if log is not None else ""
+            raise RuntimeError(f"{command} not ready{': ' + tail if tail else ''}")
+        yield process
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -15,14 +15,12 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
-from serve import _free_port, ensure_replay  # as bench/serve.py makes and finds the replay
+from serve import _free_port, _server, ensure_replay  # as bench/serve.py makes and finds the replay
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from btcmlops.settings import ServeSettings
@@ -59,49 +57,41 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "BTCMLOPS_HOME": str(scratch / "home")}
     command = [sys.executable, "-m", "btcmlops", "serve", "--replay", str(scratch), "--port", str(port)]
-    with (scratch / "serve.log").open("wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                sys.exit(f"the service did not become ready: {(scratch / 'serve.log').read_text()[-2000:]}")
-            time.sleep(0.5)
-        for hour in HOURS[:20]:
-            httpx.post(f"{url}/predict", json={"timestamp": hour}, timeout=10)
-        fds_before = _open_fds(process.pid)
-        alone = ask_beside(url, args.seconds, HOURS)
-        slow_headers = args.slow // 2
-        with HeldConnections(
-            "127.0.0.1", port, idle=args.idle, slow_headers=slow_headers, slow_bodies=args.slow - slow_headers
-        ) as held:
-            beside = ask_beside(url, args.seconds, HOURS)
-            held_by_service = _open_fds(process.pid) - fds_before
-            still_open = held.open_count()
-            closed = held.wait_closed(settings.body_timeout_s + 10)
-            print(
-                f"settings: header timeout {settings.header_timeout_s:g} s, body timeout "
-                f"{settings.body_timeout_s:g} s, keep-alive {settings.keep_alive_timeout_s} s, "
-                f"cap {settings.max_connections}"
-                f"\nheld: {len(held.held)} connections opened in {held.opened_in_s:.2f} s; the service held "
-                f"{held_by_service} more descriptors while the normal client asked; {still_open} still "
-                f"open when it stopped"
-                f"\nalone:  {alone.figures('/healthz')}; {alone.figures('/predict')}; "
-                f"failed {len(alone.failed())}"
-                f"\nbeside: {beside.figures('/healthz')}; {beside.figures('/predict')}; "
-                f"failed {len(beside.failed())}"
-                f"\n{held.closing_summary()}"
-                f"\nall closed by the server: {closed}; service descriptors {fds_before} before, "
-                f"{_open_fds(process.pid)} after"
-            )
+        with _server(command, url, "/readyz", env, scratch / "serve.log") as process:
+            for hour in HOURS[:20]:
+                httpx.post(f"{url}/predict", json={"timestamp": hour}, timeout=10)
+            fds_before = _open_fds(process.pid)
+            alone = ask_beside(url, args.seconds, HOURS)
+            slow_headers = args.slow // 2
+            with HeldConnections(
+                "127.0.0.1",
+                port,
+                idle=args.idle,
+                slow_headers=slow_headers,
+                slow_bodies=args.slow - slow_headers,
+            ) as held:
+                beside = ask_beside(url, args.seconds, HOURS)
+                held_by_service = _open_fds(process.pid) - fds_before
+                still_open = held.open_count()
+                closed = held.wait_closed(settings.body_timeout_s + 10)
+                print(
+                    f"settings: header timeout {settings.header_timeout_s:g} s, body timeout "
+                    f"{settings.body_timeout_s:g} s, keep-alive {settings.keep_alive_timeout_s} s, "
+                    f"cap {settings.max_connections}"
+                    f"\nheld: {len(held.held)} connections opened in {held.opened_in_s:.2f} s; "
+                    "the service held "
+                    f"{held_by_service} more descriptors while the normal client asked; {still_open} still "
+                    f"open when it stopped"
+                    f"\nalone:  {alone.figures('/healthz')}; {alone.figures('/predict')}; "
+                    f"failed {len(alone.failed())}"
+                    f"\nbeside: {beside.figures('/healthz')}; {beside.figures('/predict')}; "
+                    f"failed {len(beside.failed())}"
+                    f"\n{held.closing_summary()}"
+                    f"\nall closed by the server: {closed}; service descriptors {fds_before} before, "
+                    f"{_open_fds(process.pid)} after"
+                )
     finally:
-        process.terminate()
-        process.wait(timeout=30)
         shutil.rmtree(scratch, ignore_errors=True)
 
 
