@@ -176,6 +176,29 @@ class ModelSettings(BaseModel):
     lambda_l2: float = Field(
         default=1.0, ge=0, description="L2 regularisation of leaf values (XGBoost: lambda)."
     )
+    interval_level: float = Field(
+        default=0.8,
+        ge=0.5,
+        le=0.99,
+        description=(
+            "Level of the central interval served with every forecast (0.8: the actual close should fall "
+            "inside it in 80 % of hours); from 0.5 to 0.99. Recorded with each version, which keeps it."
+        ),
+    )
+    interval_calibration_hours: int = Field(
+        default=720,
+        ge=24,
+        description=(
+            "Newest training hours held out of the interval's quantile boosters to calibrate them "
+            "(conformalised quantile regression); the point booster still trains on every hour."
+        ),
+    )
+    interval_boost_round: int = Field(
+        default=100, ge=1, description="Boosting rounds of each of the interval's two quantile boosters."
+    )
+    interval_learning_rate: float = Field(
+        default=0.05, gt=0, description="Shrinkage of each tree of the interval's quantile boosters."
+    )
     seed: int = Field(default=42, description="Random seed of every fit (bagging and feature sampling).")
     num_threads: int = Field(
         default=1,
@@ -225,6 +248,14 @@ class ContestSettings(BaseModel):
         gt=0,
         lt=1,
         description="Significance level of the Diebold-Mariano test under promotion_rule=significance.",
+    )
+    metric: Literal["mae", "interval_score"] = Field(
+        default="mae",
+        description=(
+            "The score the rule (margin, significance) is applied to: mae (the point forecast's mean "
+            "absolute error) or interval_score (the interval's Winkler score). Both are recorded on every "
+            "decision either way."
+        ),
     )
     min_month_share: float = Field(
         default=0.75,

@@ -71,6 +71,14 @@ def simulate(
             console.print(f"{label:<12} {mlflow_info[key]}", soft_wrap=True, markup=False, highlight=False)
 
 
+def _both(mae: float, interval: dict[str, float] | None) -> str:
+    return f"{mae:.2f}" if interval is None else f"{mae:.2f} / {interval['interval_score']:.1f}"
+
+
+def _p(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def _print_summary(summary: dict[str, object]) -> None:
     from btcmlops.contest.rule import PROMOTED, outcome_of
 
@@ -80,15 +88,19 @@ def _print_summary(summary: dict[str, object]) -> None:
     for item in summary["champion_history"]:  # type: ignore[attr-defined]
         history.add_row(f"v{item['version']}", item["from_month"])
     console.print(history)
-    decisions = Table(title="Contest decisions: MAE on the shadow month (USDT)")
-    for column in ("month", "champion", "challenger", "naive", "decision"):
+    decisions = Table(
+        title="Contest decisions on the shadow month: MAE / interval score (USDT), one-sided DM p-values"
+    )
+    for column in ("month", "champion", "challenger", "naive", "p (MAE / interval)", "decision"):
         decisions.add_column(column, justify="right", no_wrap=True)
     for item in summary["decisions"]:  # type: ignore[attr-defined]
+        intervals = item.get("intervals", {})
         decisions.add_row(
             item["month"],
-            f"v{item['champion_version']} {item['champion_mae']:.2f}",
-            f"v{item['challenger_version']} {item['challenger_mae']:.2f}",
-            f"{item['naive_mae']:.2f}",
+            f"v{item['champion_version']} {_both(item['champion_mae'], intervals.get('champion'))}",
+            f"v{item['challenger_version']} {_both(item['challenger_mae'], intervals.get('challenger'))}",
+            _both(item["naive_mae"], intervals.get("naive")),
+            f"{_p(item.get('dm_p_value'))} / {_p(item.get('dm_interval_p_value'))}",
             f"[green]{PROMOTED}[/green]" if item["promoted"] else outcome_of(False),
         )
     console.print(decisions)
@@ -99,6 +111,17 @@ def _print_summary(summary: dict[str, object]) -> None:
             f"(skill {overall['skill']:+.3%}) over {overall['served']['n']} served hours; "
             f"{summary['promotions']} promotion(s); final champion v{summary['final_champion']}"
         )
+        if "served_interval" in overall:
+            served, naive = overall["served_interval"], overall["naive_interval"]
+            monthly: list[dict[str, float]] = summary.get("monthly", [])  # type: ignore[assignment]
+            significant = len([m for m in monthly if m.get("interval_p_value", 1.0) < 0.05])
+            console.print(
+                f"{served['level']:.0%} interval: coverage {served['coverage']:.1%} (naive "
+                f"{naive['coverage']:.1%}), interval score {served['interval_score']:.2f} vs naive "
+                f"{naive['interval_score']:.2f} USDT (interval skill {overall['interval_skill']:+.2%}); "
+                f"better than naive's at 5 % in {significant} of {len(monthly)} "
+                f"months; worst month's coverage {overall['worst_month_coverage']:.1%}"
+            )
     timings = summary.get("timings", {})
     if isinstance(timings, dict):
         console.print(

@@ -11,7 +11,7 @@ closing with its audit rows last. A process that dies anywhere leaves a pending 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -22,11 +22,19 @@ import pandas as pd
 from btcmlops.calendar import Month
 from btcmlops.contest.changes import MONTH_CLOSE, ChampionChanges, StepHook, no_step
 from btcmlops.contest.rule import Decision, decide, outcome_of
-from btcmlops.contest.scoring import Scores, daily_mae, score
-from btcmlops.contest.significance import diebold_mariano
+from btcmlops.contest.scoring import (
+    IntervalScores,
+    Scores,
+    absolute_errors,
+    daily_mae,
+    hourly_interval_scores,
+    score,
+    score_interval,
+)
+from btcmlops.contest.significance import SignificanceTest, diebold_mariano
 from btcmlops.contest.training import month_samples, train_through
 from btcmlops.features import build_samples
-from btcmlops.model import Forecaster
+from btcmlops.model import Forecaster, naive_interval
 from btcmlops.registry import (
     CHALLENGER,
     CHAMPION,
@@ -45,10 +53,17 @@ PREDICTION_COLUMNS = (
     "target_time",
     "actual_close",
     "predicted_close",
+    "lower_close",
+    "upper_close",
+    "interval_level",
     "naive_close",
+    "naive_lower",
+    "naive_upper",
     "model_version",
     "role",
 )
+FORECAST_COLUMNS = ("predicted_close", "lower_close", "upper_close", "interval_level")
+"""One contestant's forecast of an hour: the point and its interval (nan: a version with none)."""
 CONTEST_ACTOR = "contest"
 
 
@@ -100,6 +115,12 @@ class ContestRecord:
     challenger: Scores
     naive: Scores
     decision: Decision
+    champion_interval: IntervalScores | None = None
+    challenger_interval: IntervalScores | None = None
+    naive_interval: IntervalScores | None = None
+    tests: dict[str, SignificanceTest] = field(default_factory=dict)
+    """The Diebold-Mariano test on each metric's hourly losses (``mae``, ``interval_score``); the
+    decision's own test is the one of the metric the rule was applied to."""
     tenure: dict[int, int] = field(default_factory=dict)
     """Hours of the month each version served on the champion's side (one entry unless changed)."""
     daily: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -118,6 +139,8 @@ class MonthOutcome:
     predictions: pd.DataFrame | None = None
     served: Scores | None = None
     naive: Scores | None = None
+    served_interval: IntervalScores | None = None
+    naive_interval: IntervalScores | None = None
     contest: ContestRecord | None = None
     trained: list[TrainingRecord] = field(default_factory=list)
     already_closed: bool = False
@@ -204,6 +227,8 @@ class Contest:
             predictions=outcome.predictions,
             served=outcome.served,
             naive=outcome.naive,
+            served_interval=outcome.served_interval,
+            naive_interval=outcome.naive_interval,
             contest=outcome.contest,
             trained=trained,
             note=outcome.note,
@@ -249,10 +274,12 @@ class Contest:
     def served_forecasts(self, month: Month) -> pd.DataFrame:
         """What served ``month``, hour by hour, as the audit says (the champion's side of a contest)."""
         candles = self._candles.read_candles(end=month.last_hour.to_pydatetime())
-        rows = month_samples(build_samples(candles, self._model.feature_set), month)
+        rows = self._with_naive_interval(
+            month_samples(build_samples(candles, self._model.feature_set), month), candles
+        )
         versions = {v.version: v for v in self._registry.versions()}
-        close, tenure = self._served_close(rows, month, versions)
-        return pd.concat(_served_frames(rows, close, tenure)).sort_values("target_time", ignore_index=True)
+        served, tenure = self._served(rows, month, versions)
+        return pd.concat(_served_frames(rows, served, tenure)).sort_values("target_time", ignore_index=True)
 
     @property
     def _name(self) -> str:
@@ -313,20 +340,33 @@ class Contest:
                 note=plan["note"],
             )
 
-        served_close, tenure = self._served_close(rows, month, versions_by_number)
+        rows = self._with_naive_interval(rows, candles)
+        served_forecasts, tenure = self._served(rows, month, versions_by_number)
         plan["tenure"] = {str(v): n for v, n in _tenure_hours(tenure).items()}
-        predictions = _served_frames(rows, served_close, tenure)
-        served = score(rows["actual_close"], served_close, rows["close"])
+        predictions = _served_frames(rows, served_forecasts, tenure)
+        served = score(rows["actual_close"], served_forecasts["predicted_close"], rows["close"])
         naive = score(rows["actual_close"], rows["close"], rows["close"])
+        served_interval = _interval_scores(rows, served_forecasts)
+        naive_interval = _naive_interval_scores(rows, self._model.interval_level)
         contest: ContestRecord | None = None
         if challenger is not None:
-            challenger_close = self._predict(challenger, rows, month)
-            predictions.append(_prediction_frame(rows, challenger_close, challenger.version, CHALLENGER))
+            challenger_forecasts = self._predict(challenger, rows, month)
+            predictions.append(_prediction_frame(rows, challenger_forecasts, challenger.version, CHALLENGER))
             contest = self._contest(
-                month, rows, champion, challenger, served_close, challenger_close, served, naive, tenure
+                month,
+                rows,
+                champion,
+                challenger,
+                served_forecasts,
+                challenger_forecasts,
+                (served, naive),
+                (served_interval, naive_interval),
+                tenure,
             )
             plan["promote"] = contest.decision.promote
-            plan["decision"] = _decision_json(_decision_row(self._name, contest, self._now()))
+            plan["decision"] = _decision_json(
+                _decision_row(self._name, contest, self._now(), self._rule.metric)
+            )
             plan["contest_run"] = self._contest_run(contest)
             plan["note"] = contest.decision.reason
         else:
@@ -340,26 +380,34 @@ class Contest:
             predictions=pd.concat(predictions, ignore_index=True),
             served=served,
             naive=naive,
+            served_interval=served_interval,
+            naive_interval=naive_interval,
             contest=contest,
             note="" if contest else plan["note"],
         )
         return plan, outcome
 
-    def _served_close(
+    def _with_naive_interval(self, rows: pd.DataFrame, candles: pd.DataFrame) -> pd.DataFrame:
+        """``rows`` with naive's interval of each hour (``naive_lower``, ``naive_upper``) at the level set."""
+        lower, upper = naive_interval(candles, pd.DatetimeIndex(rows.index), self._model.interval_level)
+        return rows.assign(naive_lower=lower, naive_upper=upper)
+
+    def _served(
         self, rows: pd.DataFrame, month: Month, versions: dict[int, ModelVersionInfo]
-    ) -> tuple[pd.Series, pd.Series]:
-        """Each hour's served forecast and the version that served it, from the champion audit."""
+    ) -> tuple[pd.DataFrame, pd.Series]:
+        """Each hour's served forecast (``FORECAST_COLUMNS``) and the version that served it, from the
+        champion audit."""
         champion = with_alias(list(versions.values()), CHAMPION)
         assert champion is not None
         tenure = pd.Series(champion.version, index=rows.index, dtype="int64")
         for change in self._journal.audit(self._name):
             if change.sim_time is not None:
                 tenure[rows["target_time"] >= pd.Timestamp(change.sim_time)] = change.to_version
-        close = pd.Series(np.nan, index=rows.index, dtype="float64")
+        served = pd.DataFrame(np.nan, index=rows.index, columns=list(FORECAST_COLUMNS), dtype="float64")
         for version in pd.unique(tenure):
             mask = tenure == version
-            close[mask] = self._predict(versions[int(version)], rows.loc[mask], month)
-        return close, tenure
+            served.loc[mask] = self._predict(versions[int(version)], rows.loc[mask], month)
+        return served, tenure
 
     def _contest(
         self,
@@ -367,18 +415,36 @@ class Contest:
         rows: pd.DataFrame,
         champion: ModelVersionInfo,
         challenger: ModelVersionInfo,
-        served_close: pd.Series,
-        challenger_close: pd.Series,
-        served: Scores,
-        naive: Scores,
+        served_forecasts: pd.DataFrame,
+        challenger_forecasts: pd.DataFrame,
+        point: tuple[Scores, Scores],
+        intervals: tuple[IntervalScores | None, IntervalScores | None],
         tenure: pd.Series,
     ) -> ContestRecord:
+        served, naive = point
+        served_interval, naive_interval = intervals
         actual = rows["actual_close"].to_numpy()
-        challenger_scores = score(actual, challenger_close, rows["close"])
-        test = diebold_mariano(
-            np.abs(served_close.to_numpy() - actual), np.abs(challenger_close.to_numpy() - actual)
+        challenger_scores = score(actual, challenger_forecasts["predicted_close"], rows["close"])
+        challenger_interval = _interval_scores(rows, challenger_forecasts)
+        tests = {
+            "mae": diebold_mariano(
+                absolute_errors(actual, served_forecasts["predicted_close"]),
+                absolute_errors(actual, challenger_forecasts["predicted_close"]),
+            )
+        }
+        if served_interval is not None and challenger_interval is not None:
+            tests["interval_score"] = diebold_mariano(
+                _hourly_interval_scores(actual, served_forecasts),
+                _hourly_interval_scores(actual, challenger_forecasts),
+            )
+        decision = decide(
+            served,
+            challenger_scores,
+            naive,
+            self._rule,
+            test=tests.get(self._rule.metric),
+            intervals=(served_interval, challenger_interval, naive_interval),
         )
-        decision = decide(served, challenger_scores, naive, self._rule, test=test)
         hours = _tenure_hours(tenure)
         if len(hours) > 1:
             served_by = ", then ".join(f"v{v} ({n} h)" for v, n in hours.items())
@@ -395,16 +461,23 @@ class Contest:
             challenger=challenger_scores,
             naive=naive,
             decision=decision,
+            champion_interval=served_interval,
+            challenger_interval=challenger_interval,
+            naive_interval=naive_interval,
+            tests=tests,
             tenure=hours,
             daily=daily_mae(
                 rows["target_time"],
                 actual,
-                {"champion": served_close, "challenger": challenger_close, "naive": rows["close"]},
+                {
+                    "champion": served_forecasts["predicted_close"],
+                    "challenger": challenger_forecasts["predicted_close"],
+                    "naive": rows["close"],
+                },
             ),
         )
 
     def _contest_run(self, record: ContestRecord) -> dict[str, Any]:
-        test = record.decision.test
         return {
             "run_name": contest_run_name(
                 record.month,
@@ -425,12 +498,10 @@ class Contest:
                 "require_beat_naive": self._rule.require_beat_naive,
                 "promotion_rule": self._rule.promotion_rule,
                 "alpha": self._rule.alpha,
+                "metric": self._rule.metric,
                 "tenure": ",".join(f"v{v}:{n}" for v, n in record.tenure.items()),
             },
-            "metrics": {
-                **_contest_metrics(record),
-                **({"dm_statistic": test.statistic, "dm_p_value": test.p_value} if test else {}),
-            },
+            "metrics": _contest_metrics(record),
             "tags": {
                 "month": record.month,
                 "decision": outcome_of(record.decision.promote),
@@ -571,8 +642,9 @@ class Contest:
             data_hash=window.data_hash,
         )
 
-    def _predict(self, contestant: ModelVersionInfo, rows: pd.DataFrame, month: Month) -> pd.Series:
-        """Predict the month's hours with one contestant, refusing if it was trained on any of them."""
+    def _predict(self, contestant: ModelVersionInfo, rows: pd.DataFrame, month: Month) -> pd.DataFrame:
+        """Forecast the month's hours with one contestant (``FORECAST_COLUMNS``), refusing if it was
+        trained on any of them."""
         if not rows.empty and contestant.window.train_end >= rows["target_time"].min():
             raise FairnessError(
                 f"version {contestant.version} was trained through {contestant.window.train_end} "
@@ -584,14 +656,51 @@ class Contest:
                 self._candles.read_candles(end=month.last_hour.to_pydatetime()), forecaster.feature_set
             ).pipe(month_samples, month)
             own = own.loc[own.index.isin(rows.index)]
-            return pd.Series(forecaster.predict_close(own), index=own.index).reindex(rows.index)
-        return pd.Series(forecaster.predict_close(rows), index=rows.index)
+            return _forecasts(forecaster, own).reindex(rows.index)
+        return _forecasts(forecaster, rows)
 
 
-def _served_frames(rows: pd.DataFrame, close: pd.Series, tenure: pd.Series) -> list[pd.DataFrame]:
+def _forecasts(forecaster: Forecaster, rows: pd.DataFrame) -> pd.DataFrame:
+    """``forecaster``'s point and interval for each of ``rows`` (nan bounds: a version with no interval)."""
+    predicted = forecaster.predict_close(rows)
+    if forecaster.interval is None:
+        lower = upper = np.full(len(rows), np.nan)
+    else:
+        lower, upper = forecaster.predict_interval(rows)
+    level = np.nan if forecaster.interval_level is None else forecaster.interval_level
+    return pd.DataFrame(
+        {"predicted_close": predicted, "lower_close": lower, "upper_close": upper, "interval_level": level},
+        index=rows.index,
+        columns=list(FORECAST_COLUMNS),
+    )
+
+
+def _interval_scores(rows: pd.DataFrame, forecasts: pd.DataFrame) -> IntervalScores | None:
+    """The interval scores of ``forecasts`` on ``rows``; None where an hour has no interval or the
+    hours' intervals are not all at one level (nothing comparable to score)."""
+    levels = forecasts["interval_level"]
+    if levels.isna().any() or levels.nunique() != 1:
+        return None
+    return score_interval(
+        rows["actual_close"], forecasts["lower_close"], forecasts["upper_close"], float(levels.iloc[0])
+    )
+
+
+def _naive_interval_scores(rows: pd.DataFrame, level: float) -> IntervalScores | None:
+    if rows["naive_lower"].isna().any():
+        return None
+    return score_interval(rows["actual_close"], rows["naive_lower"], rows["naive_upper"], level)
+
+
+def _hourly_interval_scores(actual: np.ndarray, forecasts: pd.DataFrame) -> np.ndarray:
+    level = float(forecasts["interval_level"].iloc[0])
+    return hourly_interval_scores(actual, forecasts["lower_close"], forecasts["upper_close"], level)
+
+
+def _served_frames(rows: pd.DataFrame, served: pd.DataFrame, tenure: pd.Series) -> list[pd.DataFrame]:
     """The champion's side of a month, one frame per version that served part of it."""
     return [
-        _prediction_frame(rows.loc[tenure == version], close.loc[tenure == version], int(version), CHAMPION)
+        _prediction_frame(rows.loc[tenure == version], served.loc[tenure == version], int(version), CHAMPION)
         for version in pd.unique(tenure)
     ]
 
@@ -602,16 +711,16 @@ def _tenure_hours(tenure: pd.Series) -> dict[int, int]:
     return {int(version): int(counts[version]) for version in pd.unique(tenure)}
 
 
-def _prediction_frame(
-    rows: pd.DataFrame, predicted: Sequence[float] | pd.Series, version: int, role: str
-) -> pd.DataFrame:
+def _prediction_frame(rows: pd.DataFrame, forecasts: pd.DataFrame, version: int, role: str) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "timestamp": rows.index,
             "target_time": rows["target_time"].to_numpy(),
             "actual_close": rows["actual_close"].to_numpy(),
-            "predicted_close": pd.Series(predicted).to_numpy(dtype=float),
+            **{column: forecasts[column].to_numpy(dtype=float) for column in FORECAST_COLUMNS},
             "naive_close": rows["close"].to_numpy(),
+            "naive_lower": rows["naive_lower"].to_numpy(),
+            "naive_upper": rows["naive_upper"].to_numpy(),
             "model_version": version,
             "role": role,
         },
@@ -620,22 +729,36 @@ def _prediction_frame(
 
 
 def _contest_metrics(record: ContestRecord) -> dict[str, float]:
+    """The contest run's MLflow metrics: every score of every contestant, both tests, the verdict."""
     metrics: dict[str, float] = {}
-    for name, scores in (
-        ("champion", record.champion),
-        ("challenger", record.challenger),
-        ("naive", record.naive),
+    for name, scores, interval in (
+        ("champion", record.champion, record.champion_interval),
+        ("challenger", record.challenger, record.challenger_interval),
+        ("naive", record.naive, record.naive_interval),
     ):
         for key, value in scores.as_dict().items():
             if key != "n":
                 metrics[f"{name}_{key}"] = float(value)
+        for key, value in (interval.as_dict() if interval else {}).items():
+            if key not in ("n", "level"):
+                metrics[f"{name}_{key}"] = float(value)
+    for metric, test in record.tests.items():
+        prefix = "dm" if metric == "mae" else f"dm_{metric}"
+        metrics[f"{prefix}_statistic"] = test.statistic
+        metrics[f"{prefix}_p_value"] = test.p_value
+    if record.champion_interval is not None:
+        metrics["interval_level"] = record.champion_interval.level
     metrics["hours"] = float(record.champion.n)
     metrics["promoted"] = float(record.decision.promote)
     return metrics
 
 
-def _decision_row(model_name: str, record: ContestRecord, now: datetime) -> DecisionRow:
-    test = record.decision.test
+SIGNIFICANCE_KEYS = {"mae": "significance", "interval_score": "interval_significance"}
+"""Where a decision row's metrics keep each metric's Diebold-Mariano test (``significance``: MAE's,
+as before intervals)."""
+
+
+def _decision_row(model_name: str, record: ContestRecord, now: datetime, metric: str) -> DecisionRow:
     return DecisionRow(
         registered_model=model_name,
         eval_start=record.eval_start.to_pydatetime(),
@@ -651,11 +774,20 @@ def _decision_row(model_name: str, record: ContestRecord, now: datetime) -> Deci
             "naive": record.naive.as_dict(),
             "tenure": {str(v): n for v, n in record.tenure.items()},
             "daily_mae": record.daily,
-            **(
-                {"significance": {"statistic": test.statistic, "p_value": test.p_value, "lags": test.lags}}
-                if test
-                else {}
-            ),
+            "intervals": {
+                name: scores.as_dict()
+                for name, scores in (
+                    ("champion", record.champion_interval),
+                    ("challenger", record.challenger_interval),
+                    ("naive", record.naive_interval),
+                )
+                if scores is not None
+            },
+            **{
+                SIGNIFICANCE_KEYS[metric]: {"statistic": t.statistic, "p_value": t.p_value, "lags": t.lags}
+                for metric, t in record.tests.items()
+            },
+            "metric": metric,
         },
         promoted=record.decision.promote,
         reason=record.decision.reason,

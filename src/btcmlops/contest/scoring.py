@@ -1,4 +1,10 @@
-"""Scores of a set of forecasts against what happened: MAE, RMSE, MAPE and directional accuracy."""
+"""Scores of a set of forecasts against what happened.
+
+The point: MAE, RMSE, MAPE and directional accuracy. The interval: coverage, mean width, interval score
+(Gneiting and Raftery's, also called Winkler's) and pinball loss. One function per hourly loss
+(``absolute_errors``, ``hourly_interval_scores``), used by the scores here and by the significance
+test of the contest alike.
+"""
 
 from __future__ import annotations
 
@@ -50,8 +56,82 @@ def score(actual: npt.ArrayLike, predicted: npt.ArrayLike, last_close: npt.Array
 
 
 def skill(model_mae: float, naive_mae: float) -> float:
-    """Skill against naive: 1 - MAE / naive MAE (0: as good as naive; > 0: better)."""
+    """Skill against naive: 1 - MAE / naive MAE (0: as good as naive; > 0: better).
+
+    The same for any loss where lower is better (the interval score: interval skill)."""
     return 1.0 - model_mae / naive_mae
+
+
+def absolute_errors(actual: npt.ArrayLike, predicted: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Each hour's absolute error of the point forecast (the loss MAE averages)."""
+    errors: npt.NDArray[np.float64] = np.abs(
+        np.asarray(predicted, dtype=float) - np.asarray(actual, dtype=float)
+    )
+    return errors
+
+
+def hourly_interval_scores(
+    actual: npt.ArrayLike, lower: npt.ArrayLike, upper: npt.ArrayLike, level: float
+) -> npt.NDArray[np.float64]:
+    """Each hour's interval score at ``level``: width, plus 2 / (1 - level) times any miss.
+
+    Gneiting and Raftery (2007), eq. 43: an interval is rewarded for being narrow and penalised, in
+    proportion to the distance, for missing; its expectation is least for the true quantiles, so it
+    cannot be gamed by a too-wide or a too-narrow interval. In USDT, lower is better.
+    """
+    y = np.asarray(actual, dtype=float)
+    low = np.asarray(lower, dtype=float)
+    high = np.asarray(upper, dtype=float)
+    penalty = 2.0 / (1.0 - level)
+    scores: npt.NDArray[np.float64] = (
+        (high - low) + penalty * np.maximum(low - y, 0.0) + penalty * np.maximum(y - high, 0.0)
+    )
+    return scores
+
+
+@dataclass(frozen=True)
+class IntervalScores:
+    """How an interval at ``level`` did on a set of hours (coverage as a fraction, the rest in USDT).
+
+    ``pinball`` is the mean of the two tails' quantile (pinball) losses, ``(1 - level) / 4`` times the
+    interval score: both are given because forecasters quote one or the other.
+    """
+
+    n: int
+    level: float
+    coverage: float
+    mean_width: float
+    interval_score: float
+    pinball: float
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def score_interval(
+    actual: npt.ArrayLike, lower: npt.ArrayLike, upper: npt.ArrayLike, level: float
+) -> IntervalScores:
+    """Score an interval forecast at ``level`` against ``actual`` closes."""
+    y = np.asarray(actual, dtype=float)
+    low = np.asarray(lower, dtype=float)
+    high = np.asarray(upper, dtype=float)
+    if not (y.shape == low.shape == high.shape):
+        raise ValueError("actual, lower and upper must have the same length")
+    if y.size == 0:
+        raise ValueError("cannot score zero intervals")
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+        raise ValueError("an interval to score has a missing or infinite bound")
+    tail = (1.0 - level) / 2.0
+    pinball_lower = np.where(y < low, (1.0 - tail) * (low - y), tail * (y - low))
+    pinball_upper = np.where(y > high, (1.0 - tail) * (y - high), tail * (high - y))
+    return IntervalScores(
+        n=int(y.size),
+        level=float(level),
+        coverage=float(np.mean((y >= low) & (y <= high))),
+        mean_width=float(np.mean(high - low)),
+        interval_score=float(np.mean(hourly_interval_scores(y, low, high, level))),
+        pinball=float(np.mean((pinball_lower + pinball_upper) / 2.0)),
+    )
 
 
 def daily_mae(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import lightgbm as lgb
@@ -14,6 +14,7 @@ import pandas as pd
 
 from btcmlops.features import get_feature_set, log_return_to_close
 from btcmlops.features.frame import TARGET_COLUMN
+from btcmlops.model.interval import IntervalError, IntervalModel, train_interval
 from btcmlops.settings import ConfigurationError, ModelSettings
 
 if TYPE_CHECKING:
@@ -100,10 +101,34 @@ class Forecaster:
     family: str = LIGHTGBM
     device: str = "cpu"
     """Where the booster was fitted (``cpu`` or ``cuda``); it always predicts on the CPU."""
+    interval: IntervalModel | None = None
+    """The central interval's boosters and calibration (None: a version from before intervals)."""
 
     @property
     def feature_columns(self) -> tuple[str, ...]:
         return get_feature_set(self.feature_set).columns
+
+    @property
+    def interval_level(self) -> float | None:
+        """The level of the interval this forecaster serves (None: it has none)."""
+        return None if self.interval is None else self.interval.level
+
+    def predict_interval_matrix(
+        self, matrix: npt.NDArray[np.float64]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """The interval of the log return for each row of a feature matrix (as ``predict_matrix``)."""
+        if self.interval is None:
+            raise IntervalError("this version was registered before intervals: it has none to serve")
+        return self.interval.predict_log_return(matrix)
+
+    def predict_interval(
+        self, features: pd.DataFrame
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """The interval (lower, upper) of the close at T + 1h for each row of ``features``."""
+        matrix = features.loc[:, list(self.feature_columns)].to_numpy(dtype=np.float64)
+        lower, upper = self.predict_interval_matrix(matrix)
+        last = features["close"].to_numpy()
+        return log_return_to_close(last, lower), log_return_to_close(last, upper)
 
     def predict_matrix(self, matrix: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Predict the log return for each row of a feature matrix (columns as ``feature_columns``)."""
@@ -125,8 +150,14 @@ def train_forecaster(samples: pd.DataFrame, config: ModelSettings) -> Forecaster
 
     The objective is L1 because the contest ranks models by MAE: fitting the median return matches
     the score the model is judged on. ``config.family`` picks the library, ``config.device`` where
-    XGBoost fits.
+    XGBoost fits. The interval (``btcmlops.model.interval``) is fitted on the same samples.
     """
+    point = _train_point(samples, config)
+    interval = train_interval(samples, list(point.feature_columns), config)
+    return replace(point, interval=interval)
+
+
+def _train_point(samples: pd.DataFrame, config: ModelSettings) -> Forecaster:
     if samples.empty:
         raise ValueError("cannot train a forecaster on zero samples")
     spec = get_feature_set(config.feature_set)

@@ -21,7 +21,14 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import Model, infer_signature
 
 from btcmlops.features import UnknownFeatureSetError, get_feature_set
-from btcmlops.model import LIGHTGBM, XGBOOST, Forecaster, ModelConfigurationError, import_xgboost
+from btcmlops.model import (
+    LIGHTGBM,
+    XGBOOST,
+    Forecaster,
+    IntervalModel,
+    ModelConfigurationError,
+    import_xgboost,
+)
 from btcmlops.registry.presentation import EXPERIMENT_TAGS, registered_model_description
 from btcmlops.registry.version_tags import STATUS_TAG, pack_version_tags, unpack_version_tags
 from btcmlops.timing import Timings
@@ -30,6 +37,9 @@ from btcmlops.training_window import TrainingWindow
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 MODEL_ARTIFACT = "model"
+INTERVAL_ARTIFACT = "interval"
+INTERVAL_LEVEL = "interval_level"
+"""Folder inside the model artifact that holds the interval's boosters and calibration."""
 KIND_TAG = "btcmlops.kind"
 FAMILY_TAG = "family"
 DEVICE_TAG = "device"
@@ -209,8 +219,13 @@ class ModelRegistry:
                         "feature_set": forecaster.feature_set,
                         FAMILY_TAG: forecaster.family,
                         DEVICE_TAG: forecaster.device,
+                        **(
+                            {} if forecaster.interval is None else {INTERVAL_LEVEL: forecaster.interval.level}
+                        ),
                     },
                 )
+                if forecaster.interval is not None:  # one artifact: the point and its interval
+                    forecaster.interval.save(path / INTERVAL_ARTIFACT)
                 self._client.log_artifacts(run_id, str(path), MODEL_ARTIFACT)
             step("register.artifacts_logged")
             version = self._client.create_model_version(
@@ -399,7 +414,11 @@ class ModelRegistry:
                 booster.set_param({"device": "cpu", "nthread": 1})
             else:
                 booster = mlflow.lightgbm.load_model(local)
-        forecaster = Forecaster(booster=booster, feature_set=feature_set, family=family, device=device)
+            interval_dir = Path(local) / INTERVAL_ARTIFACT
+            interval = IntervalModel.load(interval_dir) if interval_dir.is_dir() else None
+        forecaster = Forecaster(
+            booster=booster, feature_set=feature_set, family=family, device=device, interval=interval
+        )
         self._forecasters[version] = forecaster
         return forecaster
 

@@ -9,7 +9,8 @@ import pandas as pd
 
 from btcmlops.contest import Scores, score
 from btcmlops.contest.contest import PREDICTION_COLUMNS, MonthOutcome
-from btcmlops.contest.scoring import skill
+from btcmlops.contest.scoring import IntervalScores, hourly_interval_scores, score_interval, skill
+from btcmlops.contest.significance import diebold_mariano
 from btcmlops.settings import Settings
 
 
@@ -29,7 +30,62 @@ def _scores_of(rows: pd.DataFrame, column: str) -> Scores:
 def _pair(rows: pd.DataFrame) -> dict[str, Any]:
     served = _scores_of(rows, "predicted_close")
     naive = _scores_of(rows, "naive_close")
-    return {"served": served.as_dict(), "naive": naive.as_dict(), "skill": skill(served.mae, naive.mae)}
+    return {
+        "served": served.as_dict(),
+        "naive": naive.as_dict(),
+        "skill": skill(served.mae, naive.mae),
+        **_interval_pair(rows),
+    }
+
+
+def _interval_pair(rows: pd.DataFrame) -> dict[str, Any]:
+    """The served interval and naive's on ``rows``, interval skill, and whether the served one's hourly
+    interval scores beat naive's (one-sided Diebold-Mariano p-value); empty where an hour has none."""
+    levels = rows["interval_level"]
+    if rows.empty or levels.isna().any() or levels.nunique() != 1 or rows["naive_lower"].isna().any():
+        return {}
+    level = float(levels.iloc[0])
+    actual = rows["actual_close"]
+    served = score_interval(actual, rows["lower_close"], rows["upper_close"], level)
+    naive = score_interval(actual, rows["naive_lower"], rows["naive_upper"], level)
+    test = diebold_mariano(
+        hourly_interval_scores(actual, rows["naive_lower"], rows["naive_upper"], level),
+        hourly_interval_scores(actual, rows["lower_close"], rows["upper_close"], level),
+    )
+    return {
+        "served_interval": served.as_dict(),
+        "naive_interval": naive.as_dict(),
+        **interval_skill(served, naive),
+        "interval_p_value": test.p_value,
+    }
+
+
+def interval_skill(served: IntervalScores, naive: IntervalScores) -> dict[str, float]:
+    """Interval skill against naive (1 - interval score / naive's) and the coverage's miss of the level."""
+    return {
+        "interval_skill": skill(served.interval_score, naive.interval_score),
+        "coverage_error": served.coverage - served.level,
+    }
+
+
+def _overall(served: pd.DataFrame, monthly: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every served hour's scores, and the month whose coverage missed the level most."""
+    overall = _pair(served)
+    coverages = [month["served_interval"]["coverage"] for month in monthly if "served_interval" in month]
+    if "served_interval" in overall and coverages:
+        level = overall["served_interval"]["level"]
+        overall["worst_month_coverage"] = max(coverages, key=lambda coverage: abs(coverage - level))
+    return overall
+
+
+def _tests(contest: Any) -> dict[str, Any]:
+    """Both Diebold-Mariano p-values of a contest as fields (None: not run)."""
+    return {
+        f"{'dm' if metric == 'mae' else 'dm_interval'}_p_value": (
+            contest.tests[metric].p_value if metric in contest.tests else None
+        )
+        for metric in ("mae", "interval_score")
+    }
 
 
 def build_summary(
@@ -69,6 +125,17 @@ def build_summary(
             "champion": contest.champion.as_dict(),
             "challenger": contest.challenger.as_dict(),
             "naive": contest.naive.as_dict(),
+            "intervals": {
+                name: scores.as_dict()
+                for name, scores in (
+                    ("champion", contest.champion_interval),
+                    ("challenger", contest.challenger_interval),
+                    ("naive", contest.naive_interval),
+                )
+                if scores is not None
+            },
+            **_tests(contest),
+            "metric": settings.contest.metric,
             "promoted": contest.decision.promote,
             "reason": contest.decision.reason,
         }
@@ -79,6 +146,7 @@ def build_summary(
     for outcome in outcomes:
         if outcome.served is None or outcome.naive is None:
             continue
+        rows = outcome.predictions
         monthly.append(
             {
                 "month": str(outcome.month),
@@ -86,6 +154,7 @@ def build_summary(
                 "served": outcome.served.as_dict(),
                 "naive": outcome.naive.as_dict(),
                 "skill": skill(outcome.served.mae, outcome.naive.mae),
+                **(_interval_pair(rows.loc[rows["role"] == "champion"]) if rows is not None else {}),
             }
         )
     champion_history: list[dict[str, Any]] = []
@@ -106,6 +175,6 @@ def build_summary(
         "promotions": sum(1 for decision in decisions if decision["promoted"]),
         "champion_history": champion_history,
         "final_champion": final,
-        "overall": _pair(served) if not served.empty else None,
+        "overall": _overall(served, monthly) if not served.empty else None,
         "monthly": monthly,
     }
