@@ -134,6 +134,32 @@ def test_a_challenger_that_learned_the_new_regime_is_promoted(
     assert sum(day["challenger"] for day in daily.values()) / 30 == pytest.approx(
         row.challenger_mae, rel=0.05
     )
+    # Both scores of all three, both tests: in the decision row, the outcome and the contest run.
+    intervals = row.metrics["intervals"]
+    assert set(intervals) == {"champion", "challenger", "naive"}
+    assert {scores["level"] for scores in intervals.values()} == {0.8}
+    assert intervals["challenger"]["interval_score"] == pytest.approx(
+        april.contest.challenger_interval.interval_score
+    )  # type: ignore[union-attr]
+    assert 0.5 < intervals["challenger"]["coverage"] < 1.0
+    assert set(april.contest.tests) == {"mae", "interval_score"}
+    assert row.metrics["significance"]["p_value"] == april.contest.tests["mae"].p_value
+    assert row.metrics["interval_significance"]["p_value"] == april.contest.tests["interval_score"].p_value
+    assert row.metrics["metric"] == "mae"
+    assert april.contest.decision.test == april.contest.tests["mae"]
+    (run,) = registry.contest_runs("2021-04")
+    assert run.metrics["dm_p_value"] == pytest.approx(april.contest.tests["mae"].p_value)
+    assert run.metrics["dm_interval_score_p_value"] == pytest.approx(
+        april.contest.tests["interval_score"].p_value
+    )
+    for side in ("champion", "challenger", "naive"):
+        for key in ("coverage", "mean_width", "interval_score", "pinball"):
+            assert run.metrics[f"{side}_{key}"] == pytest.approx(intervals[side][key])
+    # The served side's forecasts carry their interval, naive's beside it.
+    served = april.predictions.loc[april.predictions["role"] == "champion"]  # type: ignore[union-attr]
+    assert (served["lower_close"] < served["upper_close"]).all()
+    assert (served["naive_lower"] < served["naive_upper"]).all()
+    assert (served["interval_level"] == 0.8).all()
 
 
 def test_a_challenger_short_of_the_margin_is_archived(registry: ModelRegistry, ledger: PriceStore) -> None:
@@ -222,3 +248,23 @@ def test_an_xgboost_challenger_meets_a_lightgbm_champion_in_the_same_contest(
     assert registry.get_by_alias(CHAMPION).version == 2  # type: ignore[union-attr]
     (row,) = ledger.list_decisions("contest-test-model")
     assert (row.champion_version, row.challenger_version, row.promoted) == (1, 2, True)
+
+
+def test_the_interval_score_metric_decides_the_contest(registry: ModelRegistry, ledger: PriceStore) -> None:
+    candles = make_candles(
+        "2021-01-01", "2021-04-30 23:00", ar=[("2021-01-01", -0.8), ("2021-03-01", 0.8)], noise=0.003
+    )
+    rule = ContestSettings(first_train_months=2, metric="interval_score")
+    contest = Contest(FAST_MODEL, rule, registry, FrameCandles(candles), ledger)
+    april = _run(contest, candles)[-1]
+
+    record = april.contest
+    assert record is not None
+    assert record.champion_interval is not None
+    assert record.challenger_interval is not None
+    wins = record.challenger_interval.interval_score < record.champion_interval.interval_score
+    assert record.decision.promote == wins
+    assert "interval score" in record.decision.reason
+    assert record.decision.test == record.tests["interval_score"]
+    (row,) = ledger.list_decisions("contest-test-model")
+    assert row.metrics["metric"] == "interval_score"

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from btcmlops.calendar import months_between
 from btcmlops.contest import Month, Scores, SignificanceTest, decide, score
-from btcmlops.contest.scoring import skill
+from btcmlops.contest.scoring import IntervalScores, skill
 from btcmlops.settings import ContestSettings, Settings
 
 
@@ -145,3 +145,50 @@ def test_the_rule_and_the_contest_types_import_nothing_of_mlflow() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def _interval(score: float, level: float = 0.8, n: int = 10) -> IntervalScores:
+    return IntervalScores(
+        n=n, level=level, coverage=level, mean_width=score / 2, interval_score=score, pinball=0.0
+    )
+
+
+def test_the_interval_score_metric_decides_on_the_interval_and_says_so() -> None:
+    """Point MAE says archive, interval score says promote: the metric set decides, the reason names it."""
+    rule = ContestSettings(metric="interval_score", margin=0.05)
+    point = (_scores(100), _scores(101), _scores(102))
+    won = decide(*point, rule, intervals=(_interval(500), _interval(450), _interval(540)))
+    assert won.promote
+    assert won.reason.startswith("challenger wins: challenger interval score 450.00 vs champion 500.00")
+    short = decide(*point, rule, intervals=(_interval(500), _interval(480), _interval(540)))
+    assert not short.promote
+    assert "interval score 480.00" in short.reason
+    assert not decide(
+        *point, ContestSettings(), intervals=(_interval(500), _interval(450), _interval(540))
+    ).promote
+    naive_better = decide(
+        *point,
+        rule.model_copy(update={"require_beat_naive": True}),
+        intervals=(_interval(500), _interval(450), _interval(400)),
+    )
+    assert not naive_better.promote
+    assert "not naive" in naive_better.reason
+
+
+def test_intervals_that_cannot_be_compared_never_promote() -> None:
+    rule = ContestSettings(metric="interval_score", promotion_rule="significance")
+    point = (_scores(100), _scores(50), _scores(102))
+    missing = decide(*point, rule, intervals=(None, _interval(100), _interval(540)))
+    assert not missing.promote
+    assert (
+        missing.reason
+        == "challenger cannot be judged on the interval score: a contestant has no interval to score"
+    )
+    levels = decide(*point, rule, intervals=(_interval(500, 0.9), _interval(100), _interval(540)))
+    assert not levels.promote
+    assert "different levels cannot be compared (champion 0.9, challenger 0.8, naive 0.8)" in levels.reason
+
+
+def test_the_metric_setting_takes_only_the_two_scores() -> None:
+    with pytest.raises(ValidationError, match="metric"):
+        ContestSettings(metric="rmse")  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ import pytest
 from mlflow import MlflowClient
 
 from btcmlops.contest import score
+from btcmlops.contest.scoring import score_interval
 from btcmlops.registry import CHALLENGER, CHAMPION, ModelRegistry
 from btcmlops.replay import ReplayResult, run_replay
 from btcmlops.replay.report import png_figure, report_frames
@@ -54,7 +55,8 @@ def test_v1_trained_on_2023_then_eleven_shadow_month_decisions(summary: dict[str
 def test_predictions_cover_every_served_hour_of_2024(replay: ReplayResult, summary: dict[str, Any]) -> None:
     predictions = pd.read_csv(replay.predictions_path)
     assert list(predictions.columns) == [
-        "timestamp", "target_time", "actual_close", "predicted_close", "naive_close", "model_version", "role",
+        "timestamp", "target_time", "actual_close", "predicted_close", "lower_close", "upper_close",
+        "interval_level", "naive_close", "naive_lower", "naive_upper", "model_version", "role",
     ]  # fmt: skip
     served = predictions.loc[predictions["role"] == "champion"]
     assert len(served) == 366 * 24  # every hour of 2024 is forecast, from 2023-12-31T23:00 on
@@ -131,3 +133,25 @@ def test_report_picture_labels_every_takeover_and_titles_what_it_shows(
     assert "champions served: v1, v3, v4, v7, v8, v9, v11" in title
     assert f"final champion v{summary['final_champion']} serves from 2025-01, after the data" in title
     assert "v12" not in title.split("final champion")[0]
+
+
+def test_the_served_interval_is_calibrated_on_2024_and_beats_naives(
+    replay: ReplayResult, summary: dict[str, Any]
+) -> None:
+    """Issue 18's bar, on the year the replay serves: coverage within 2 points of the level over the
+    year, no month off by more than 7, and a better interval score than naive's in most months."""
+    predictions = pd.read_csv(replay.predictions_path)
+    served = predictions.loc[predictions["role"] == "champion"]
+    assert (served["interval_level"] == 0.8).all()
+    assert (served["lower_close"] < served["upper_close"]).all()
+    interval = score_interval(served["actual_close"], served["lower_close"], served["upper_close"], 0.8)
+    naive = score_interval(served["actual_close"], served["naive_lower"], served["naive_upper"], 0.8)
+    overall = summary["overall"]
+    assert overall["served_interval"]["coverage"] == pytest.approx(interval.coverage)
+    assert overall["naive_interval"]["interval_score"] == pytest.approx(naive.interval_score)
+    assert abs(interval.coverage - 0.8) <= 0.02
+    monthly = summary["monthly"]
+    assert len(monthly) == 12
+    assert max(abs(month["served_interval"]["coverage"] - 0.8) for month in monthly) <= 0.07
+    assert overall["interval_skill"] > 0.03
+    assert sum(month["interval_p_value"] < 0.05 for month in monthly) >= 9
