@@ -6,6 +6,11 @@ first run uses an empty cache (MLflow builds its SQLite schema by migration); la
 cached empty schema. Target: wall < 30 s with MLflow under a quarter of it on a 2-core machine.
 
     uv run python bench/replay.py [--runs 3]
+    uv run python bench/replay.py --against e2f28d8 [--runs 3]
+
+``--against REV`` compares this checkout with the code of a git revision (checked out into a scratch
+worktree and run with this environment): the runs alternate, so both see the same noise of a shared
+machine, and the ratio of the medians says what the change cost.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,8 +27,10 @@ import time
 from pathlib import Path
 
 
-def _replay(home: Path, out: Path) -> tuple[float, dict]:  # type: ignore[type-arg]
+def _replay(home: Path, out: Path, source: Path | None = None) -> tuple[float, dict]:  # type: ignore[type-arg]
     env = {**os.environ, "BTCMLOPS_HOME": str(home)}
+    if source is not None:  # the other revision's package first on the path
+        env["PYTHONPATH"] = str(source / "src")
     started = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "btcmlops", "simulate", "--out", str(out)],
@@ -40,10 +48,39 @@ def _import_seconds(statement: str) -> float:
     return time.perf_counter() - started
 
 
+def _against(revision: str, runs: int) -> None:
+    """Alternate replays of ``revision`` and of this checkout; print both and the ratio of medians."""
+    scratch = Path(tempfile.mkdtemp(prefix="btcmlops-bench-"))
+    other = scratch / "other"
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", str(other), revision], check=True, capture_output=True
+    )
+    walls: dict[str, list[float]] = {revision: [], "this checkout": []}
+    try:
+        _replay(scratch / "home", scratch / "warm")  # the MLflow schema cache, for both
+        for run in range(runs):
+            for name, source in ((revision, other), ("this checkout", None)):
+                wall, summary = _replay(
+                    scratch / "home", scratch / f"{run}-{len(walls[name])}-{id(source)}", source
+                )
+                walls[name].append(wall)
+                training = summary["timings"].get("training_s", 0.0)
+                print(f"run {run + 1} {name}: {wall:.1f} s, training {training:.1f} s")
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(other)], check=False)
+        shutil.rmtree(scratch, ignore_errors=True)
+    before, after = statistics.median(walls[revision]), statistics.median(walls["this checkout"])
+    print(f"median wall: {revision} {before:.1f} s, this checkout {after:.1f} s: {after / before - 1:+.1%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--against", metavar="REV", help="a git revision to compare with, runs alternating")
     args = parser.parse_args()
+    if args.against:
+        _against(args.against, args.runs)
+        return
     scratch = Path(tempfile.mkdtemp(prefix="btcmlops-bench-"))
     try:
         rows = []
