@@ -219,7 +219,7 @@ def _contests(decisions: list[dict[str, Any]], settings: Settings) -> None:
         st.caption("No contest yet: the first one closes the month after the first champion.")
         return
     table = decision_table(decisions, settings.dashboard.mlflow_ui_url, settings.mlflow.registered_model)
-    version_link = st.column_config.LinkColumn(display_text=r"versions/(\d+)$")
+    version_link = st.column_config.LinkColumn(display_text=r"versions/(\d+)")
     st.dataframe(
         table,
         hide_index=True,
