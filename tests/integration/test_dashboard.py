@@ -139,8 +139,9 @@ def test_viewer_sees_forecasts_a_new_champion_take_over_and_a_banner_when_the_ap
     )
     assert newest["run_id"], newest
     expect(page.get_by_role("link", name=f"contest run {month}")).to_have_attribute(
-        "href", f"http://mlflow.invalid:5000/#/experiments/{newest['experiment_id']}/runs/{newest['run_id']}"
-        "?workflowType=machine_learning"
+        "href",
+        f"http://mlflow.invalid:5000/#/experiments/{newest['experiment_id']}/runs/{newest['run_id']}"
+        "?workflowType=machine_learning",
     )
 
     stack.registry.set_alias(CHAMPION, other)  # what the trainer does on a promotion

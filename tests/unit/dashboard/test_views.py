@@ -151,7 +151,10 @@ def test_decision_table_is_newest_first_with_the_three_scores() -> None:
         "promoted",
     ]
     # Each version and each contest links to its MLflow page (no run link where MLflow was not reached).
-    assert table.iloc[1]["challenger"] == "http://ui:5000/#/models/btc%20model/versions/2?workflowType=machine_learning"
+    assert (
+        table.iloc[1]["challenger"]
+        == "http://ui:5000/#/models/btc%20model/versions/2?workflowType=machine_learning"
+    )
     assert table.iloc[0]["run"] == "http://ui:5000/#/experiments/7/runs/abc?workflowType=machine_learning"
     assert table.iloc[1]["run"] == ""  # a blank cell until MLflow answers, never "None"
 
