@@ -43,9 +43,12 @@ CLOCK_START = datetime(2023, 12, 31, tzinfo=UTC)
 LAST_HOUR = "2024-04-30 23:00"
 SHADOW_MONTHS = ["2024-02", "2024-03", "2024-04"]
 CONTROL_KEY = uuid.uuid4().hex
-RESET_TO = datetime(2024, 3, 28, tzinfo=UTC)
-"""A day inside the training window of the last champion (v4, trained through March): a reset there has
-the client ask again for hours v4 was trained on."""
+RESET_TO = datetime(2024, 2, 20, tzinfo=UTC)
+"""A day before the end of the last champion's training (v4, trained through March). The reset clock holds
+at the end of February and paces from there, so the client asks again from 2024-02-29 23:00: March's hours,
+which v4 was trained on."""
+ASKED_AGAIN_FROM = datetime(2024, 3, 1, tzinfo=UTC)
+"""The first target hour the client asks again for after the reset (the paced clock starts at the hold)."""
 RESET_HOURS = 12
 RUN_BOUND_S = 420.0
 """Sim time to reach May plus the trainer's last round, on a busy two-core machine, with room."""
@@ -270,7 +273,10 @@ def _after_a_reset_no_in_sample_forecast_counts_live(live_stack: LiveStack, cham
         timeout=30,
     )
     assert answer.status_code == 200, answer.text
-    window = {"start": RESET_TO.isoformat(), "end": (RESET_TO + RESET_HOURS * timedelta(hours=1)).isoformat()}
+    window = {
+        "start": ASKED_AGAIN_FROM.isoformat(),
+        "end": (ASKED_AGAIN_FROM + RESET_HOURS * timedelta(hours=1)).isoformat(),
+    }
 
     def asked_again() -> list[dict[str, object]]:
         rows = httpx.get(f"{live_stack.api_url}/predictions", params=window, timeout=30).json()
@@ -288,7 +294,7 @@ def _after_a_reset_no_in_sample_forecast_counts_live(live_stack: LiveStack, cham
         made, target = pd.Timestamp(str(row["sim_made_at"])), pd.Timestamp(str(row["target_time"]))
         assert made < target + timedelta(hours=1), row
     assert [row for row in again if row["live"]] == [], "an in-sample forecast counted live after a reset"
-    hour = RESET_TO + timedelta(hours=3)
+    hour = ASKED_AGAIN_FROM + timedelta(hours=3)
     forecast = httpx.post(f"{live_stack.api_url}/predict", json={"timestamp": hour.isoformat()}, timeout=30)
     assert forecast.json()["in_sample"] is True
     assert forecast.json()["served_live_by"] not in (None, champion)  # the version that served March live
