@@ -15,6 +15,10 @@ from urllib.parse import quote, urlencode
 
 CONTEST_VIEW_ID: Final = "contest-verdicts"
 """The id of the experiment's saved view "Contest verdicts" (see ``registry.presentation``)."""
+ML_VIEW: Final = "workflowType=machine_learning"
+"""The query that opens a page in the UI's "Model training" (machine-learning) view. MLflow 3.17 keeps
+the view in the browser's localStorage, GenAI by default, and does not follow the experiment's
+``mlflow.experimentKind`` tag (mlflow/mlflow#24498): without the query a first visit opens GenAI."""
 
 
 def experiment_runs_url(ui_url: str, experiment_id: str, *, view: str | None = CONTEST_VIEW_ID) -> str:
@@ -36,14 +40,14 @@ def experiment_runs_url(ui_url: str, experiment_id: str, *, view: str | None = C
 
 def registered_model_url(ui_url: str, model_name: str) -> str:
     """A link to the registered model's page (versions, aliases, descriptions), in "Model training" mode."""
-    return f"{ui_url.rstrip('/')}/#/models/{quote(model_name, safe='')}?workflowType=machine_learning"
+    return f"{ui_url.rstrip('/')}/#/models/{quote(model_name, safe='')}?{ML_VIEW}"
 
 
 def model_version_url(ui_url: str, model_name: str, version: int) -> str:
-    """A link to one version's page: its description, tags (contest month, run), source run."""
-    return f"{ui_url.rstrip('/')}/#/models/{quote(model_name, safe='')}/versions/{version}"
+    """A link to one version's page (description, tags, source run), in "Model training" mode."""
+    return f"{ui_url.rstrip('/')}/#/models/{quote(model_name, safe='')}/versions/{version}?{ML_VIEW}"
 
 
 def run_url(ui_url: str, experiment_id: str, run_id: str) -> str:
-    """A link to one run's page (a contest run: its MAEs, verdict and reason)."""
-    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    """A link to one run's page (a contest run: its MAEs, verdict and reason), in "Model training" mode."""
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?{ML_VIEW}"

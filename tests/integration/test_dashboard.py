@@ -122,7 +122,9 @@ def test_viewer_sees_forecasts_a_new_champion_take_over_and_a_banner_when_the_ap
     expect(page.get_by_text("Champion timeline")).to_be_visible(timeout=SEEN_WITHIN_MS)
     history = httpx.get(f"{stack.api_url}/model/history").json()
     first = history[0]["to_version"]
-    expect(page.get_by_role("link", name=f"v{first}", exact=True)).to_have_attribute("href", f"{ui}/{first}")
+    expect(page.get_by_role("link", name=f"v{first}", exact=True)).to_have_attribute(
+        "href", f"{ui}/{first}?workflowType=machine_learning"
+    )
     decisions = httpx.get(f"{stack.api_url}/decisions").json()
     newest = decisions[-1]
     month = newest["eval_start"][:7]
@@ -132,10 +134,14 @@ def test_viewer_sees_forecasts_a_new_champion_take_over_and_a_banner_when_the_ap
     expect(why).to_contain_text(f"challenger v{newest['challenger_version']}", timeout=SEEN_WITHIN_MS)
     expect(why).to_contain_text("naive (next close = last close)")
     challenger_link = page.get_by_role("link", name=f"challenger v{newest['challenger_version']}")
-    expect(challenger_link).to_have_attribute("href", f"{ui}/{newest['challenger_version']}")
+    expect(challenger_link).to_have_attribute(
+        "href", f"{ui}/{newest['challenger_version']}?workflowType=machine_learning"
+    )
     assert newest["run_id"], newest
     expect(page.get_by_role("link", name=f"contest run {month}")).to_have_attribute(
-        "href", f"http://mlflow.invalid:5000/#/experiments/{newest['experiment_id']}/runs/{newest['run_id']}"
+        "href",
+        f"http://mlflow.invalid:5000/#/experiments/{newest['experiment_id']}/runs/{newest['run_id']}"
+        "?workflowType=machine_learning",
     )
 
     stack.registry.set_alias(CHAMPION, other)  # what the trainer does on a promotion

@@ -42,6 +42,14 @@ SPEED = 48.0
 CLOCK_START = datetime(2023, 12, 31, tzinfo=UTC)
 LAST_HOUR = "2024-04-30 23:00"
 SHADOW_MONTHS = ["2024-02", "2024-03", "2024-04"]
+CONTROL_KEY = uuid.uuid4().hex
+RESET_TO = datetime(2024, 2, 20, tzinfo=UTC)
+"""A day before the end of the last champion's training (v4, trained through March). The reset clock holds
+at the end of February and paces from there, so the client asks again from 2024-02-29 23:00: March's hours,
+which v4 was trained on."""
+ASKED_AGAIN_FROM = datetime(2024, 3, 1, tzinfo=UTC)
+"""The first target hour the client asks again for after the reset (the paced clock starts at the hold)."""
+RESET_HOURS = 12
 RUN_BOUND_S = 420.0
 """Sim time to reach May plus the trainer's last round, on a busy two-core machine, with room."""
 
@@ -120,6 +128,7 @@ def live_stack(
         "BTCMLOPS_MLFLOW__REGISTERED_MODEL": model,
         "BTCMLOPS_SERVE__POLL_INTERVAL_S": "0.5",
         "BTCMLOPS_SERVE__LOG_FLUSH_INTERVAL_S": "0.5",
+        "BTCMLOPS_SERVE__CONTROL_KEY": CONTROL_KEY,
     }
     processes = {
         "feed": CliProcess("feed", ["feed", "--data", str(candle_file), "--no-start-clock"], env, tmp_path),
@@ -247,3 +256,45 @@ def test_live_stack_serves_every_hour_as_the_replay_does_and_the_clock_waits_for
         + ", ".join(f"v{v} {h:.2f} h" for v, h in sorted(takeovers.items()))
         + f"; holds seen: {len(holds)}; client: {put_off[0].split('client ')[-1] if put_off else '-'}"
     )
+    _after_a_reset_no_in_sample_forecast_counts_live(live_stack, champions[-1])
+
+
+def _after_a_reset_no_in_sample_forecast_counts_live(live_stack: LiveStack, champion: int) -> None:
+    """Reset the finished clock to a day the champion was trained on: the client asks those hours again
+    and the service answers them, but neither ``/predictions`` nor ``/predict`` counts one of them live."""
+    for name in ("api", "client"):
+        live_stack.processes[name].start()
+    live_stack.processes["api"].wait_for_http(f"{live_stack.api_url}/readyz", timeout_s=90)
+    reset_at = datetime.now(UTC)
+    answer = httpx.post(
+        f"{live_stack.api_url}/clock",
+        json={"action": "reset", "start": RESET_TO.isoformat(), "speed": SPEED},
+        headers={"X-API-Key": CONTROL_KEY},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    window = {
+        "start": ASKED_AGAIN_FROM.isoformat(),
+        "end": (ASKED_AGAIN_FROM + RESET_HOURS * timedelta(hours=1)).isoformat(),
+    }
+
+    def asked_again() -> list[dict[str, object]]:
+        rows = httpx.get(f"{live_stack.api_url}/predictions", params=window, timeout=30).json()
+        return [row for row in rows if pd.Timestamp(str(row["served_at"])) > reset_at]
+
+    wait_until(
+        lambda: len(asked_again()) >= RESET_HOURS,
+        timeout_s=120,
+        what=f"the client asking again for {RESET_HOURS} hours after the reset",
+        on_timeout=live_stack.logs,
+    )
+    again = asked_again()
+    assert {row["model_version"] for row in again} == {champion}
+    for row in again:  # made before its target hour closed by the replayed clock, yet in-sample
+        made, target = pd.Timestamp(str(row["sim_made_at"])), pd.Timestamp(str(row["target_time"]))
+        assert made < target + timedelta(hours=1), row
+    assert [row for row in again if row["live"]] == [], "an in-sample forecast counted live after a reset"
+    hour = ASKED_AGAIN_FROM + timedelta(hours=3)
+    forecast = httpx.post(f"{live_stack.api_url}/predict", json={"timestamp": hour.isoformat()}, timeout=30)
+    assert forecast.json()["in_sample"] is True
+    assert forecast.json()["served_live_by"] not in (None, champion)  # the version that served March live

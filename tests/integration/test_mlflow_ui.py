@@ -20,13 +20,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from btcmlops.contest import TrainingWindow
 from btcmlops.features import build_samples
-from btcmlops.mlflow_links import experiment_runs_url
+from btcmlops.mlflow_links import experiment_runs_url, model_version_url, run_url
 from btcmlops.model import train_forecaster
 from btcmlops.registry import CHALLENGER, CHAMPION, ModelRegistry, VersionStatus
 from btcmlops.registry.presentation import (
@@ -266,6 +267,38 @@ def test_model_and_version_pages_explain_themselves_and_name_the_contest(
     description = page.get_by_test_id("note-editor-preview-content")  # the run's description
     expect(description).to_have_text(REASON, timeout=SEEN_WITHIN_MS)
     expect(page.get_by_text(recorded.contest_name).first).to_be_visible()
+
+
+def test_the_dashboards_version_and_run_links_open_the_machine_learning_view_without_errors(
+    recorded: Recorded, page: Page, tmp_path: Path
+) -> None:
+    """The links the dashboard gives, in a fresh browser: "Model training" mode, and every call the
+    version page makes answers (its get-artifact of the MLmodel answered 500 with a ``runs:/`` source)."""
+    failed: list[str] = []
+    page.on("response", lambda answer: failed.append(answer.url) if answer.status >= 500 else None)
+    with page.expect_response(lambda answer: "get-artifact" in answer.url, timeout=SEEN_WITHIN_MS) as call:
+        page.goto(model_version_url(recorded.url, recorded.model_name, recorded.challenger))
+    assert call.value.status == 200, call.value.url
+    expect(page.get_by_text("Now: the champion")).to_be_visible(timeout=SEEN_WITHIN_MS)
+    expect(page.get_by_text("never served")).to_have_count(0)
+    expect(page.get_by_role("link", name="Overview")).to_have_count(0)  # the GenAI sidebar is not shown
+    _keep(page, tmp_path, "mlflow-version-from-dashboard")
+
+    page.goto(run_url(recorded.url, recorded.experiment_id, recorded.contest_run_id))
+    expect(page.get_by_test_id("note-editor-preview-content")).to_have_text(REASON, timeout=SEEN_WITHIN_MS)
+    expect(page.get_by_role("link", name="Overview")).to_have_count(0)
+    assert not failed, failed
+
+
+def test_a_version_artifact_is_served_by_the_mlflow_server(recorded: Recorded) -> None:
+    """What the version page asks for: the server reads the artifact through its proxy (was 500)."""
+    answer = httpx.get(
+        f"{recorded.url}/model-versions/get-artifact",
+        params={"path": "MLmodel", "name": recorded.model_name, "version": recorded.challenger},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text[:500]
+    assert "lightgbm" in answer.text
 
 
 def test_the_versions_table_lists_the_scanned_tags_and_one_whole_json_tag(

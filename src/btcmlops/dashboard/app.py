@@ -13,16 +13,19 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from btcmlops.calendar import end_of_data, last_complete_month_by
 from btcmlops.dashboard.client import ServiceClient, ServiceError, ServiceUnavailableError
 from btcmlops.dashboard.views import (
+    LiveError,
     champion_timeline,
+    clock_banners,
     daily_figure,
     decision_table,
     forecast_figure,
     hours_to_ask,
     live_error,
     newest_asked,
+    run_scores,
+    shown_state,
     timeline_figure,
 )
 from btcmlops.mlflow_links import model_version_url, registered_model_url
@@ -53,18 +56,6 @@ def _real_speed(sim_now: pd.Timestamp) -> float | None:
     if last is None or now - last[0] <= 0 or sim_now < last[1]:
         return None
     return float((sim_now - last[1]) / pd.Timedelta(hours=1) / (now - last[0]))
-
-
-def _clock_state(clock: dict[str, Any]) -> None:
-    """Say when the clock holds for the contest, and when the replay is over."""
-    if clock.get("state") == "holding":
-        st.info(
-            f"The clock holds at {pd.Timestamp(clock['hold_at']):%Y-%m-%d %H:%M} UTC: {clock['holding_for']}."
-        )
-    elif clock.get("state") == "finished":
-        end = pd.Timestamp(clock["end_at"])
-        last = last_complete_month_by(end)
-        st.success(f"The replay is finished at {end:%Y-%m-%d %H:%M} UTC: {end_of_data(last)}.")
 
 
 def _clock_controls(client: ServiceClient, default_speed: float, default_start: date) -> None:
@@ -136,10 +127,10 @@ def _live(client: ServiceClient, settings: Settings) -> None:
                 st.session_state["newest_asked"] = asked[-1]
                 predictions = pd.concat([predictions, fresh], ignore_index=True)
         candles = client.candles(start, closed)
-        if clock is not None:
-            _clock_state(clock)
         decisions = client.decisions()
         history = client.history()
+        finished = clock is not None and clock.get("state") == "finished"
+        scores = _run_scores(client, history, closed) if finished else None
         shadow = client.shadow(start, closed) if st.session_state.get("show_shadow") else None
     except (ServiceUnavailableError, ServiceError) as error:
         st.error(
@@ -153,22 +144,28 @@ def _live(client: ServiceClient, settings: Settings) -> None:
         return
 
     version = model["version"]
-    top = st.columns([1, 2, 1, 1])
+    reached = pd.Timestamp(model["latest_candle"]).to_pydatetime() if model["latest_candle"] else None
+    if clock is not None:
+        for banner in clock_banners(clock, reached, window["trained_through"] if window else None):
+            getattr(st, banner.kind)(banner.text)
+    top = st.columns([1, 2, 1, 1, 1])
     top[0].metric("Champion", "none yet" if version is None else f"v{version}")
     if clock is not None:
         top[1].metric("Sim time", f"{pd.Timestamp(clock['sim_now']):%Y-%m-%d %H:%M}")
-        state = clock.get("state", "paused" if clock["paused"] else "running")
-        real = _real_speed(pd.Timestamp(clock["sim_now"]))
         top[2].metric(
+            "Clock", shown_state(clock), help="running, paused, holding (for a contest) or finished"
+        )
+        real = _real_speed(pd.Timestamp(clock["sim_now"]))
+        top[3].metric(
             "Speed",
-            f"{clock['speed']:g} h/s" + ("" if state == "running" else f" ({state})"),
+            f"{clock['speed']:g} h/s",
             None if real is None else f"{real:.1f} h/s real",
             delta_color="off",
             help="Set speed, and sim hours per real second since the last refresh: less while the clock "
             "waits for a contest or a forecast.",
         )
     promoted = sum(item["promoted"] for item in decisions)
-    top[3].metric("Contests", len(decisions), f"{promoted} promoted", delta_color="off")
+    top[4].metric("Contests", len(decisions), f"{promoted} promoted", delta_color="off")
     if window:
         st.caption(f"Champion trained through {window['trained_through']} ({window['train_rows']:,} hours).")
 
@@ -177,7 +174,9 @@ def _live(client: ServiceClient, settings: Settings) -> None:
     st.session_state["last_sim_time"] = f"{closed:%Y-%m-%d %H:00}"
     st.plotly_chart(figure, key="forecasts", width="stretch")
 
-    if version is not None:
+    if scores is not None:
+        _scores_tiles(scores, "the whole run", "served")
+    elif version is not None:
         errors = st.columns(4)
         for index, (label, hours) in enumerate((("last day", 24), ("last week", 168))):
             result = live_error(predictions, candles, version, closed, timedelta(hours=hours))
@@ -189,16 +188,41 @@ def _live(client: ServiceClient, settings: Settings) -> None:
                 help="Skill is 1 - MAE / naive MAE: above 0 when the champion beats next close = last close.",
             )
             errors[2 * index + 1].metric(f"naive MAE, {label}", _money(result.naive_mae))
-    _champion_timeline(history, clock, settings)
+    _champion_timeline(history, clock, reached, settings)
     _contests(decisions, settings)
 
 
+def _run_scores(client: ServiceClient, history: list[dict[str, Any]], closed: datetime) -> LiveError:
+    """The finished run's live forecasts against naive, read once (a finished run does not change)."""
+    key = f"run_scores:{closed:%Y-%m-%dT%H}"
+    if key not in st.session_state:
+        times = [pd.Timestamp(item["sim_time"]) for item in history if item.get("sim_time")]
+        first = min(times).to_pydatetime() if times else closed - timedelta(days=366)
+        predictions = client.predictions(first, closed)
+        st.session_state[key] = run_scores(predictions, client.candles(first, closed))
+    scores: LiveError = st.session_state[key]
+    return scores
+
+
+def _scores_tiles(result: LiveError, label: str, who: str) -> None:
+    tiles = st.columns(4)
+    tiles[0].metric(f"{who} live MAE, {label} ({result.hours:,} h)", _money(result.model_mae))
+    tiles[1].metric(f"naive MAE, {label}", _money(result.naive_mae))
+    tiles[2].metric(
+        "skill vs naive",
+        "n/a" if result.skill is None else f"{result.skill:+.2%}",
+        help="1 - MAE / naive MAE over every hour a champion forecast live: above 0 beats "
+        "next close = last close.",
+    )
+
+
 def _champion_timeline(
-    history: list[dict[str, Any]], clock: dict[str, Any] | None, settings: Settings
+    history: list[dict[str, Any]], clock: dict[str, Any] | None, reached: datetime | None, settings: Settings
 ) -> None:
     """The whole run's champions in sim time, each linked to its MLflow version page."""
     st.subheader("Champion timeline")
-    timeline = champion_timeline(history, pd.Timestamp(clock["sim_now"]).to_pydatetime() if clock else None)
+    sim_now = pd.Timestamp(clock["sim_now"]).to_pydatetime() if clock else None
+    timeline = champion_timeline(history, sim_now, reached)
     if timeline.empty:
         st.caption("No champion yet: v1 is trained once sim time passes its training year.")
         return
@@ -219,7 +243,7 @@ def _contests(decisions: list[dict[str, Any]], settings: Settings) -> None:
         st.caption("No contest yet: the first one closes the month after the first champion.")
         return
     table = decision_table(decisions, settings.dashboard.mlflow_ui_url, settings.mlflow.registered_model)
-    version_link = st.column_config.LinkColumn(display_text=r"versions/(\d+)$")
+    version_link = st.column_config.LinkColumn(display_text=r"versions/(\d+)")
     st.dataframe(
         table,
         hide_index=True,

@@ -139,7 +139,8 @@ class ServiceClient:
             served_at = _iso(datetime.now(UTC))
             rows += [
                 {**{key: item[key] for key in _SERVED[:4]}, "model_version": item["model"]["version"]}
-                | {"served_at": served_at, "live": True}  # asked as soon as the hour may be asked
+                # asked as soon as the hour may be asked: live, unless the champion was trained on it
+                | {"served_at": served_at, "live": not item["in_sample"]}
                 for item in body["predictions"]
             ]
         return _frame(rows, ["timestamp", "target_time", "served_at"], list(_SERVED))

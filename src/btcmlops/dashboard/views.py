@@ -9,10 +9,31 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from btcmlops.calendar import end_of_data, last_complete_month_by
 from btcmlops.mlflow_links import model_version_url, run_url
 
 HOUR = timedelta(hours=1)
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+    "#393b79",
+    "#e7ba52",
+    "#ad494a",
+)
+"""Twelve colours, so a year's versions (v1 and one a month) each get their own."""
+NAIVE_COLOUR = "#888"
+
+
+def version_colour(version: int) -> str:
+    """The one colour of ``version`` on every chart: by its number, never by its place in a window."""
+    return PALETTE[(int(version) - 1) % len(PALETTE)]
 
 
 def hours_to_ask(
@@ -46,8 +67,13 @@ def newest_asked(predictions: pd.DataFrame, asked_here: datetime | None) -> date
 
 
 def champion_changes(predictions: pd.DataFrame) -> pd.DataFrame:
-    """The target hours at which the served version changed, with the version that took over."""
-    ordered = predictions.sort_values(["served_at", "target_time"])
+    """The target hours at which the served version changed, with the version that took over.
+
+    From live forecasts only, in target order: after a clock reset the client asks again for hours
+    already forecast, and the champion's answers on its own training hours are not live, so they draw
+    no takeover where there was none.
+    """
+    ordered = latest_forecasts(predictions).sort_values(["target_time", "served_at"])
     changed = ordered["model_version"].ne(ordered["model_version"].shift())
     changes = ordered.loc[changed, ["target_time", "model_version"]].iloc[1:]
     return changes.reset_index(drop=True)
@@ -113,14 +139,14 @@ def forecast_figure(
         )
     )
     points = latest_forecasts(predictions)
-    for number, (version, served) in enumerate(points.groupby("model_version", sort=True)):
+    for version, served in points.groupby("model_version", sort=True):
         figure.add_trace(
             go.Scatter(
                 x=served["target_time"],
                 y=served["predicted_close"],
                 mode="markers",
                 name=f"forecast v{version}",
-                marker={"size": 5, "color": PALETTE[number % len(PALETTE)]},
+                marker={"size": 5, "color": version_colour(int(served["model_version"].iloc[0]))},
             )
         )
     if shadow is not None and not shadow.empty:
@@ -130,7 +156,11 @@ def forecast_figure(
                 y=shadow["predicted_close"],
                 mode="markers",
                 name=f"shadow v{shadow['model_version'].iloc[0]} (challenger, not served)",
-                marker={"size": 6, "symbol": "circle-open", "color": "#9467bd"},
+                marker={
+                    "size": 6,
+                    "symbol": "circle-open",
+                    "color": version_colour(int(shadow["model_version"].iloc[0])),
+                },
             )
         )
     for change in champion_changes(predictions).itertuples():
@@ -185,11 +215,14 @@ def decision_table(decisions: list[dict[str, Any]], ui_url: str, model_name: str
     return pd.DataFrame(rows)
 
 
-def champion_timeline(history: list[dict[str, Any]], sim_now: datetime | None) -> pd.DataFrame:
+def champion_timeline(
+    history: list[dict[str, Any]], sim_now: datetime | None, reached: datetime | None = None
+) -> pd.DataFrame:
     """Who was champion from when to when in sim time, for the whole run (from the change audit).
 
     A change with no sim time (made while no clock ran) is left out; the last champion's span runs to
-    ``sim_now``. A clock reset sends sim time back: spans after ``sim_now`` are from before the reset.
+    the later of ``sim_now`` and ``reached`` (the newest hour the run has recorded). A clock reset sends
+    sim time back, not the record: the spans it has passed stay, the champion's included.
     """
     changes = [item for item in history if item.get("sim_time")]
     rows = []
@@ -197,7 +230,10 @@ def champion_timeline(history: list[dict[str, Any]], sim_now: datetime | None) -
         start = pd.Timestamp(item["sim_time"])
         end = pd.Timestamp(changes[number + 1]["sim_time"]) if number + 1 < len(changes) else None
         if end is None:
-            end = max(start, pd.Timestamp(sim_now)) if sim_now is not None else start + pd.Timedelta(hours=1)
+            moments = [pd.Timestamp(moment) for moment in (sim_now, reached) if moment is not None]
+            end = max([start, *moments]) if moments else start + pd.Timedelta(hours=1)
+            if end == start:
+                end = start + pd.Timedelta(hours=1)  # a champion of this very moment is drawn, not lost
         rows.append(
             {
                 "version": f"v{item['to_version']}",
@@ -213,7 +249,6 @@ def champion_timeline(history: list[dict[str, Any]], sim_now: datetime | None) -
 def timeline_figure(timeline: pd.DataFrame) -> go.Figure:
     """The champion timeline as one bar per tenure, labelled with its version."""
     figure = go.Figure()
-    versions = list(dict.fromkeys(timeline["version"]))
     for _, span in timeline.iterrows():
         figure.add_trace(
             go.Bar(
@@ -225,7 +260,7 @@ def timeline_figure(timeline: pd.DataFrame) -> go.Figure:
                 text=[span["version"]],
                 textposition="inside",
                 insidetextanchor="middle",
-                marker={"color": PALETTE[versions.index(span["version"]) % len(PALETTE)]},
+                marker={"color": version_colour(int(span["version"][1:]))},
                 hovertext=[f"{span['version']} from {span['from']:%Y-%m-%d %H:00} ({span['source']})"],
                 hoverinfo="text",
                 showlegend=False,
@@ -257,9 +292,12 @@ def daily_figure(decision: dict[str, Any]) -> go.Figure | None:
         "naive": "naive (next close = last close)",
     }
     figure = go.Figure()
-    for column, colour in zip(
-        ("champion", "challenger", "naive"), (PALETTE[0], PALETTE[1], "#888"), strict=True
-    ):
+    colours = (
+        version_colour(decision["champion_version"]),
+        version_colour(decision["challenger_version"]),
+        NAIVE_COLOUR,
+    )
+    for column, colour in zip(("champion", "challenger", "naive"), colours, strict=True):
         if column in frame:
             figure.add_trace(
                 go.Scatter(
@@ -277,3 +315,93 @@ def daily_figure(decision: dict[str, Any]) -> go.Figure | None:
         legend={"orientation": "h", "y": -0.2},
     )
     return figure
+
+
+@dataclass(frozen=True)
+class Banner:
+    """One line the page shows above the chart: ``kind`` is Streamlit's (success, info, warning)."""
+
+    kind: str
+    text: str
+
+
+def clock_banners(
+    clock: dict[str, Any], reached: datetime | None, trained_through: str | None
+) -> list[Banner]:
+    """What the clock is doing, in words, and (after a reset to an earlier day) what the reset kept.
+
+    Args:
+        clock: ``GET /clock``'s answer.
+        reached: The newest candle the store holds (``/model``'s ``latest_candle``): the feed writes an
+            hour only once it has closed, so one after the clock's last closed hour means a reset.
+        trained_through: The champion's last training month, if one serves.
+    """
+    now = pd.Timestamp(clock["sim_now"])
+    state = shown_state(clock)
+    hold_at = pd.Timestamp(clock["hold_at"]) if clock.get("hold_at") else None
+    banners = []
+    if state == "finished":
+        end = pd.Timestamp(clock["end_at"])
+        last = last_complete_month_by(end)
+        banners.append(
+            Banner("success", f"The replay is finished at {end:%Y-%m-%d %H:%M} UTC: {end_of_data(last)}.")
+        )
+    elif state == "paused":
+        banners.append(
+            Banner(
+                "warning",
+                f"The clock is paused at {now:%Y-%m-%d %H:%M} UTC: Resume (sidebar, control key) runs it on.",
+            )
+        )
+    elif state == "holding" and hold_at is not None:
+        banners.append(
+            Banner("info", f"The clock holds at {hold_at:%Y-%m-%d %H:%M} UTC: {clock['holding_for']}.")
+        )
+    else:  # running, or a paced clock's wait of a moment for the next hour's forecast: normal
+        contest = (
+            "" if hold_at is None else f"; it waits at {hold_at:%Y-%m-%d %H:%M} UTC for that month's contest"
+        )
+        banners.append(
+            Banner(
+                "success",
+                f"Running at {clock['speed']:g} sim h/s, each hour once its forecast is made{contest}.",
+            )
+        )
+    closed = pd.Timestamp(clock["last_closed_hour"])
+    if reached is not None and pd.Timestamp(reached) > closed:
+        window = "" if trained_through is None else f" (trained through {trained_through})"
+        banners.append(
+            Banner(
+                "info",
+                "The clock was reset to an earlier day; the run had reached "
+                f"{pd.Timestamp(reached):%Y-%m-%d %H:%M} UTC. A reset replays time only: the prices, "
+                "contests, champions and forecasts already recorded stay as they are, and no contest is "
+                f"run again. The champion{window} answers hours it was trained on as in-sample: those "
+                "forecasts are not live and are not scored; live scores resume on hours after its training.",
+            )
+        )
+    return banners
+
+
+def shown_state(clock: dict[str, Any]) -> str:
+    """The clock's state as the page names it: a paced clock's wait of a moment for the next forecast is
+    ``running`` (it is how the clock runs); ``holding`` is a wait at a month's end for its contest."""
+    state = str(clock.get("state") or ("paused" if clock["paused"] else "running"))
+    hold_at = clock.get("hold_at")
+    if state == "holding" and (hold_at is None or pd.Timestamp(clock["sim_now"]) < pd.Timestamp(hold_at)):
+        return "running"
+    return state
+
+
+def run_scores(predictions: pd.DataFrame, candles: pd.DataFrame) -> LiveError:
+    """The whole run's served forecasts (live ones, whatever version served each) against naive."""
+    served = latest_forecasts(predictions).drop_duplicates(["target_time"], keep="first")
+    actual = candles.set_index("open_time")["close"]
+    scored = served.assign(actual=served["target_time"].map(actual)).dropna(subset=["actual"])
+    if scored.empty:
+        return LiveError(0, None, None)
+    return LiveError(
+        len(scored),
+        float((scored["predicted_close"] - scored["actual"]).abs().mean()),
+        float((scored["last_close"] - scored["actual"]).abs().mean()),
+    )

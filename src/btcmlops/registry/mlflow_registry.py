@@ -29,7 +29,7 @@ from btcmlops.model import (
     ModelConfigurationError,
     import_xgboost,
 )
-from btcmlops.registry.presentation import EXPERIMENT_TAGS, registered_model_description
+from btcmlops.registry.presentation import EXPERIMENT_TAGS, registered_model_description, with_status
 from btcmlops.registry.version_tags import STATUS_TAG, pack_version_tags, unpack_version_tags
 from btcmlops.timing import Timings
 from btcmlops.training_window import TrainingWindow
@@ -230,7 +230,10 @@ class ModelRegistry:
             step("register.artifacts_logged")
             version = self._client.create_model_version(
                 self.model_name,
-                source=f"runs:/{run_id}/{MODEL_ARTIFACT}",
+                # Where the artifacts are, not ``runs:/``: the server resolves a ``runs:/`` source through
+                # its own tracking store to an ``mlflow-artifacts:`` URI it then refuses to read without
+                # an http tracking URI, so the UI's get-artifact call for a version answered 500.
+                source=f"{run.info.artifact_uri}/{MODEL_ARTIFACT}",
                 run_id=run_id,
                 tags=pack_version_tags({**model_tags, **window.as_tags()}),
             )
@@ -253,8 +256,13 @@ class ModelRegistry:
                 self._client.delete_registered_model_alias(self.model_name, alias)
 
     def set_status(self, version: int, status: VersionStatus) -> None:
+        """Set a version's ``status`` tag, and the paragraph of its description that says what it is now."""
         with self._timings.measure("mlflow"):
             self._client.set_model_version_tag(self.model_name, str(version), STATUS_TAG, status.value)
+            current = self._client.get_model_version(self.model_name, str(version)).description or ""
+            described = with_status(current, status.value)
+            if described != current:
+                self._client.update_model_version(self.model_name, str(version), description=described)
 
     def describe_version(self, version: int, description: str) -> None:
         """Set a version's description (shown on its page in the MLflow UI)."""

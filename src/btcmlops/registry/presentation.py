@@ -185,6 +185,41 @@ def registered_model_description() -> str:
     )
 
 
+STATUS_PARAGRAPH_START: Final = "Now: "
+"""How the paragraph that says what a version is now begins: rewritten whenever its status changes."""
+_NOW: Final[Mapping[str, str]] = {
+    "production": (
+        f"the **champion** (status `production`, alias `{CHAMPION_ROLE}`): it serves the forecasts, "
+        "on hours after its training window only."
+    ),
+    "staging": (
+        f"the **challenger** (status `staging`, alias `{CHALLENGER_ROLE}`): in shadow, scored beside the "
+        "champion on the month after its training, not served."
+    ),
+    "archived": (
+        "**archived** (status `archived`): it serves no more, or never served; `contest.outcome` and "
+        f"the tag `{DETAILS_TAG}` say which contest decided."
+    ),
+}
+
+
+def status_paragraph(status: str) -> str:
+    """The paragraph of a version's description that says what it is now, by its ``status`` tag."""
+    return STATUS_PARAGRAPH_START + _NOW.get(status, f"status `{status}`.")
+
+
+def with_status(description: str, status: str) -> str:
+    """``description`` with its "Now: ..." paragraph saying ``status`` (added after the first paragraph
+    of a description written before there was one)."""
+    paragraphs = description.split("\n\n") if description else []
+    fresh = status_paragraph(status)
+    for number, paragraph in enumerate(paragraphs):
+        if paragraph.startswith(STATUS_PARAGRAPH_START):
+            paragraphs[number] = fresh
+            return "\n\n".join(paragraphs)
+    return "\n\n".join([*paragraphs[:1], fresh, *paragraphs[1:]])
+
+
 def version_description(
     trained_through: str,
     role: str,
@@ -192,7 +227,7 @@ def version_description(
     train_end: datetime,
     train_rows: int,
 ) -> str:
-    """A version's description: what it was trained on and what it entered the registry as.
+    """A version's description: what it was trained on, what it is now, and what it entered as.
 
     Args:
         trained_through: The last month of the training window (``YYYY-MM``).
@@ -202,7 +237,8 @@ def version_description(
         train_rows: How many hourly rows it was fitted on.
 
     Returns:
-        Markdown; its first sentence is what the versions table shows, so it says the most.
+        Markdown; its first sentence is what the versions table shows, so it says the most. Its
+        second paragraph ("Now: ...") follows the status tag (``with_status``, on every status change).
     """
     # Plain text first: the versions table shows the start of the description without rendering it.
     window = (
@@ -210,22 +246,25 @@ def version_description(
         f"target hours {train_start:%Y-%m-%d %H:%M} to {train_end:%Y-%m-%d %H:%M} UTC."
     )
     if role == CHAMPION_ROLE:
+        now = status_paragraph("production")
         entry = (
-            f"It entered as the first `{CHAMPION_ROLE}` (status `production`) and serves until a "
-            f"challenger beats it; that contest's run will be `{ARCHIVED_BY_RUN_TAG}` in the tag "
+            f"It entered as the first `{CHAMPION_ROLE}` (status `production`) and served until a "
+            f"challenger beat it; that contest's run is then `{ARCHIVED_BY_RUN_TAG}` in the tag "
             f"`{DETAILS_TAG}`."
         )
     elif role == CHALLENGER_ROLE:
+        now = status_paragraph("staging")
         entry = (
-            f"It entered as the `{CHALLENGER_ROLE}` (status `staging`): scored in shadow, never served, "
-            f"on the month after {trained_through}, against the champion. Its contest is "
-            f"`{CONTEST_MONTH_TAG}` and `{CONTEST_RUN_TAG}` in the tag `{DETAILS_TAG}`; if it wins "
-            f"and is replaced later, that contest's run is `{ARCHIVED_BY_RUN_TAG}` there."
+            f"It entered as the `{CHALLENGER_ROLE}` (status `staging`), scored in shadow on the month "
+            f"after {trained_through} against the champion. Its contest is `{CONTEST_MONTH_TAG}` and "
+            f"`{CONTEST_RUN_TAG}` in the tag `{DETAILS_TAG}`; if it won and was replaced later, that "
+            f"contest's run is `{ARCHIVED_BY_RUN_TAG}` there."
         )
     else:
+        now = status_paragraph(role)
         entry = f"It entered as `{role}`."
     links = "A run id opens at this server's `#/runs/<run id>`."
-    return f"{window}\n\n{entry} {links}"
+    return f"{window}\n\n{now}\n\n{entry} {links}"
 
 
 def contest_run_name(

@@ -309,7 +309,11 @@ class LoggedPredictionPublic(BaseModel):
     model_version: int
     served_at: datetime
     sim_made_at: datetime | None = Field(description="Sim time the forecast was made at.")
-    live: bool = Field(description="Made before its target hour closed in sim time.")
+    live: bool = Field(
+        description="Made before its target hour closed in sim time, for an hour after the training "
+        "window of the version that made it: a forecast a clock reset had asked again for an hour the "
+        "version was trained on is never live."
+    )
 
 
 class DecisionPublic(BaseModel):

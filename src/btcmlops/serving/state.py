@@ -30,7 +30,7 @@ from btcmlops.serving.metrics import ServiceMetrics
 from btcmlops.serving.snapshot import ServedModel, Snapshot, SnapshotBuilder
 from btcmlops.serving.vetting import vet
 from btcmlops.settings import ServeSettings
-from btcmlops.store import PriceStore, this_process
+from btcmlops.store import LoggedPrediction, PriceStore, this_process
 from btcmlops.store.price_store import SERVED_REPORT_EVERY_S
 
 if TYPE_CHECKING:
@@ -57,6 +57,18 @@ class StoreUnavailableError(RuntimeError):
 STORE_ERRORS = (DBAPIError, PoolTimeoutError, StoreUnavailableError)
 """What a price store that cannot be reached raises: a driver error (refused, lost connection, read
 timeout), no free pooled connection in time, or no answer within the request's wait."""
+
+
+def counts_as_live(row: LoggedPrediction, train_end: datetime | None) -> bool:
+    """Whether a logged forecast counts as live: made before its target hour closed in sim time, *and*
+    for a target hour after the training window of the version that made it.
+
+    A reset of the clock to an earlier day has the client ask again for hours the champion was trained
+    on; made "in time" by the replayed clock, those forecasts are still in-sample (``/predict`` says
+    ``in_sample: true``) and never count as live. A version whose window is not known (``None``) does
+    not count either.
+    """
+    return row.live and train_end is not None and row.target_time > train_end
 
 
 class ServiceState:
@@ -107,6 +119,8 @@ class ServiceState:
         self.replica = this_process()
         """This process, as it reports what it serves (every replica follows the alias on its own)."""
         self._runs_searched_at = -math.inf
+        self._train_ends: dict[int, datetime] = {}
+        self._versions_searched_at = -math.inf
 
     @property
     def snapshot(self) -> Snapshot:
@@ -173,6 +187,31 @@ class ServiceState:
                     {run.month: run.run_id for run in found if run.status == "FINISHED"}
                 )
         return self.registry.experiment_id, dict(self._contest_runs)
+
+    def training_ends(self, versions: set[int]) -> dict[int, datetime]:
+        """Each version's last training target hour, asked of MLflow only for versions not known (at most
+        every ``SERVED_REPORT_EVERY_S``; a version's window never changes).
+
+        What tells a live forecast from an in-sample one (``counts_as_live``): a version
+        MLflow cannot tell about now is left out, and its forecasts are not counted live meanwhile.
+        """
+        for served in (self.snapshot.model, self.challenger):
+            if served is not None:
+                self._train_ends[served.info.version] = served.info.window.train_end.to_pydatetime()
+        if (
+            versions - self._train_ends.keys()
+            and time.monotonic() - self._versions_searched_at > SERVED_REPORT_EVERY_S
+        ):
+            self._versions_searched_at = time.monotonic()
+            try:
+                found = self.registry.versions()
+            except Exception as error:
+                logger.warning("training windows not found in MLflow: %s", error)
+            else:
+                self._train_ends.update(
+                    {info.version: info.window.train_end.to_pydatetime() for info in found}
+                )
+        return {version: self._train_ends[version] for version in versions if version in self._train_ends}
 
     def report_served(self) -> None:
         """Write which version this replica serves into the store: the trainer moves the clock's hold on it.

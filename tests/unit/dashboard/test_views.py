@@ -10,13 +10,17 @@ import pytest
 from btcmlops.dashboard.views import (
     champion_changes,
     champion_timeline,
+    clock_banners,
     daily_figure,
     decision_table,
     forecast_figure,
     hours_to_ask,
     live_error,
     newest_asked,
+    run_scores,
+    shown_state,
     timeline_figure,
+    version_colour,
 )
 
 H = timedelta(hours=1)
@@ -151,8 +155,11 @@ def test_decision_table_is_newest_first_with_the_three_scores() -> None:
         "promoted",
     ]
     # Each version and each contest links to its MLflow page (no run link where MLflow was not reached).
-    assert table.iloc[1]["challenger"] == "http://ui:5000/#/models/btc%20model/versions/2"
-    assert table.iloc[0]["run"] == "http://ui:5000/#/experiments/7/runs/abc"
+    assert (
+        table.iloc[1]["challenger"]
+        == "http://ui:5000/#/models/btc%20model/versions/2?workflowType=machine_learning"
+    )
+    assert table.iloc[0]["run"] == "http://ui:5000/#/experiments/7/runs/abc?workflowType=machine_learning"
     assert table.iloc[1]["run"] == ""  # a blank cell until MLflow answers, never "None"
 
 
@@ -192,3 +199,120 @@ def test_the_why_view_draws_the_three_daily_maes_or_says_they_were_not_kept() ->
     ]
     assert list(figure.data[1].y) == [8.0, 11.0]
     assert daily_figure({**decision, "metrics": {}}) is None
+
+
+def test_each_version_has_one_colour_on_every_chart_whatever_the_window() -> None:
+    """The price chart coloured by place in its window: v3, v7 and v11 each came out blue."""
+    candles = _candles(NOON, [100, 110, 120, 130])
+    for versions in ((3, 7), (7, 11), (11, 3)):
+        predictions = _predictions([(NOON, 104, 100, versions[0]), (NOON + H, 118, 110, versions[1])])
+        figure = forecast_figure(candles, predictions)
+        assert [trace.marker.color for trace in figure.data[1:]] == [
+            version_colour(v) for v in sorted(versions)
+        ]
+    assert len({version_colour(version) for version in range(1, 13)}) == 12  # a year's versions differ
+    timeline = champion_timeline(
+        [
+            {"sim_time": "2024-01-01T00:00:00Z", "to_version": 7, "source": "contest", "reason": ""},
+            {"sim_time": "2024-02-01T00:00:00Z", "to_version": 3, "source": "contest", "reason": ""},
+        ],
+        datetime(2024, 3, 1, tzinfo=UTC),
+    )
+    assert [trace.marker.color for trace in timeline_figure(timeline).data] == [
+        version_colour(7),
+        version_colour(3),
+    ]
+    shadow = _predictions([(NOON, 103, 100, 11)]).drop(columns=["last_close", "served_at"])
+    assert forecast_figure(candles, _predictions([(NOON, 1, 1, 3)]), shadow).data[
+        -1
+    ].marker.color == version_colour(11)
+    decision = {
+        "champion_version": 3,
+        "challenger_version": 11,
+        "metrics": {"daily_mae": {"2024-03-01": {"champion": 1.0, "challenger": 2.0, "naive": 3.0}}},
+    }
+    figure = daily_figure(decision)
+    assert figure is not None
+    assert [trace.line.color for trace in figure.data[:2]] == [version_colour(3), version_colour(11)]
+
+
+def test_after_a_reset_in_sample_forecasts_draw_no_takeover_and_score_nothing() -> None:
+    """v3 served March live; after a reset to March, v4 (trained through April) answers March again."""
+    v3 = _predictions([(NOON + n * H, 100, 100, 3) for n in range(4)]).assign(live=True)
+    v4 = _predictions([(NOON + n * H, 200, 100, 4) for n in range(4)]).assign(live=False)
+    v4["served_at"] += pd.Timedelta(days=30)  # after the reset
+    both = pd.concat([v3, v4], ignore_index=True)
+    assert champion_changes(both).empty  # no "v4 takes over" in March
+    candles = _candles(NOON, [100, 110, 120, 130, 140])
+    assert live_error(both, candles, 4, NOON + 4 * H, timedelta(days=1)).hours == 0
+    assert run_scores(both, candles).model_mae == pytest.approx(run_scores(v3, candles).model_mae)
+    assert [note.text for note in forecast_figure(candles, both).layout.annotations] == []
+
+
+def test_the_champion_timeline_keeps_the_champion_after_a_reset() -> None:
+    history = [
+        {"sim_time": "2024-01-01T00:00:00Z", "to_version": 1, "source": "contest", "reason": "first"},
+        {"sim_time": "2024-05-01T00:00:00Z", "to_version": 4, "source": "contest", "reason": "won"},
+    ]
+    reset_to = datetime(2024, 3, 11, tzinfo=UTC)
+    timeline = champion_timeline(history, reset_to, reached=datetime(2024, 5, 20, tzinfo=UTC))
+    assert timeline["version"].tolist() == ["v1", "v4"]
+    assert timeline["to"].iloc[-1] == pd.Timestamp("2024-05-20", tz="UTC")
+    alone = champion_timeline(history, reset_to)  # without what the run reached: still drawn
+    assert alone["to"].iloc[-1] > alone["from"].iloc[-1]
+
+
+def _clock(**fields: object) -> dict[str, object]:
+    clock: dict[str, object] = {
+        "sim_now": "2024-05-03T10:00:59Z",
+        "last_closed_hour": "2024-05-03T09:00:00Z",
+        "speed": 48.0,
+        "paused": False,
+        "state": "running",
+        "holding_for": None,
+        "hold_at": "2024-06-01T00:00:00Z",
+        "end_at": "2024-12-31T23:00:00Z",
+    }
+    return clock | fields
+
+
+def test_a_paced_wait_for_the_next_forecast_reads_as_running() -> None:
+    """A blue "The clock holds at 2024-06-01" showed while sim time was May 3 and nothing was wrong."""
+    clock = _clock(state="holding", holding_for="waiting for the forecast from 2024-05-03 09:00")
+    assert shown_state(clock) == "running"
+    [banner] = clock_banners(clock, None, "2024-03")
+    assert banner.kind == "success"
+    assert banner.text.startswith("Running at 48 sim h/s")
+    assert "holds" not in banner.text
+
+
+def test_each_clock_state_has_its_own_banner() -> None:
+    held = _clock(state="holding", sim_now="2024-06-01T00:00:00Z", holding_for="the May contest")
+    assert [(b.kind, b.text[:26]) for b in clock_banners(held, None, None)] == [
+        ("info", "The clock holds at 2024-06")
+    ]
+    paused = clock_banners(_clock(state="paused", paused=True), None, None)
+    assert [(b.kind, b.text[:20]) for b in paused] == [("warning", "The clock is paused ")]
+    finished = clock_banners(_clock(state="finished", sim_now="2025-01-01T00:00:00Z"), None, None)
+    assert [b.kind for b in finished] == ["success"]
+    assert "finished" in finished[0].text
+
+
+def test_after_a_reset_the_page_says_what_a_reset_keeps() -> None:
+    clock = _clock(sim_now="2024-03-11T00:00:59Z", last_closed_hour="2024-03-10T23:00:00Z")
+    banners = clock_banners(clock, datetime(2024, 5, 20, tzinfo=UTC), "2024-04")
+    assert [b.kind for b in banners] == ["success", "info"]
+    text = banners[1].text
+    assert "replays time only" in text
+    assert "2024-05-20 00:00" in text
+    assert "not live" in text
+    assert "trained through 2024-04" in text
+    assert len(clock_banners(_clock(), datetime(2024, 5, 3, 9, tzinfo=UTC), None)) == 1  # no reset
+
+
+def test_the_run_scores_are_every_live_served_hour_against_naive() -> None:
+    candles = _candles(NOON, [100, 110, 120, 130])
+    predictions = _predictions([(NOON, 104, 100, 1), (NOON + H, 118, 110, 2), (NOON + 2 * H, 1, 1, 2)])
+    predictions["live"] = [True, True, False]
+    result = run_scores(predictions, candles)
+    assert (result.hours, result.model_mae, result.naive_mae) == (2, 4.0, 10.0)

@@ -11,7 +11,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from btcmlops.mlflow_links import CONTEST_VIEW_ID, experiment_runs_url
+from btcmlops.mlflow_links import (
+    CONTEST_VIEW_ID,
+    experiment_runs_url,
+    model_version_url,
+    registered_model_url,
+    run_url,
+)
 from btcmlops.registry import presentation
 from btcmlops.registry.presentation import (
     CONTEST_VIEW_NAME,
@@ -20,6 +26,7 @@ from btcmlops.registry.presentation import (
     contest_version_tags,
     registered_model_description,
     version_description,
+    with_status,
 )
 
 VISIBLE_RUN_NAME_CHARS = 22
@@ -72,6 +79,16 @@ def test_the_first_champion_is_described_as_serving() -> None:
     )
     assert "first `champion` (status `production`)" in text
     assert "`staging`" not in text
+
+
+def test_a_status_paragraph_is_replaced_not_added() -> None:
+    text = version_description("2024-01", "challenger", datetime(2023, 1, 1), datetime(2024, 1, 31), 1)
+    promoted = with_status(text, "production")
+    assert promoted.count("Now: ") == 1
+    assert "the **champion**" in promoted
+    assert with_status(promoted, "production") == promoted
+    older = "Trained through 2024-01 as the challenger.\n\nIt entered as the `challenger`."
+    assert with_status(older, "archived").split("\n\n")[1].startswith("Now: **archived**")
 
 
 def test_an_unknown_role_is_described_as_given() -> None:
@@ -147,6 +164,20 @@ def test_the_runs_link_opens_model_training_mode_on_the_contest_view() -> None:
     assert experiment_runs_url("http://mlflow:5000", "7", view=None) == (
         "http://mlflow:5000/#/experiments/7/runs?workflowType=machine_learning"
     )
+
+
+def test_every_link_opens_the_machine_learning_view() -> None:
+    """Without the query MLflow 3.17 opens a first visit in its GenAI view, whatever the page."""
+    links = [
+        experiment_runs_url("http://ui:5000", "7"),
+        registered_model_url("http://ui:5000", "btc model"),
+        model_version_url("http://ui:5000", "btc model", 3),
+        run_url("http://ui:5000", "7", "abc"),
+    ]
+    for link in links:
+        assert link.split("?", 1)[1].split("&")[0] == "workflowType=machine_learning", link
+    assert links[2] == "http://ui:5000/#/models/btc%20model/versions/3?workflowType=machine_learning"
+    assert links[3] == "http://ui:5000/#/experiments/7/runs/abc?workflowType=machine_learning"
 
 
 def test_the_registered_model_description_explains_aliases_status_contest_and_audit() -> None:

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 from mlflow import MlflowClient
 
-from btcmlops.registry import ModelRegistry, embedded_artifact_location, embedded_tracking_uri
-from btcmlops.registry.presentation import EXPERIMENT_TAGS, registered_model_description
+from btcmlops.registry import (
+    ModelRegistry,
+    VersionStatus,
+    embedded_artifact_location,
+    embedded_tracking_uri,
+)
+from btcmlops.registry.presentation import (
+    EXPERIMENT_TAGS,
+    registered_model_description,
+    version_description,
+)
 from btcmlops.registry.version_tags import DETAILS_TAG
 
 EXPERIMENT, MODEL = "descriptions-test", "descriptions-test-model"
@@ -73,3 +83,31 @@ def test_versions_get_a_description_and_tags(tmp_path: Path, mlflow_cache: Path)
         "contest.outcome": "archived, v1 stays champion",
         DETAILS_TAG: '{"contest.month": "2024-03", "archived_in": "2024-03"}',
     }
+
+
+def test_a_versions_description_follows_its_status(tmp_path: Path, mlflow_cache: Path) -> None:
+    """A promoted challenger must not keep saying it is in shadow and never served."""
+    registry = _registry(tmp_path, mlflow_cache)
+    client = MlflowClient(tracking_uri=registry.tracking_uri)
+    run = client.create_run(registry.experiment_id or "")
+    version = int(client.create_model_version(MODEL, "runs:/x/model", run_id=run.info.run_id).version)
+    window = (pd.Timestamp("2023-01-01"), pd.Timestamp("2024-01-31 23:00"), 9000)
+    registry.describe_version(version, version_description("2024-01", "challenger", *window))
+    registry.set_status(version, VersionStatus.STAGING)
+
+    def description() -> str:
+        return str(client.get_model_version(MODEL, str(version)).description)
+
+    assert "Now: the **challenger**" in description()
+    assert "not served" in description()
+
+    registry.set_status(version, VersionStatus.PRODUCTION)
+    promoted = description()
+    assert "Now: the **champion** (status `production`" in promoted
+    assert "not served" not in promoted
+    assert "never served" not in promoted
+    assert promoted.startswith("Trained through 2024-01 as the challenger")  # the history stays
+
+    registry.set_status(version, VersionStatus.ARCHIVED)
+    assert "Now: **archived**" in description()
+    assert description().count("Now: ") == 1

@@ -7,6 +7,7 @@ about the market (the store's candles) is logged; one from a client's own candle
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -28,7 +29,7 @@ from btcmlops.serving.schemas import (
     PredictionRequest,
 )
 from btcmlops.serving.snapshot import Snapshot, hour_number, hour_time, whole_hour
-from btcmlops.serving.state import ServiceState, StoreUnavailableError
+from btcmlops.serving.state import ServiceState, StoreUnavailableError, counts_as_live
 from btcmlops.store import LoggedPrediction
 
 router = APIRouter(tags=["forecast"])
@@ -55,7 +56,8 @@ async def predict(body: PredictionRequest, service: Service, log: PredictionLog)
                 )
             except StoreUnavailableError:  # the forecast stands; who served it live stays unsaid
                 logged = []
-            live = [row.model_version for row in logged if row.live]
+            ends = await asyncio.to_thread(service.training_ends, {row.model_version for row in logged})
+            live = [row.model_version for row in logged if counts_as_live(row, ends.get(row.model_version))]
             answer.served_live_by = live[0] if live else None
         return answer
     assert body.candles is not None

@@ -20,9 +20,10 @@ import pandas as pd
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from btcmlops.serving.deps import Gate, Store
+from btcmlops.serving.deps import Gate, Service, Store
 from btcmlops.serving.limits import ReadGate
 from btcmlops.serving.schemas import CandlePublic, ErrorPublic, LoggedPredictionPublic, UtcDatetime
+from btcmlops.serving.state import counts_as_live
 from btcmlops.store import CANDLE_VALUES
 
 router = APIRouter(tags=["read"])
@@ -117,6 +118,7 @@ async def predictions(
     request: Request,
     gate: Gate,
     store: Store,
+    service: Service,
     start: Annotated[UtcDatetime | None, Query(description="First target hour")] = None,
     end: Annotated[UtcDatetime | None, Query(description="Last target hour")] = None,
     limit: Annotated[
@@ -132,7 +134,8 @@ async def predictions(
     ] = None,
 ) -> Response:
     """Served forecasts whose target hour is in [start, end], with the version that served each, oldest
-    target first, one page at a time."""
+    target first, one page at a time. ``live``: made before its target hour closed in sim time, for an
+    hour after the serving version's training window (never an in-sample one, whatever the clock did)."""
     limit = _limit(limit, gate)
     cursor = None
     if after is not None:
@@ -148,6 +151,7 @@ async def predictions(
         rows = store.read_predictions(start=start, end=end, limit=limit + 1, after=cursor)
         more = len(rows) > limit
         rows = rows[:limit]
+        ends = service.training_ends({row.model_version for row in rows})
         body = [
             {
                 "timestamp": _iso(row.timestamp),
@@ -157,7 +161,7 @@ async def predictions(
                 "model_version": row.model_version,
                 "served_at": _iso(row.served_at),
                 "sim_made_at": None if row.sim_made_at is None else _iso(row.sim_made_at),
-                "live": row.live,
+                "live": counts_as_live(row, ends.get(row.model_version)),
             }
             for row in rows
         ]

@@ -161,3 +161,29 @@ def test_an_answer_about_an_hour_the_model_was_trained_on_says_so(
     assert inside["in_sample"] is True
     assert inside["served_live_by"] is None  # nobody forecast that hour live in this store
     assert outside["in_sample"] is False
+
+
+def test_after_a_reset_a_forecast_of_an_hour_the_champion_was_trained_on_is_never_live(
+    client: TestClient,
+) -> None:
+    """Reset to a day inside the champion's training window: the clock makes the forecast "in time",
+    but the hour is in-sample, so the log must not count it live (the dashboard scores live ones)."""
+    train_end = pd.Timestamp(client.get("/model").json()["training_window"]["train_end"])
+    day = (train_end - pd.Timedelta(days=2)).floor("D")
+    _change(client, action="reset", start=day.isoformat())
+    hour = day - pd.Timedelta(hours=1)  # the newest closed hour: its forecast is made before its target
+    answer = client.post("/predict", json={"timestamp": hour.isoformat()}).json()
+    assert answer["in_sample"] is True
+
+    deadline = time.monotonic() + 10
+    while not (
+        logged := client.get("/predictions", params={"start": day.isoformat(), "end": day.isoformat()}).json()
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert pd.Timestamp(logged[0]["sim_made_at"]) < pd.Timestamp(logged[0]["target_time"]) + pd.Timedelta(
+        hours=1
+    )
+    assert [row["live"] for row in logged] == [False]  # made in time by the clock, still in-sample
+    again = client.post("/predict", json={"timestamp": hour.isoformat()}).json()
+    assert again["served_live_by"] is None  # nobody forecast that hour live: it was never unseen
