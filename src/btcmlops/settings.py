@@ -230,17 +230,21 @@ class ContestSettings(BaseModel):
         default=0.0,
         ge=0,
         lt=1,
-        description="Relative MAE improvement the challenger needs over the champion (0.01 = 1% lower MAE).",
+        description=(
+            "Relative improvement of the rule's metric (MAE by default) the challenger needs over the "
+            "champion (0.01 = 1 % lower)."
+        ),
     )
     require_beat_naive: bool = Field(
-        default=False, description="Promote only a challenger whose MAE is also below the naive baseline's."
+        default=False,
+        description="Promote only a challenger whose metric (MAE by default) is also below the naive baseline's.",
     )
     promotion_rule: Literal["margin", "significance"] = Field(
         default="margin",
         description=(
-            "margin: promote when the challenger's MAE is lower by the margin; significance: the margin "
-            "rule AND a one-sided Diebold-Mariano test (HAC variance) of lower absolute error with "
-            "p < alpha. The test is recorded on every decision either way."
+            "margin: promote when the challenger's metric (MAE by default) is lower by the margin; "
+            "significance: the margin rule AND a one-sided Diebold-Mariano test (HAC variance) of the "
+            "metric's hourly losses with p < alpha. Both metrics' tests are recorded on every decision."
         ),
     )
     alpha: float = Field(
