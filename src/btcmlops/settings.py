@@ -237,7 +237,7 @@ class ContestSettings(BaseModel):
     )
     require_beat_naive: bool = Field(
         default=False,
-        description="Promote only a challenger whose metric (MAE by default) is also below the naive baseline's.",
+        description="Promote only a challenger whose metric (MAE by default) is also below naive's.",
     )
     promotion_rule: Literal["margin", "significance"] = Field(
         default="margin",
