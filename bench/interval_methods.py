@@ -30,8 +30,8 @@ from btcmlops.data.candle_file import read_candle_file
 from btcmlops.features import build_samples, get_feature_set, log_return_to_close
 from btcmlops.features.frame import TARGET_COLUMN
 from btcmlops.model import naive_interval
-from btcmlops.model.forecaster import lightgbm_params
 from btcmlops.model.interval import quantile_params, train_interval
+from btcmlops.model.params import lightgbm_params
 from btcmlops.settings import EMBEDDED_DATA_FILE, ModelSettings
 
 

@@ -126,6 +126,16 @@ class ContestRecord:
     daily: dict[str, dict[str, float]] = field(default_factory=dict)
     """Each contestant's MAE per day of the month (``daily_mae``): why the verdict went as it did."""
 
+    def interval_scores(self) -> dict[str, dict[str, float | int]]:
+        """Each contestant's interval scores by role (``champion``, ``challenger``, ``naive``), those
+        that have one: what the decision row, ``summary.json`` and ``/decisions`` show."""
+        sides = (
+            ("champion", self.champion_interval),
+            ("challenger", self.challenger_interval),
+            ("naive", self.naive_interval),
+        )
+        return {name: scores.as_dict() for name, scores in sides if scores is not None}
+
 
 @dataclass(frozen=True)
 class MonthOutcome:
@@ -774,15 +784,7 @@ def _decision_row(model_name: str, record: ContestRecord, now: datetime, metric:
             "naive": record.naive.as_dict(),
             "tenure": {str(v): n for v, n in record.tenure.items()},
             "daily_mae": record.daily,
-            "intervals": {
-                name: scores.as_dict()
-                for name, scores in (
-                    ("champion", record.champion_interval),
-                    ("challenger", record.challenger_interval),
-                    ("naive", record.naive_interval),
-                )
-                if scores is not None
-            },
+            "intervals": record.interval_scores(),
             **{
                 SIGNIFICANCE_KEYS[metric]: {"statistic": t.statistic, "p_value": t.p_value, "lags": t.lags}
                 for metric, t in record.tests.items()

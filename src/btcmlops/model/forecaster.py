@@ -15,6 +15,7 @@ import pandas as pd
 from btcmlops.features import get_feature_set, log_return_to_close
 from btcmlops.features.frame import TARGET_COLUMN
 from btcmlops.model.interval import IntervalError, IntervalModel, train_interval
+from btcmlops.model.params import lightgbm_params
 from btcmlops.settings import ConfigurationError, ModelSettings
 
 if TYPE_CHECKING:
@@ -32,25 +33,6 @@ class ModelConfigurationError(ConfigurationError):
 
 class DeviceUnavailableError(ModelConfigurationError):
     """``device=cuda`` was asked and XGBoost cannot train on a CUDA device here."""
-
-
-def lightgbm_params(config: ModelSettings) -> dict[str, Any]:
-    """LightGBM parameters for ``config``; deterministic so the same data gives the same model."""
-    return {
-        "objective": "regression_l1",
-        "learning_rate": config.learning_rate,
-        "num_leaves": config.num_leaves,
-        "min_data_in_leaf": config.min_data_in_leaf,
-        "feature_fraction": config.feature_fraction,
-        "bagging_fraction": config.bagging_fraction,
-        "bagging_freq": config.bagging_freq,
-        "lambda_l2": config.lambda_l2,
-        "seed": config.seed,
-        "num_threads": config.num_threads,
-        "deterministic": True,
-        "force_row_wise": True,
-        "verbosity": -1,
-    }
 
 
 def xgboost_params(config: ModelSettings) -> dict[str, Any]:

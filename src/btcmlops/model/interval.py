@@ -30,6 +30,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from btcmlops.features.frame import TARGET_COLUMN
+from btcmlops.model.params import lightgbm_params
 from btcmlops.settings import ModelSettings
 
 MIN_RELATIVE_WIDTH = 1e-5
@@ -115,20 +116,10 @@ class IntervalModel:
 def quantile_params(config: ModelSettings, alpha: float) -> dict[str, Any]:
     """LightGBM parameters of one tail's booster: the point booster's trees, a quantile objective."""
     return {
+        **lightgbm_params(config),
         "objective": "quantile",
         "alpha": alpha,
         "learning_rate": config.interval_learning_rate,
-        "num_leaves": config.num_leaves,
-        "min_data_in_leaf": config.min_data_in_leaf,
-        "feature_fraction": config.feature_fraction,
-        "bagging_fraction": config.bagging_fraction,
-        "bagging_freq": config.bagging_freq,
-        "lambda_l2": config.lambda_l2,
-        "seed": config.seed,
-        "num_threads": config.num_threads,
-        "deterministic": True,
-        "force_row_wise": True,
-        "verbosity": -1,
     }
 
 

@@ -125,15 +125,7 @@ def build_summary(
             "champion": contest.champion.as_dict(),
             "challenger": contest.challenger.as_dict(),
             "naive": contest.naive.as_dict(),
-            "intervals": {
-                name: scores.as_dict()
-                for name, scores in (
-                    ("champion", contest.champion_interval),
-                    ("challenger", contest.challenger_interval),
-                    ("naive", contest.naive_interval),
-                )
-                if scores is not None
-            },
+            "intervals": contest.interval_scores(),
             **_tests(contest),
             "metric": settings.contest.metric,
             "promoted": contest.decision.promote,
