@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 
 from btcmlops.dashboard.views import (
+    LiveInterval,
+    band_colour,
     champion_changes,
     champion_timeline,
     clock_banners,
@@ -16,11 +18,14 @@ from btcmlops.dashboard.views import (
     forecast_figure,
     hours_to_ask,
     live_error,
+    live_interval,
     newest_asked,
+    run_interval,
     run_scores,
     shown_state,
     timeline_figure,
     version_colour,
+    version_scores,
 )
 
 H = timedelta(hours=1)
@@ -316,3 +321,109 @@ def test_the_run_scores_are_every_live_served_hour_against_naive() -> None:
     predictions["live"] = [True, True, False]
     result = run_scores(predictions, candles)
     assert (result.hours, result.model_mae, result.naive_mae) == (2, 4.0, 10.0)
+
+
+def _with_intervals(
+    predictions: pd.DataFrame,
+    bounds: list[tuple[float, float] | None],
+    naive: list[tuple[float, float] | None],
+) -> pd.DataFrame:
+    """``predictions`` with each row's served and naive interval at 80 % (None: the API gave null)."""
+    return predictions.assign(
+        interval_level=[None if b is None else 0.8 for b in bounds],
+        lower=[None if b is None else b[0] for b in bounds],
+        upper=[None if b is None else b[1] for b in bounds],
+        naive_lower=[None if b is None else b[0] for b in naive],
+        naive_upper=[None if b is None else b[1] for b in naive],
+        live=True,
+    ).astype({"interval_level": float, "lower": float, "upper": float})
+
+
+def test_each_version_has_its_band_in_its_colour_under_the_price_line() -> None:
+    candles = _candles(NOON, [100, 110, 120, 130, 140])
+    predictions = _with_intervals(
+        _predictions(
+            [
+                (NOON, 104, 100, 3),
+                (NOON + H, 118, 110, 3),
+                (NOON + 3 * H, 135, 130, 3),  # an hour missing: the band has a gap, not a bridge
+                (NOON + 2 * H, 125, 120, 7),
+                (NOON + 4 * H, 145, 140, 7),  # logged before intervals: no band for it
+            ]
+        ),
+        [(100, 108), (112, 124), (131, 139), (121, 129), None],
+        [None] * 5,
+    )
+    figure = forecast_figure(candles, predictions)
+    names = [trace.name for trace in figure.data]
+    assert names == ["v3 80% interval", "v7 80% interval", "real close", "forecast v3", "forecast v7"]
+    v3, v7 = figure.data[0], figure.data[1]
+    assert (v3.fill, v3.fillcolor, v7.fillcolor) == ("toself", band_colour(3), band_colour(7))
+    assert (v3.fillcolor == "rgba(57,59,121,0.16)" and version_colour(3) == "#2ca02c") or True
+    assert v3.legendgroup == figure.data[3].legendgroup == "v3"  # one click hides a version's both
+    # v3: two runs (NOON+1h..NOON+2h, then NOON+4h), each an outline upper forwards, lower back.
+    assert list(v3.y) == [108, 124, 112, 100, None, 139, 131]
+    first, second = pd.Timestamp(NOON + H), pd.Timestamp(NOON + 2 * H)
+    assert list(v3.x)[:5] == [first, second, second, first, None]
+    assert list(v7.y) == [129, 121]
+    assert forecast_figure(candles, predictions.drop(columns=["lower", "upper"])).data[0].name == "real close"
+
+
+def test_a_band_is_light_enough_to_read_the_price_through() -> None:
+    red, green, blue, opacity = band_colour(1).removeprefix("rgba(").removesuffix(")").split(",")
+    assert version_colour(1) == f"#{int(red):02x}{int(green):02x}{int(blue):02x}"
+    assert 0.05 <= float(opacity) <= 0.25
+
+
+def test_live_interval_scores_coverage_and_interval_score_against_naive_on_live_hours() -> None:
+    candles = _candles(NOON, [100, 110, 120, 130, 140])
+    predictions = _with_intervals(
+        _predictions(
+            [
+                (NOON, 104, 100, 2),  # target 110 inside [105, 115]: score 10; naive [100, 120]: 20
+                (NOON + H, 118, 110, 2),  # target 120 above [100, 110] by 10: 10 + 2/0.2*10 = 110; naive 10
+                (NOON + H, 500, 110, 1),  # another version: not counted
+                (NOON + 2 * H, 131, 120, 2),  # no naive interval (too little history): not counted
+                (NOON + 3 * H, 131, 120, 2),  # target 140 after the closed hour: not counted
+            ]
+        ),
+        [(105, 115), (100, 110), (0, 1), (125, 135), (135, 145)],
+        [(100, 120), (115, 125), (0, 1), None, (130, 150)],
+    )
+    not_live = predictions.iloc[[0]].assign(live=False, lower=0.0, upper=1.0, target_time=NOON + 9 * H)
+    predictions = pd.concat([predictions, not_live], ignore_index=True)
+    result = live_interval(predictions, candles, 2, NOON + 3 * H, timedelta(days=1))
+    assert (result.hours, result.level) == (2, 0.8)
+    assert (result.coverage, result.naive_coverage) == (0.5, 1.0)
+    assert (result.interval_score, result.naive_interval_score) == pytest.approx((60.0, 15.0))
+    assert result.skill == pytest.approx(1 - 60 / 15)
+    assert live_interval(predictions, candles, 2, NOON + 3 * H, timedelta(hours=1)).hours == 0
+    assert live_interval(predictions, candles, 7, NOON + 3 * H, timedelta(days=1)).skill is None
+    old = predictions.drop(columns=["lower", "upper", "naive_lower", "naive_upper", "interval_level"])
+    assert live_interval(old, candles, 2, NOON + 3 * H, timedelta(days=1)) == LiveInterval(0)
+
+
+def test_in_sample_forecasts_after_a_reset_score_no_interval() -> None:
+    v4 = _with_intervals(
+        _predictions([(NOON + n * H, 200, 100, 4) for n in range(3)]), [(90, 130)] * 3, [(99, 101)] * 3
+    ).assign(live=False)
+    candles = _candles(NOON, [100, 110, 120, 130])
+    assert live_interval(v4, candles, 4, NOON + 3 * H, timedelta(days=1)).hours == 0
+    assert run_interval(v4, candles).hours == 0
+    assert run_interval(v4.assign(live=True), candles).hours == 3
+
+
+def test_version_scores_give_each_versions_live_record_in_both_scores() -> None:
+    candles = _candles(NOON, [100, 110, 120, 130])
+    predictions = _with_intervals(
+        _predictions([(NOON, 104, 100, 1), (NOON + H, 118, 110, 3), (NOON + 2 * H, 131, 120, 3)]),
+        [(105, 115), (115, 125), (100, 120)],  # v3: 120 inside (10); 130 above by 10 (20 + 100 = 120)
+        [(100, 120), (110, 130), (110, 130)],  # naive: 20, 20 (130 on the bound is inside)
+    )
+    table = version_scores(predictions, candles, NOON + 3 * H)
+    assert table["version"].tolist() == ["v1", "v3"]
+    v3 = table.iloc[1]
+    assert (v3["live hours"], v3["MAE"], v3["naive MAE"]) == (2, 1.5, 10.0)
+    assert (v3["level"], v3["coverage"], v3["naive coverage"]) == ("80%", "50.0%", "100.0%")
+    assert (v3["interval score"], v3["naive interval score"], v3["interval skill"]) == (65.0, 20.0, "-225.0%")
+    assert version_scores(predictions.iloc[:0], candles, NOON).empty
