@@ -352,35 +352,117 @@ def forecast_figure(
     return figure
 
 
-def _p_value(decision: dict[str, Any]) -> float | None:
-    """The one-sided Diebold-Mariano p-value recorded with a decision (None for older rows)."""
-    test = (decision.get("metrics") or {}).get("significance") or {}
-    value = test.get("p_value")
-    return None if value is None else round(float(value), 3)
+CONTESTANTS = ("champion", "challenger", "naive")
+METRIC_NAMES = {"mae": "MAE", "interval_score": "interval score"}
+
+
+def p_values(decision: dict[str, Any]) -> dict[str, float | None]:
+    """Both one-sided Diebold-Mariano p-values of a decision, by metric (None where none was recorded).
+
+    ``/decisions`` gives them as fields (``dm_p_value``, ``dm_interval_p_value``); a service from before
+    those fields keeps them only in ``metrics`` (``significance``, ``interval_significance``).
+    """
+    metrics = decision.get("metrics") or {}
+    found: dict[str, float | None] = {}
+    for metric, field, key in (
+        ("mae", "dm_p_value", "significance"),
+        ("interval_score", "dm_interval_p_value", "interval_significance"),
+    ):
+        value = decision.get(field)
+        if value is None:
+            value = (metrics.get(key) or {}).get("p_value")
+        found[metric] = None if value is None else round(float(value), 3)
+    return found
+
+
+def interval_scores(decision: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
+    """The three contestants' interval scores (coverage, mean_width, interval_score, pinball, level) of a
+    decision: ``/decisions``' ``champion_interval``..., else ``metrics.intervals``; None where none."""
+    kept = (decision.get("metrics") or {}).get("intervals") or {}
+    return {who: decision.get(f"{who}_interval") or kept.get(who) for who in CONTESTANTS}
+
+
+def decided_on(decision: dict[str, Any]) -> str:
+    """The score the rule was applied to, in words; a decision from before the setting was on MAE."""
+    metric = decision.get("metric") or (decision.get("metrics") or {}).get("metric") or "mae"
+    return METRIC_NAMES.get(str(metric), str(metric))
+
+
+def _interval_score(scores: dict[str, Any] | None) -> float | None:
+    return None if not scores else round(float(scores["interval_score"]), 2)
 
 
 def decision_table(decisions: list[dict[str, Any]], ui_url: str, model_name: str) -> pd.DataFrame:
-    """Each contest, newest first: the shadow month, the three MAEs, the verdict and its MLflow links."""
-    rows = [
-        {
-            "shadow month": f"{pd.Timestamp(item['eval_start']):%Y-%m}",
-            "champion": model_version_url(ui_url, model_name, item["champion_version"]),
-            "champion MAE": round(item["champion_mae"], 2),
-            "challenger": model_version_url(ui_url, model_name, item["challenger_version"]),
-            "challenger MAE": round(item["challenger_mae"], 2),
-            "naive MAE": round(item["naive_mae"], 2),
-            "outcome": item["outcome"],  # the API's word, as the CLI and MLflow say it
-            "DM p-value": _p_value(item),
-            "run": (
-                run_url(ui_url, item["experiment_id"], item["run_id"])
-                if item.get("experiment_id") and item.get("run_id")
-                else ""  # not logged in MLflow yet (or MLflow not reachable): a blank cell, not "None"
-            ),
-            "reason": item["reason"],
-        }
-        for item in reversed(decisions)
-    ]
+    """Each contest, newest first: the shadow month, both scores of the three contestants (MAE and
+    interval score), both p-values, the metric that decided, the verdict and its MLflow links."""
+    rows = []
+    for item in reversed(decisions):
+        intervals = interval_scores(item)
+        tests = p_values(item)
+        rows.append(
+            {
+                "shadow month": f"{pd.Timestamp(item['eval_start']):%Y-%m}",
+                "champion": model_version_url(ui_url, model_name, item["champion_version"]),
+                "challenger": model_version_url(ui_url, model_name, item["challenger_version"]),
+                "outcome": item["outcome"],  # the API's word, as the CLI and MLflow say it
+                "decided on": decided_on(item),
+                "champion MAE": round(item["champion_mae"], 2),
+                "challenger MAE": round(item["challenger_mae"], 2),
+                "naive MAE": round(item["naive_mae"], 2),
+                "DM p (MAE)": tests["mae"],
+                "champion interval score": _interval_score(intervals["champion"]),
+                "challenger interval score": _interval_score(intervals["challenger"]),
+                "naive interval score": _interval_score(intervals["naive"]),
+                "DM p (interval score)": tests["interval_score"],
+                "run": (
+                    run_url(ui_url, item["experiment_id"], item["run_id"])
+                    if item.get("experiment_id") and item.get("run_id")
+                    else ""  # not logged in MLflow yet (or MLflow not reachable): a blank cell, not "None"
+                ),
+                "reason": item["reason"],
+            }
+        )
     return pd.DataFrame(rows)
+
+
+def contest_scores(decision: dict[str, Any]) -> pd.DataFrame:
+    """The why-view's table: the three contestants' scores on the shadow month, one row each, both
+    metrics (the interval's columns empty where a contestant had none)."""
+    intervals = interval_scores(decision)
+    names = {
+        "champion": f"champion v{decision['champion_version']}",
+        "challenger": f"challenger v{decision['challenger_version']}",
+        "naive": "naive",
+    }
+    rows = []
+    for who in CONTESTANTS:
+        scores = intervals[who] or {}
+        rows.append(
+            {
+                "contestant": names[who],
+                "MAE": round(float(decision[f"{who}_mae"]), 2),
+                "interval score": _interval_score(scores),
+                "coverage": _percent(scores.get("coverage")),
+                "mean width": _rounded(scores.get("mean_width"), 2),
+                "level": _percent(scores.get("level"), 0),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def why_summary(decision: dict[str, Any]) -> str:
+    """One line under the why-view's table: which metric decided, and both tests' p-values."""
+    tests = p_values(decision)
+    parts = [
+        f"{METRIC_NAMES[metric]} p = {tests[metric]:.3f}"
+        if tests[metric] is not None
+        else f"{METRIC_NAMES[metric]}: no test recorded"
+        for metric in ("mae", "interval_score")
+    ]
+    return (
+        f"Decided on **{decided_on(decision)}** (BTCMLOPS_CONTEST__METRIC). One-sided Diebold-Mariano "
+        f"tests that the challenger's loss is lower: {'; '.join(parts)}."
+    )
 
 
 def champion_timeline(

@@ -13,6 +13,7 @@ from btcmlops.dashboard.views import (
     champion_changes,
     champion_timeline,
     clock_banners,
+    contest_scores,
     daily_figure,
     decision_table,
     forecast_figure,
@@ -26,6 +27,7 @@ from btcmlops.dashboard.views import (
     timeline_figure,
     version_colour,
     version_scores,
+    why_summary,
 )
 
 H = timedelta(hours=1)
@@ -427,3 +429,109 @@ def test_version_scores_give_each_versions_live_record_in_both_scores() -> None:
     assert (v3["level"], v3["coverage"], v3["naive coverage"]) == ("80%", "50.0%", "100.0%")
     assert (v3["interval score"], v3["naive interval score"], v3["interval skill"]) == (65.0, 20.0, "-225.0%")
     assert version_scores(predictions.iloc[:0], candles, NOON).empty
+
+
+def _scores(interval_score: float, coverage: float) -> dict[str, float]:
+    """One contestant's ``IntervalScoresPublic``."""
+    return {
+        "n": 744,
+        "level": 0.8,
+        "coverage": coverage,
+        "mean_width": 700.0,
+        "interval_score": interval_score,
+        "pinball": 0.05 * interval_score,
+    }
+
+
+DECISION = {
+    "eval_start": "2024-03-01T00:00:00Z",
+    "champion_version": 3,
+    "challenger_version": 4,
+    "champion_mae": 240.004,
+    "challenger_mae": 238.5,
+    "naive_mae": 245.0,
+    "metrics": {},
+    "champion_interval": _scores(1200.004, 0.79),
+    "challenger_interval": _scores(1150.0, 0.81),
+    "naive_interval": _scores(1300.0, 0.8),
+    "dm_statistic": -1.42,
+    "dm_p_value": 0.0781,
+    "dm_interval_statistic": -2.9,
+    "dm_interval_p_value": 0.0019,
+    "metric": "interval_score",
+    "promoted": True,
+    "outcome": "promoted",
+    "reason": "challenger interval score 1150.00 vs champion 1200.00",
+}
+"""A ``DecisionPublic`` with intervals, as ``/decisions`` answers it."""
+
+
+def test_the_contest_table_shows_both_scores_both_p_values_and_what_decided() -> None:
+    before = {**DECISION, "eval_start": "2024-02-01T00:00:00Z", "metric": None, "dm_interval_p_value": None}
+    before |= {"champion_interval": None, "challenger_interval": None, "naive_interval": None}
+    table = decision_table([before, DECISION], "http://ui:5000/", "m")
+    newest = table.iloc[0]
+    assert newest[["champion MAE", "challenger MAE", "naive MAE", "DM p (MAE)"]].tolist() == [
+        240.0,
+        238.5,
+        245.0,
+        0.078,
+    ]
+    assert newest[
+        [
+            "champion interval score",
+            "challenger interval score",
+            "naive interval score",
+            "DM p (interval score)",
+        ]
+    ].tolist() == [1200.0, 1150.0, 1300.0, 0.002]
+    assert newest["decided on"] == "interval score"
+    older = table.iloc[1]  # decided before intervals: MAE decided, the interval cells are empty
+    assert older["decided on"] == "MAE"
+    assert older[["champion interval score", "DM p (interval score)"]].isna().all()
+
+
+def test_the_contest_table_reads_a_decision_row_from_before_the_fields() -> None:
+    """A service from before the fields keeps the same numbers in ``metrics`` only."""
+    bare = {
+        key: DECISION[key]
+        for key in DECISION
+        if not key.startswith(("dm_", "metric")) and "_interval" not in key
+    }
+    bare["metrics"] = {
+        "intervals": {
+            "champion": _scores(1.0, 0.8),
+            "challenger": _scores(2.0, 0.8),
+            "naive": _scores(3.0, 0.8),
+        },
+        "significance": {"statistic": -1.0, "p_value": 0.2},
+        "interval_significance": {"statistic": -3.0, "p_value": 0.001},
+        "metric": "mae",
+    }
+    [row] = decision_table([bare], "http://ui:5000/", "m").to_dict("records")
+    assert [
+        row["champion interval score"],
+        row["challenger interval score"],
+        row["naive interval score"],
+    ] == [
+        1.0,
+        2.0,
+        3.0,
+    ]
+    assert (row["DM p (MAE)"], row["DM p (interval score)"], row["decided on"]) == (0.2, 0.001, "MAE")
+
+
+def test_the_why_view_gives_each_contestants_both_scores_and_says_what_decided() -> None:
+    scores = contest_scores(DECISION)
+    assert scores["contestant"].tolist() == ["champion v3", "challenger v4", "naive"]
+    assert scores["MAE"].tolist() == [240.0, 238.5, 245.0]
+    assert scores["interval score"].tolist() == [1200.0, 1150.0, 1300.0]
+    assert scores["coverage"].tolist() == ["79.0%", "81.0%", "80.0%"]
+    summary = why_summary(DECISION)
+    assert "Decided on **interval score**" in summary
+    assert "MAE p = 0.078" in summary
+    assert "interval score p = 0.002" in summary
+    old = {**DECISION, "challenger_interval": None, "dm_interval_p_value": None, "metric": None}
+    assert contest_scores(old).loc[1, "coverage"] == ""  # a challenger with no interval
+    assert "interval score: no test recorded" in why_summary(old)
+    assert "Decided on **MAE**" in why_summary(old)
