@@ -200,7 +200,7 @@ def version_scores(predictions: pd.DataFrame, candles: pd.DataFrame, closed_hour
 
     One row per version, oldest first; a version with no scoreable live hour is left out.
     """
-    rows = []
+    rows: list[dict[str, Any]] = []
     if predictions.empty:
         return pd.DataFrame(rows, columns=VERSION_SCORE_COLUMNS)
     span = closed_hour - pd.Timestamp(predictions["target_time"].min()).to_pydatetime() + HOUR
@@ -279,10 +279,11 @@ def forecast_figure(
     figure = go.Figure()
     points = latest_forecasts(predictions)
     if {"lower", "upper", "interval_level"} <= set(points.columns):
-        for version, served in points.groupby("model_version", sort=True):
+        for _, served in points.groupby("model_version", sort=True):
             xs, ys = _band(served)
             if not xs:
                 continue  # logged before intervals: no band
+            banded = int(served["model_version"].iloc[0])
             level = served["interval_level"].dropna().iloc[-1]
             figure.add_trace(
                 go.Scatter(
@@ -290,10 +291,10 @@ def forecast_figure(
                     y=ys,
                     mode="lines",
                     fill="toself",
-                    fillcolor=band_colour(int(version)),
-                    line={"width": 0, "color": version_colour(int(version))},
-                    name=f"v{version} {level:.0%} interval",
-                    legendgroup=f"v{version}",
+                    fillcolor=band_colour(banded),
+                    line={"width": 0, "color": version_colour(banded)},
+                    name=f"v{banded} {level:.0%} interval",
+                    legendgroup=f"v{banded}",
                     hoverinfo="skip",
                 )
             )
