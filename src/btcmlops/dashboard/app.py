@@ -237,13 +237,14 @@ def _interval_tiles(results: list[tuple[LiveInterval, str]], who: str) -> None:
     """Coverage and interval score against naive's, two tiles for each span."""
     tiles = st.columns(4)
     for index, (result, label) in enumerate(results):
-        level = "" if result.level is None else f" at {result.level:.0%}"
+        level = "" if result.level is None else f" (level {result.level:.0%})"
         tiles[2 * index].metric(
-            f"{who} live coverage{level}, {label} ({result.hours:,} h)",
+            f"{who} coverage, {label}",
             _share(result.coverage),
             None if result.naive_coverage is None else f"naive {result.naive_coverage:.1%}",
             delta_color="off",
-            help="Share of live hours whose close fell inside the interval: near the level is calibrated.",
+            help=f"Share of the {result.hours:,} live hours whose close fell inside the interval{level}: "
+            "near the level is calibrated. Naive's interval on the same hours beside it.",
         )
         skill = None if result.skill is None else f"{result.skill:+.2%} skill vs naive"
         tiles[2 * index + 1].metric(

@@ -222,7 +222,6 @@ def version_scores(predictions: pd.DataFrame, candles: pd.DataFrame, closed_hour
                 "interval score": _rounded(interval.interval_score, 2),
                 "naive interval score": _rounded(interval.naive_interval_score, 2),
                 "interval skill": _percent(interval.skill),
-                "interval hours": interval.hours,
             }
         )
     return pd.DataFrame(rows, columns=VERSION_SCORE_COLUMNS)
@@ -240,7 +239,6 @@ VERSION_SCORE_COLUMNS = [
     "interval score",
     "naive interval score",
     "interval skill",
-    "interval hours",
 ]
 
 
