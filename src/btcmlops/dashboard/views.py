@@ -317,6 +317,20 @@ def forecast_figure(
             )
         )
     if shadow is not None and not shadow.empty:
+        challenger = int(shadow["model_version"].iloc[0])
+        xs, ys = _band(shadow) if {"lower", "upper"} <= set(shadow.columns) else ([], [])
+        if xs:  # an outline only: the challenger's interval is not served, so it is not shaded
+            figure.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="lines",
+                    line={"width": 1, "dash": "dot", "color": version_colour(challenger)},
+                    name=f"shadow v{challenger} interval",
+                    legendgroup=f"shadow v{challenger}",
+                    hoverinfo="skip",
+                )
+            )
         figure.add_trace(
             go.Scatter(
                 x=shadow["target_time"],

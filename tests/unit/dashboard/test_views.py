@@ -535,3 +535,20 @@ def test_the_why_view_gives_each_contestants_both_scores_and_says_what_decided()
     assert contest_scores(old).loc[1, "coverage"] == ""  # a challenger with no interval
     assert "interval score: no test recorded" in why_summary(old)
     assert "Decided on **MAE**" in why_summary(old)
+
+
+def test_the_challengers_shadow_interval_is_a_dotted_outline_not_a_shaded_band() -> None:
+    candles = _candles(NOON, [100, 110, 120])
+    shadow = _predictions([(NOON, 103, 100, 2), (NOON + H, 111, 110, 2)]).drop(
+        columns=["last_close", "served_at"]
+    )
+    shadow = shadow.assign(interval_level=0.8, lower=[99.0, 105.0], upper=[107.0, 117.0])
+    figure = forecast_figure(candles, _predictions([(NOON, 104, 100, 1)]), shadow)
+    outline = next(trace for trace in figure.data if trace.name == "shadow v2 interval")
+    assert (outline.fill, outline.line.dash, outline.line.color) == (None, "dot", version_colour(2))
+    assert list(outline.y) == [107.0, 117.0, 105.0, 99.0]
+    assert figure.data[-1].name == "shadow v2 (challenger, not served)"
+    no_interval = forecast_figure(
+        candles, _predictions([(NOON, 104, 100, 1)]), shadow.drop(columns=["lower"])
+    )
+    assert "shadow v2 interval" not in [trace.name for trace in no_interval.data]
