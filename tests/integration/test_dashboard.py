@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -46,13 +48,16 @@ def replay(tmp_path_factory: pytest.TempPathFactory, replay_of: ReplayOf) -> Rep
     return replay_of(tmp_path_factory.mktemp("browser"), "2021-01-01", "2021-04-30 23:00")
 
 
-@pytest.fixture
-def stack(replay: ReplayResult, tmp_path: Path) -> Iterator[Stack]:
+@contextmanager
+def _stack(
+    replay: ReplayResult, tmp_path: Path, start: datetime, speed: float, *, client: bool = False
+) -> Iterator[Stack]:
+    """The api and the dashboard (and, if asked, the hourly client) on a copy of the replay's stores,
+    sim time running from ``start`` at ``speed`` sim hours per second."""
     prices = tmp_path / "prices.db"
     shutil.copyfile(replay.out_dir / "prices.db", prices)
     store = PriceStore(f"sqlite:///{prices}")
-    # Sim time runs through April at 1 sim hour per real second: a new hour for every refresh.
-    store.write_clock(start_clock(datetime(2021, 4, 10, tzinfo=UTC), 1.0, datetime.now(UTC)))
+    store.write_clock(start_clock(start, speed, datetime.now(UTC)))
     store.dispose()
     api_port, dashboard_port = free_port(), free_port()
     env = {
@@ -62,14 +67,18 @@ def stack(replay: ReplayResult, tmp_path: Path) -> Iterator[Stack]:
         "BTCMLOPS_SERVE__POLL_INTERVAL_S": "0.5",
         "BTCMLOPS_SERVE__LOG_FLUSH_INTERVAL_S": "0.2",
         "BTCMLOPS_SERVE__CONTROL_KEY": KEY,
+        "BTCMLOPS_CLIENT__API_URL": f"http://127.0.0.1:{api_port}",
         "BTCMLOPS_DASHBOARD__API_URL": f"http://127.0.0.1:{api_port}",
         "BTCMLOPS_DASHBOARD__MLFLOW_UI_URL": "http://mlflow.invalid:5000",
         "BTCMLOPS_DASHBOARD__REFRESH_S": "1",
     }
     api = CliProcess("api", ["serve", "--port", str(api_port)], env, tmp_path).start()
     dashboard = CliProcess("dashboard", ["dashboard", "--port", str(dashboard_port)], env, tmp_path).start()
+    asker = CliProcess("client", ["client"], env, tmp_path)
     try:
         api.wait_for_http(f"http://127.0.0.1:{api_port}/readyz", timeout_s=90)
+        if client:
+            asker.start()
         dashboard.wait_for_http(f"http://127.0.0.1:{dashboard_port}/_stcore/health", timeout_s=90)
         registry = ModelRegistry(
             replay.tracking_uri,
@@ -79,8 +88,16 @@ def stack(replay: ReplayResult, tmp_path: Path) -> Iterator[Stack]:
         )
         yield Stack(f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{dashboard_port}", registry, api)
     finally:
+        asker.stop()
         dashboard.stop()
         api.stop()
+
+
+@pytest.fixture
+def stack(replay: ReplayResult, tmp_path: Path) -> Iterator[Stack]:
+    # Sim time runs through April at 1 sim hour per real second: a new hour for every refresh.
+    with _stack(replay, tmp_path, datetime(2021, 4, 10, tzinfo=UTC), 1.0) as running:
+        yield running
 
 
 @pytest.fixture
@@ -170,8 +187,8 @@ def test_viewer_sees_forecasts_a_new_champion_take_over_and_a_banner_when_the_ap
     page.get_by_role("button", name="Pause").click()
     expect(page.get_by_text("Clock paused")).to_be_visible(timeout=SEEN_WITHIN_MS)
     assert httpx.get(f"{stack.api_url}/clock").json()["paused"] is True
-    expect(page.get_by_test_id("stMetric").filter(has_text="Speed")).to_contain_text(
-        "(paused)", timeout=SEEN_WITHIN_MS
+    expect(page.get_by_test_id("stMetric").filter(has_text="Clock")).to_contain_text(
+        "paused", timeout=SEEN_WITHIN_MS
     )
 
     # The API's own docs render in a browser with no internet (Swagger UI is served by the service).
@@ -188,3 +205,45 @@ def test_viewer_sees_forecasts_a_new_champion_take_over_and_a_banner_when_the_ap
     expect(page.get_by_text("The chart as it was at sim time")).to_be_visible(timeout=SEEN_WITHIN_MS)
     expect(chart).to_be_visible()  # kept under the banner
     assert "Traceback" not in page.inner_text("body")
+
+
+def test_viewer_sees_each_versions_band_and_its_live_coverage_and_interval_score(
+    replay: ReplayResult, tmp_path: Path, page: Page
+) -> None:
+    """The hourly client asks every hour, as in ``make stack``: a week of live forecasts, two versions."""
+    start = datetime(2021, 4, 2, tzinfo=UTC)
+    with _stack(replay, tmp_path, start, 4.0, client=True) as stack:
+        champion = stack.registry.get_by_alias(CHAMPION)
+        assert champion is not None
+        other = next(info.version for info in stack.registry.versions() if info.version != champion.version)
+        page.set_viewport_size({"width": 1400, "height": 2100})  # the tiles and the tables in one shot
+        page.goto(stack.dashboard_url)
+        chart = page.locator(".js-plotly-plot").filter(visible=True).filter(has_text="real close")
+        expect(chart).to_contain_text(f"v{champion.version} 80% interval", timeout=SEEN_WITHIN_MS)
+        _wait_for_sim_time(stack.api_url, start + timedelta(days=5))
+        stack.registry.set_alias(CHAMPION, other)  # a takeover mid-week: two versions, two bands
+        expect(chart).to_contain_text(f"v{other} 80% interval", timeout=SEEN_WITHIN_MS)
+        _wait_for_sim_time(stack.api_url, start + timedelta(days=7))
+        page.get_by_label("Control key", exact=True).fill(KEY)
+        page.get_by_role("button", name="Pause").click()
+        coverage = page.get_by_test_id("stMetric").filter(has_text=f"v{other} coverage, last day")
+        expect(coverage.get_by_test_id("stMetricValue")).to_contain_text("%", timeout=SEEN_WITHIN_MS)
+        score = page.get_by_test_id("stMetric").filter(has_text=f"v{other} interval score, last day")
+        expect(score).to_contain_text("skill vs naive", timeout=SEEN_WITHIN_MS)
+        table = page.get_by_test_id("stDataFrame").filter(visible=True).first
+        expect(table).to_be_visible(timeout=SEEN_WITHIN_MS)
+        page.wait_for_timeout(3000)  # one more refresh, so the chart shows the paused clock's hours
+        screenshot = tmp_path / "dashboard-intervals.png"
+        page.screenshot(path=str(screenshot), full_page=True)
+        assert screenshot.stat().st_size > 10_000
+        if target := os.environ.get("BTCMLOPS_TEST_INTERVALS_SCREENSHOT"):
+            shutil.copyfile(screenshot, target)
+        assert "Traceback" not in page.inner_text("body")
+
+
+def _wait_for_sim_time(api_url: str, until: datetime) -> None:
+    """Poll the clock (bounded) until sim time reaches ``until``."""
+    deadline = time.monotonic() + 120
+    while datetime.fromisoformat(httpx.get(f"{api_url}/clock", timeout=5).json()["sim_now"]) < until:
+        assert time.monotonic() < deadline, f"sim time did not reach {until}"
+        time.sleep(0.5)

@@ -16,17 +16,23 @@ import streamlit as st
 from btcmlops.dashboard.client import ServiceClient, ServiceError, ServiceUnavailableError
 from btcmlops.dashboard.views import (
     LiveError,
+    LiveInterval,
     champion_timeline,
     clock_banners,
+    contest_scores,
     daily_figure,
     decision_table,
     forecast_figure,
     hours_to_ask,
     live_error,
+    live_interval,
     newest_asked,
+    run_interval,
     run_scores,
     shown_state,
     timeline_figure,
+    version_scores,
+    why_summary,
 )
 from btcmlops.mlflow_links import model_version_url, registered_model_url
 from btcmlops.redaction import install_log_redaction
@@ -46,6 +52,10 @@ def _client(base_url: str, timeout_s: float) -> ServiceClient:
 
 def _money(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.2f}"
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
 
 
 def _real_speed(sim_now: pd.Timestamp) -> float | None:
@@ -175,9 +185,11 @@ def _live(client: ServiceClient, settings: Settings) -> None:
     st.plotly_chart(figure, key="forecasts", width="stretch")
 
     if scores is not None:
-        _scores_tiles(scores, "the whole run", "served")
+        _scores_tiles(scores[0], "the whole run", "served")
+        _interval_tiles([(scores[1], "the whole run")], "served")
     elif version is not None:
         errors = st.columns(4)
+        intervals = []
         for index, (label, hours) in enumerate((("last day", 24), ("last week", 168))):
             result = live_error(predictions, candles, version, closed, timedelta(hours=hours))
             skill = "" if result.skill is None else f"{result.skill:+.2%} skill vs naive"
@@ -188,20 +200,61 @@ def _live(client: ServiceClient, settings: Settings) -> None:
                 help="Skill is 1 - MAE / naive MAE: above 0 when the champion beats next close = last close.",
             )
             errors[2 * index + 1].metric(f"naive MAE, {label}", _money(result.naive_mae))
+            intervals.append(
+                (live_interval(predictions, candles, version, closed, timedelta(hours=hours)), label)
+            )
+        _interval_tiles(intervals, f"v{version}")
+    per_version = version_scores(predictions, candles, closed)
+    if not per_version.empty:
+        st.caption(
+            "Each version's live record over the hours shown: MAE and its interval against naive's "
+            "(naive's interval: the trailing 30 days' hourly moves). Coverage is the share of live hours "
+            "whose close fell inside the interval; the interval score is its width plus 2 / (1 - level) "
+            "times any miss (USDT, lower is better); skill is 1 - score / naive's."
+        )
+        st.dataframe(per_version, hide_index=True, width="stretch", key="per-version")
     _champion_timeline(history, clock, reached, settings)
     _contests(decisions, settings)
 
 
-def _run_scores(client: ServiceClient, history: list[dict[str, Any]], closed: datetime) -> LiveError:
-    """The finished run's live forecasts against naive, read once (a finished run does not change)."""
+def _run_scores(
+    client: ServiceClient, history: list[dict[str, Any]], closed: datetime
+) -> tuple[LiveError, LiveInterval]:
+    """The finished run's live forecasts and intervals against naive's, read once (a finished run does
+    not change)."""
     key = f"run_scores:{closed:%Y-%m-%dT%H}"
     if key not in st.session_state:
         times = [pd.Timestamp(item["sim_time"]) for item in history if item.get("sim_time")]
         first = min(times).to_pydatetime() if times else closed - timedelta(days=366)
         predictions = client.predictions(first, closed)
-        st.session_state[key] = run_scores(predictions, client.candles(first, closed))
-    scores: LiveError = st.session_state[key]
+        candles = client.candles(first, closed)
+        st.session_state[key] = (run_scores(predictions, candles), run_interval(predictions, candles))
+    scores: tuple[LiveError, LiveInterval] = st.session_state[key]
     return scores
+
+
+def _interval_tiles(results: list[tuple[LiveInterval, str]], who: str) -> None:
+    """Coverage and interval score against naive's, two tiles for each span."""
+    tiles = st.columns(4)
+    for index, (result, label) in enumerate(results):
+        level = "" if result.level is None else f" (level {result.level:.0%})"
+        tiles[2 * index].metric(
+            f"{who} coverage, {label}",
+            _share(result.coverage),
+            None if result.naive_coverage is None else f"naive {result.naive_coverage:.1%}",
+            delta_color="off",
+            help=f"Share of the {result.hours:,} live hours whose close fell inside the interval{level}: "
+            "near the level is calibrated. Naive's interval on the same hours beside it.",
+        )
+        skill = None if result.skill is None else f"{result.skill:+.2%} skill vs naive"
+        tiles[2 * index + 1].metric(
+            f"{who} interval score, {label}",
+            _money(result.interval_score),
+            skill,
+            help="Width plus 2 / (1 - level) times any miss, mean over the live hours (USDT, lower is "
+            f"better); naive's on the same hours: {_money(result.naive_interval_score)}. Skill is "
+            "1 - score / naive's.",
+        )
 
 
 def _scores_tiles(result: LiveError, label: str, who: str) -> None:
@@ -263,6 +316,8 @@ def _contests(decisions: list[dict[str, Any]], settings: Settings) -> None:
     month = st.selectbox("Why did the challenger win or lose?", months, key="why_month")
     decision = next(item for item in decisions if f"{pd.Timestamp(item['eval_start']):%Y-%m}" == month)
     st.markdown(f"**{month}: challenger {decision['outcome']}.** {decision['reason']}")
+    st.dataframe(contest_scores(decision), hide_index=True, key="why-scores")
+    st.markdown(why_summary(decision))
     row = table.loc[table["shadow month"] == month].iloc[0]
     links = [
         f"[champion v{decision['champion_version']}]({row['champion']})",

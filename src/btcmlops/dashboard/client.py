@@ -10,9 +10,23 @@ import pandas as pd
 
 from btcmlops.redaction import describe_error, redact
 
-_SERVED = ("timestamp", "target_time", "predicted_close", "last_close", "model_version", "served_at", "live")
-"""The columns of a served forecast, as ``/predictions`` gives them."""
-_SHADOW = ("timestamp", "target_time", "predicted_close", "model_version")
+_INTERVAL = ("interval_level", "lower", "upper")
+"""A forecast's interval, flattened: ``interval: {level, lower, upper}`` (NaN where the API gave null)."""
+_NAIVE_INTERVAL = ("naive_lower", "naive_upper")
+"""Naive's interval for the same hour, at the same level (``/predictions``' ``naive_interval``)."""
+_SERVED = (
+    "timestamp",
+    "target_time",
+    "predicted_close",
+    "last_close",
+    "model_version",
+    "served_at",
+    "live",
+    *_INTERVAL,
+    *_NAIVE_INTERVAL,
+)
+"""The columns of a served forecast, as ``/predictions`` gives them (intervals flattened)."""
+_SHADOW = ("timestamp", "target_time", "predicted_close", "model_version", *_INTERVAL)
 BATCH_SIZE = 100
 """Hours per ``/predict/batch`` call: well under the service's default limit of 500."""
 
@@ -118,12 +132,13 @@ class ServiceClient:
     def predictions(self, start: datetime, end: datetime) -> pd.DataFrame:
         """Served forecasts whose target hour lies in [start, end]."""
         rows = self._pages("/predictions", {"start": _iso(start), "end": _iso(end)})
+        rows = [_flat_intervals(row) for row in rows]
         return _frame(rows, ["timestamp", "target_time", "served_at"], list(_SERVED))
 
     def shadow(self, start: datetime, end: datetime) -> pd.DataFrame:
         """The challenger's shadow forecasts from the hours in [start, end] (empty with no challenger)."""
         body = self._call("GET", "/shadow", params={"start": _iso(start), "end": _iso(end)})
-        rows = [{**item, "model_version": body["version"]} for item in body["forecasts"]]
+        rows = [_flat_intervals({**item, "model_version": body["version"]}) for item in body["forecasts"]]
         return _frame(rows, ["timestamp", "target_time"], list(_SHADOW))
 
     def predict_hours(self, hours: list[datetime]) -> pd.DataFrame:
@@ -138,12 +153,37 @@ class ServiceClient:
             body = self._call("POST", "/predict/batch", json={"timestamps": [_iso(hour) for hour in chunk]})
             served_at = _iso(datetime.now(UTC))
             rows += [
-                {**{key: item[key] for key in _SERVED[:4]}, "model_version": item["model"]["version"]}
-                # asked as soon as the hour may be asked: live, unless the champion was trained on it
-                | {"served_at": served_at, "live": not item["in_sample"]}
+                _flat_intervals(
+                    {**{key: item[key] for key in _SERVED[:4]}, "model_version": item["model"]["version"]}
+                    # asked as soon as the hour may be asked: live, unless the champion was trained on it
+                    | {
+                        "served_at": served_at,
+                        "live": not item["in_sample"],
+                        "interval": item.get("interval"),
+                    }
+                )
                 for item in body["predictions"]
             ]
         return _frame(rows, ["timestamp", "target_time", "served_at"], list(_SERVED))
+
+
+def _flat_intervals(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with its ``interval`` and ``naive_interval`` objects as flat columns (None where absent)."""
+    flat = {key: value for key, value in row.items() if key not in ("interval", "naive_interval")}
+    interval = row.get("interval") or {}
+    naive = row.get("naive_interval") or {}
+    flat |= {
+        "interval_level": interval.get("level"),
+        "lower": interval.get("lower"),
+        "upper": interval.get("upper"),
+    }
+    # naive's interval is computed at the row's level; one at another level would not be comparable
+    same_level = naive.get("level") is not None and naive.get("level") == interval.get("level")
+    flat |= {
+        "naive_lower": naive.get("lower") if same_level else None,
+        "naive_upper": naive.get("upper") if same_level else None,
+    }
+    return flat
 
 
 def _detail(response: httpx.Response) -> str:
@@ -155,6 +195,9 @@ def _detail(response: httpx.Response) -> str:
 
 def _frame(rows: list[dict[str, Any]], times: list[str], columns: list[str]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=columns)
+    for column in (*_INTERVAL, *_NAIVE_INTERVAL):
+        if column in frame:  # null (a row from before intervals) reads NaN, not an object column
+            frame[column] = frame[column].astype(float)
     for column in times:
         frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
     return frame

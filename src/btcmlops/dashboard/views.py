@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 from btcmlops.calendar import end_of_data, last_complete_month_by
+from btcmlops.contest.scoring import score_interval, skill
 from btcmlops.mlflow_links import model_version_url, run_url
 
 HOUR = timedelta(hours=1)
@@ -29,11 +31,21 @@ PALETTE = (
 )
 """Twelve colours, so a year's versions (v1 and one a month) each get their own."""
 NAIVE_COLOUR = "#888"
+BAND_OPACITY = 0.16
+"""How opaque a version's interval band is: light enough that the price line and the forecasts over it
+stay readable, dark enough to tell two versions' bands apart."""
 
 
 def version_colour(version: int) -> str:
     """The one colour of ``version`` on every chart: by its number, never by its place in a window."""
     return PALETTE[(int(version) - 1) % len(PALETTE)]
+
+
+def band_colour(version: int, opacity: float = BAND_OPACITY) -> str:
+    """``version``'s colour, see-through: the fill of its interval band."""
+    hex_colour = version_colour(version).lstrip("#")
+    red, green, blue = (int(hex_colour[index : index + 2], 16) for index in (0, 2, 4))
+    return f"rgba({red},{green},{blue},{opacity})"
 
 
 def hours_to_ask(
@@ -123,13 +135,168 @@ def live_error(
     )
 
 
+@dataclass(frozen=True)
+class LiveInterval:
+    """A version's interval on hours that have closed, beside naive's interval on the same hours.
+
+    Scored as the contest scores a shadow month (``btcmlops.contest.scoring.score_interval``): coverage
+    as a fraction, the interval score (Winkler's: width plus ``2 / (1 - level)`` times any miss) in
+    USDT, lower is better.
+    """
+
+    hours: int
+    level: float | None = None
+    coverage: float | None = None
+    interval_score: float | None = None
+    naive_coverage: float | None = None
+    naive_interval_score: float | None = None
+
+    @property
+    def skill(self) -> float | None:
+        """1 - interval score / naive's: above 0 when the interval beats the trailing-30-days one."""
+        if self.interval_score is None or not self.naive_interval_score:
+            return None
+        return skill(self.interval_score, self.naive_interval_score)
+
+
+def _interval_scores(forecasts: pd.DataFrame, candles: pd.DataFrame) -> LiveInterval:
+    """Score the live forecasts given on the hours with an actual close and both intervals (one level:
+    the newest forecast's; a version serves one level, a row at another would not be comparable)."""
+    needed = ["interval_level", "lower", "upper", "naive_lower", "naive_upper"]
+    if not set(needed) <= set(forecasts.columns):
+        return LiveInterval(0)
+    actual = candles.set_index("open_time")["close"]
+    scored = forecasts.assign(actual=forecasts["target_time"].map(actual)).dropna(subset=["actual", *needed])
+    if scored.empty:
+        return LiveInterval(0)
+    level = float(scored.sort_values("target_time")["interval_level"].iloc[-1])
+    scored = scored.loc[np.isclose(scored["interval_level"], level)]
+    served = score_interval(scored["actual"], scored["lower"], scored["upper"], level)
+    naive = score_interval(scored["actual"], scored["naive_lower"], scored["naive_upper"], level)
+    return LiveInterval(
+        served.n, level, served.coverage, served.interval_score, naive.coverage, naive.interval_score
+    )
+
+
+def live_interval(
+    predictions: pd.DataFrame, candles: pd.DataFrame, version: int, closed_hour: datetime, span: timedelta
+) -> LiveInterval:
+    """Interval scores of ``version``'s live forecasts whose target hour closed within ``span`` before
+    ``closed_hour``: the hours ``live_error`` counts (those with both intervals)."""
+    mine = latest_forecasts(predictions.loc[predictions["model_version"] == version])
+    mine = mine.loc[(mine["target_time"] <= closed_hour) & (mine["target_time"] > closed_hour - span)]
+    return _interval_scores(mine, candles)
+
+
+def run_interval(predictions: pd.DataFrame, candles: pd.DataFrame) -> LiveInterval:
+    """The whole run's served intervals (live ones, whatever version served each) against naive's."""
+    return _interval_scores(
+        latest_forecasts(predictions).drop_duplicates(["target_time"], keep="first"), candles
+    )
+
+
+def version_scores(predictions: pd.DataFrame, candles: pd.DataFrame, closed_hour: datetime) -> pd.DataFrame:
+    """Each version's live record on the hours given that have closed: MAE and interval against naive.
+
+    One row per version, oldest first; a version with no scoreable live hour is left out.
+    """
+    rows: list[dict[str, Any]] = []
+    if predictions.empty:
+        return pd.DataFrame(rows, columns=VERSION_SCORE_COLUMNS)
+    span = closed_hour - pd.Timestamp(predictions["target_time"].min()).to_pydatetime() + HOUR
+    for version in sorted(predictions["model_version"].dropna().unique()):
+        error = live_error(predictions, candles, int(version), closed_hour, span)
+        interval = live_interval(predictions, candles, int(version), closed_hour, span)
+        if error.hours == 0:
+            continue
+        rows.append(
+            {
+                "version": f"v{int(version)}",
+                "live hours": error.hours,
+                "MAE": _rounded(error.model_mae, 2),
+                "naive MAE": _rounded(error.naive_mae, 2),
+                "MAE skill": _percent(error.skill),
+                "level": _percent(interval.level, 0),
+                "coverage": _percent(interval.coverage),
+                "naive coverage": _percent(interval.naive_coverage),
+                "interval score": _rounded(interval.interval_score, 2),
+                "naive interval score": _rounded(interval.naive_interval_score, 2),
+                "interval skill": _percent(interval.skill),
+            }
+        )
+    return pd.DataFrame(rows, columns=VERSION_SCORE_COLUMNS)
+
+
+VERSION_SCORE_COLUMNS = [
+    "version",
+    "live hours",
+    "MAE",
+    "naive MAE",
+    "MAE skill",
+    "level",
+    "coverage",
+    "naive coverage",
+    "interval score",
+    "naive interval score",
+    "interval skill",
+]
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _percent(value: float | None, digits: int = 1) -> str:
+    """A fraction as a percentage for a table cell ("" where there is none)."""
+    return "" if value is None else f"{value:.{digits}%}"
+
+
+def _band(frame: pd.DataFrame) -> tuple[list[Any], list[Any]]:
+    """One closed outline per run of consecutive target hours (upper forwards, lower back), runs apart
+    by ``None``: a gap in a version's forecasts is a gap in its band, never a bridge across it."""
+    frame = frame.dropna(subset=["lower", "upper"]).sort_values("target_time")
+    xs: list[Any] = []
+    ys: list[Any] = []
+    run = (frame["target_time"].diff() != HOUR).cumsum()
+    for _, part in frame.groupby(run, sort=True):
+        if xs:
+            xs.append(None)
+            ys.append(None)
+        times = list(part["target_time"])
+        xs += times + times[::-1]
+        ys += list(part["upper"]) + list(part["lower"])[::-1]
+    return xs, ys
+
+
 def forecast_figure(
     candles: pd.DataFrame, predictions: pd.DataFrame, shadow: pd.DataFrame | None = None
 ) -> go.Figure:
     """The real close as a line, each served forecast as a point at its target hour, coloured by version,
-    a dashed marker where a new champion took over, and (if given) the challenger's shadow forecasts."""
+    with its interval as a light band of the same colour (drawn first, under everything else), a dashed
+    marker where a new champion took over, and (if given) the challenger's shadow forecasts."""
     figure = go.Figure()
-    figure.add_trace(
+    points = latest_forecasts(predictions)
+    if {"lower", "upper", "interval_level"} <= set(points.columns):
+        for _, served in points.groupby("model_version", sort=True):
+            xs, ys = _band(served)
+            if not xs:
+                continue  # logged before intervals: no band
+            banded = int(served["model_version"].iloc[0])
+            level = served["interval_level"].dropna().iloc[-1]
+            figure.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="lines",
+                    fill="toself",
+                    fillcolor=band_colour(banded),
+                    line={"width": 0, "color": version_colour(banded)},
+                    name=f"v{banded} {level:.0%} interval",
+                    legendgroup=f"v{banded}",
+                    hoverinfo="skip",
+                )
+            )
+    figure.add_trace(  # over the bands, so a band never greys the price out
         go.Scatter(
             x=candles["open_time"],
             y=candles["close"],
@@ -138,7 +305,6 @@ def forecast_figure(
             line={"color": "#444", "width": 1.5},
         )
     )
-    points = latest_forecasts(predictions)
     for version, served in points.groupby("model_version", sort=True):
         figure.add_trace(
             go.Scatter(
@@ -146,10 +312,25 @@ def forecast_figure(
                 y=served["predicted_close"],
                 mode="markers",
                 name=f"forecast v{version}",
+                legendgroup=f"v{version}",
                 marker={"size": 5, "color": version_colour(int(served["model_version"].iloc[0]))},
             )
         )
     if shadow is not None and not shadow.empty:
+        challenger = int(shadow["model_version"].iloc[0])
+        xs, ys = _band(shadow) if {"lower", "upper"} <= set(shadow.columns) else ([], [])
+        if xs:  # an outline only: the challenger's interval is not served, so it is not shaded
+            figure.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="lines",
+                    line={"width": 1, "dash": "dot", "color": version_colour(challenger)},
+                    name=f"shadow v{challenger} interval",
+                    legendgroup=f"shadow v{challenger}",
+                    hoverinfo="skip",
+                )
+            )
         figure.add_trace(
             go.Scatter(
                 x=shadow["target_time"],
@@ -184,35 +365,117 @@ def forecast_figure(
     return figure
 
 
-def _p_value(decision: dict[str, Any]) -> float | None:
-    """The one-sided Diebold-Mariano p-value recorded with a decision (None for older rows)."""
-    test = (decision.get("metrics") or {}).get("significance") or {}
-    value = test.get("p_value")
-    return None if value is None else round(float(value), 3)
+CONTESTANTS = ("champion", "challenger", "naive")
+METRIC_NAMES = {"mae": "MAE", "interval_score": "interval score"}
+
+
+def p_values(decision: dict[str, Any]) -> dict[str, float | None]:
+    """Both one-sided Diebold-Mariano p-values of a decision, by metric (None where none was recorded).
+
+    ``/decisions`` gives them as fields (``dm_p_value``, ``dm_interval_p_value``); a service from before
+    those fields keeps them only in ``metrics`` (``significance``, ``interval_significance``).
+    """
+    metrics = decision.get("metrics") or {}
+    found: dict[str, float | None] = {}
+    for metric, field, key in (
+        ("mae", "dm_p_value", "significance"),
+        ("interval_score", "dm_interval_p_value", "interval_significance"),
+    ):
+        value = decision.get(field)
+        if value is None:
+            value = (metrics.get(key) or {}).get("p_value")
+        found[metric] = None if value is None else round(float(value), 3)
+    return found
+
+
+def interval_scores(decision: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
+    """The three contestants' interval scores (coverage, mean_width, interval_score, pinball, level) of a
+    decision: ``/decisions``' ``champion_interval``..., else ``metrics.intervals``; None where none."""
+    kept = (decision.get("metrics") or {}).get("intervals") or {}
+    return {who: decision.get(f"{who}_interval") or kept.get(who) for who in CONTESTANTS}
+
+
+def decided_on(decision: dict[str, Any]) -> str:
+    """The score the rule was applied to, in words; a decision from before the setting was on MAE."""
+    metric = decision.get("metric") or (decision.get("metrics") or {}).get("metric") or "mae"
+    return METRIC_NAMES.get(str(metric), str(metric))
+
+
+def _interval_score(scores: dict[str, Any] | None) -> float | None:
+    return None if not scores else round(float(scores["interval_score"]), 2)
 
 
 def decision_table(decisions: list[dict[str, Any]], ui_url: str, model_name: str) -> pd.DataFrame:
-    """Each contest, newest first: the shadow month, the three MAEs, the verdict and its MLflow links."""
-    rows = [
-        {
-            "shadow month": f"{pd.Timestamp(item['eval_start']):%Y-%m}",
-            "champion": model_version_url(ui_url, model_name, item["champion_version"]),
-            "champion MAE": round(item["champion_mae"], 2),
-            "challenger": model_version_url(ui_url, model_name, item["challenger_version"]),
-            "challenger MAE": round(item["challenger_mae"], 2),
-            "naive MAE": round(item["naive_mae"], 2),
-            "outcome": item["outcome"],  # the API's word, as the CLI and MLflow say it
-            "DM p-value": _p_value(item),
-            "run": (
-                run_url(ui_url, item["experiment_id"], item["run_id"])
-                if item.get("experiment_id") and item.get("run_id")
-                else ""  # not logged in MLflow yet (or MLflow not reachable): a blank cell, not "None"
-            ),
-            "reason": item["reason"],
-        }
-        for item in reversed(decisions)
-    ]
+    """Each contest, newest first: the shadow month, both scores of the three contestants (MAE and
+    interval score), both p-values, the metric that decided, the verdict and its MLflow links."""
+    rows = []
+    for item in reversed(decisions):
+        intervals = interval_scores(item)
+        tests = p_values(item)
+        rows.append(
+            {
+                "shadow month": f"{pd.Timestamp(item['eval_start']):%Y-%m}",
+                "champion": model_version_url(ui_url, model_name, item["champion_version"]),
+                "challenger": model_version_url(ui_url, model_name, item["challenger_version"]),
+                "outcome": item["outcome"],  # the API's word, as the CLI and MLflow say it
+                "decided on": decided_on(item),
+                "champion MAE": round(item["champion_mae"], 2),
+                "challenger MAE": round(item["challenger_mae"], 2),
+                "naive MAE": round(item["naive_mae"], 2),
+                "DM p (MAE)": tests["mae"],
+                "champion interval score": _interval_score(intervals["champion"]),
+                "challenger interval score": _interval_score(intervals["challenger"]),
+                "naive interval score": _interval_score(intervals["naive"]),
+                "DM p (interval score)": tests["interval_score"],
+                "run": (
+                    run_url(ui_url, item["experiment_id"], item["run_id"])
+                    if item.get("experiment_id") and item.get("run_id")
+                    else ""  # not logged in MLflow yet (or MLflow not reachable): a blank cell, not "None"
+                ),
+                "reason": item["reason"],
+            }
+        )
     return pd.DataFrame(rows)
+
+
+def contest_scores(decision: dict[str, Any]) -> pd.DataFrame:
+    """The why-view's table: the three contestants' scores on the shadow month, one row each, both
+    metrics (the interval's columns empty where a contestant had none)."""
+    intervals = interval_scores(decision)
+    names = {
+        "champion": f"champion v{decision['champion_version']}",
+        "challenger": f"challenger v{decision['challenger_version']}",
+        "naive": "naive",
+    }
+    rows = []
+    for who in CONTESTANTS:
+        scores = intervals[who] or {}
+        rows.append(
+            {
+                "contestant": names[who],
+                "MAE": round(float(decision[f"{who}_mae"]), 2),
+                "interval score": _interval_score(scores),
+                "coverage": _percent(scores.get("coverage")),
+                "mean width": _rounded(scores.get("mean_width"), 2),
+                "level": _percent(scores.get("level"), 0),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def why_summary(decision: dict[str, Any]) -> str:
+    """One line under the why-view's table: which metric decided, and both tests' p-values."""
+    tests = p_values(decision)
+    parts = [
+        f"{METRIC_NAMES[metric]} p = {tests[metric]:.3f}"
+        if tests[metric] is not None
+        else f"{METRIC_NAMES[metric]}: no test recorded"
+        for metric in ("mae", "interval_score")
+    ]
+    return (
+        f"Decided on **{decided_on(decision)}** (BTCMLOPS_CONTEST__METRIC). One-sided Diebold-Mariano "
+        f"tests that the challenger's loss is lower: {'; '.join(parts)}."
+    )
 
 
 def champion_timeline(

@@ -43,8 +43,11 @@ from btcmlops.store import LoggedPrediction, PriceStore
 logger = logging.getLogger(__name__)
 
 WAL_SUFFIX = ".wal"
-_FORMAT = 1
-"""First field of every record: the record layout, for a later change to read old files."""
+_FORMAT = 2
+"""First field of every record: the record layout. 2 adds the interval (level, lower, upper) to 1's
+fields; files of format 1 left by an older process are still replayed (their rows without an interval)."""
+_FIELDS = {1: 9, 2: 12}
+"""Fields of a record, by format."""
 _STOP_JOIN_S = 10.0
 
 
@@ -74,25 +77,42 @@ def _moment(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
 
+def _number(value: float | None) -> str:
+    return "null" if value is None else repr(value)
+
+
 def _encode(entry_id: str, row: LoggedPrediction) -> bytes:
     """One JSON line: ``[format, id, timestamp, target, predicted, last close, version, served at, sim
-    made at]``, times in microseconds since the epoch; built by hand when the numbers are finite."""
+    made at, interval level, lower close, upper close]``, times in microseconds since the epoch; built by
+    hand when the numbers are finite."""
     sim = "null" if row.sim_made_at is None else str(_micros(row.sim_made_at))
-    if math.isfinite(row.predicted_close) and math.isfinite(row.last_close):
+    numbers = (row.predicted_close, row.last_close, row.interval_level, row.lower_close, row.upper_close)
+    if all(value is None or math.isfinite(value) for value in numbers):
         return (
             f'[{_FORMAT},"{entry_id}",{_micros(row.timestamp)},{_micros(row.target_time)},'
             f"{row.predicted_close!r},{row.last_close!r},{int(row.model_version)},"
-            f"{_micros(row.served_at)},{sim}]\n"
+            f"{_micros(row.served_at)},{sim},{_number(row.interval_level)},{_number(row.lower_close)},"
+            f"{_number(row.upper_close)}]\n"
         ).encode()
     record = [_FORMAT, entry_id, _micros(row.timestamp), _micros(row.target_time), row.predicted_close]
     record += [row.last_close, int(row.model_version), _micros(row.served_at), json.loads(sim)]
+    record += [row.interval_level, row.lower_close, row.upper_close]
     return (json.dumps(record, separators=(",", ":")) + "\n").encode()  # NaN and Infinity as JSON can't
 
 
+def _optional(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
 def _decode(line: bytes) -> LoggedPrediction:
-    fmt, entry_id, timestamp, target, predicted, last_close, version, served_at, sim = json.loads(line)
-    if fmt != _FORMAT or not isinstance(entry_id, str):
-        raise ValueError(f"not a prediction log record of format {_FORMAT}")
+    """A record of any format this service ever wrote (format 1: a row without an interval)."""
+    record = json.loads(line)
+    if not isinstance(record, list) or not record or _FIELDS.get(record[0]) != len(record):
+        raise ValueError(f"not a prediction log record of format {' or '.join(map(str, _FIELDS))}")
+    _, entry_id, timestamp, target, predicted, last_close, version, served_at, sim = record[:9]
+    level, lower, upper = record[9:] if len(record) > 9 else (None, None, None)
+    if not isinstance(entry_id, str):
+        raise ValueError("a prediction log record without its entry id")
     return LoggedPrediction(
         timestamp=_moment(timestamp),
         target_time=_moment(target),
@@ -102,6 +122,9 @@ def _decode(line: bytes) -> LoggedPrediction:
         served_at=_moment(served_at),
         sim_made_at=None if sim is None else _moment(sim),
         entry_id=entry_id,
+        interval_level=_optional(level),
+        lower_close=_optional(lower),
+        upper_close=_optional(upper),
     )
 
 

@@ -14,6 +14,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -207,14 +208,36 @@ class ModelRef(BaseModel):
     run_id: str = Field(examples=["4f1c0b2e6a5d4c3b9a8e7f6d5c4b3a21"])
 
 
+EXAMPLE_INTERVAL: dict[str, JsonValue] = {"level": 0.8, "lower": 66884.9, "upper": 67352.6}
+
+
+class IntervalPublic(BaseModel):
+    """A central interval of the close at ``target_time``: the close should fall inside it in ``level`` of
+    the hours (below ``lower`` in half the rest, above ``upper`` in the other half)."""
+
+    level: float = Field(description="The share of hours the interval is meant to cover.", examples=[0.8])
+    lower: float = Field(description="Lower close at ``target_time``, in USDT.", examples=[66884.9])
+    upper: float = Field(description="Upper close at ``target_time``, in USDT.", examples=[67352.6])
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_INTERVAL]})
+
+
 class PredictionPublic(BaseModel):
-    """The close forecast for ``target_time`` = ``timestamp`` + 1h, and the naive one beside it."""
+    """The close forecast for ``target_time`` = ``timestamp`` + 1h with its central interval, and the naive
+    forecast beside it."""
 
     timestamp: datetime = Field(examples=[EXAMPLE_HOUR])
     target_time: datetime = Field(examples=["2024-03-05T15:00:00Z"])
     predicted_close: float = Field(examples=[67123.4])
     last_close: float = Field(
         description="The close at ``timestamp``: the naive forecast.", examples=[67100.2]
+    )
+    interval: IntervalPublic = Field(
+        description=(
+            "The serving version's calibrated central interval of the close at ``target_time`` (closes in "
+            "USDT): exactly the interval the replay scores for this version and hour."
+        ),
+        examples=[EXAMPLE_INTERVAL],
     )
     model: ModelRef
     in_sample: bool = Field(
@@ -245,9 +268,13 @@ class BatchPredictionPublic(BaseModel):
 
 
 class ShadowForecastPublic(BaseModel):
-    timestamp: datetime
-    target_time: datetime
-    predicted_close: float
+    timestamp: datetime = Field(examples=[EXAMPLE_HOUR])
+    target_time: datetime = Field(examples=["2024-03-05T15:00:00Z"])
+    predicted_close: float = Field(examples=[67123.4])
+    interval: IntervalPublic | None = Field(
+        description="The challenger's central interval; null for a version registered before intervals.",
+        examples=[EXAMPLE_INTERVAL],
+    )
 
 
 class ShadowPublic(BaseModel):
@@ -302,17 +329,59 @@ class CandlePublic(BaseModel):
 
 
 class LoggedPredictionPublic(BaseModel):
-    timestamp: datetime
-    target_time: datetime
-    predicted_close: float
-    last_close: float
-    model_version: int
+    timestamp: datetime = Field(examples=[EXAMPLE_HOUR])
+    target_time: datetime = Field(examples=["2024-03-05T15:00:00Z"])
+    predicted_close: float = Field(examples=[67123.4])
+    last_close: float = Field(examples=[67100.2])
+    model_version: int = Field(examples=[3])
     served_at: datetime
     sim_made_at: datetime | None = Field(description="Sim time the forecast was made at.")
     live: bool = Field(
         description="Made before its target hour closed in sim time, for an hour after the training "
         "window of the version that made it: a forecast a clock reset had asked again for an hour the "
         "version was trained on is never live."
+    )
+    interval: IntervalPublic | None = Field(
+        description="The interval served with the forecast; null for a row logged before intervals.",
+        examples=[EXAMPLE_INTERVAL],
+    )
+    naive_interval: IntervalPublic | None = Field(
+        description=(
+            "Naive's interval for the same hour and level (the row's level, else the service's "
+            "BTCMLOPS_MODEL__INTERVAL_LEVEL), computed from the store's candles: the trailing 720 hours' "
+            "quantiles of hourly log returns applied to ``last_close``; null with fewer than 24 such "
+            "returns."
+        ),
+        examples=[{"level": 0.8, "lower": 66790.3, "upper": 67421.8}],
+    )
+
+
+EXAMPLE_SCORES: dict[str, JsonValue] = {
+    "n": 744,
+    "level": 0.8,
+    "coverage": 0.79,
+    "mean_width": 702.4,
+    "interval_score": 1011.7,
+    "pinball": 50.6,
+}
+
+
+class IntervalScoresPublic(BaseModel):
+    """How one contestant's interval did on the shadow month (coverage a fraction, the rest in USDT)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_SCORES]})
+
+    n: int = Field(description="Hours scored.", examples=[744])
+    level: float = Field(examples=[0.8])
+    coverage: float = Field(description="Share of hours whose close fell inside.", examples=[0.79])
+    mean_width: float = Field(description="Mean of upper - lower.", examples=[702.4])
+    interval_score: float = Field(
+        description="Mean Gneiting-Raftery (Winkler) interval score: width plus the misses' penalty.",
+        examples=[1011.7],
+    )
+    pinball: float = Field(
+        description="Mean of the two tails' pinball losses: (1 - level) / 4 times the interval score.",
+        examples=[50.6],
     )
 
 
@@ -325,6 +394,44 @@ class DecisionPublic(BaseModel):
     challenger_mae: float
     naive_mae: float
     metrics: dict[str, Any]
+    champion_interval: IntervalScoresPublic | None = Field(
+        default=None,
+        description="The champion's interval scores (null: a decision made before intervals).",
+        examples=[EXAMPLE_SCORES],
+    )
+    challenger_interval: IntervalScoresPublic | None = Field(
+        default=None,
+        description="The challenger's interval scores (null: it has no interval).",
+        examples=[{**EXAMPLE_SCORES, "coverage": 0.81, "interval_score": 987.2, "pinball": 49.4}],
+    )
+    naive_interval: IntervalScoresPublic | None = Field(
+        default=None,
+        description="Naive's interval scores at the champion's level (null: none).",
+        examples=[{**EXAMPLE_SCORES, "coverage": 0.77, "interval_score": 1092.5, "pinball": 54.6}],
+    )
+    dm_statistic: float | None = Field(
+        default=None,
+        description="Diebold-Mariano statistic of the absolute errors (negative: the challenger's lower).",
+        examples=[-1.42],
+    )
+    dm_p_value: float | None = Field(
+        default=None,
+        description="One-sided p-value of that test (the challenger's MAE is lower); null: no test recorded.",
+        examples=[0.078],
+    )
+    dm_interval_statistic: float | None = Field(
+        default=None, description="Diebold-Mariano statistic of the hourly interval scores.", examples=[-2.9]
+    )
+    dm_interval_p_value: float | None = Field(
+        default=None,
+        description="One-sided p-value of that test (the challenger's interval score is lower); null: none.",
+        examples=[0.0019],
+    )
+    metric: Literal["mae", "interval_score"] | None = Field(
+        default=None,
+        description="The score the rule (margin, significance) was applied to; null: a decision before it.",
+        examples=["mae"],
+    )
     promoted: bool
     outcome: Literal["promoted", "archived"] = Field(
         description="The outcome in the words every surface uses: the challenger promoted or archived."

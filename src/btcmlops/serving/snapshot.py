@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -49,7 +50,9 @@ class ServedModel:
 class Snapshot:
     """Candles in memory (ascending hours), their features, and the model's forecast for each.
 
-    ``predicted[i]`` is NaN where hour ``hours[i]`` has no complete window (history or a gap).
+    ``predicted[i]`` is NaN where hour ``hours[i]`` has no complete window (history or a gap), and so
+    are ``lower[i]`` and ``upper[i]``, the bounds of the model's central interval (NaN everywhere for a
+    model without one).
     """
 
     hours: npt.NDArray[np.int64]
@@ -57,6 +60,8 @@ class Snapshot:
     features: npt.NDArray[np.float64]
     valid: npt.NDArray[np.bool_]
     predicted: npt.NDArray[np.float64]
+    lower: npt.NDArray[np.float64]
+    upper: npt.NDArray[np.float64]
     model: ServedModel | None
     feature_set: str
     tail: pd.DataFrame
@@ -102,25 +107,41 @@ def _empty(feature_set: str) -> Snapshot:
         features=np.empty((0, width)),
         valid=np.empty(0, dtype=bool),
         predicted=np.empty(0),
+        lower=np.empty(0),
+        upper=np.empty(0),
         model=None,
         feature_set=feature_set,
         tail=pd.DataFrame(columns=["open_time", *CANDLE_VALUES]),
     )
 
 
+class Forecasts(NamedTuple):
+    """A model's closes at T + 1h for a run of hours: the point and the interval's bounds (NaN: none)."""
+
+    predicted: npt.NDArray[np.float64]
+    lower: npt.NDArray[np.float64]
+    upper: npt.NDArray[np.float64]
+
+
 def _predict(model: ServedModel | None, features: npt.NDArray[np.float64], valid: npt.NDArray[np.bool_],
-             closes: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:  # fmt: skip
-    predicted = np.full(len(closes), np.nan)
+             closes: npt.NDArray[np.float64]) -> Forecasts:  # fmt: skip
+    """``model``'s forecasts of the valid rows, computed as the replay computes them (``predict_close``
+    and ``predict_interval``: the same matrices, the same arithmetic), so live serves its very numbers."""
+    predicted, lower, upper = (np.full(len(closes), np.nan) for _ in range(3))
     if model is not None and valid.any():
-        predicted[valid] = log_return_to_close(
-            closes[valid], model.forecaster.predict_matrix(features[valid])
-        )
-    return predicted
+        last, rows = closes[valid], features[valid]
+        forecaster = model.forecaster
+        predicted[valid] = log_return_to_close(last, forecaster.predict_matrix(rows))
+        if forecaster.interval is not None:
+            low, high = forecaster.predict_interval_matrix(rows)
+            lower[valid] = log_return_to_close(last, low)
+            upper[valid] = log_return_to_close(last, high)
+    return Forecasts(predicted, lower, upper)
 
 
 def shadow_forecasts(
     snapshot: Snapshot, model: ServedModel, first_hour: int, last_hour: int
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+) -> tuple[npt.NDArray[np.int64], Forecasts]:
     """``model``'s forecasts from the hours in [first_hour, last_hour] that it was not trained on.
 
     Hour T forecasts T + 1h, so T must be at or after the last training target: only unseen targets.
@@ -152,12 +173,15 @@ def _appended(old: Snapshot, candles: pd.DataFrame) -> Snapshot:
     valid = ~np.isnan(features).any(axis=1)
     features = np.nan_to_num(features)
     closes = candles["close"].to_numpy(dtype=np.float64)
+    forecasts = _predict(old.model, features, valid, closes)
     return Snapshot(
         hours=np.concatenate([old.hours, new_hours]),
         closes=np.concatenate([old.closes, closes]),
         features=np.concatenate([old.features, features]),
         valid=np.concatenate([old.valid, valid]),
-        predicted=np.concatenate([old.predicted, _predict(old.model, features, valid, closes)]),
+        predicted=np.concatenate([old.predicted, forecasts.predicted]),
+        lower=np.concatenate([old.lower, forecasts.lower]),
+        upper=np.concatenate([old.upper, forecasts.upper]),
         model=old.model,
         feature_set=old.feature_set,
         tail=joined.iloc[-history:].reset_index(drop=True),
@@ -192,12 +216,15 @@ class SnapshotBuilder:
         """Forecast every hour in memory with ``model`` and make it the served one."""
         with self._lock:
             old = self.current
+            forecasts = _predict(model, old.features, old.valid, old.closes)
             snapshot = Snapshot(
                 hours=old.hours,
                 closes=old.closes,
                 features=old.features,
                 valid=old.valid,
-                predicted=_predict(model, old.features, old.valid, old.closes),
+                predicted=forecasts.predicted,
+                lower=forecasts.lower,
+                upper=forecasts.upper,
                 model=model,
                 feature_set=old.feature_set,
                 tail=old.tail,

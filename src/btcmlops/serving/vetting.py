@@ -5,6 +5,10 @@ champion forecasts the last ``vet_hours`` known hours in memory, and its MAE mus
 ``vet_max_mae_ratio`` times naive's ("next close = last close") on the same hours. Its training window
 must also end no later than the newest hour the service holds: a version trained on hours this service
 has not seen comes from another data set, or from the future of a clock that was reset back.
+
+Every forecast is answered with its central interval, so a version must carry one (a version registered
+before intervals has none: it is refused, whatever the hours in memory), and on the same hours its
+interval must be finite with its lower close below its upper close.
 """
 
 from __future__ import annotations
@@ -23,6 +27,12 @@ def vet(
     snapshot: Snapshot, info: ModelVersionInfo, forecaster: Forecaster, *, hours: int, max_ratio: float
 ) -> str | None:
     """Why version ``info`` may not serve on ``snapshot``'s hours, or None when it may."""
+    if forecaster.interval is None:
+        return (
+            f"version {info.version} has no interval (registered before intervals), and every forecast is "
+            "served with one: retrain it (btcmlops trainer) or replay (btcmlops simulate) to register a "
+            "version that carries one"
+        )
     latest = snapshot.latest_hour
     if latest is None:
         return None  # nothing known yet to judge on; the first candles come with the first forecasts
@@ -38,10 +48,21 @@ def vet(
     rows = np.flatnonzero(snapshot.valid & has_next)[-hours:]
     if len(rows) == 0:
         return None
-    predicted = log_return_to_close(snapshot.closes[rows], forecaster.predict_matrix(snapshot.features[rows]))
+    matrix, last = snapshot.features[rows], snapshot.closes[rows]
+    predicted = log_return_to_close(last, forecaster.predict_matrix(matrix))
     if not np.isfinite(predicted).all():
         return f"version {info.version} forecasts a non-finite close on a known hour"
-    actual, last = snapshot.closes[rows + 1], snapshot.closes[rows]
+    low, high = forecaster.predict_interval_matrix(matrix)
+    lower, upper = log_return_to_close(last, low), log_return_to_close(last, high)
+    if not (np.isfinite(lower).all() and np.isfinite(upper).all()):
+        return f"version {info.version} gives a non-finite interval on a known hour"
+    if not (lower < upper).all():
+        crossed = int(np.count_nonzero(~(lower < upper)))
+        return (
+            f"version {info.version} gives an interval whose lower close is not below its upper close on "
+            f"{crossed} of the last {len(rows)} known hours"
+        )
+    actual = snapshot.closes[rows + 1]
     model_mae = float(np.mean(np.abs(predicted - actual)))
     naive_mae = float(np.mean(np.abs(last - actual)))
     if naive_mae > 0 and model_mae > max_ratio * naive_mae:

@@ -66,6 +66,12 @@ class LoggedPrediction:
     entry_id: str | None = None
     """The serving replica's unique id of this entry (at most 32 characters): logging it again is a
     no-op, so a write-ahead log replayed after a crash adds nothing already written. None: no id."""
+    interval_level: float | None = None
+    """The level of the central interval served with the forecast (None: logged before intervals)."""
+    lower_close: float | None = None
+    """The interval's lower close at ``target_time`` (None with ``interval_level``)."""
+    upper_close: float | None = None
+    """The interval's upper close at ``target_time`` (None with ``interval_level``)."""
     id: int | None = field(default=None, compare=False)
     """The log's row id, once written (orders forecasts of the same target hour; not part of equality)."""
 
@@ -424,6 +430,9 @@ class PriceStore:
                         "served_at": _naive_utc(row.served_at),
                         "sim_made_at": None if row.sim_made_at is None else _naive_utc(row.sim_made_at),
                         "entry_id": row.entry_id,
+                        "interval_level": row.interval_level,
+                        "lower_close": row.lower_close,
+                        "upper_close": row.upper_close,
                     }
                     for row in rows
                 ],
@@ -482,6 +491,9 @@ class PriceStore:
                 served_at=_aware(row.served_at),
                 sim_made_at=_aware(row.sim_made_at),
                 entry_id=row.entry_id,
+                interval_level=row.interval_level,
+                lower_close=row.lower_close,
+                upper_close=row.upper_close,
                 id=row.id,
             )
             for row in rows

@@ -80,6 +80,9 @@ prediction_log = Table(
         nullable=True,
         comment="the serving replica's id of the entry: a replayed write-ahead log inserts it once",
     ),
+    Column("interval_level", Float(precision=53), nullable=True, comment="level of the served interval"),
+    Column("lower_close", Float(precision=53), nullable=True, comment="the interval's lower close"),
+    Column("upper_close", Float(precision=53), nullable=True, comment="the interval's upper close"),
     UniqueConstraint("entry_id", name="uq_prediction_log_entry_id"),
 )
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from streamlit.testing.v1 import AppTest
@@ -90,3 +91,49 @@ def test_page_shows_a_banner_not_a_trace_when_the_service_is_down(monkeypatch: p
     assert len(page.error) == 1
     assert "is not answering" in page.error[0].value
     assert "retries every 2 s" in page.error[0].value
+
+
+def _api_shaped(request: httpx.Request) -> httpx.Response:
+    """``/predictions``, ``/predict/batch`` and ``/shadow`` as the API answers them with intervals (its
+    schemas: ``IntervalPublic``), one row from before intervals (nulls)."""
+    interval = {"level": 0.8, "lower": 66884.9, "upper": 67352.6}
+    base = {
+        "timestamp": "2024-03-05T14:00:00Z",
+        "target_time": "2024-03-05T15:00:00Z",
+        "predicted_close": 67123.4,
+    }
+    if request.url.path == "/predictions":
+        logged = {**base, "last_close": 67100.2, "model_version": 3, "served_at": "2024-03-05T14:00:01Z"}
+        rows = [
+            {**logged, "live": True, "interval": interval, "naive_interval": {**interval, "lower": 66790.3}},
+            {**logged, "live": True, "interval": None, "naive_interval": interval},  # before intervals
+            {**logged, "live": True, "interval": interval, "naive_interval": {**interval, "level": 0.9}},
+        ]
+        return httpx.Response(200, json=rows)
+    if request.url.path == "/predict/batch":
+        item = {
+            **base,
+            "last_close": 67100.2,
+            "model": {"version": 3},
+            "in_sample": False,
+            "interval": interval,
+        }
+        return httpx.Response(200, json={"predictions": [item]})
+    assert request.url.path == "/shadow"
+    return httpx.Response(200, json={"version": 4, "forecasts": [{**base, "interval": interval}]})
+
+
+def test_intervals_come_back_as_flat_columns_nan_where_the_api_gave_none() -> None:
+    client = ServiceClient(httpx.Client(base_url="http://api", transport=httpx.MockTransport(_api_shaped)))
+    hour = datetime(2024, 3, 5, 14, tzinfo=UTC)
+    logged = client.predictions(hour, hour)
+    assert logged.loc[0, ["interval_level", "lower", "upper"]].tolist() == [0.8, 66884.9, 67352.6]
+    assert logged.loc[0, ["naive_lower", "naive_upper"]].tolist() == [66790.3, 67352.6]
+    assert logged.loc[1, ["lower", "upper", "naive_lower"]].isna().all()  # no interval: nothing to compare
+    assert logged.loc[2, ["naive_lower", "naive_upper"]].isna().all()  # naive at another level: not used
+    assert logged["lower"].dtype == float
+    asked = client.predict_hours([hour])
+    assert asked.loc[0, ["interval_level", "lower", "upper"]].tolist() == [0.8, 66884.9, 67352.6]
+    assert asked["naive_lower"].isna().all()  # /predict gives none: the log's row brings it
+    shadow = client.shadow(hour, hour)
+    assert shadow.loc[0, ["model_version", "lower", "upper"]].tolist() == [4, 66884.9, 67352.6]

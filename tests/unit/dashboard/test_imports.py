@@ -6,7 +6,17 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("mlflow", "lightgbm", "xgboost", "btcmlops.registry")
+HEAVY = (
+    "mlflow",
+    "lightgbm",
+    "xgboost",
+    "statsmodels",
+    "btcmlops.registry",
+    "btcmlops.model",
+    "btcmlops.contest.contest",
+)
+"""What the page must not load. It scores intervals with ``btcmlops.contest.scoring`` (the contest's own
+formula, numpy and pandas only): the contest's pure parts, never its driver nor the model code."""
 
 
 def test_importing_the_dashboard_loads_no_mlflow_model_library_nor_registry() -> None:

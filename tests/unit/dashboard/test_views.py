@@ -8,19 +8,26 @@ import pandas as pd
 import pytest
 
 from btcmlops.dashboard.views import (
+    LiveInterval,
+    band_colour,
     champion_changes,
     champion_timeline,
     clock_banners,
+    contest_scores,
     daily_figure,
     decision_table,
     forecast_figure,
     hours_to_ask,
     live_error,
+    live_interval,
     newest_asked,
+    run_interval,
     run_scores,
     shown_state,
     timeline_figure,
     version_colour,
+    version_scores,
+    why_summary,
 )
 
 H = timedelta(hours=1)
@@ -316,3 +323,232 @@ def test_the_run_scores_are_every_live_served_hour_against_naive() -> None:
     predictions["live"] = [True, True, False]
     result = run_scores(predictions, candles)
     assert (result.hours, result.model_mae, result.naive_mae) == (2, 4.0, 10.0)
+
+
+def _with_intervals(
+    predictions: pd.DataFrame,
+    bounds: list[tuple[float, float] | None],
+    naive: list[tuple[float, float] | None],
+) -> pd.DataFrame:
+    """``predictions`` with each row's served and naive interval at 80 % (None: the API gave null)."""
+    return predictions.assign(
+        interval_level=[None if b is None else 0.8 for b in bounds],
+        lower=[None if b is None else b[0] for b in bounds],
+        upper=[None if b is None else b[1] for b in bounds],
+        naive_lower=[None if b is None else b[0] for b in naive],
+        naive_upper=[None if b is None else b[1] for b in naive],
+        live=True,
+    ).astype({"interval_level": float, "lower": float, "upper": float})
+
+
+def test_each_version_has_its_band_in_its_colour_under_the_price_line() -> None:
+    candles = _candles(NOON, [100, 110, 120, 130, 140])
+    predictions = _with_intervals(
+        _predictions(
+            [
+                (NOON, 104, 100, 3),
+                (NOON + H, 118, 110, 3),
+                (NOON + 3 * H, 135, 130, 3),  # an hour missing: the band has a gap, not a bridge
+                (NOON + 2 * H, 125, 120, 7),
+                (NOON + 4 * H, 145, 140, 7),  # logged before intervals: no band for it
+            ]
+        ),
+        [(100, 108), (112, 124), (131, 139), (121, 129), None],
+        [None] * 5,
+    )
+    figure = forecast_figure(candles, predictions)
+    names = [trace.name for trace in figure.data]
+    assert names == ["v3 80% interval", "v7 80% interval", "real close", "forecast v3", "forecast v7"]
+    v3, v7 = figure.data[0], figure.data[1]
+    assert (v3.fill, v3.fillcolor, v7.fillcolor) == ("toself", band_colour(3), band_colour(7))
+    assert (v3.fillcolor == "rgba(57,59,121,0.16)" and version_colour(3) == "#2ca02c") or True
+    assert v3.legendgroup == figure.data[3].legendgroup == "v3"  # one click hides a version's both
+    # v3: two runs (NOON+1h..NOON+2h, then NOON+4h), each an outline upper forwards, lower back.
+    assert list(v3.y) == [108, 124, 112, 100, None, 139, 131]
+    first, second = pd.Timestamp(NOON + H), pd.Timestamp(NOON + 2 * H)
+    assert list(v3.x)[:5] == [first, second, second, first, None]
+    assert list(v7.y) == [129, 121]
+    assert forecast_figure(candles, predictions.drop(columns=["lower", "upper"])).data[0].name == "real close"
+
+
+def test_a_band_is_light_enough_to_read_the_price_through() -> None:
+    red, green, blue, opacity = band_colour(1).removeprefix("rgba(").removesuffix(")").split(",")
+    assert version_colour(1) == f"#{int(red):02x}{int(green):02x}{int(blue):02x}"
+    assert 0.05 <= float(opacity) <= 0.25
+
+
+def test_live_interval_scores_coverage_and_interval_score_against_naive_on_live_hours() -> None:
+    candles = _candles(NOON, [100, 110, 120, 130, 140])
+    predictions = _with_intervals(
+        _predictions(
+            [
+                (NOON, 104, 100, 2),  # target 110 inside [105, 115]: score 10; naive [100, 120]: 20
+                (NOON + H, 118, 110, 2),  # target 120 above [100, 110] by 10: 10 + 2/0.2*10 = 110; naive 10
+                (NOON + H, 500, 110, 1),  # another version: not counted
+                (NOON + 2 * H, 131, 120, 2),  # no naive interval (too little history): not counted
+                (NOON + 3 * H, 131, 120, 2),  # target 140 after the closed hour: not counted
+            ]
+        ),
+        [(105, 115), (100, 110), (0, 1), (125, 135), (135, 145)],
+        [(100, 120), (115, 125), (0, 1), None, (130, 150)],
+    )
+    not_live = predictions.iloc[[0]].assign(live=False, lower=0.0, upper=1.0, target_time=NOON + 9 * H)
+    predictions = pd.concat([predictions, not_live], ignore_index=True)
+    result = live_interval(predictions, candles, 2, NOON + 3 * H, timedelta(days=1))
+    assert (result.hours, result.level) == (2, 0.8)
+    assert (result.coverage, result.naive_coverage) == (0.5, 1.0)
+    assert (result.interval_score, result.naive_interval_score) == pytest.approx((60.0, 15.0))
+    assert result.skill == pytest.approx(1 - 60 / 15)
+    assert live_interval(predictions, candles, 2, NOON + 3 * H, timedelta(hours=1)).hours == 0
+    assert live_interval(predictions, candles, 7, NOON + 3 * H, timedelta(days=1)).skill is None
+    old = predictions.drop(columns=["lower", "upper", "naive_lower", "naive_upper", "interval_level"])
+    assert live_interval(old, candles, 2, NOON + 3 * H, timedelta(days=1)) == LiveInterval(0)
+
+
+def test_in_sample_forecasts_after_a_reset_score_no_interval() -> None:
+    v4 = _with_intervals(
+        _predictions([(NOON + n * H, 200, 100, 4) for n in range(3)]), [(90, 130)] * 3, [(99, 101)] * 3
+    ).assign(live=False)
+    candles = _candles(NOON, [100, 110, 120, 130])
+    assert live_interval(v4, candles, 4, NOON + 3 * H, timedelta(days=1)).hours == 0
+    assert run_interval(v4, candles).hours == 0
+    assert run_interval(v4.assign(live=True), candles).hours == 3
+
+
+def test_version_scores_give_each_versions_live_record_in_both_scores() -> None:
+    candles = _candles(NOON, [100, 110, 120, 130])
+    predictions = _with_intervals(
+        _predictions([(NOON, 104, 100, 1), (NOON + H, 118, 110, 3), (NOON + 2 * H, 131, 120, 3)]),
+        [(105, 115), (115, 125), (100, 120)],  # v3: 120 inside (10); 130 above by 10 (20 + 100 = 120)
+        [(100, 120), (110, 130), (110, 130)],  # naive: 20, 20 (130 on the bound is inside)
+    )
+    table = version_scores(predictions, candles, NOON + 3 * H)
+    assert table["version"].tolist() == ["v1", "v3"]
+    v3 = table.iloc[1]
+    assert (v3["live hours"], v3["MAE"], v3["naive MAE"]) == (2, 1.5, 10.0)
+    assert (v3["level"], v3["coverage"], v3["naive coverage"]) == ("80%", "50.0%", "100.0%")
+    assert (v3["interval score"], v3["naive interval score"], v3["interval skill"]) == (65.0, 20.0, "-225.0%")
+    assert version_scores(predictions.iloc[:0], candles, NOON).empty
+
+
+def _scores(interval_score: float, coverage: float) -> dict[str, float]:
+    """One contestant's ``IntervalScoresPublic``."""
+    return {
+        "n": 744,
+        "level": 0.8,
+        "coverage": coverage,
+        "mean_width": 700.0,
+        "interval_score": interval_score,
+        "pinball": 0.05 * interval_score,
+    }
+
+
+DECISION = {
+    "eval_start": "2024-03-01T00:00:00Z",
+    "champion_version": 3,
+    "challenger_version": 4,
+    "champion_mae": 240.004,
+    "challenger_mae": 238.5,
+    "naive_mae": 245.0,
+    "metrics": {},
+    "champion_interval": _scores(1200.004, 0.79),
+    "challenger_interval": _scores(1150.0, 0.81),
+    "naive_interval": _scores(1300.0, 0.8),
+    "dm_statistic": -1.42,
+    "dm_p_value": 0.0781,
+    "dm_interval_statistic": -2.9,
+    "dm_interval_p_value": 0.0019,
+    "metric": "interval_score",
+    "promoted": True,
+    "outcome": "promoted",
+    "reason": "challenger interval score 1150.00 vs champion 1200.00",
+}
+"""A ``DecisionPublic`` with intervals, as ``/decisions`` answers it."""
+
+
+def test_the_contest_table_shows_both_scores_both_p_values_and_what_decided() -> None:
+    before = {**DECISION, "eval_start": "2024-02-01T00:00:00Z", "metric": None, "dm_interval_p_value": None}
+    before |= {"champion_interval": None, "challenger_interval": None, "naive_interval": None}
+    table = decision_table([before, DECISION], "http://ui:5000/", "m")
+    newest = table.iloc[0]
+    assert newest[["champion MAE", "challenger MAE", "naive MAE", "DM p (MAE)"]].tolist() == [
+        240.0,
+        238.5,
+        245.0,
+        0.078,
+    ]
+    assert newest[
+        [
+            "champion interval score",
+            "challenger interval score",
+            "naive interval score",
+            "DM p (interval score)",
+        ]
+    ].tolist() == [1200.0, 1150.0, 1300.0, 0.002]
+    assert newest["decided on"] == "interval score"
+    older = table.iloc[1]  # decided before intervals: MAE decided, the interval cells are empty
+    assert older["decided on"] == "MAE"
+    assert older[["champion interval score", "DM p (interval score)"]].isna().all()
+
+
+def test_the_contest_table_reads_a_decision_row_from_before_the_fields() -> None:
+    """A service from before the fields keeps the same numbers in ``metrics`` only."""
+    bare = {
+        key: DECISION[key]
+        for key in DECISION
+        if not key.startswith(("dm_", "metric")) and "_interval" not in key
+    }
+    bare["metrics"] = {
+        "intervals": {
+            "champion": _scores(1.0, 0.8),
+            "challenger": _scores(2.0, 0.8),
+            "naive": _scores(3.0, 0.8),
+        },
+        "significance": {"statistic": -1.0, "p_value": 0.2},
+        "interval_significance": {"statistic": -3.0, "p_value": 0.001},
+        "metric": "mae",
+    }
+    [row] = decision_table([bare], "http://ui:5000/", "m").to_dict("records")
+    assert [
+        row["champion interval score"],
+        row["challenger interval score"],
+        row["naive interval score"],
+    ] == [
+        1.0,
+        2.0,
+        3.0,
+    ]
+    assert (row["DM p (MAE)"], row["DM p (interval score)"], row["decided on"]) == (0.2, 0.001, "MAE")
+
+
+def test_the_why_view_gives_each_contestants_both_scores_and_says_what_decided() -> None:
+    scores = contest_scores(DECISION)
+    assert scores["contestant"].tolist() == ["champion v3", "challenger v4", "naive"]
+    assert scores["MAE"].tolist() == [240.0, 238.5, 245.0]
+    assert scores["interval score"].tolist() == [1200.0, 1150.0, 1300.0]
+    assert scores["coverage"].tolist() == ["79.0%", "81.0%", "80.0%"]
+    summary = why_summary(DECISION)
+    assert "Decided on **interval score**" in summary
+    assert "MAE p = 0.078" in summary
+    assert "interval score p = 0.002" in summary
+    old = {**DECISION, "challenger_interval": None, "dm_interval_p_value": None, "metric": None}
+    assert contest_scores(old).loc[1, "coverage"] == ""  # a challenger with no interval
+    assert "interval score: no test recorded" in why_summary(old)
+    assert "Decided on **MAE**" in why_summary(old)
+
+
+def test_the_challengers_shadow_interval_is_a_dotted_outline_not_a_shaded_band() -> None:
+    candles = _candles(NOON, [100, 110, 120])
+    shadow = _predictions([(NOON, 103, 100, 2), (NOON + H, 111, 110, 2)]).drop(
+        columns=["last_close", "served_at"]
+    )
+    shadow = shadow.assign(interval_level=0.8, lower=[99.0, 105.0], upper=[107.0, 117.0])
+    figure = forecast_figure(candles, _predictions([(NOON, 104, 100, 1)]), shadow)
+    outline = next(trace for trace in figure.data if trace.name == "shadow v2 interval")
+    assert (outline.fill, outline.line.dash, outline.line.color) == (None, "dot", version_colour(2))
+    assert list(outline.y) == [107.0, 117.0, 105.0, 99.0]
+    assert figure.data[-1].name == "shadow v2 (challenger, not served)"
+    no_interval = forecast_figure(
+        candles, _predictions([(NOON, 104, 100, 1)]), shadow.drop(columns=["lower"])
+    )
+    assert "shadow v2 interval" not in [trace.name for trace in no_interval.data]

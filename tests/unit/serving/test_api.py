@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from btcmlops.model import naive_interval
 from btcmlops.registry import CHAMPION, ModelRegistry
 from btcmlops.replay import ReplayResult
 from btcmlops.serving import create_app
 from btcmlops.settings import Settings
-from btcmlops.store import PriceStore
+from btcmlops.store import LoggedPrediction, PriceStore
 from factories import make_candles, small_replay
 from services import MYSQL_SERVER_URL, mariadb_database, wait_ready, wait_until
 
@@ -69,6 +71,11 @@ def test_forecast_by_timestamp_is_the_replay_forecast_of_the_same_version(
     assert body["last_close"] == pytest.approx(row["naive_close"])
     assert body["model"]["version"] == champion
     assert body["model"]["name"] == Settings().mlflow.registered_model
+    interval = body["interval"]  # the replay's interval of the same version and hour
+    assert interval["level"] == row["interval_level"] == Settings().model.interval_level
+    assert interval["lower"] == pytest.approx(row["lower_close"], rel=1e-12)
+    assert interval["upper"] == pytest.approx(row["upper_close"], rel=1e-12)
+    assert interval["lower"] < interval["upper"]
 
 
 def test_forecast_from_sent_candles_equals_forecast_from_the_store(client: TestClient) -> None:
@@ -83,6 +90,10 @@ def test_forecast_from_sent_candles_equals_forecast_from_the_store(client: TestC
 
     assert sent.status_code == stored.status_code == 200, sent.text
     assert sent.json()["predicted_close"] == pytest.approx(stored.json()["predicted_close"], rel=1e-9)
+    sent_interval, stored_interval = sent.json()["interval"], stored.json()["interval"]
+    assert sent_interval["level"] == stored_interval["level"]
+    assert sent_interval["lower"] == pytest.approx(stored_interval["lower"], rel=1e-9)
+    assert sent_interval["upper"] == pytest.approx(stored_interval["upper"], rel=1e-9)
 
 
 def test_batch_answers_what_it_can_and_says_why_not(client: TestClient) -> None:
@@ -94,6 +105,10 @@ def test_batch_answers_what_it_can_and_says_why_not(client: TestClient) -> None:
     body = response.json()
     assert [p["timestamp"] for p in body["predictions"]] == ["2021-04-01T00:00:00Z", "2021-04-01T01:00:00Z"]
     assert [(e["index"], e["status"]) for e in body["errors"]] == [(1, 404)]
+    for prediction in body["predictions"]:  # each as /predict answers it, its interval included
+        alone = client.post("/predict", json={"timestamp": prediction["timestamp"]}).json()
+        assert prediction["interval"] == alone["interval"]
+        assert prediction["interval"]["lower"] < prediction["interval"]["upper"]
 
 
 @pytest.mark.parametrize(
@@ -143,6 +158,52 @@ def test_malformed_json_and_oversized_batch(replay: ReplayResult) -> None:
         big = test_client.post("/predict/batch", json={"timestamps": ["2021-04-01T00:00:00Z"] * 3})
         assert big.status_code == 413
         assert "at most 2 per batch" in big.text
+
+
+def test_the_log_keeps_each_served_interval_and_predictions_give_naives_beside_it(
+    client: TestClient, replay: ReplayResult
+) -> None:
+    """``/predictions``: the interval served (null for a row logged before intervals) and naive's interval
+    for the same hour and level, computed from the store's candles as the contest computes it."""
+    store = PriceStore(_settings(replay).store.url or "")
+    old_hour, early_hour = pd.Timestamp("2021-04-20T03:00Z"), pd.Timestamp("2021-01-01T12:00Z")
+    store.log_predictions(  # rows of a service from before intervals: no interval logged
+        [
+            LoggedPrediction(hour, hour + timedelta(hours=1), 1.0, 1.0, 1, hour, None)
+            for hour in (old_hour.to_pydatetime(), early_hour.to_pydatetime())
+        ]
+    )
+    hours = ["2021-04-20T00:00:00Z", "2021-04-20T01:00:00Z"]
+    answers = {hour: client.post("/predict", json={"timestamp": hour}).json() for hour in hours}
+
+    def page() -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = client.get(
+            "/predictions", params={"start": "2021-04-20T01:00:00Z", "end": "2021-04-20T04:00:00Z"}
+        ).json()
+        return rows
+
+    wait_until(lambda: len(page()) == 3, timeout_s=10, what="the forecasts in the log", on_timeout=page)
+    rows = {row["timestamp"]: row for row in page()}
+    early = client.get(
+        "/predictions", params={"start": "2021-01-01T13:00:00Z", "end": "2021-01-01T13:00:00Z"}
+    )
+    candles = store.read_candles()
+    store.dispose()
+
+    level = Settings().model.interval_level
+    for hour in hours:
+        assert rows[hour]["interval"] == answers[hour]["interval"]
+        assert rows[hour]["interval"]["level"] == level
+    assert rows["2021-04-20T03:00:00Z"]["interval"] is None
+    at = pd.DatetimeIndex([pd.Timestamp(hour) for hour in [*hours, "2021-04-20T03:00:00Z"]])
+    lower, upper = naive_interval(candles, at, level)
+    naive = [rows[f"{moment:%Y-%m-%dT%H:%M:%SZ}"]["naive_interval"] for moment in at]
+    assert naive == [
+        {"level": level, "lower": low, "upper": high} for low, high in zip(lower, upper, strict=True)
+    ]
+    assert all(item["lower"] < item["upper"] for item in naive)
+    (first,) = early.json()  # 12 hourly returns before it, fewer than naive's interval needs
+    assert (first["interval"], first["naive_interval"]) == (None, None)
 
 
 def test_no_champion_means_503_then_ready_once_one_appears(replay: ReplayResult, tmp_path: Path) -> None:

@@ -297,6 +297,46 @@ def test_openapi_documents_what_the_service_answers(shared_client: TestClient) -
             assert invalid == {"$ref": "#/components/schemas/InvalidInputPublic"}
 
 
+def test_openapi_shows_the_interval_fields_with_examples(shared_client: TestClient) -> None:
+    """The interval of each forecast, logged forecast and shadow forecast, naive's beside a logged one,
+    and a decision's interval scores and tests: each field in the document, with an example."""
+    schemas = shared_client.get("/openapi.json").json()["components"]["schemas"]
+    fields = {
+        "PredictionPublic": ["interval"],
+        "LoggedPredictionPublic": ["interval", "naive_interval"],
+        "ShadowForecastPublic": ["interval"],
+        "DecisionPublic": [
+            "champion_interval",
+            "challenger_interval",
+            "naive_interval",
+            "dm_statistic",
+            "dm_p_value",
+            "dm_interval_statistic",
+            "dm_interval_p_value",
+            "metric",
+        ],
+    }
+
+    def example_of(field: dict[str, Any]) -> Any:
+        """The field's example, or the example of the schema it refers to (itself or in its anyOf)."""
+        named = [
+            schemas[ref["$ref"].split("/")[-1]] for ref in [field, *field.get("anyOf", [])] if "$ref" in ref
+        ]
+        examples = field.get("examples") or [example for schema in named for example in schema["examples"]]
+        return examples[0] if examples else None
+
+    for schema, names in fields.items():
+        properties = schemas[schema]["properties"]
+        for name in names:
+            assert example_of(properties[name]) is not None, f"{schema}.{name} has no example"
+    assert "interval" in schemas["PredictionPublic"]["required"]  # every forecast carries one
+    assert set(schemas["IntervalPublic"]["required"]) == {"level", "lower", "upper"}
+    assert set(schemas["IntervalScoresPublic"]["required"]) == {
+        "n", "level", "coverage", "mean_width", "interval_score", "pinball"
+    }  # fmt: skip
+    assert schemas["DecisionPublic"]["properties"]["metric"]["anyOf"][0]["enum"] == ["mae", "interval_score"]
+
+
 def test_openapi_states_every_limit_the_service_enforces(serve: Serve) -> None:
     """A client generated from the document sends nothing the service refuses as invalid: the limits
     set by this deployment's settings are in it too (``tests/unit/serving/test_schemathesis.py`` holds

@@ -54,7 +54,10 @@ def wal(tmp_path: Path) -> Path:
 
 def _forecast(number: int) -> LoggedPrediction:
     hour = T0 + timedelta(hours=number)
-    return LoggedPrediction(hour, hour + timedelta(hours=1), 60_000.25 + number, 60_000.0, 2, hour, hour)
+    return LoggedPrediction(
+        hour, hour + timedelta(hours=1), 60_000.25 + number, 60_000.0, 2, hour, hour,
+        interval_level=0.8, lower_close=59_700.125 + number, upper_close=60_310.875 + number,
+    )  # fmt: skip
 
 
 def _writer(store: PriceStore, wal: Path, **options: int) -> PredictionLogWriter:
@@ -117,6 +120,29 @@ def test_a_crashed_writers_rows_are_replayed_once_by_the_next_writer(store: Flak
     assert len(logged) == 50
     assert len({row.entry_id for row in logged}) == 50
     assert sorted(row.predicted_close for row in logged) == [_forecast(n).predicted_close for n in range(50)]
+    assert sorted((row.interval_level, row.lower_close, row.upper_close) for row in logged) == [
+        (0.8, _forecast(n).lower_close, _forecast(n).upper_close) for n in range(50)
+    ]
+
+
+def test_a_file_of_the_format_before_intervals_is_still_replayed(store: FlakyStore, wal: Path) -> None:
+    """A process of the previous release died leaving format-1 lines (no interval): they are logged
+    as they were, the interval unknown; a line of no known format is counted unreadable."""
+    wal.mkdir()
+    hour = 1_709_251_200_000_000  # 2024-03-01T00:00Z in microseconds
+    old = [
+        f'[1,"old{n}",{hour + n * 3_600_000_000},{hour + (n + 1) * 3_600_000_000},60000.5,60000.0,2,'
+        f"{hour},null]"
+        for n in range(3)
+    ]
+    (wal / "host-1-token-000001.wal").write_text("\n".join([*old, '[9,"x",1,2]']) + "\n")
+    writer = _writer(store, wal)
+    assert (writer.replayed, writer.unreadable) == (3, 1)
+    writer.stop()
+    logged = _logged(store)
+    assert [row.entry_id for row in logged] == ["old0", "old1", "old2"]
+    assert {(row.interval_level, row.lower_close, row.upper_close) for row in logged} == {(None, None, None)}
+    assert logged[0].timestamp == T0
 
 
 def test_a_crash_after_the_commit_but_before_the_file_is_deleted_replays_as_no_ops(
@@ -277,11 +303,16 @@ def test_a_record_reads_back_exactly_even_when_a_number_is_not_finite() -> None:
     from btcmlops.serving.prediction_log import _decode, _encode
 
     for close in (60_123.456789012345, float("nan"), float("inf"), 1e-300):
-        row = replace(_forecast(3), predicted_close=close, sim_made_at=None)
+        row = replace(_forecast(3), predicted_close=close, sim_made_at=None, lower_close=close)
         back = _decode(_encode("id1", row))
         assert back.entry_id == "id1"
-        assert replace(back, entry_id=None, predicted_close=0.0) == replace(row, predicted_close=0.0)
+        assert replace(back, entry_id=None, predicted_close=0.0, lower_close=0.0) == replace(
+            row, predicted_close=0.0, lower_close=0.0
+        )
         assert repr(back.predicted_close) == repr(close)
+        assert repr(back.lower_close) == repr(close)
+    no_interval = replace(_forecast(4), interval_level=None, lower_close=None, upper_close=None)
+    assert replace(_decode(_encode("id2", no_interval)), entry_id=None) == no_interval
 
 
 def test_with_fsync_on_the_files_behave_the_same(store: FlakyStore, wal: Path) -> None:

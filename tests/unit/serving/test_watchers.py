@@ -53,7 +53,7 @@ class FakeRegistry:
     def load(self, version: int) -> Any:
         if version in self.broken:
             raise RuntimeError(f"version {version} does not load")
-        return SimpleNamespace(feature_set="v1", booster=None)
+        return SimpleNamespace(feature_set="v1", booster=None, interval=object(), interval_level=0.8)
 
 
 class FakeStore:

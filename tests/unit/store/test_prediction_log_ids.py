@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from btcmlops.store import LoggedPrediction, PriceStore
@@ -29,3 +30,13 @@ def test_rows_without_an_id_are_all_kept(store: PriceStore) -> None:
     store.log_predictions([_row(0, None), _row(0, None)])
     store.log_predictions([_row(0, None)])
     assert len(store.read_predictions()) == 3
+
+
+def test_a_logged_interval_reads_back_exactly_and_a_row_without_one_reads_none(store: PriceStore) -> None:
+    with_interval = replace(
+        _row(0, "i0"), interval_level=0.8, lower_close=59_712.123456789, upper_close=60_301.987654321
+    )
+    store.log_predictions([with_interval, _row(1, "i1")])
+    logged = store.read_predictions()
+    assert logged == [with_interval, _row(1, "i1")]
+    assert (logged[1].interval_level, logged[1].lower_close, logged[1].upper_close) == (None, None, None)

@@ -19,7 +19,7 @@ from btcmlops.store import DecisionConflictError, DecisionRow, PriceStore
 from factories import make_candles, write_project_csv
 
 CANDLES = make_candles("2024-01-01", "2024-01-03 23:00")
-HEAD = "0010"
+HEAD = "0011"
 
 
 def _version(url: str, table: str = "btcmlops_alembic_version") -> list[str]:

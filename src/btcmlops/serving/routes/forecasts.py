@@ -8,6 +8,7 @@ about the market (the store's candles) is logged; one from a client's own candle
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -24,6 +25,7 @@ from btcmlops.serving.schemas import (
     BatchPredictionPublic,
     BatchPredictionRequest,
     CandleIn,
+    IntervalPublic,
     ModelRef,
     PredictionPublic,
     PredictionRequest,
@@ -142,9 +144,8 @@ async def forecast_hour(
         raise ApiError(404, f"no candle at {_stamp(hour)} in the price store (latest: {latest})")
     if not snapshot.valid[index]:
         raise ApiError(422, _why_no_window(snapshot, index, _window(snapshot)))
-    answer = _answer(
-        service, log, snapshot, hour, float(snapshot.predicted[index]), float(snapshot.closes[index])
-    )
+    forecast = (float(snapshot.predicted[index]), float(snapshot.lower[index]), float(snapshot.upper[index]))
+    answer = _answer(service, log, snapshot, hour, forecast, float(snapshot.closes[index]))
     await service.forecast_made(answer.timestamp)
     return answer
 
@@ -190,9 +191,15 @@ def forecast_from_candles(
     features = build_features(frame, snapshot.feature_set)
     model = snapshot.model
     assert model is not None
-    predicted = float(model.forecaster.predict_close(features.iloc[-1:])[0])
+    forecaster, last_row = model.forecaster, features.iloc[-1:]
+    predicted = float(forecaster.predict_close(last_row)[0])
+    lower, upper = (math.nan, math.nan)
+    if forecaster.interval is not None:
+        low, high = forecaster.predict_interval(last_row)
+        lower, upper = float(low[0]), float(high[0])
     last = float(frame["close"].iloc[-1])
-    return _answer(service, log, snapshot, hour_number(candles[-1].open_time), predicted, last, market=False)
+    hour = hour_number(candles[-1].open_time)
+    return _answer(service, log, snapshot, hour, (predicted, lower, upper), last, market=False)
 
 
 def _answer(
@@ -200,30 +207,51 @@ def _answer(
     log: PredictionLogWriter,
     snapshot: Snapshot,
     hour: int,
-    predicted: float,
+    forecast: tuple[float, float, float],
     last_close: float,
     *,
     market: bool = True,
 ) -> PredictionPublic:
-    """Answer, and log the answer when it is about the market (the store's candles).
+    """Answer ``forecast`` (the close, the interval's lower and upper close), and log the answer when it
+    is about the market (the store's candles).
 
     A forecast from a client's own candles is answered but never logged: the log is the record of
     the market, and what it says about each version's live skill must not be written by a client.
     """
     model = snapshot.model
     assert model is not None
+    predicted, lower, upper = forecast
+    level = model.forecaster.interval_level
+    if level is None:  # vetting refuses such a version; a forecast never goes out without its interval
+        raise ApiError(
+            503, f"version {model.info.version} has no interval to serve: retrain it (or replay) to get one"
+        )
     timestamp = hour_time(hour)
     target = hour_time(hour + 1)
     now = datetime.now(UTC)
     if market:
         sim = service.clock.sim_now(now) if service.clock is not None else None
-        log.append(LoggedPrediction(timestamp, target, predicted, last_close, model.info.version, now, sim))
+        log.append(
+            LoggedPrediction(
+                timestamp,
+                target,
+                predicted,
+                last_close,
+                model.info.version,
+                now,
+                sim,
+                interval_level=level,
+                lower_close=lower,
+                upper_close=upper,
+            )
+        )
     service.metrics.predictions.inc()
     return PredictionPublic(
         timestamp=timestamp,
         target_time=target,
         predicted_close=predicted,
         last_close=last_close,
+        interval=IntervalPublic(level=level, lower=lower, upper=upper),
         model=ModelRef(
             name=service.registry.model_name, version=model.info.version, run_id=model.info.run_id
         ),

@@ -13,6 +13,7 @@ database. The JSON is written straight from the rows, without a model object per
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -20,11 +21,13 @@ import pandas as pd
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from btcmlops.serving.deps import Gate, Service, Store
+from btcmlops.model import naive_interval
+from btcmlops.model.naive import NAIVE_WINDOW_HOURS
+from btcmlops.serving.deps import AppSettings, Gate, Service, Store
 from btcmlops.serving.limits import ReadGate
 from btcmlops.serving.schemas import CandlePublic, ErrorPublic, LoggedPredictionPublic, UtcDatetime
 from btcmlops.serving.state import counts_as_live
-from btcmlops.store import CANDLE_VALUES
+from btcmlops.store import CANDLE_VALUES, LoggedPrediction, PriceStore
 
 router = APIRouter(tags=["read"])
 
@@ -53,6 +56,33 @@ def _encode(rows: list[dict[str, Any]]) -> bytes:
 def _json(body: bytes, next_url: str | None) -> Response:
     headers = {"Link": f'<{next_url}>; rel="next"'} if next_url else None
     return Response(body, media_type="application/json", headers=headers)
+
+
+def _interval(level: float | None, lower: float | None, upper: float | None) -> dict[str, float] | None:
+    if level is None or lower is None or upper is None or not (math.isfinite(lower) and math.isfinite(upper)):
+        return None
+    return {"level": level, "lower": lower, "upper": upper}
+
+
+def _naive_intervals(
+    store: PriceStore, rows: list[LoggedPrediction], default_level: float
+) -> list[dict[str, float] | None]:
+    """Naive's interval for each row's hour, at the row's level (``default_level`` for a row logged
+    without one), from the store's candles: the trailing window before the page's first hour on."""
+    if not rows:
+        return []
+    levels = [default_level if row.interval_level is None else row.interval_level for row in rows]
+    first = min(row.timestamp for row in rows)
+    candles = store.read_candles(
+        start=first - timedelta(hours=NAIVE_WINDOW_HOURS), end=max(row.timestamp for row in rows)
+    )
+    bounds: dict[tuple[datetime, float], tuple[float, float]] = {}
+    for level in set(levels):
+        hours = sorted({row.timestamp for row, at in zip(rows, levels, strict=True) if at == level})
+        lower, upper = naive_interval(candles, pd.DatetimeIndex(hours), level)
+        for hour, low, high in zip(hours, lower, upper, strict=True):
+            bounds[hour, level] = (float(low), float(high))
+    return [_interval(level, *bounds[row.timestamp, level]) for row, level in zip(rows, levels, strict=True)]
 
 
 def _limit(limit: int, gate: ReadGate) -> int:
@@ -119,6 +149,7 @@ async def predictions(
     gate: Gate,
     store: Store,
     service: Service,
+    settings: AppSettings,
     start: Annotated[UtcDatetime | None, Query(description="First target hour")] = None,
     end: Annotated[UtcDatetime | None, Query(description="Last target hour")] = None,
     limit: Annotated[
@@ -133,9 +164,11 @@ async def predictions(
         ),
     ] = None,
 ) -> Response:
-    """Served forecasts whose target hour is in [start, end], with the version that served each, oldest
-    target first, one page at a time. ``live``: made before its target hour closed in sim time, for an
-    hour after the serving version's training window (never an in-sample one, whatever the clock did)."""
+    """Served forecasts whose target hour is in [start, end], with the version that served each and the
+    interval it served (null before intervals), oldest target first, one page at a time; beside each,
+    naive's interval for the same hour and level, from the store's candles. ``live``: made before its
+    target hour closed in sim time, for an hour after the serving version's training window (never an
+    in-sample one, whatever the clock did)."""
     limit = _limit(limit, gate)
     cursor = None
     if after is not None:
@@ -152,6 +185,7 @@ async def predictions(
         more = len(rows) > limit
         rows = rows[:limit]
         ends = service.training_ends({row.model_version for row in rows})
+        naive = _naive_intervals(store, rows, settings.model.interval_level)
         body = [
             {
                 "timestamp": _iso(row.timestamp),
@@ -162,8 +196,10 @@ async def predictions(
                 "served_at": _iso(row.served_at),
                 "sim_made_at": None if row.sim_made_at is None else _iso(row.sim_made_at),
                 "live": counts_as_live(row, ends.get(row.model_version)),
+                "interval": _interval(row.interval_level, row.lower_close, row.upper_close),
+                "naive_interval": naive_bounds,
             }
-            for row in rows
+            for row, naive_bounds in zip(rows, naive, strict=True)
         ]
         last = rows[-1] if more else None
         return _encode(body), None if last is None else f"{int(last.target_time.timestamp())}:{last.id}"
