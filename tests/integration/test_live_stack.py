@@ -7,7 +7,7 @@ The candles are the shipped ones up to the end of April 2024, and the settings a
 (margin 0). ``btcmlops simulate`` on the same file decides the same contests (this test checks it):
 February keeps v1, March promotes v3 and April promotes v4, so the champion changes twice. The
 run is deterministic (LightGBM with a fixed seed), so these promotions are certain, and the live log
-must hold, hour by hour, the very forecasts ``simulate`` served: same version, same value.
+must hold, hour by hour, the very forecasts ``simulate`` served: same version, same value, same interval.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ which v4 was trained on."""
 ASKED_AGAIN_FROM = datetime(2024, 3, 1, tzinfo=UTC)
 """The first target hour the client asks again for after the reset (the paced clock starts at the hold)."""
 RESET_HOURS = 12
+FORECAST = ["predicted_close", "interval_level", "lower_close", "upper_close"]
+"""What each hour's forecast is: the point and the interval, served live as the replay served them."""
 RUN_BOUND_S = 420.0
 """Sim time to reach May plus the trainer's last round, on a busy two-core machine, with room."""
 
@@ -67,7 +69,8 @@ class Simulated:
     decisions: dict[str, dict[str, object]]
     """By shadow month."""
     served: pd.DataFrame
-    """The champion's forecasts, one row per hour: timestamp, model_version, predicted_close."""
+    """The champion's forecasts, one row per hour: timestamp, model_version, predicted_close and the
+    interval (interval_level, lower_close, upper_close)."""
 
 
 @pytest.fixture
@@ -85,9 +88,7 @@ def simulated(candle_file: Path, tmp_path: Path) -> Simulated:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     predictions = pd.read_csv(out / "predictions.csv")
-    served = predictions.loc[
-        predictions["role"] == "champion", ["timestamp", "model_version", "predicted_close"]
-    ]
+    served = predictions.loc[predictions["role"] == "champion", ["timestamp", "model_version", *FORECAST]]
     served["timestamp"] = pd.to_datetime(served["timestamp"], utc=True)
     return Simulated(
         {str(item["month"]): item for item in summary["decisions"]}, served.reset_index(drop=True)
@@ -202,8 +203,18 @@ def test_live_stack_serves_every_hour_as_the_replay_does_and_the_clock_waits_for
     # month after its shadow month.
     logged = store.read_predictions(limit=10_000_000)
     live = pd.DataFrame(
-        [(row.timestamp, row.model_version, row.predicted_close) for row in logged],
-        columns=["timestamp", "model_version", "predicted_close"],
+        [
+            (
+                row.timestamp,
+                row.model_version,
+                row.predicted_close,
+                row.interval_level,
+                row.lower_close,
+                row.upper_close,
+            )
+            for row in logged
+        ],
+        columns=["timestamp", "model_version", *FORECAST],
     )
     live["timestamp"] = pd.to_datetime(live["timestamp"], utc=True)
     expected = simulated.served
@@ -212,9 +223,9 @@ def test_live_stack_serves_every_hour_as_the_replay_does_and_the_clock_waits_for
     missing = sorted(set(expected["timestamp"]) - set(live["timestamp"]))
     assert not missing, f"{len(missing)} hours without a forecast, first {missing[:3]}"
     assert live["model_version"].tolist() == expected["model_version"].tolist()
-    assert live["predicted_close"].to_numpy() == pytest.approx(
-        expected["predicted_close"].to_numpy(), rel=1e-9
-    )
+    assert live["interval_level"].notna().all()  # every live forecast was served with its interval
+    for column in FORECAST:  # the point and the interval, hour by hour
+        assert live[column].to_numpy() == pytest.approx(expected[column].to_numpy(), rel=1e-9), column
     # Nothing was refused: hours were only put off (no candle yet, the clock holding, no champion yet).
     client_log = live_stack.processes["client"].log_tail(1_000_000)
     assert "was refused" not in client_log, client_log[-3000:]

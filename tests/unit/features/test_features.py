@@ -1,4 +1,5 @@
-"""Features: no look-ahead, and no sample bridges a missing hour."""
+"""Features: no look-ahead (nor in the forecast and intervals built on them), and no sample bridges a
+missing hour."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from btcmlops.features import UnknownFeatureSetError, build_features, build_samples, get_feature_set
-from btcmlops.model import train_forecaster
+from btcmlops.model import naive_interval, train_forecaster
 from btcmlops.settings import ModelSettings
 from factories import make_candles
 
@@ -24,7 +25,7 @@ FORECASTER = train_forecaster(build_samples(CANDLES), ModelSettings(num_boost_ro
     factor=st.floats(min_value=0.5, max_value=2.0),
     column=st.sampled_from(["open", "high", "low", "close", "volume"]),
 )
-def test_changing_any_later_candle_leaves_features_and_prediction_unchanged(
+def test_changing_any_later_candle_leaves_features_prediction_and_intervals_unchanged(
     t_index: int, offset: int, factor: float, column: str
 ) -> None:
     later = min(t_index + offset, len(CANDLES) - 1)
@@ -37,6 +38,18 @@ def test_changing_any_later_candle_leaves_features_and_prediction_unchanged(
 
     pd.testing.assert_frame_equal(before, after)
     assert FORECASTER.predict_close(before)[0] == FORECASTER.predict_close(after)[0]
+    # The served interval (the version's) and naive's: nothing after T moves them either.
+    assert _bounds(FORECASTER.predict_interval(before)) == _bounds(FORECASTER.predict_interval(after))
+    at = pd.DatetimeIndex([t])
+    assert _bounds(naive_interval(CANDLES, at, 0.8)) == _bounds(naive_interval(changed, at, 0.8))
+
+
+def _bounds(interval: tuple[np.ndarray, np.ndarray]) -> tuple[float, float]:
+    lower, upper = interval
+    assert np.isfinite(lower[0])  # not vacuous: an interval to compare
+    assert np.isfinite(upper[0])
+    assert lower[0] < upper[0]
+    return float(lower[0]), float(upper[0])
 
 
 def test_changing_the_candle_at_t_does_change_the_features() -> None:
@@ -46,6 +59,10 @@ def test_changing_the_candle_at_t_does_change_the_features() -> None:
     changed.loc[t_index, "close"] *= 1.01
     t = CANDLES["open_time"].iloc[t_index]
     assert not build_features(CANDLES).loc[t].equals(build_features(changed).loc[t])
+    before, after = build_features(CANDLES).loc[[t]], build_features(changed).loc[[t]]
+    assert _bounds(FORECASTER.predict_interval(before)) != _bounds(FORECASTER.predict_interval(after))
+    at = pd.DatetimeIndex([t])
+    assert _bounds(naive_interval(CANDLES, at, 0.8)) != _bounds(naive_interval(changed, at, 0.8))
 
 
 def test_samples_next_to_a_gap_are_dropped_not_bridged() -> None:

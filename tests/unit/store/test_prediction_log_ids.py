@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, text
+
+import btcmlops.store
 from btcmlops.store import LoggedPrediction, PriceStore
+
+MIGRATIONS = Path(btcmlops.store.__file__).resolve().parent / "migrations"
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 
@@ -40,3 +48,27 @@ def test_a_logged_interval_reads_back_exactly_and_a_row_without_one_reads_none(s
     logged = store.read_predictions()
     assert logged == [with_interval, _row(1, "i1")]
     assert (logged[1].interval_level, logged[1].lower_close, logged[1].upper_close) == (None, None, None)
+
+
+def test_rows_logged_before_migration_0011_read_back_without_an_interval(store_url: str) -> None:
+    """A store at 0010 with rows in its log: the upgrade adds the interval columns, NULL on those rows."""
+    engine = create_engine(store_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0010")
+        connection.execute(
+            text(
+                "INSERT INTO prediction_log (timestamp, target_time, predicted_close, last_close, "
+                "model_version, served_at, entry_id) VALUES (:t, :target, 60000.5, 60000.0, 3, :t, 'before')"
+            ),
+            {"t": T0.replace(tzinfo=None), "target": (T0 + timedelta(hours=1)).replace(tzinfo=None)},
+        )
+    engine.dispose()
+    store = PriceStore(store_url)
+    store.migrate()
+    (row,) = store.read_predictions()
+    store.dispose()
+    assert (row.entry_id, row.predicted_close, row.timestamp) == ("before", 60000.5, T0)
+    assert (row.interval_level, row.lower_close, row.upper_close) == (None, None, None)
