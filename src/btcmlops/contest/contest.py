@@ -11,6 +11,7 @@ closing with its audit rows last. A process that dies anywhere leaves a pending 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -754,7 +755,8 @@ def _contest_metrics(record: ContestRecord) -> dict[str, float]:
                 metrics[f"{name}_{key}"] = float(value)
     for metric, test in record.tests.items():
         prefix = "dm" if metric == "mae" else f"dm_{metric}"
-        metrics[f"{prefix}_statistic"] = test.statistic
+        if math.isfinite(test.statistic):  # +-inf when the loss differential is constant: p says it all
+            metrics[f"{prefix}_statistic"] = test.statistic
         metrics[f"{prefix}_p_value"] = test.p_value
     if record.champion_interval is not None:
         metrics["interval_level"] = record.champion_interval.level
@@ -786,7 +788,12 @@ def _decision_row(model_name: str, record: ContestRecord, now: datetime, metric:
             "daily_mae": record.daily,
             "intervals": record.interval_scores(),
             **{
-                SIGNIFICANCE_KEYS[metric]: {"statistic": t.statistic, "p_value": t.p_value, "lags": t.lags}
+                SIGNIFICANCE_KEYS[metric]: {
+                    # JSON holds no infinity: a constant loss differential's statistic is kept as null
+                    "statistic": t.statistic if math.isfinite(t.statistic) else None,
+                    "p_value": t.p_value,
+                    "lags": t.lags,
+                }
                 for metric, t in record.tests.items()
             },
             "metric": metric,

@@ -6,6 +6,7 @@ SQLite price store: who is trained on what, who is scored on what, what the regi
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +14,10 @@ import pytest
 
 from btcmlops.calendar import months_between
 from btcmlops.contest import Month
-from btcmlops.contest.contest import Contest, FairnessError
+from btcmlops.contest.contest import Contest, ContestRecord, FairnessError, _contest_metrics, _decision_row
+from btcmlops.contest.rule import Decision
+from btcmlops.contest.scoring import Scores
+from btcmlops.contest.significance import SignificanceTest
 from btcmlops.registry import (
     CHALLENGER,
     CHAMPION,
@@ -268,3 +272,29 @@ def test_the_interval_score_metric_decides_the_contest(registry: ModelRegistry, 
     assert record.decision.test == record.tests["interval_score"]
     (row,) = ledger.list_decisions("contest-test-model")
     assert row.metrics["metric"] == "interval_score"
+
+
+def test_a_constant_loss_differential_is_recorded_with_its_p_value(ledger: PriceStore) -> None:
+    """A DM statistic of -inf (the challenger better by the same amount every hour) is not JSON: the
+    decision row keeps it as null beside its p-value instead of failing to record the decision."""
+    scores = Scores(n=3, mae=1.0, rmse=1.0, mape=0.0, directional_accuracy=0.0)
+    certain = SignificanceTest(statistic=-float("inf"), p_value=0.0, lags=1, n=3)
+    record = ContestRecord(
+        month="2021-04",
+        eval_start=pd.Timestamp("2021-04-01", tz="UTC"),
+        eval_end=pd.Timestamp("2021-04-01 02:00", tz="UTC"),
+        champion_version=1,
+        challenger_version=2,
+        champion=scores,
+        challenger=scores,
+        naive=scores,
+        decision=Decision(True, "challenger wins", certain),
+        tests={"mae": certain, "interval_score": certain},
+    )
+    row = _decision_row("contest-test-model", record, datetime(2021, 5, 1, tzinfo=UTC), "mae")
+    ledger.record_decision(row)
+    (stored,) = ledger.list_decisions("contest-test-model")
+    assert stored.metrics["significance"] == {"statistic": None, "p_value": 0.0, "lags": 1}
+    assert stored.metrics["interval_significance"]["statistic"] is None
+    assert "dm_statistic" not in _contest_metrics(record)
+    assert _contest_metrics(record)["dm_p_value"] == 0.0
