@@ -66,7 +66,7 @@ def stack(replay: ReplayResult, tmp_path: Path) -> Iterator[Stack]:
         "BTCMLOPS_DASHBOARD__MLFLOW_UI_URL": "http://mlflow.invalid:5000",
         "BTCMLOPS_DASHBOARD__REFRESH_S": "1",
     }
-    api = CliProcess("api", ["serve", "--port", str(api_port)], env, tmp_path).start()
+    api = CliProcess("api", ["serve", "--port", str(api_port)], env, tmp_path, forked=True).start()
     dashboard = CliProcess("dashboard", ["dashboard", "--port", str(dashboard_port)], env, tmp_path).start()
     try:
         api.wait_for_http(f"http://127.0.0.1:{api_port}/readyz", timeout_s=90)

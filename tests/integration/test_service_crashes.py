@@ -61,10 +61,11 @@ API_ACTOR = "api (X-API-Key)"
 
 
 class Process(CliProcess):
-    """A process of the stack; of this process's ``BTCMLOPS_*`` variables it sees only the world's."""
+    """A process of the stack, forked from the preloaded interpreter (``tests/forked.py``); of this
+    process's ``BTCMLOPS_*`` variables it sees only the world's."""
 
     def __init__(self, name: str, command: list[str], env: dict[str, str], log_dir: Path) -> None:
-        super().__init__(name, [], env, log_dir)
+        super().__init__(name, [], env, log_dir, forked=True)
         self._command = command
         self._env = {k: v for k, v in self._env.items() if not k.startswith("BTCMLOPS_") or k in env}
 

@@ -86,11 +86,11 @@ RUN_BOUND_S = 180.0
 
 
 class TrainerProcess(CliProcess):
-    """A trainer in its own process and process group; of this process's ``BTCMLOPS_*`` variables it
-    sees only the case's."""
+    """A trainer in its own process and process group, forked from the preloaded interpreter
+    (``tests/forked.py``); of this process's ``BTCMLOPS_*`` variables it sees only the case's."""
 
     def __init__(self, name: str, command: list[str], env: dict[str, str], log_dir: Path) -> None:
-        super().__init__(name, [], env, log_dir)
+        super().__init__(name, [], env, log_dir, forked=True)
         self._command = command
         self._env = {k: v for k, v in self._env.items() if not k.startswith("BTCMLOPS_") or k in env}
 
