@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -23,6 +22,7 @@ from btcmlops.registry import CHAMPION, ModelRegistry
 from btcmlops.settings import ModelSettings
 from btcmlops.store import PriceStore
 from factories import make_candles
+from forked import ForkedProcess
 from services import free_port, wait_for_http
 
 
@@ -97,19 +97,15 @@ def register_two_versions(tracking_uri: str, experiment: str, model: str) -> Mod
 
 @contextmanager
 def serve_processes(env: dict[str, str], logs: list[Path]) -> Iterator[list[str]]:
-    """One ``btcmlops serve`` process per log file, over free ports, started together; their URLs once
-    every one is ready (``/readyz``). Stopped (SIGTERM, then SIGKILL past 20 s) at the end."""
-    processes: list[tuple[subprocess.Popen[bytes], str, Path]] = []
+    """One ``btcmlops serve`` process per log file (forked from the preloaded interpreter,
+    ``tests/forked.py``), over free ports, started together; their URLs once every one is ready
+    (``/readyz``). Stopped (SIGTERM, then SIGKILL past 20 s) at the end."""
+    processes: list[tuple[ForkedProcess, str, Path]] = []
     try:
         for log_path in logs:
             port = free_port()
-            with log_path.open("wb") as log:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "btcmlops", "serve", "--port", str(port)],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
+            log_path.write_bytes(b"")
+            process = ForkedProcess(["-m", "btcmlops", "serve", "--port", str(port)], env, log_path)
             processes.append((process, f"http://127.0.0.1:{port}", log_path))
         for process, url, log_path in processes:
             wait_for_http(

@@ -26,6 +26,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from forked import ForkedProcess
+
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
@@ -127,8 +129,12 @@ def uvicorn_in_thread(config: uvicorn.Config, timeout_s: float = 10) -> Iterator
         thread.join(timeout=timeout_s)
 
 
+Process = subprocess.Popen[bytes] | ForkedProcess
+"""A started command: a fresh interpreter, or one forked from the preloaded fork server (``forked``)."""
+
+
 def wait_for_http(
-    url: str, process: subprocess.Popen[bytes], *, what: str, timeout_s: float, log_tail: Callable[[], str]
+    url: str, process: Process, *, what: str, timeout_s: float, log_tail: Callable[[], str]
 ) -> None:
     """Wait until ``url`` answers 200, failing at once (with the log) if ``process`` exits first."""
 
@@ -144,16 +150,26 @@ def wait_for_http(
 
 
 class CliProcess:
-    """One ``btcmlops`` command in its own process (and process group), its output in a log file."""
+    """One ``btcmlops`` command in its own process (and process group), its output in a log file.
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+    ``forked``: forked from the worker's preloaded interpreter (``tests/forked.py``) instead of a fresh
+    ``python``, for tests that need the process but not its imports.
+    """
+
+    def __init__(
+        self, name: str, args: list[str], env: dict[str, str], log_dir: Path, *, forked: bool = False
+    ) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._command = [sys.executable, "-m", "btcmlops", *args]
         self._env = {**os.environ, **env}
-        self.process: subprocess.Popen[bytes] | None = None
+        self._forked = forked
+        self.process: Process | None = None
 
     def start(self) -> CliProcess:
+        if self._forked:
+            self.process = ForkedProcess(self._command, self._env, self.log_path)
+            return self
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 self._command, env=self._env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -173,7 +189,7 @@ class CliProcess:
             stop_process_group(process, timeout_s)
 
 
-def stop_process_group(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+def stop_process_group(process: Process, timeout_s: float) -> None:
     """SIGTERM the group (a command started with ``start_new_session`` and its children, such as the
     workers of an mlflow server), SIGKILL what outstays ``timeout_s``."""
     try:

@@ -72,7 +72,7 @@ def _stack(
         "BTCMLOPS_DASHBOARD__MLFLOW_UI_URL": "http://mlflow.invalid:5000",
         "BTCMLOPS_DASHBOARD__REFRESH_S": "1",
     }
-    api = CliProcess("api", ["serve", "--port", str(api_port)], env, tmp_path).start()
+    api = CliProcess("api", ["serve", "--port", str(api_port)], env, tmp_path, forked=True).start()
     dashboard = CliProcess("dashboard", ["dashboard", "--port", str(dashboard_port)], env, tmp_path).start()
     asker = CliProcess("client", ["client"], env, tmp_path)
     try:

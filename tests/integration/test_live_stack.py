@@ -132,11 +132,17 @@ def live_stack(
         "BTCMLOPS_SERVE__CONTROL_KEY": CONTROL_KEY,
     }
     processes = {
-        "feed": CliProcess("feed", ["feed", "--data", str(candle_file), "--no-start-clock"], env, tmp_path),
-        "trainer": CliProcess("trainer", ["trainer"], env, tmp_path),
-        "api": CliProcess("api", ["serve", "--port", str(port)], env, tmp_path),
+        "feed": CliProcess(
+            "feed", ["feed", "--data", str(candle_file), "--no-start-clock"], env, tmp_path, forked=True
+        ),
+        "trainer": CliProcess("trainer", ["trainer"], env, tmp_path, forked=True),
+        "api": CliProcess("api", ["serve", "--port", str(port)], env, tmp_path, forked=True),
         "client": CliProcess(
-            "client", ["client"], {**env, "BTCMLOPS_CLIENT__API_URL": f"http://127.0.0.1:{port}"}, tmp_path
+            "client",
+            ["client"],
+            {**env, "BTCMLOPS_CLIENT__API_URL": f"http://127.0.0.1:{port}"},
+            tmp_path,
+            forked=True,
         ),
     }
     for process in processes.values():

@@ -165,16 +165,31 @@ def test_the_trainer_and_the_cli_print_no_credential_with_the_dependencies_down(
         (on_sqlite, ["model", "promote", "2", "--reason", "a test of what errors show"]),
         (on_sqlite, ["model", "rollback", "--reason", "a test of what errors show"]),
     ]
-    for command_env, args in commands:
-        done = subprocess.run(
-            [sys.executable, "-m", "btcmlops", *args],
-            env={**os.environ, **command_env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+    # All at once: each mostly waits for a dependency's timeout, so the test waits for the slowest only.
+    started = [
+        (
+            args,
+            subprocess.Popen(
+                [sys.executable, "-m", "btcmlops", *args],
+                env={**os.environ, **command_env},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            ),
         )
-        output = done.stdout + done.stderr
-        assert done.returncode != 0, f"btcmlops {' '.join(args)} succeeded with a dependency down: {output}"
+        for command_env, args in commands
+    ]
+    done = []
+    try:
+        for args, process in started:
+            stdout, stderr = process.communicate(timeout=120)
+            done.append((args, process.returncode, stdout + stderr))
+    finally:
+        for _, process in started:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    for args, returncode, output in done:
+        assert returncode != 0, f"btcmlops {' '.join(args)} succeeded with a dependency down: {output}"
         assert not _leaks(output, SECRETS), f"btcmlops {' '.join(args)}:\n{output}"
         assert output.strip(), f"btcmlops {' '.join(args)} failed without a word"

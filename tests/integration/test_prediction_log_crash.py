@@ -187,7 +187,9 @@ def test_kill_9_with_the_store_up_and_down_and_sigterm_during_an_outage_lose_and
     services: list[CliProcess] = []
 
     def start() -> CliProcess:
-        service = CliProcess(f"serve-{len(services)}", ["serve", "--port", str(port)], env, tmp_path)
+        service = CliProcess(
+            f"serve-{len(services)}", ["serve", "--port", str(port)], env, tmp_path, forked=True
+        )
         services.append(service.start())
         service.wait_for_http(f"{url}/readyz", timeout_s=120)
         return service

@@ -2,7 +2,8 @@
 forward without a human: by the restarted service, by the running trainer with the clock finished,
 or by both at once (one does it, the other nothing).
 
-Real: ``btcmlops serve`` and ``btcmlops trainer`` processes, the ``mlflow server`` (MariaDB backend,
+Real: ``btcmlops serve`` and ``btcmlops trainer`` processes (forked from an interpreter that has
+imported them, ``tests/forked.py``), the ``mlflow server`` (MariaDB backend,
 moto's S3 behind its artifact proxy; the session's shared one), a MariaDB price store, the HTTP
 request ``POST /model/promote`` or ``/model/rollback`` and the kernel's SIGKILL. Injected: *where*
 the service dies (``tests/crash_serve.py``, the same service with a step hook that kills its own
@@ -61,10 +62,11 @@ API_ACTOR = "api (X-API-Key)"
 
 
 class Process(CliProcess):
-    """A process of the stack; of this process's ``BTCMLOPS_*`` variables it sees only the world's."""
+    """A process of the stack, forked from the preloaded interpreter (``tests/forked.py``); of this
+    process's ``BTCMLOPS_*`` variables it sees only the world's."""
 
     def __init__(self, name: str, command: list[str], env: dict[str, str], log_dir: Path) -> None:
-        super().__init__(name, [], env, log_dir)
+        super().__init__(name, [], env, log_dir, forked=True)
         self._command = command
         self._env = {k: v for k, v in self._env.items() if not k.startswith("BTCMLOPS_") or k in env}
 

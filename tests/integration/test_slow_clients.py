@@ -84,7 +84,7 @@ def services(tmp_path_factory: pytest.TempPathFactory, replay_of: ReplayOf) -> I
             port = free_port()
             process_env = {**env, **extra, "BTCMLOPS_HOME": str(stores / "home")}
             args = ["serve", "--replay", str(stores), "--port", str(port)]
-            started[name] = (CliProcess(f"serve-{name}", args, process_env, home).start(), port)
+            started[name] = (CliProcess(f"serve-{name}", args, process_env, home, forked=True).start(), port)
         for process, port in started.values():
             process.wait_for_http(f"http://127.0.0.1:{port}/readyz", timeout_s=90)
         ready = {}

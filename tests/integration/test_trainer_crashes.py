@@ -2,7 +2,8 @@
 month close, a second trainer waiting on the lease, and an MLflow server answering 503 for a while.
 
 Real: the trainer processes (``btcmlops trainer``, and ``tests/crash_trainer.py``, which builds the
-same objects from the same ``BTCMLOPS_*`` settings), the ``mlflow server`` (MariaDB backend, moto's S3
+same objects from the same ``BTCMLOPS_*`` settings; each its own process, forked from an interpreter
+that has imported them, ``tests/forked.py``), the ``mlflow server`` (MariaDB backend, moto's S3
 server behind its artifact proxy; the session's shared one), one MariaDB price store per case, the
 lease in it, and the signal: the kernel's SIGKILL of the whole process, with no ``finally`` and no
 lease release. Injected: *where* the process dies (the crash runner's contest step hook kills its own
@@ -86,11 +87,11 @@ RUN_BOUND_S = 180.0
 
 
 class TrainerProcess(CliProcess):
-    """A trainer in its own process and process group; of this process's ``BTCMLOPS_*`` variables it
-    sees only the case's."""
+    """A trainer in its own process and process group, forked from the preloaded interpreter
+    (``tests/forked.py``); of this process's ``BTCMLOPS_*`` variables it sees only the case's."""
 
     def __init__(self, name: str, command: list[str], env: dict[str, str], log_dir: Path) -> None:
-        super().__init__(name, [], env, log_dir)
+        super().__init__(name, [], env, log_dir, forked=True)
         self._command = command
         self._env = {k: v for k, v in self._env.items() if not k.startswith("BTCMLOPS_") or k in env}
 
