@@ -16,8 +16,8 @@ log from its first row, so the figures resume from what the store holds, not fro
 
 from __future__ import annotations
 
+import bisect
 import math
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,7 +40,15 @@ from btcmlops.registry import CHAMPION
 from btcmlops.serving.snapshot import Snapshot, hour_number
 from btcmlops.store import LoggedPrediction, PriceStore
 
-__all__ = ["WINDOW", "LiveScores", "LiveScoresCollector", "ScoredHour", "counts_as_live", "score_forecasts"]
+__all__ = [
+    "WINDOW",
+    "LiveScores",
+    "LiveScoresCollector",
+    "ScoredHour",
+    "Tally",
+    "counts_as_live",
+    "score_forecasts",
+]
 
 WINDOW = timedelta(days=7)
 """The sim-time window of the ``btcmlops_live_window_*`` gauges (label ``window="7d"``)."""
@@ -144,16 +152,42 @@ def _candles_of(snapshot: Snapshot, first_hour: int, last_hour: int) -> pd.DataF
     )
 
 
+@dataclass(frozen=True)
+class Tally:
+    """One (version, role)'s scored hours, oldest target first, and their totals (what a scrape reads)."""
+
+    hours: tuple[ScoredHour, ...]
+    targets: tuple[int, ...]
+    """Each hour's target hour (hours since the epoch), ascending: a window is found by bisection."""
+    totals: dict[str, float]
+
+    def window(self, start: datetime, end: datetime) -> tuple[ScoredHour, ...]:
+        """The hours whose target time is in (start, end]."""
+        first = bisect.bisect_right(self.targets, math.floor(start.timestamp() / 3600))
+        last = bisect.bisect_right(self.targets, math.floor(end.timestamp() / 3600))
+        return self.hours[first:last]
+
+
+def _tally(by_hour: dict[int, ScoredHour]) -> Tally:
+    hours = tuple(by_hour[hour] for hour in sorted(by_hour))
+    return Tally(hours, tuple(hour.target_hour for hour in hours), _totals(hours))
+
+
 class LiveScores:
-    """The scored hours of every (version, role), kept up to date from the prediction log."""
+    """The scored hours of every (version, role), kept up to date from the prediction log.
+
+    ``update`` runs on one thread (the live scorer's); a scrape reads ``tallies``, an immutable view
+    replaced in one reference after each round that scored something.
+    """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._after_id = 0
         self._pending: dict[Key, LoggedPrediction] = {}
         """Forecasts waiting for their version's training window, their actual close or both."""
         self._scored: dict[tuple[int, str], dict[int, ScoredHour]] = {}
         """(version, role) -> target hour -> its score."""
+        self.tallies: dict[tuple[int, str], Tally] = {}
+        """(version, role) -> its tally, as of the last round."""
         self.last_forecast_hour: int | None = None
         """The newest target hour of a logged forecast that counts as live."""
         self.last_scored_hour: int | None = None
@@ -184,10 +218,8 @@ class LiveScores:
         if not row.live or not _with_interval(row):
             return  # a look back, or logged before intervals: never a live score
         key = (hour_number(row.target_time), row.model_version, CHAMPION)
-        with self._lock:
-            scored = self._scored.get((row.model_version, CHAMPION), {})
-            if key[0] not in scored:
-                self._pending.setdefault(key, row)
+        if key[0] not in self._scored.get((row.model_version, CHAMPION), {}):
+            self._pending.setdefault(key, row)
 
     def _score_pending(
         self, snapshot: Snapshot, training_ends: Callable[[set[int]], dict[int, datetime]]
@@ -211,28 +243,23 @@ class LiveScores:
         first = min(hour_number(row.timestamp) for _, row in ready) - NAIVE_WINDOW_HOURS
         last = max(key[0] for key, _ in ready)
         scores = score_forecasts([row for _, row in ready], _candles_of(snapshot, first, last))
+        changed: set[tuple[int, str]] = set()
         newly = 0
-        with self._lock:
-            for (key, _), scored in zip(ready, scores, strict=True):
-                if scored is None and snapshot.index_of(key[0]) is None:
-                    continue  # its candle is missing (a gap): a late candle may still bring it
-                del self._pending[key]
-                if scored is not None:  # else no naive interval for its hour: nothing comparable
-                    self._scored.setdefault((key[1], key[2]), {})[key[0]] = scored
-                    self.last_scored_hour = max(self.last_scored_hour or key[0], key[0])
-                    newly += 1
+        for (key, _), scored in zip(ready, scores, strict=True):
+            if scored is None and snapshot.index_of(key[0]) is None:
+                continue  # its candle is missing (a gap): a late candle may still bring it
+            del self._pending[key]
+            if scored is not None:  # else no naive interval for its hour: nothing comparable
+                self._scored.setdefault((key[1], key[2]), {})[key[0]] = scored
+                changed.add((key[1], key[2]))
+                newly += 1
+                self.last_scored_hour = max(self.last_scored_hour or key[0], key[0])
+        if changed:
+            self.tallies = {**self.tallies, **{key: _tally(self._scored[key]) for key in changed}}
         return newly
 
-    def hours(self) -> dict[tuple[int, str], list[ScoredHour]]:
-        """Every scored hour of each (version, role), oldest target first (a copy)."""
-        with self._lock:
-            return {
-                key: sorted(by_hour.values(), key=lambda h: h.target_hour)
-                for key, by_hour in self._scored.items()
-            }
 
-
-def _totals(hours: list[ScoredHour]) -> dict[str, float]:
+def _totals(hours: tuple[ScoredHour, ...]) -> dict[str, float]:
     """Exact sums (``math.fsum``: the same whatever order the hours were scored in, so a restarted
     service exports the same totals as the one before it)."""
     return {
@@ -301,10 +328,10 @@ class LiveScoresCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         sim_now = self._sim_now()
-        return self._families(self._scores.hours(), sim_now, sim_now or self._data_now())
+        return self._families(self._scores.tallies, sim_now, sim_now or self._data_now())
 
     def _families(
-        self, hours: dict[tuple[int, str], list[ScoredHour]], sim_now: datetime | None, now: datetime | None
+        self, tallies: dict[tuple[int, str], Tally], sim_now: datetime | None, now: datetime | None
     ) -> list[Metric]:
         """Every family; the window gauges over target hours in (now - 7 days, now]."""
         labels = ["model_version", "role"]
@@ -321,13 +348,12 @@ class LiveScoresCollector(Collector):
             name: GaugeMetricFamily(f"{_PREFIX}_window_{name}", text, labels=window_labels)
             for name, (_, text) in _WINDOW_GAUGES.items()
         }
-        for (version, role), scored in sorted(hours.items()):
-            for name, value in _totals(scored).items():
+        for (version, role), tally in sorted(tallies.items()):
+            for name, value in tally.totals.items():
                 counters[name].add_metric([str(version), role], value)
             if now is None:
                 continue
-            start, end = (now - WINDOW).timestamp(), now.timestamp()
-            recent = [h for h in scored if start < h.target_hour * 3600 <= end]
+            recent = tally.window(now - WINDOW, now)
             window_hours.add_metric([str(version), role, _WINDOW_LABEL], float(len(recent)))
             if recent:
                 sums = _totals(recent)

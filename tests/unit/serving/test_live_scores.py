@@ -100,7 +100,8 @@ def _expected(rows: list[LoggedPrediction], closes: pd.Series) -> dict[str, floa
     returns[closes.index.to_series().diff() != HOUR] = np.nan  # never across a gap
     for row in rows:
         actual, last = float(closes[row.target_time]), float(closes[row.timestamp])
-        assert row.lower_close is not None and row.upper_close is not None
+        assert row.lower_close is not None
+        assert row.upper_close is not None
         low, high = row.lower_close, row.upper_close
         trailing = returns[(returns.index > row.timestamp - 720 * HOUR) & (returns.index <= row.timestamp)]
         q_low, q_high = np.quantile(trailing.dropna(), [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
