@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,8 +20,11 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from btcmlops.clock import SimClock
+from btcmlops.serving.live_scores import LiveScores
+from btcmlops.serving.snapshot import SnapshotBuilder
 from btcmlops.settings import Settings
 from btcmlops.store import LoggedPrediction, PriceStore
+from factories import make_candles
 from services import wait_until
 
 HOUR = timedelta(hours=1)
@@ -242,3 +246,37 @@ def test_metrics_follow_the_prometheus_naming_contract(settings: Settings, serve
         assert [sample.labels for sample in families[name].samples] == [{}]
     every = [name for name in families if name.startswith("btcmlops_")]
     assert not [name for name in every if name.count("btcmlops_") > 1 or name.endswith("_total")]
+
+
+def test_a_forecast_is_scored_once_its_close_arrives_and_its_version_window_is_known(tmp_path: Path) -> None:
+    """Incremental: nothing before the version's training window is known, then the hour whose close is in
+    memory, then the other as its candle arrives; a fresh reader of the same log gets the same totals."""
+    store = PriceStore(f"sqlite:///{tmp_path / 'prices.db'}")
+    store.migrate()
+    candles = make_candles("2021-01-01", "2021-02-15 23:00")
+    closes = pd.Series(candles["close"].to_numpy(), index=pd.DatetimeIndex(candles["open_time"]))
+    first, second = datetime(2021, 2, 10, tzinfo=UTC), datetime(2021, 2, 10, 5, tzinfo=UTC)
+    store.log_predictions([_row(first, closes, 1), _row(second, closes, 1)])
+    builder = SnapshotBuilder(Settings().model.feature_set)
+    builder.add_candles(candles.loc[candles["open_time"] <= pd.Timestamp(first)])
+    ends: dict[int, datetime] = {}
+    scores = LiveScores()
+    try:
+        assert scores.update(store, builder.current, lambda versions: ends) == 0  # window unknown yet
+        ends[1] = datetime(2021, 1, 31, 23, tzinfo=UTC)
+        assert (
+            scores.update(store, builder.current, lambda versions: ends) == 1
+        )  # the second's close: not yet
+        assert scores.last_forecast_hour is not None
+        assert scores.last_forecast_hour * 3600 == second.timestamp()
+        builder.add_candles(candles)
+        assert scores.update(store, builder.current, lambda versions: ends) == 1
+        assert scores.update(store, builder.current, lambda versions: ends) == 0  # each hour once
+        tally = scores.tallies[1, "champion"]
+        expected = _expected([_row(first, closes, 1), _row(second, closes, 1)], closes)
+        assert tally.totals == pytest.approx(expected, rel=1e-9)
+        again = LiveScores()
+        assert again.update(store, builder.current, lambda versions: ends) == 2
+        assert again.tallies[1, "champion"].totals == tally.totals
+    finally:
+        store.dispose()
