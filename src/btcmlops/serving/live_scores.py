@@ -54,9 +54,11 @@ WINDOW = timedelta(days=7)
 """The sim-time window of the ``btcmlops_live_window_*`` gauges (label ``window="7d"``)."""
 _WINDOW_LABEL = "7d"
 _PAGE_ROWS = 10_000
-_ID_OVERLAP = 1_000
-"""How many row ids before the newest seen each look reads again: on MySQL a row with a smaller id can
-commit after a larger one (two replicas writing); a row read twice is a no-op (one per hour and version)."""
+_ID_OVERLAP = 200
+"""How many row ids before the newest seen each look reads again. On MySQL a row with a smaller id can
+commit after a larger one (two replicas flushing at once; a flush is about one flush interval of
+forecasts, far fewer rows than this); a row read twice is a no-op (one per hour and version). A row
+committed later still than that is scored at the next start, which reads the whole log."""
 
 Key = tuple[int, int, str]
 """(target hour since the epoch, model version, role)."""
