@@ -2,8 +2,9 @@
 
 The point: MAE, RMSE, MAPE and directional accuracy. The interval: coverage, mean width, interval score
 (Gneiting and Raftery's, also called Winkler's) and pinball loss. One function per hourly loss
-(``absolute_errors``, ``hourly_interval_scores``), used by the scores here and by the significance
-test of the contest alike.
+(``absolute_errors``, ``absolute_percentage_errors``, ``interval_hits``, ``hourly_interval_scores``),
+used by the scores here, by the significance test of the contest and by the service's live scores
+alike.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def score(actual: npt.ArrayLike, predicted: npt.ArrayLike, last_close: npt.Array
         n=int(actual_a.size),
         mae=float(np.mean(np.abs(error))),
         rmse=float(np.sqrt(np.mean(error**2))),
-        mape=float(np.mean(np.abs(error) / actual_a)),
+        mape=float(np.mean(absolute_percentage_errors(actual_a, predicted_a))),
         directional_accuracy=float(np.mean((called == moved) & (called != 0))),
     )
 
@@ -68,6 +69,21 @@ def absolute_errors(actual: npt.ArrayLike, predicted: npt.ArrayLike) -> npt.NDAr
         np.asarray(predicted, dtype=float) - np.asarray(actual, dtype=float)
     )
     return errors
+
+
+def absolute_percentage_errors(actual: npt.ArrayLike, predicted: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Each hour's absolute error as a fraction of the actual close (the loss MAPE averages)."""
+    errors: npt.NDArray[np.float64] = absolute_errors(actual, predicted) / np.asarray(actual, dtype=float)
+    return errors
+
+
+def interval_hits(actual: npt.ArrayLike, lower: npt.ArrayLike, upper: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    """Whether each hour's actual close lies inside its interval (a bound counts as inside)."""
+    y = np.asarray(actual, dtype=float)
+    inside: npt.NDArray[np.bool_] = (y >= np.asarray(lower, dtype=float)) & (
+        y <= np.asarray(upper, dtype=float)
+    )
+    return inside
 
 
 def hourly_interval_scores(
@@ -127,7 +143,7 @@ def score_interval(
     return IntervalScores(
         n=int(y.size),
         level=float(level),
-        coverage=float(np.mean((y >= low) & (y <= high))),
+        coverage=float(np.mean(interval_hits(y, low, high))),
         mean_width=float(np.mean(high - low)),
         interval_score=float(np.mean(hourly_interval_scores(y, low, high, level))),
         pinball=float(np.mean((pinball_lower + pinball_upper) / 2.0)),

@@ -1,9 +1,11 @@
 """``ServiceState``: the snapshot builder plus the two watchers that keep it current.
 
 The champion watcher follows the ``champion`` alias (load, verify, swap; never serve a broken version);
-the store watcher reports what this replica serves and appends new (and late) candles. Each runs off
-the request path on its own thread, cadence and backoff, so a price store that does not answer never
-holds up a swap, and an MLflow that does not answer never holds up new candles.
+the store watcher reports what this replica serves and appends new (and late) candles; the live scorer
+scores the logged forecasts whose target hour has closed (``serving.live_scores``) after each of its
+rounds. Each runs off the request path on its own thread, cadence and backoff, so a price store that
+does not answer never holds up a swap, an MLflow that does not answer never holds up new candles, and
+scoring never holds up either.
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ from btcmlops.clock import SimClock
 from btcmlops.redaction import describe_error
 from btcmlops.registry import CHALLENGER, CHAMPION, ModelRegistry
 from btcmlops.retry import Backoff, keep_trying_async
+from btcmlops.serving.live_scores import LiveScores, LiveScoresCollector
 from btcmlops.serving.metrics import ServiceMetrics
-from btcmlops.serving.snapshot import ServedModel, Snapshot, SnapshotBuilder
+from btcmlops.serving.snapshot import ServedModel, Snapshot, SnapshotBuilder, hour_time
 from btcmlops.serving.vetting import vet
 from btcmlops.settings import ServeSettings
-from btcmlops.store import LoggedPrediction, PriceStore, this_process
+from btcmlops.store import PriceStore, this_process
 from btcmlops.store.price_store import SERVED_REPORT_EVERY_S
 
 if TYPE_CHECKING:
@@ -57,18 +60,6 @@ class StoreUnavailableError(RuntimeError):
 STORE_ERRORS = (DBAPIError, PoolTimeoutError, StoreUnavailableError)
 """What a price store that cannot be reached raises: a driver error (refused, lost connection, read
 timeout), no free pooled connection in time, or no answer within the request's wait."""
-
-
-def counts_as_live(row: LoggedPrediction, train_end: datetime | None) -> bool:
-    """Whether a logged forecast counts as live: made before its target hour closed in sim time, *and*
-    for a target hour after the training window of the version that made it.
-
-    A reset of the clock to an earlier day has the client ask again for hours the champion was trained
-    on; made "in time" by the replayed clock, those forecasts are still in-sample (``/predict`` says
-    ``in_sample: true``) and never count as live. A version whose window is not known (``None``) does
-    not count either.
-    """
-    return row.live and train_end is not None and row.target_time > train_end
 
 
 class ServiceState:
@@ -101,7 +92,9 @@ class ServiceState:
         self._registry_thread: ThreadPoolExecutor | None = None
         self._store_thread: ThreadPoolExecutor | None = None
         self._repair_thread: ThreadPoolExecutor | None = None
+        self._scorer_thread: ThreadPoolExecutor | None = None
         self._served_changed = asyncio.Event()
+        self._candles_read = asyncio.Event()
         self._loading: int | None = None
         """The version the last champion check loaded (or kept): a backoff ends when the alias moves on."""
         self.metrics = ServiceMetrics(self.registry_check_age)
@@ -121,10 +114,35 @@ class ServiceState:
         self._runs_searched_at = -math.inf
         self._train_ends: dict[int, datetime] = {}
         self._versions_searched_at = -math.inf
+        self.live_scores = LiveScores()
+        """Each live forecast scored once its target hour closed (``btcmlops_live_*`` in /metrics)."""
+        self.metrics.registry.register(
+            LiveScoresCollector(
+                self.live_scores,
+                sim_now=self.sim_now,
+                data_now=self.data_now,
+                interval_level=self.interval_level,
+            )
+        )
 
     @property
     def snapshot(self) -> Snapshot:
         return self.builder.current
+
+    def sim_now(self) -> datetime | None:
+        """The sim clock's now, as this copy of the clock row reads it (None: no clock)."""
+        clock = self.clock
+        return None if clock is None else clock.sim_now(datetime.now(UTC))
+
+    def data_now(self) -> datetime | None:
+        """The close of the newest candle in memory (None: none yet)."""
+        latest = self.snapshot.latest_hour
+        return None if latest is None else hour_time(latest + 1)
+
+    def interval_level(self) -> float | None:
+        """The serving champion's interval level (None: no model, or one without an interval)."""
+        model = self.snapshot.model
+        return None if model is None else model.forecaster.interval_level
 
     def registry_check_age(self) -> float:
         if self._last_check_monotonic is None:
@@ -251,14 +269,21 @@ class ServiceState:
         self._registry_thread = ThreadPoolExecutor(1, thread_name_prefix="champion-watcher")
         self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="store-watcher")
         self._repair_thread = ThreadPoolExecutor(1, thread_name_prefix="change-repairer")
+        self._scorer_thread = ThreadPoolExecutor(1, thread_name_prefix="live-scorer")
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.watch_champion(), name="champion-watcher")
                 group.create_task(self.watch_store(), name="store-watcher")
+                group.create_task(self.watch_live_scores(), name="live-scorer")
                 if self.changes is not None:
                     group.create_task(self.watch_changes(), name="change-repairer")
         finally:  # a thread still waiting on a dependency ends at its timeout; nobody waits for it
-            for thread in (self._registry_thread, self._store_thread, self._repair_thread):
+            for thread in (
+                self._registry_thread,
+                self._store_thread,
+                self._repair_thread,
+                self._scorer_thread,
+            ):
                 thread.shutdown(wait=False, cancel_futures=True)
 
     async def watch_champion(self) -> None:
@@ -281,6 +306,36 @@ class ServiceState:
             self._store_failed,
             self._store_ok,
             pause=self._until_served_changes,
+        )
+
+    async def watch_live_scores(self) -> None:
+        """Score the newly logged forecasts whose target hour closed, after each read of new candles
+        (at least every poll interval: forecasts are logged apart from candles); a failure is logged
+        and the next round tries again (the first round reads the whole log: a restart resumes).
+        """
+
+        async def score() -> None:
+            await self._in(
+                self._scorer_thread,
+                lambda: self.live_scores.update(self.store, self.snapshot, self.training_ends),
+            )
+
+        async def until_candles() -> None:
+            self._candles_read.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.poll_interval_s):
+                    await self._candles_read.wait()
+
+        interval, cap = self.settings.poll_interval_s, self.settings.max_backoff_s
+        await keep_trying_async(
+            score,
+            Backoff(min(interval, cap), cap),
+            "live scores",
+            warn=lambda error, wait: logger.warning(
+                "live scores failed (retry in %.1f s): %s", wait, describe_error(error)
+            ),
+            pause=until_candles,
+            log=logger,
         )
 
     async def watch_changes(self) -> None:
@@ -395,6 +450,7 @@ class ServiceState:
             self._last_refresh = time.monotonic()
             await self._in(self._store_thread, self._read_new_candles)
             await self._in(self._store_thread, self.take_late_candles)
+        self._candles_read.set()  # the live scorer's cue
 
     async def _store_probe(self) -> bool:
         await self._in(self._store_thread, self.store.ping)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, func, select
+from sqlalchemy import Engine, Row, create_engine, func, select
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
@@ -481,23 +481,23 @@ class PriceStore:
             query = query.where(prediction_log.c.target_time <= _naive_utc(end))
         with self._engine.connect() as connection:
             rows = connection.execute(query).all()
-        return [
-            LoggedPrediction(
-                timestamp=_aware(row.timestamp),
-                target_time=_aware(row.target_time),
-                predicted_close=row.predicted_close,
-                last_close=row.last_close,
-                model_version=row.model_version,
-                served_at=_aware(row.served_at),
-                sim_made_at=_aware(row.sim_made_at),
-                entry_id=row.entry_id,
-                interval_level=row.interval_level,
-                lower_close=row.lower_close,
-                upper_close=row.upper_close,
-                id=row.id,
-            )
-            for row in rows
-        ]
+        return [_logged(row) for row in rows]
+
+    def read_predictions_logged_after(self, after_id: int, limit: int = 10_000) -> list[LoggedPrediction]:
+        """Logged forecasts whose row id is above ``after_id``, in the order they were logged (by id).
+
+        How a reader that follows the log (the service's live scores) takes only what is new since its
+        last look, by the primary key.
+        """
+        query = (
+            select(prediction_log)
+            .where(prediction_log.c.id > after_id)
+            .order_by(prediction_log.c.id)
+            .limit(limit)
+        )
+        with self._engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [_logged(row) for row in rows]
 
     # -- sim clock ------------------------------------------------------------------------------------
     def read_clock(self) -> SimClock | None:
@@ -613,3 +613,20 @@ def _clock_values(clock: SimClock) -> dict[str, Any]:
         "paced": clock.paced,
         "forecast_due": None if clock.forecast_due is None else _naive_utc(clock.forecast_due),
     }
+
+
+def _logged(row: Row[Any]) -> LoggedPrediction:
+    return LoggedPrediction(
+        timestamp=_aware(row.timestamp),
+        target_time=_aware(row.target_time),
+        predicted_close=row.predicted_close,
+        last_close=row.last_close,
+        model_version=row.model_version,
+        served_at=_aware(row.served_at),
+        sim_made_at=_aware(row.sim_made_at),
+        entry_id=row.entry_id,
+        interval_level=row.interval_level,
+        lower_close=row.lower_close,
+        upper_close=row.upper_close,
+        id=row.id,
+    )

@@ -34,6 +34,19 @@ def test_a_logged_entry_logged_again_is_skipped_and_ids_read_back(store: PriceSt
     assert logged[:5] == first
 
 
+def test_the_log_reads_in_logged_order_after_a_row_id(store: PriceStore) -> None:
+    """What a reader that follows the log (the live scores) takes: rows after an id, by id, a page at once,
+    whatever their target hours."""
+    store.log_predictions([_row(4, "b4"), _row(1, "b1"), _row(3, "b3")])
+    every = store.read_predictions_logged_after(0)
+    assert [row.entry_id for row in every] == ["b4", "b1", "b3"]
+    assert every[0].id is not None
+    after_first = store.read_predictions_logged_after(every[0].id, limit=1)
+    assert [row.entry_id for row in after_first] == ["b1"]
+    assert every[-1].id is not None
+    assert store.read_predictions_logged_after(every[-1].id) == []
+
+
 def test_rows_without_an_id_are_all_kept(store: PriceStore) -> None:
     store.log_predictions([_row(0, None), _row(0, None)])
     store.log_predictions([_row(0, None)])

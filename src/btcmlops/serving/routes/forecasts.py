@@ -19,6 +19,7 @@ from btcmlops.data.rules import candle_problems
 from btcmlops.features import build_features, get_feature_set
 from btcmlops.serving.deps import AppSettings, PredictionLog, Service
 from btcmlops.serving.errors import DOMAIN_ERRORS, NO_MODEL_OR_STORE, ApiError, answer_for, documented
+from btcmlops.serving.live_scores import counts_as_live
 from btcmlops.serving.prediction_log import PredictionLogWriter
 from btcmlops.serving.schemas import (
     BatchItemError,
@@ -31,7 +32,7 @@ from btcmlops.serving.schemas import (
     PredictionRequest,
 )
 from btcmlops.serving.snapshot import Snapshot, hour_number, hour_time, whole_hour
-from btcmlops.serving.state import ServiceState, StoreUnavailableError, counts_as_live
+from btcmlops.serving.state import ServiceState, StoreUnavailableError
 from btcmlops.store import LoggedPrediction
 
 router = APIRouter(tags=["forecast"])

@@ -25,8 +25,8 @@ from btcmlops.model import naive_interval
 from btcmlops.model.naive import NAIVE_WINDOW_HOURS
 from btcmlops.serving.deps import AppSettings, Gate, Service, Store
 from btcmlops.serving.limits import ReadGate
+from btcmlops.serving.live_scores import counts_as_live
 from btcmlops.serving.schemas import CandlePublic, ErrorPublic, LoggedPredictionPublic, UtcDatetime
-from btcmlops.serving.state import counts_as_live
 from btcmlops.store import CANDLE_VALUES, LoggedPrediction, PriceStore
 
 router = APIRouter(tags=["read"])
