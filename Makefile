@@ -79,6 +79,10 @@ test-fast: install ## The inner loop (under 2 min): every module's unit tests on
 test-deps:
 	@if [ "$$(id -u)" = 0 ]; then 		$(MAKE) --no-print-directory system-deps; 	else 		missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); 		if [ -n "$$missing" ]; then 			echo "missing Debian packages:" $$missing; 			echo "  without chromium the browser tests (dashboard, MLflow UI) are skipped; without docker-compose, the compose file check"; 			echo "  enable them with: sudo make system-deps"; 		fi; 		command -v promtool >/dev/null || { echo "promtool missing: the alert rule checks are skipped"; echo "  enable them with: sudo make system-deps"; }; 		command -v npm >/dev/null || echo "npm missing: the Helm chart test cannot fetch helm (sudo apt-get install npm)"; 	fi
 
+.PHONY: test-rules
+test-rules: install ## The Prometheus rules (deploy/prometheus): promtool check rules and test rules, and their conventions
+	$(RUN) pytest tests/unit/deploy/test_prometheus_rules.py
+
 .PHONY: test-unit
 test-unit: install ## Every unit test, the slow ones included (no integration marker)
 	$(RUN) pytest -m "not integration"
