@@ -12,12 +12,14 @@ import os
 import re
 import shutil
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from btcmlops.serving.live_scores import LiveScores, LiveScoresCollector
 from btcmlops.serving.metrics import ServiceMetrics
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -26,27 +28,6 @@ RULES = sorted((PROMETHEUS / "rules").glob("*.yml"))
 TESTS = sorted((PROMETHEUS / "tests").glob("*.yml"))
 MONITORING_DOC = ROOT / "docs" / "monitoring.md"
 
-LIVE_METRICS = {
-    # The live scores' contract (issue 19, item 1), exported by the inference service: counters
-    # labelled {model_version, role}, gauges over the last 7 sim days labelled {model_version, role,
-    # window="7d"}, and the clock's and the interval's gauges.
-    "btcmlops_live_scored_hours_total",
-    "btcmlops_live_absolute_error_usdt_total",
-    "btcmlops_live_naive_absolute_error_usdt_total",
-    "btcmlops_live_interval_hits_total",
-    "btcmlops_live_interval_score_usdt_total",
-    "btcmlops_live_naive_interval_score_usdt_total",
-    "btcmlops_live_window_scored_hours",
-    "btcmlops_live_window_absolute_error_usdt",
-    "btcmlops_live_window_naive_absolute_error_usdt",
-    "btcmlops_live_window_coverage_ratio",
-    "btcmlops_live_window_interval_score_usdt",
-    "btcmlops_live_window_naive_interval_score_usdt",
-    "btcmlops_sim_time_seconds",
-    "btcmlops_live_last_forecast_target_timestamp_seconds",
-    "btcmlops_live_last_scored_target_timestamp_seconds",
-    "btcmlops_model_interval_level",
-}
 SEVERITIES = {"warning", "critical"}
 RECORDING_NAME = re.compile(r"^[a-z_]*:[a-z0-9_]+:[a-z0-9_]+$")
 METRIC = re.compile(r"(?<![\w:])btcmlops_[a-z0-9_]+(?![\w:])")
@@ -78,9 +59,21 @@ def _alerts() -> dict[str, dict[str, Any]]:
 
 
 def _exported_today() -> set[str]:
-    """Every sample name the service's own registry exports today (counters with ``_total``)."""
+    """Every metric name the service exports: its own registry's samples and the live scores' families
+    (counters with ``_total``), with every optional family present (a clock, a model, hours scored)."""
     metrics = ServiceMetrics(registry_check_age=lambda: -1.0)
-    return {sample.name for family in metrics.registry.collect() for sample in family.samples}
+    names = {sample.name for family in metrics.registry.collect() for sample in family.samples}
+    scores = LiveScores()
+    scores.last_scored_hour = scores.last_forecast_hour = 480_000
+    collector = LiveScoresCollector(
+        scores,
+        sim_now=lambda: datetime(2024, 1, 1, tzinfo=UTC),
+        data_now=lambda: None,
+        interval_level=lambda: 0.8,
+    )
+    for family in collector.collect():
+        names.add(f"{family.name}_total" if family.type == "counter" else family.name)
+    return names
 
 
 def test_promtool_checks_every_rule() -> None:
@@ -122,11 +115,11 @@ def test_recording_rules_are_named_level_metric_operations() -> None:
         assert RECORDING_NAME.match(name), name
 
 
-def test_rules_name_only_metrics_the_service_exports_or_the_live_contract_names() -> None:
+def test_rules_name_only_metrics_the_service_exports() -> None:
     texts = [rule["expr"] + str(rule.get("annotations")) for rule in _rules()]
     names = {name for text in texts for name in METRIC.findall(text)}
     assert names
-    assert names <= _exported_today() | LIVE_METRICS
+    assert names <= _exported_today()
 
 
 def test_the_metric_pattern_skips_recording_rule_names() -> None:
