@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from btcmlops.calendar import end_of_data, last_complete_month_by
-from btcmlops.contest.scoring import score_interval, skill
+from btcmlops.contest.scoring import absolute_errors, score_interval, skill
 from btcmlops.mlflow_links import model_version_url, run_url
 
 HOUR = timedelta(hours=1)
@@ -124,14 +124,19 @@ def live_error(
     """Error of ``version``'s forecasts whose target hour closed within ``span`` before ``closed_hour``."""
     mine = latest_forecasts(predictions.loc[predictions["model_version"] == version])
     mine = mine.loc[(mine["target_time"] <= closed_hour) & (mine["target_time"] > closed_hour - span)]
+    return _live_error_of(mine, candles)
+
+
+def _live_error_of(forecasts: pd.DataFrame, candles: pd.DataFrame) -> LiveError:
+    """MAE of ``forecasts`` and naive's on the hours whose actual close is known (one rule for both)."""
     actual = candles.set_index("open_time")["close"]
-    scored = mine.assign(actual=mine["target_time"].map(actual)).dropna(subset=["actual"])
+    scored = forecasts.assign(actual=forecasts["target_time"].map(actual)).dropna(subset=["actual"])
     if scored.empty:
         return LiveError(0, None, None)
     return LiveError(
         len(scored),
-        float((scored["predicted_close"] - scored["actual"]).abs().mean()),
-        float((scored["last_close"] - scored["actual"]).abs().mean()),
+        float(absolute_errors(scored["actual"], scored["predicted_close"]).mean()),
+        float(absolute_errors(scored["actual"], scored["last_close"]).mean()),
     )
 
 
@@ -659,12 +664,4 @@ def shown_state(clock: dict[str, Any]) -> str:
 def run_scores(predictions: pd.DataFrame, candles: pd.DataFrame) -> LiveError:
     """The whole run's served forecasts (live ones, whatever version served each) against naive."""
     served = latest_forecasts(predictions).drop_duplicates(["target_time"], keep="first")
-    actual = candles.set_index("open_time")["close"]
-    scored = served.assign(actual=served["target_time"].map(actual)).dropna(subset=["actual"])
-    if scored.empty:
-        return LiveError(0, None, None)
-    return LiveError(
-        len(scored),
-        float((scored["predicted_close"] - scored["actual"]).abs().mean()),
-        float((scored["last_close"] - scored["actual"]).abs().mean()),
-    )
+    return _live_error_of(served, candles)
