@@ -673,11 +673,8 @@ class Contest:
 
 def _forecasts(forecaster: Forecaster, rows: pd.DataFrame) -> pd.DataFrame:
     """``forecaster``'s point and interval for each of ``rows`` (nan bounds: a version with no interval)."""
-    predicted = forecaster.predict_close(rows)
-    if forecaster.interval is None:
-        lower = upper = np.full(len(rows), np.nan)
-    else:
-        lower, upper = forecaster.predict_interval(rows)
+    matrix = rows.loc[:, list(forecaster.feature_columns)].to_numpy(dtype=np.float64)
+    predicted, lower, upper = forecaster.forecast_closes(matrix, rows["close"].to_numpy(dtype=np.float64))
     level = np.nan if forecaster.interval_level is None else forecaster.interval_level
     return pd.DataFrame(
         {"predicted_close": predicted, "lower_close": lower, "upper_close": upper, "interval_level": level},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import lightgbm as lgb
 import numpy as np
@@ -73,6 +73,14 @@ def import_xgboost() -> ModuleType:
     return xgboost
 
 
+class Forecasts(NamedTuple):
+    """A model's closes at T + 1h for a run of hours: the point and the interval's bounds (NaN: none)."""
+
+    predicted: npt.NDArray[np.float64]
+    lower: npt.NDArray[np.float64]
+    upper: npt.NDArray[np.float64]
+
+
 @dataclass(frozen=True)
 class Forecaster:
     """A trained booster plus the feature set it expects, its family and the device it was fitted on."""
@@ -111,6 +119,20 @@ class Forecaster:
         lower, upper = self.predict_interval_matrix(matrix)
         last = features["close"].to_numpy()
         return log_return_to_close(last, lower), log_return_to_close(last, upper)
+
+    def forecast_closes(
+        self, matrix: npt.NDArray[np.float64], last_close: npt.NDArray[np.float64]
+    ) -> Forecasts:
+        """The point and the interval of the close at T + 1h for each row of a feature matrix, from the
+        close at T: one arithmetic for the contest, the serving snapshot and vetting, so live serves the
+        replay's very numbers. The bounds are NaN for a version with no interval."""
+        predicted = log_return_to_close(last_close, self.predict_matrix(matrix))
+        if self.interval is None:
+            return Forecasts(predicted, np.full(len(predicted), np.nan), np.full(len(predicted), np.nan))
+        low, high = self.interval.predict_log_return(matrix)
+        return Forecasts(
+            predicted, log_return_to_close(last_close, low), log_return_to_close(last_close, high)
+        )
 
     def predict_matrix(self, matrix: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Predict the log return for each row of a feature matrix (columns as ``feature_columns``)."""

@@ -5,14 +5,13 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from btcmlops.features import build_features, get_feature_set, log_return_to_close
-from btcmlops.model import Forecaster
+from btcmlops.features import build_features, get_feature_set
+from btcmlops.model import Forecaster, Forecasts
 from btcmlops.registry import ModelVersionInfo
 from btcmlops.store import CANDLE_VALUES
 
@@ -115,27 +114,13 @@ def _empty(feature_set: str) -> Snapshot:
     )
 
 
-class Forecasts(NamedTuple):
-    """A model's closes at T + 1h for a run of hours: the point and the interval's bounds (NaN: none)."""
-
-    predicted: npt.NDArray[np.float64]
-    lower: npt.NDArray[np.float64]
-    upper: npt.NDArray[np.float64]
-
-
 def _predict(model: ServedModel | None, features: npt.NDArray[np.float64], valid: npt.NDArray[np.bool_],
              closes: npt.NDArray[np.float64]) -> Forecasts:  # fmt: skip
-    """``model``'s forecasts of the valid rows, computed as the replay computes them (``predict_close``
-    and ``predict_interval``: the same matrices, the same arithmetic), so live serves its very numbers."""
+    """``model``'s forecasts of the valid rows (``Forecaster.forecast_closes``, as the contest's)."""
     predicted, lower, upper = (np.full(len(closes), np.nan) for _ in range(3))
     if model is not None and valid.any():
-        last, rows = closes[valid], features[valid]
-        forecaster = model.forecaster
-        predicted[valid] = log_return_to_close(last, forecaster.predict_matrix(rows))
-        if forecaster.interval is not None:
-            low, high = forecaster.predict_interval_matrix(rows)
-            lower[valid] = log_return_to_close(last, low)
-            upper[valid] = log_return_to_close(last, high)
+        forecasts = model.forecaster.forecast_closes(features[valid], closes[valid])
+        predicted[valid], lower[valid], upper[valid] = forecasts
     return Forecasts(predicted, lower, upper)
 
 

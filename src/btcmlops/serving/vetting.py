@@ -17,7 +17,6 @@ from datetime import timedelta
 
 import numpy as np
 
-from btcmlops.features import log_return_to_close
 from btcmlops.model import Forecaster
 from btcmlops.registry import ModelVersionInfo
 from btcmlops.serving.snapshot import Snapshot, hour_number
@@ -48,12 +47,10 @@ def vet(
     rows = np.flatnonzero(snapshot.valid & has_next)[-hours:]
     if len(rows) == 0:
         return None
-    matrix, last = snapshot.features[rows], snapshot.closes[rows]
-    predicted = log_return_to_close(last, forecaster.predict_matrix(matrix))
+    last = snapshot.closes[rows]
+    predicted, lower, upper = forecaster.forecast_closes(snapshot.features[rows], last)
     if not np.isfinite(predicted).all():
         return f"version {info.version} forecasts a non-finite close on a known hour"
-    low, high = forecaster.predict_interval_matrix(matrix)
-    lower, upper = log_return_to_close(last, low), log_return_to_close(last, high)
     if not (np.isfinite(lower).all() and np.isfinite(upper).all()):
         return f"version {info.version} gives a non-finite interval on a known hour"
     if not (lower < upper).all():

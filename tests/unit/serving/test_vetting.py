@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
@@ -9,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from btcmlops.model import Forecaster
 from btcmlops.registry import ModelVersionInfo
 from btcmlops.serving.snapshot import Snapshot, SnapshotBuilder
 from btcmlops.serving.vetting import vet
@@ -32,11 +34,15 @@ def _forecasting(log_return: float, interval: tuple[float, float] | None = (-0.0
     """A forecaster whose every forecast is the last close times exp(``log_return``), its interval the
     last close times exp of ``interval``'s bounds (None: a version from before intervals)."""
     low, high = interval if interval is not None else (np.nan, np.nan)
-    return SimpleNamespace(
-        predict_matrix=lambda rows: np.full(len(rows), log_return),
-        interval=None if interval is None else object(),
-        predict_interval_matrix=lambda rows: (np.full(len(rows), low), np.full(len(rows), high)),
+    bounds = SimpleNamespace(
+        predict_log_return=lambda rows: (np.full(len(rows), low), np.full(len(rows), high))
     )
+    forecaster = SimpleNamespace(
+        predict_matrix=lambda rows: np.full(len(rows), log_return),
+        interval=None if interval is None else bounds,
+    )
+    forecaster.forecast_closes = partial(Forecaster.forecast_closes, forecaster)  # the real arithmetic
+    return forecaster
 
 
 def test_a_version_near_naive_may_serve() -> None:

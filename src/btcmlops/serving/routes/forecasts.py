@@ -8,9 +8,9 @@ about the market (the store's candles) is logged; one from a client's own candle
 from __future__ import annotations
 
 import asyncio
-import math
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 from fastapi import APIRouter
 
@@ -193,14 +193,12 @@ def forecast_from_candles(
     model = snapshot.model
     assert model is not None
     forecaster, last_row = model.forecaster, features.iloc[-1:]
-    predicted = float(forecaster.predict_close(last_row)[0])
-    lower, upper = (math.nan, math.nan)
-    if forecaster.interval is not None:
-        low, high = forecaster.predict_interval(last_row)
-        lower, upper = float(low[0]), float(high[0])
+    matrix = last_row.loc[:, list(forecaster.feature_columns)].to_numpy(dtype=np.float64)
+    predicted, lower, upper = forecaster.forecast_closes(matrix, last_row["close"].to_numpy(dtype=np.float64))
     last = float(frame["close"].iloc[-1])
     hour = hour_number(candles[-1].open_time)
-    return _answer(service, log, snapshot, hour, (predicted, lower, upper), last, market=False)
+    forecast = (float(predicted[0]), float(lower[0]), float(upper[0]))
+    return _answer(service, log, snapshot, hour, forecast, last, market=False)
 
 
 def _answer(
