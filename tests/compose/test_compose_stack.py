@@ -45,6 +45,8 @@ HEALTHY_TIMEOUT_S = 420
 PROMOTION_TIMEOUT_S = 1500
 """The first promotion is at the close of 2024-03 (three sim months, ~2,200 forecasts, paced)."""
 NEXT_CONTEST_TIMEOUT_S = 900
+REGISTRY_SOUND_TIMEOUT_S = 300
+"""A trainer's lease (30 s) plus a month close with its fits, with room for two shared cores."""
 TEST_TIMEOUT_S = 3600
 """The whole story, with room for a slow machine: ~15 minutes on two shared cores."""
 LONG_RUNNING = ("mysql", "minio", "mlflow", "feed", "trainer", "api", "client", "dashboard")
@@ -221,8 +223,19 @@ def _hours_without_forecast(stack: ComposeStack) -> tuple[int, int]:
 
 
 def _registry_sound(stack: ComposeStack) -> None:
-    out = stack.compose("exec", "-T", "trainer", "btcmlops", "registry", "check", timeout=120)
-    assert "sound" in out, out
+    """``registry check`` passes once the trainer has finished what it has in hand.
+
+    A month close in flight is pending in the journal until it is done, and one cut off by ``down``
+    is finished by the next trainer only once the dead one's lease has expired (``lease_ttl_s``) and
+    the month's challenger is refit: so poll, and fail with the last ``check`` output past the bound.
+    """
+
+    def sound() -> str:
+        out = stack.compose("exec", "-T", "trainer", "btcmlops", "registry", "check", timeout=120)
+        assert "sound" in out, out
+        return out
+
+    _wait("the registry sound (no change pending)", sound, REGISTRY_SOUND_TIMEOUT_S, stack, every=5)
 
 
 @pytest.mark.compose
