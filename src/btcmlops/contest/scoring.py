@@ -49,7 +49,7 @@ def score(actual: npt.ArrayLike, predicted: npt.ArrayLike, last_close: npt.Array
     called = np.sign(predicted_a - last_a)
     return Scores(
         n=int(actual_a.size),
-        mae=float(np.mean(np.abs(error))),
+        mae=float(np.mean(absolute_errors(actual_a, predicted_a))),
         rmse=float(np.sqrt(np.mean(error**2))),
         mape=float(np.mean(absolute_percentage_errors(actual_a, predicted_a))),
         directional_accuracy=float(np.mean((called == moved) & (called != 0))),

@@ -17,7 +17,8 @@ from datetime import timedelta
 
 import numpy as np
 
-from btcmlops.model import Forecaster
+from btcmlops.contest.scoring import absolute_errors
+from btcmlops.model import Forecaster, naive_close
 from btcmlops.registry import ModelVersionInfo
 from btcmlops.serving.snapshot import Snapshot, hour_number
 
@@ -60,8 +61,8 @@ def vet(
             f"{crossed} of the last {len(rows)} known hours"
         )
     actual = snapshot.closes[rows + 1]
-    model_mae = float(np.mean(np.abs(predicted - actual)))
-    naive_mae = float(np.mean(np.abs(last - actual)))
+    model_mae = float(absolute_errors(actual, predicted).mean())
+    naive_mae = float(absolute_errors(actual, naive_close(last)).mean())
     if naive_mae > 0 and model_mae > max_ratio * naive_mae:
         return (
             f"version {info.version} is implausible on the last {len(rows)} known hours: "
