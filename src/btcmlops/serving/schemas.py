@@ -246,10 +246,12 @@ class PredictionPublic(BaseModel):
             "True when ``target_time`` is inside the model's training window: the model has seen this "
             "outcome, so the answer says nothing about its skill."
         ),
+        examples=[False],
     )
     served_live_by: int | None = Field(
         default=None,
         description="For an in-sample answer: the version that forecast this hour live, if one did.",
+        examples=[2],
     )
 
 
@@ -334,12 +336,17 @@ class LoggedPredictionPublic(BaseModel):
     predicted_close: float = Field(examples=[67123.4])
     last_close: float = Field(examples=[67100.2])
     model_version: int = Field(examples=[3])
-    served_at: datetime
-    sim_made_at: datetime | None = Field(description="Sim time the forecast was made at.")
+    served_at: datetime = Field(
+        description="Wall time the service answered (UTC).", examples=["2026-12-06T15:04:05.123456Z"]
+    )
+    sim_made_at: datetime | None = Field(
+        description="Sim time the forecast was made at.", examples=["2024-03-05T14:12:30Z"]
+    )
     live: bool = Field(
         description="Made before its target hour closed in sim time, for an hour after the training "
         "window of the version that made it: a forecast a clock reset had asked again for an hour the "
-        "version was trained on is never live."
+        "version was trained on is never live.",
+        examples=[True],
     )
     interval: IntervalPublic | None = Field(
         description="The interval served with the forecast; null for a row logged before intervals.",
@@ -386,14 +393,30 @@ class IntervalScoresPublic(BaseModel):
 
 
 class DecisionPublic(BaseModel):
-    eval_start: datetime
-    eval_end: datetime
-    champion_version: int
-    challenger_version: int
-    champion_mae: float
-    challenger_mae: float
-    naive_mae: float
-    metrics: dict[str, Any]
+    """One month's contest: the shadow month's scores, the tests, and what the rule decided."""
+
+    eval_start: datetime = Field(
+        description="The shadow month's first target hour.", examples=["2024-04-01T00:00:00Z"]
+    )
+    eval_end: datetime = Field(
+        description="The shadow month's last target hour.", examples=["2024-04-30T23:00:00Z"]
+    )
+    champion_version: int = Field(
+        description="The version that served the month (its champion).", examples=[3]
+    )
+    challenger_version: int = Field(description="The version scored in shadow beside it.", examples=[4])
+    champion_mae: float = Field(description="MAE of what served each hour, USDT.", examples=[241.7])
+    challenger_mae: float = Field(
+        description="The challenger's MAE on the same hours, USDT.", examples=[238.9]
+    )
+    naive_mae: float = Field(description="Naive's MAE (next close = last close), USDT.", examples=[244.1])
+    metrics: dict[str, Any] = Field(
+        description=(
+            "Everything the contest recorded: the three scores with RMSE, MAPE and direction, intervals, "
+            "both significance tests, the metric and the rule's margin."
+        ),
+        examples=[{"metric": "mae", "margin": 0.0, "significance": {"statistic": -1.42, "p_value": 0.078}}],
+    )
     champion_interval: IntervalScoresPublic | None = Field(
         default=None,
         description="The champion's interval scores (null: a decision made before intervals).",
@@ -432,15 +455,30 @@ class DecisionPublic(BaseModel):
         description="The score the rule (margin, significance) was applied to; null: a decision before it.",
         examples=["mae"],
     )
-    promoted: bool
+    promoted: bool = Field(description="True when the challenger became the champion.", examples=[False])
     outcome: Literal["promoted", "archived"] = Field(
-        description="The outcome in the words every surface uses: the challenger promoted or archived."
+        description="The outcome in the words every surface uses: the challenger promoted or archived.",
+        examples=["archived"],
     )
-    reason: str
-    decided_at: datetime
-    experiment_id: str | None = Field(default=None, description="MLflow experiment of the contest run.")
+    reason: str = Field(
+        description="Why, in the rule's words.",
+        examples=[
+            (
+                "challenger does not beat the champion: challenger mae 238.90 vs champion 241.70 "
+                "(-1.16%, margin 2.00%), naive 244.10"
+            )
+        ],
+    )
+    decided_at: datetime = Field(
+        description="Wall time of the decision (UTC).", examples=["2026-12-06T15:04:05Z"]
+    )
+    experiment_id: str | None = Field(
+        default=None, description="MLflow experiment of the contest run.", examples=["1"]
+    )
     run_id: str | None = Field(
-        default=None, description="The MLflow run that records this contest (None: MLflow not reachable)."
+        default=None,
+        description="The MLflow run that records this contest (None: MLflow not reachable).",
+        examples=["9b2e4c1d0f3a4e5b8c7d6e5f4a3b2c1d"],
     )
 
 
