@@ -405,6 +405,17 @@ class ServeSettings(BaseModel):
     refresh_min_interval_s: float = Field(
         default=0.02, ge=0, description="Shortest time between two reads of new candles from the store."
     )
+    prometheus_url: str | None = Field(
+        default=None,
+        description=(
+            "Base URL of the Prometheus server that scrapes this service and evaluates the alert rules "
+            "(deploy/prometheus/rules): GET /alerts relays the alerts it has pending or firing, for the "
+            "dashboard. Unset: /alerts answers that no Prometheus is configured."
+        ),
+    )
+    prometheus_timeout_s: float = Field(
+        default=2.0, gt=0, description="Longest wait for Prometheus's answer to GET /alerts; past it: 503."
+    )
     max_body_bytes: int = Field(
         default=65_536,
         ge=1024,

@@ -306,6 +306,29 @@ _WINDOW_GAUGES = {
 _PREFIX = "btcmlops_live"
 
 
+@dataclass(frozen=True)
+class WindowScores:
+    """One (version, role)'s live record over the last 7 sim days: what the window gauges export and
+    ``GET /monitoring/scores`` answers (means over ``scored_hours``; none when it is 0)."""
+
+    model_version: int
+    role: str
+    scored_hours: int
+    means: dict[str, float]
+    """Keyed as the window gauges' names (``absolute_error_usdt``, ``coverage_ratio``, ...)."""
+
+
+def window_scores(tallies: dict[tuple[int, str], Tally], now: datetime) -> list[WindowScores]:
+    """Every (version, role)'s scores over the target hours in (now - 7 days, now], by version and role."""
+    windows = []
+    for (version, role), tally in sorted(tallies.items()):
+        recent = tally.window(now - WINDOW, now)
+        sums = _totals(recent) if recent else {}
+        means = {name: sums[summed] / len(recent) for name, (summed, _) in _WINDOW_GAUGES.items() if recent}
+        windows.append(WindowScores(version, role, len(recent), means))
+    return windows
+
+
 class LiveScoresCollector(Collector):
     """``btcmlops_live_*``, the sim time and the served interval level, read at scrape time."""
 
@@ -353,14 +376,11 @@ class LiveScoresCollector(Collector):
         for (version, role), tally in sorted(tallies.items()):
             for name, value in tally.totals.items():
                 counters[name].add_metric([str(version), role], value)
-            if now is None:
-                continue
-            recent = tally.window(now - WINDOW, now)
-            window_hours.add_metric([str(version), role, _WINDOW_LABEL], float(len(recent)))
-            if recent:
-                sums = _totals(recent)
-                for name, (summed, _) in _WINDOW_GAUGES.items():
-                    window[name].add_metric([str(version), role, _WINDOW_LABEL], sums[summed] / len(recent))
+        for scores in window_scores(tallies, now) if now is not None else []:
+            values = [str(scores.model_version), scores.role, _WINDOW_LABEL]
+            window_hours.add_metric(values, float(scores.scored_hours))
+            for name, mean in scores.means.items():
+                window[name].add_metric(values, mean)
         families: list[Metric] = [*counters.values(), window_hours, *window.values()]
         if sim_now is not None:
             families.append(

@@ -616,3 +616,71 @@ class ReadyPublic(BaseModel):
     ready: bool
     version: int | None = Field(default=None, description="The version served, when ready.")
     detail: str | None = Field(default=None, description="Why not ready.")
+
+
+class LiveWindowScoresPublic(BaseModel):
+    """One version's live record in one role over the last 7 sim days (the window gauges of /metrics).
+
+    The means are over the hours scored (forecast in time, after the version's training window, the
+    close known); null when there is none. Skills are 1 - score / naive's score: above 0, better than
+    naive on the same hours."""
+
+    model_version: int = Field(examples=[3])
+    role: str = Field(
+        description="champion: the forecasts served; challenger: its forecasts in shadow.",
+        examples=["champion"],
+    )
+    scored_hours: int = Field(description="Hours scored in the window.", examples=[168])
+    mean_absolute_error_usdt: float | None = Field(examples=[231.4])
+    naive_mean_absolute_error_usdt: float | None = Field(examples=[233.9])
+    skill: float | None = Field(description="1 - MAE / naive's MAE.", examples=[0.0107])
+    coverage: float | None = Field(description="Share of hours inside the interval.", examples=[0.81])
+    interval_score_usdt: float | None = Field(examples=[1003.2])
+    naive_interval_score_usdt: float | None = Field(examples=[1081.6])
+    interval_skill: float | None = Field(
+        description="1 - interval score / naive's interval score.", examples=[0.0725]
+    )
+
+
+class LiveScoresPublic(BaseModel):
+    """Every version's live record over the last 7 sim days, and the level its coverage is meant to meet."""
+
+    window: Literal["7d"] = Field(examples=["7d"])
+    window_end: datetime | None = Field(
+        description="Sim now (the newest candle's close without a clock); null before any candle.",
+        examples=["2024-03-05T15:00:00Z"],
+    )
+    interval_level: float | None = Field(
+        description="The serving champion's interval level (null: no model loaded).", examples=[0.8]
+    )
+    scores: list[LiveWindowScoresPublic]
+
+
+class AlertPublic(BaseModel):
+    """An alert Prometheus has pending (its condition holds, not yet for its ``for:``) or firing."""
+
+    name: str = Field(examples=["ChampionWorseThanNaive"])
+    state: Literal["pending", "firing"] = Field(examples=["firing"])
+    severity: str | None = Field(examples=["warning"])
+    summary: str | None = Field(examples=["v3's 7-day MAE is above naive's"])
+    labels: dict[str, str] = Field(examples=[{"model_version": "3", "role": "champion"}])
+    active_at: datetime | None = Field(
+        description="Wall time the condition began to hold.", examples=["2026-12-06T15:04:05Z"]
+    )
+    value: float | None = Field(
+        description="The rule expression's value when last evaluated.", examples=[1.02]
+    )
+
+
+class AlertsPublic(BaseModel):
+    """What Prometheus says is wrong now, relayed for the dashboard (which talks to this API only)."""
+
+    configured: bool = Field(
+        description="False: BTCMLOPS_SERVE__PROMETHEUS_URL is unset, so no alert can be known here.",
+        examples=[True],
+    )
+    source: str | None = Field(
+        description="The Prometheus server asked (its URL without any credentials).",
+        examples=["http://prometheus:9090"],
+    )
+    alerts: list[AlertPublic]

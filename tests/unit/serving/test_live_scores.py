@@ -196,6 +196,27 @@ def test_live_scores_are_the_hand_computed_ones_and_resume_after_a_restart(
                 rel=1e-9,
             )
             assert 0 < window["interval_hits"] < hours  # a hit and a miss, both counted as such
+            mae, naive_mae = got["absolute_error_usdt"], got["naive_absolute_error_usdt"]
+            score, naive_score = got["interval_score_usdt"], got["naive_interval_score_usdt"]
+            assert client.get("/monitoring/scores").json() == {
+                "window": "7d",
+                "window_end": SIM_NOW.isoformat().replace("+00:00", "Z"),
+                "interval_level": LEVEL,
+                "scores": [
+                    {
+                        "model_version": version,
+                        "role": "champion",
+                        "scored_hours": hours,
+                        "mean_absolute_error_usdt": pytest.approx(mae, rel=1e-9),
+                        "naive_mean_absolute_error_usdt": pytest.approx(naive_mae, rel=1e-9),
+                        "skill": pytest.approx(1 - mae / naive_mae, rel=1e-9),
+                        "coverage": pytest.approx(got["coverage_ratio"], rel=1e-9),
+                        "interval_score_usdt": pytest.approx(score, rel=1e-9),
+                        "naive_interval_score_usdt": pytest.approx(naive_score, rel=1e-9),
+                        "interval_skill": pytest.approx(1 - score / naive_score, rel=1e-9),
+                    }
+                ],
+            }
             assert _value(families, "btcmlops_sim_time_seconds") == SIM_NOW.timestamp()
             newest = RECENT_TARGETS[-1].timestamp()
             assert _value(families, "btcmlops_live_last_scored_target_timestamp_seconds") == newest
