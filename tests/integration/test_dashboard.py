@@ -241,6 +241,21 @@ def test_viewer_sees_each_versions_band_and_its_live_coverage_and_interval_score
             shutil.copyfile(screenshot, target)
         assert "Traceback" not in page.inner_text("body")
 
+        # The monitoring view: the service's own 7-day record of both versions, and the alerts' source.
+        page.goto(f"{stack.dashboard_url}/monitoring")
+        expect(page.get_by_text("Live record, last 7 sim days")).to_be_visible(timeout=SEEN_WITHIN_MS)
+        record = page.get_by_test_id("stDataFrame").filter(visible=True).first
+        expect(record).to_be_visible(timeout=SEEN_WITHIN_MS)
+        scores = httpx.get(f"{stack.api_url}/monitoring/scores", timeout=5).json()["scores"]
+        shown = {f"v{item['model_version']}" for item in scores if item["scored_hours"] > 0}
+        assert shown == {f"v{champion.version}", f"v{other}"}, scores  # both served live in the week
+        expect(page.get_by_text("No Prometheus is configured")).to_be_visible()
+        screenshot = tmp_path / "dashboard-monitoring.png"
+        page.screenshot(path=str(screenshot), full_page=True)
+        if target := os.environ.get("BTCMLOPS_TEST_MONITORING_SCREENSHOT"):
+            shutil.copyfile(screenshot, target)
+        assert "Traceback" not in page.inner_text("body")
+
 
 def _wait_for_sim_time(api_url: str, until: datetime) -> None:
     """Poll the clock (bounded) until sim time reaches ``until``."""

@@ -17,6 +17,7 @@ from btcmlops.dashboard.client import ServiceClient, ServiceError, ServiceUnavai
 from btcmlops.dashboard.views import (
     LiveError,
     LiveInterval,
+    alert_lines,
     champion_timeline,
     clock_banners,
     contest_scores,
@@ -26,6 +27,7 @@ from btcmlops.dashboard.views import (
     hours_to_ask,
     live_error,
     live_interval,
+    monitoring_table,
     newest_asked,
     run_interval,
     run_scores,
@@ -333,6 +335,62 @@ def _contests(decisions: list[dict[str, Any]], settings: Settings) -> None:
         st.plotly_chart(figure, key="why", width="stretch")
 
 
+def _monitoring(client: ServiceClient, settings: Settings) -> None:
+    """The monitoring view: what Prometheus alerts on, and the live figures behind it."""
+    try:
+        scores = client.live_scores()
+    except (ServiceUnavailableError, ServiceError) as error:
+        st.error(
+            f"The inference service at {client.base_url} is not answering: {error}. "
+            f"This page retries every {settings.dashboard.refresh_s:g} s."
+        )
+        return
+    st.subheader("Alerts")
+    try:
+        alerts = client.alerts()
+    except (ServiceUnavailableError, ServiceError) as error:
+        st.warning(f"Alerts unknown: {error}")
+    else:
+        if not alerts["configured"]:
+            st.info(
+                "No Prometheus is configured (BTCMLOPS_SERVE__PROMETHEUS_URL), so no alert can be shown: "
+                "the rules in deploy/prometheus/rules are evaluated by Prometheus only."
+            )
+        else:
+            banners = alert_lines(alerts)
+            for banner in banners:
+                getattr(st, banner.kind)(banner.text)
+            if not banners:
+                st.success(f"No alert pending or firing in {alerts['source']}.")
+
+    end = scores["window_end"]
+    st.subheader("Live record, last 7 sim days")
+    level = scores["interval_level"]
+    ending = f"Window ending {pd.Timestamp(end):%Y-%m-%d %H:%M} UTC (sim time). " if end else ""
+    st.caption(
+        f"{ending}Each forecast counts once its hour closed, if it was made in time and after its version's "
+        "training window. Skill is 1 - score / naive's on the same hours (above 0: better than naive); "
+        f"coverage should stay near the interval level{'' if level is None else f' ({level:.0%})'}."
+    )
+    table = monitoring_table(scores["scores"])
+    if table.empty:
+        st.caption("No live forecast has been scored in the window yet.")
+    else:
+        st.dataframe(table, hide_index=True, width="stretch", key="monitoring-scores")
+
+
+def _live_page() -> None:
+    settings = _settings()
+    client = _client(settings.dashboard.api_url, settings.dashboard.request_timeout_s)
+    st.fragment(run_every=settings.dashboard.refresh_s)(_live)(client, settings)
+
+
+def _monitoring_page() -> None:
+    settings = _settings()
+    client = _client(settings.dashboard.api_url, settings.dashboard.request_timeout_s)
+    st.fragment(run_every=settings.dashboard.refresh_s)(_monitoring)(client, settings)
+
+
 def main() -> None:
     settings = _settings()
     st.set_page_config(page_title="btcmlops live", layout="wide")
@@ -351,7 +409,12 @@ def main() -> None:
     _clock_controls(
         client, float(current["speed"]) if current else settings.clock.speed, settings.clock.start.date()
     )
-    st.fragment(run_every=settings.dashboard.refresh_s)(_live)(client, settings)
+    st.navigation(
+        [
+            st.Page(_live_page, title="Live", url_path="live", default=True),
+            st.Page(_monitoring_page, title="Monitoring", url_path="monitoring"),
+        ]
+    ).run()
 
 
 if __name__ == "__main__":  # `streamlit run` executes this file as __main__

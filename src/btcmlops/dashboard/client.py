@@ -125,6 +125,16 @@ class ServiceClient:
         answer: list[dict[str, Any]] = self._call("GET", "/decisions")
         return answer
 
+    def live_scores(self) -> dict[str, Any]:
+        """Each version's live record over the last 7 sim days (``GET /monitoring/scores``)."""
+        answer: dict[str, Any] = self._call("GET", "/monitoring/scores")
+        return answer
+
+    def alerts(self) -> dict[str, Any]:
+        """Prometheus's pending and firing alerts, as the service relays them (``GET /alerts``)."""
+        answer: dict[str, Any] = self._call("GET", "/alerts")
+        return answer
+
     def candles(self, start: datetime, end: datetime) -> pd.DataFrame:
         rows = self._pages("/candles", {"start": _iso(start), "end": _iso(end)})
         return _frame(rows, ["open_time"], ["open_time", "open", "high", "low", "close", "volume"])

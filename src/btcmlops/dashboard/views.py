@@ -665,3 +665,54 @@ def run_scores(predictions: pd.DataFrame, candles: pd.DataFrame) -> LiveError:
     """The whole run's served forecasts (live ones, whatever version served each) against naive."""
     served = latest_forecasts(predictions).drop_duplicates(["target_time"], keep="first")
     return _live_error_of(served, candles)
+
+
+MONITORING_COLUMNS = [
+    "version",
+    "role",
+    "hours",
+    "MAE",
+    "naive MAE",
+    "MAE skill",
+    "coverage",
+    "interval score",
+    "naive interval score",
+    "interval skill",
+]
+
+
+def monitoring_table(scores: list[dict[str, Any]]) -> pd.DataFrame:
+    """``GET /monitoring/scores``'s versions as a table: the service's own 7-day figures, not recomputed."""
+    rows = [
+        {
+            "version": f"v{item['model_version']}",
+            "role": item["role"],
+            "hours": item["scored_hours"],
+            "MAE": _rounded(item["mean_absolute_error_usdt"], 2),
+            "naive MAE": _rounded(item["naive_mean_absolute_error_usdt"], 2),
+            "MAE skill": _percent(item["skill"], 2),
+            "coverage": _percent(item["coverage"]),
+            "interval score": _rounded(item["interval_score_usdt"], 2),
+            "naive interval score": _rounded(item["naive_interval_score_usdt"], 2),
+            "interval skill": _percent(item["interval_skill"], 2),
+        }
+        for item in scores
+        if item["scored_hours"] > 0
+    ]
+    return pd.DataFrame(rows, columns=MONITORING_COLUMNS)
+
+
+def alert_lines(alerts: dict[str, Any]) -> list[Banner]:
+    """``GET /alerts`` as banners: firing ones as errors (critical) or warnings, pending ones as info."""
+    banners = []
+    for alert in alerts["alerts"]:
+        labels = ", ".join(f"{key}={value}" for key, value in sorted(alert["labels"].items()))
+        what = alert["summary"] or alert["name"]
+        if alert["state"] == "firing":
+            kind = "error" if alert["severity"] == "critical" else "warning"
+            text = f"**{alert['name']}** firing: {what}"
+        else:
+            kind = "info"
+            text = f"**{alert['name']}** pending (its condition holds, not yet for long enough): {what}"
+        banners.append(Banner(kind, f"{text} ({labels})" if labels else text))
+    return banners

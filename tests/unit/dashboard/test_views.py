@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 
 from btcmlops.dashboard.views import (
+    MONITORING_COLUMNS,
     LiveInterval,
+    alert_lines,
     band_colour,
     champion_changes,
     champion_timeline,
@@ -20,6 +22,7 @@ from btcmlops.dashboard.views import (
     hours_to_ask,
     live_error,
     live_interval,
+    monitoring_table,
     newest_asked,
     run_interval,
     run_scores,
@@ -552,3 +555,59 @@ def test_the_challengers_shadow_interval_is_a_dotted_outline_not_a_shaded_band()
         candles, _predictions([(NOON, 104, 100, 1)]), shadow.drop(columns=["lower"])
     )
     assert "shadow v2 interval" not in [trace.name for trace in no_interval.data]
+
+
+def test_monitoring_table_shows_the_services_figures_and_leaves_out_empty_windows() -> None:
+    scored = {
+        "model_version": 3,
+        "role": "champion",
+        "scored_hours": 150,
+        "mean_absolute_error_usdt": 231.456,
+        "naive_mean_absolute_error_usdt": 233.9,
+        "skill": 0.010449,
+        "coverage": 0.8133,
+        "interval_score_usdt": 1003.219,
+        "naive_interval_score_usdt": 1081.6,
+        "interval_skill": 0.07247,
+    }
+    empty = {**dict.fromkeys(scored), "model_version": 2, "role": "champion", "scored_hours": 0}
+    table = monitoring_table([empty, scored])
+    assert table.to_dict("records") == [
+        {
+            "version": "v3",
+            "role": "champion",
+            "hours": 150,
+            "MAE": 231.46,
+            "naive MAE": 233.9,
+            "MAE skill": "1.04%",
+            "coverage": "81.3%",
+            "interval score": 1003.22,
+            "naive interval score": 1081.6,
+            "interval skill": "7.25%",
+        }
+    ]
+    assert monitoring_table([]).columns.tolist() == MONITORING_COLUMNS
+
+
+def test_alert_lines_show_critical_alerts_in_red_warnings_in_yellow_and_say_what_is_pending() -> None:
+    def alert(name: str, state: str, severity: str | None, **labels: str) -> dict[str, object]:
+        return {"name": name, "state": state, "severity": severity, "summary": None, "labels": labels}
+
+    banners = alert_lines(
+        {
+            "configured": True,
+            "source": "http://prometheus:9090",
+            "alerts": [
+                alert("BtcmlopsPipelineStalled", "firing", "critical"),
+                {**alert("BtcmlopsChampionWorseThanNaive", "firing", "warning", model_version="3"),
+                 "summary": "v3 is worse than naive"},
+                alert("BtcmlopsCoverageOffLevel", "pending", "warning", role="champion"),
+            ],
+        }
+    )  # fmt: skip
+    assert [banner.kind for banner in banners] == ["error", "warning", "info"]
+    assert banners[0].text == "**BtcmlopsPipelineStalled** firing: BtcmlopsPipelineStalled"
+    worse = "**BtcmlopsChampionWorseThanNaive** firing: v3 is worse than naive (model_version=3)"
+    assert banners[1].text == worse
+    assert "pending" in banners[2].text
+    assert banners[2].text.endswith("(role=champion)")
