@@ -1,7 +1,15 @@
 """The service's routes, one router per concern; ``ROUTERS`` in the order the API documents them."""
 
-from btcmlops.serving.routes import clock, contest, forecasts, model, reads, service
+from btcmlops.serving.routes import clock, contest, drift, forecasts, model, reads, service
 
-ROUTERS = (reads.router, forecasts.router, clock.router, model.router, service.router, contest.router)
+ROUTERS = (
+    reads.router,
+    forecasts.router,
+    clock.router,
+    model.router,
+    service.router,
+    contest.router,
+    drift.router,
+)
 
 __all__ = ["ROUTERS"]
