@@ -1,4 +1,4 @@
-"""The drift statistic: PSI with bins from the reference's deciles, shares floored, against hand-worked values."""
+"""The drift statistic: PSI, bins from the reference's deciles, shares floored; hand-worked values."""
 
 from __future__ import annotations
 

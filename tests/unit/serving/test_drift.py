@@ -7,12 +7,10 @@ by the service's own drift code.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 
-import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
@@ -24,6 +22,7 @@ from btcmlops.serving.drift import LiveDrift
 from btcmlops.serving.state import ServiceState
 from btcmlops.settings import Settings
 from btcmlops.store import PriceStore
+from drift_by_hand import psi_by_hand
 from services import wait_until
 
 HOUR = timedelta(hours=1)
@@ -31,16 +30,6 @@ SIM_NOW = datetime(2021, 4, 20, 12, 30, tzinfo=UTC)
 
 Serve = Callable[..., AbstractContextManager[TestClient]]
 SettingsCopy = Callable[..., Settings]
-
-
-def _psi_by_hand(reference: np.ndarray, current: np.ndarray) -> float:
-    cuts = np.unique(np.quantile(reference, [i / 10 for i in range(1, 10)]))
-    shares = []
-    for values in (reference, current):
-        counts = np.bincount(np.digitize(values, cuts, right=True), minlength=len(cuts) + 1)
-        shares.append(np.maximum(counts / len(values), 1e-4))
-    ref, cur = shares
-    return float(sum((c - r) * math.log(c / r) for r, c in zip(ref, cur, strict=True)))
 
 
 @pytest.fixture
@@ -83,7 +72,7 @@ def test_drift_is_the_hand_computed_psi_in_the_api_and_the_metrics(settings: Set
     last = pd.Timestamp(SIM_NOW).floor("h") - HOUR  # the newest candle closed by the sim clock's now
     current = features.loc[(hours > last - 7 * 24 * HOUR) & (hours <= last)]
     assert len(current) == 168
-    expected = {c: _psi_by_hand(reference[c].to_numpy(), current[c].to_numpy()) for c in columns}
+    expected = {c: psi_by_hand(reference[c].to_numpy(), current[c].to_numpy()) for c in columns}
 
     assert drift["model_version"] == version
     assert drift["window"] == "7d"
