@@ -87,9 +87,16 @@ def reference_bins(reference: npt.ArrayLike, columns: Sequence[str]) -> Referenc
     if len(values) == 0:
         raise ValueError("no reference rows: drift needs a window to compare with")
     inner = np.arange(1, DRIFT_BINS) / DRIFT_BINS
-    cuts = tuple(np.unique(np.quantile(values[:, i], inner)) for i in range(len(columns)))
-    shares = tuple(_shares(values[:, i], cut) for i, cut in enumerate(cuts))
-    return ReferenceBins(columns=tuple(columns), cuts=cuts, shares=shares, rows=len(values))
+    cuts, shares = [], []
+    # Each feature sorted once, contiguous: its deciles and its count in each bin (a search of the nine
+    # cut points in the sorted column) cost a fraction of binning every reference row.
+    for column in np.sort(np.ascontiguousarray(values.T), axis=1):
+        cut = np.unique(np.quantile(column, inner))
+        at_or_below = np.searchsorted(column, cut, side="right")
+        counts = np.diff(at_or_below, prepend=0, append=len(column))
+        cuts.append(cut)
+        shares.append(np.maximum(counts / len(column), SHARE_FLOOR))
+    return ReferenceBins(columns=tuple(columns), cuts=tuple(cuts), shares=tuple(shares), rows=len(values))
 
 
 def population_stability_index(reference: npt.ArrayLike, current: npt.ArrayLike) -> float:
