@@ -74,12 +74,12 @@ class LiveDrift:
             return False
         end = min(math.floor(now.timestamp() / 3600) - 1, snapshot.latest_hour)  # its candle closed by now
         start = end - WINDOW_HOURS + 1
-        window = model.info.window
-        first_ref, last_ref = hour_number(window.train_start) - 1, hour_number(window.train_end) - 1
-        ref_lo, ref_hi = np.searchsorted(snapshot.hours, [first_ref, last_ref + 1])
         if self._seen is not None and self._seen[0] is snapshot and self._seen[1] == start:
             return False
         self._seen = (snapshot, start)
+        window = model.info.window
+        first_ref, last_ref = hour_number(window.train_start) - 1, hour_number(window.train_end) - 1
+        ref_lo, ref_hi = np.searchsorted(snapshot.hours, [first_ref, last_ref + 1])
         bins = self._reference(snapshot, (model.info.version, int(ref_hi - ref_lo)), first_ref, last_ref)
         if bins is None:
             self.reading = None
