@@ -460,6 +460,15 @@ class ServeSettings(BaseModel):
             "closed at once. Lowered, with a warning, where the open-file limit cannot hold it."
         ),
     )
+    drift_psi_threshold: float = Field(
+        default=0.25,
+        gt=0.1,
+        description=(
+            "A feature's PSI (last 7 sim days against the champion's training window) above which GET "
+            "/drift calls it drifted; 0.1 up to it is moderate. The FeatureDrift alert's bound is the "
+            "default (deploy/prometheus/rules): change both together."
+        ),
+    )
 
     @model_validator(mode="after")
     def _keep_alive_within_header_timeout(self) -> Self:

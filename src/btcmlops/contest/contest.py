@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -34,7 +34,8 @@ from btcmlops.contest.scoring import (
 )
 from btcmlops.contest.significance import SignificanceTest, diebold_mariano
 from btcmlops.contest.training import month_samples, train_through
-from btcmlops.features import build_samples
+from btcmlops.features import build_samples, get_feature_set
+from btcmlops.features.drift import reference_bins
 from btcmlops.model import Forecaster, naive_interval
 from btcmlops.registry import (
     CHALLENGER,
@@ -126,6 +127,9 @@ class ContestRecord:
     """Hours of the month each version served on the champion's side (one entry unless changed)."""
     daily: dict[str, dict[str, float]] = field(default_factory=dict)
     """Each contestant's MAE per day of the month (``daily_mae``): why the verdict went as it did."""
+    drift: dict[str, float] = field(default_factory=dict)
+    """Each model feature's PSI over the month's hours against the champion's training window
+    (``btcmlops.features.drift``): how far the month's inputs were from what the champion learnt on."""
 
     def interval_scores(self) -> dict[str, dict[str, float | int]]:
         """Each contestant's interval scores by role (``champion``, ``challenger``, ``naive``), those
@@ -374,6 +378,8 @@ class Contest:
                 (served_interval, naive_interval),
                 tenure,
             )
+            with self._timings.measure("drift"):
+                contest = replace(contest, drift=self._feature_drift(samples, rows, champion))
             plan["promote"] = contest.decision.promote
             plan["decision"] = _decision_json(
                 _decision_row(self._name, contest, self._now(), self._rule.metric)
@@ -397,6 +403,19 @@ class Contest:
             note="" if contest else plan["note"],
         )
         return plan, outcome
+
+    def _feature_drift(
+        self, samples: pd.DataFrame, rows: pd.DataFrame, champion: ModelVersionInfo
+    ) -> dict[str, float]:
+        """Each feature's PSI over the month's ``rows`` against the champion's training samples (target
+        hour inside its training window); empty when none of them is among ``samples``."""
+        columns = get_feature_set(self._model.feature_set).columns
+        target = samples["target_time"]
+        window = champion.window
+        reference = samples.loc[(target >= window.train_start) & (target <= window.train_end), list(columns)]
+        if reference.empty or rows.empty:
+            return {}
+        return reference_bins(reference.to_numpy(), columns).psi(rows.loc[:, list(columns)].to_numpy())
 
     def _with_naive_interval(self, rows: pd.DataFrame, candles: pd.DataFrame) -> pd.DataFrame:
         """``rows`` with naive's interval of each hour (``naive_lower``, ``naive_upper``) at the level set."""
@@ -757,6 +776,8 @@ def _contest_metrics(record: ContestRecord) -> dict[str, float]:
         metrics[f"{prefix}_p_value"] = test.p_value
     if record.champion_interval is not None:
         metrics["interval_level"] = record.champion_interval.level
+    for feature, psi in record.drift.items():
+        metrics[f"drift_psi_{feature}"] = psi
     metrics["hours"] = float(record.champion.n)
     metrics["promoted"] = float(record.decision.promote)
     return metrics
@@ -794,6 +815,7 @@ def _decision_row(model_name: str, record: ContestRecord, now: datetime, metric:
                 for metric, t in record.tests.items()
             },
             "metric": metric,
+            "drift_psi": record.drift,
         },
         promoted=record.decision.promote,
         reason=record.decision.reason,

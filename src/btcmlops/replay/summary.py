@@ -126,6 +126,7 @@ def build_summary(
             "challenger": contest.challenger.as_dict(),
             "naive": contest.naive.as_dict(),
             "intervals": contest.interval_scores(),
+            "drift_psi": contest.drift,
             **_tests(contest),
             "metric": settings.contest.metric,
             "promoted": contest.decision.promote,

@@ -684,3 +684,68 @@ class AlertsPublic(BaseModel):
         examples=["http://prometheus:9090"],
     )
     alerts: list[AlertPublic]
+
+
+class DriftWindowPublic(BaseModel):
+    """A window of hours T (candle open times) whose features are compared."""
+
+    start: datetime = Field(description="First hour T in the window.", examples=["2024-02-29T01:00:00Z"])
+    end: datetime = Field(description="Last hour T in the window.", examples=["2024-03-07T00:00:00Z"])
+    hours: int = Field(description="Hours with complete features in it.", examples=[168])
+
+
+class FeatureDriftPublic(BaseModel):
+    """One feature's drift: its PSI and what it reads as."""
+
+    feature: str = Field(examples=["vol_24"])
+    psi: float = Field(description="Population Stability Index against the reference.", examples=[0.31])
+    status: Literal["stable", "moderate", "drifted"] = Field(
+        description="stable: PSI < 0.1; moderate: 0.1 to the threshold; drifted: above the threshold.",
+        examples=["drifted"],
+    )
+
+
+EXAMPLE_DRIFT: dict[str, Any] = {
+    "model_version": 3,
+    "window": "7d",
+    "threshold": 0.25,
+    "moderate_threshold": 0.1,
+    "status": "drifted",
+    "reference": {"start": "2023-01-01T00:00:00Z", "end": "2024-01-31T22:00:00Z", "hours": 9455},
+    "current": {"start": "2024-02-29T01:00:00Z", "end": "2024-03-07T00:00:00Z", "hours": 168},
+    "features": [
+        {"feature": "ret_1", "psi": 0.04, "status": "stable"},
+        {"feature": "vol_24", "psi": 0.31, "status": "drifted"},
+    ],
+}
+
+
+class DriftPublic(BaseModel):
+    """Each model feature of the last 7 sim days against the serving champion's training window."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_DRIFT]})
+
+    model_version: int | None = Field(
+        description="The champion whose training window is the reference (null: no model yet)."
+    )
+    window: str = Field(description="The current window's length in sim time.", examples=["7d"])
+    threshold: float = Field(
+        description="PSI above which a feature is drifted (BTCMLOPS_SERVE__DRIFT_PSI_THRESHOLD).",
+        examples=[0.25],
+    )
+    moderate_threshold: float = Field(
+        description="PSI at or above which a feature is moderate.", examples=[0.1]
+    )
+    status: Literal["stable", "moderate", "drifted"] | None = Field(
+        description="The worst feature's status (null: no PSI yet).", examples=["drifted"]
+    )
+    reference: DriftWindowPublic | None = Field(
+        description="The hours the champion was trained on (hour T's features, target T + 1 h in its window)."
+    )
+    current: DriftWindowPublic | None = Field(
+        description="The hours whose candle closed in the last 7 sim days."
+    )
+    features: list[FeatureDriftPublic] = Field(
+        description="Per feature, in the feature set's order; empty while the current window has under "
+        "24 hours (too few for deciles) or there is no reference."
+    )

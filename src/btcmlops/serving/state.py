@@ -28,6 +28,7 @@ from btcmlops.clock import SimClock
 from btcmlops.redaction import describe_error
 from btcmlops.registry import CHALLENGER, CHAMPION, ModelRegistry
 from btcmlops.retry import Backoff, keep_trying_async
+from btcmlops.serving.drift import DriftCollector, LiveDrift
 from btcmlops.serving.live_scores import LiveScores, LiveScoresCollector
 from btcmlops.serving.metrics import ServiceMetrics
 from btcmlops.serving.snapshot import ServedModel, Snapshot, SnapshotBuilder, hour_time
@@ -124,6 +125,9 @@ class ServiceState:
                 interval_level=self.interval_level,
             )
         )
+        self.drift = LiveDrift()
+        """Features' drift from the champion's training window (/drift, ``btcmlops_feature_drift_psi``)."""
+        self.metrics.registry.register(DriftCollector(self.drift))
 
     @property
     def snapshot(self) -> Snapshot:
@@ -312,9 +316,14 @@ class ServiceState:
         """Score the newly logged forecasts whose target hour closed, after each read of new candles
         (at least every poll interval: forecasts are logged apart from candles); a failure is logged
         and the next round tries again (the first round reads the whole log: a restart resumes).
+        Each round first reads the features' drift (``serving.drift``), from memory only.
         """
 
         async def score() -> None:
+            await self._in(  # first: a store that fails cannot hold it up
+                self._scorer_thread,
+                lambda: self.drift.update(self.snapshot, self.sim_now() or self.data_now()),
+            )
             await self._in(
                 self._scorer_thread,
                 lambda: self.live_scores.update(self.store, self.snapshot, self.training_ends),

@@ -18,6 +18,7 @@ from btcmlops.contest.contest import Contest, ContestRecord, FairnessError, _con
 from btcmlops.contest.rule import Decision
 from btcmlops.contest.scoring import Scores
 from btcmlops.contest.significance import SignificanceTest
+from btcmlops.features import build_samples, get_feature_set
 from btcmlops.registry import (
     CHALLENGER,
     CHAMPION,
@@ -29,6 +30,7 @@ from btcmlops.registry import (
 from btcmlops.replay.run import FrameCandles
 from btcmlops.settings import ContestSettings, ModelSettings
 from btcmlops.store import PriceStore
+from drift_by_hand import psi_by_hand
 from factories import make_candles
 
 FAST_MODEL = ModelSettings(num_boost_round=40, min_data_in_leaf=20)
@@ -298,3 +300,36 @@ def test_a_constant_loss_differential_is_recorded_with_its_p_value(ledger: Price
     assert stored.metrics["interval_significance"]["statistic"] is None
     assert "dm_statistic" not in _contest_metrics(record)
     assert _contest_metrics(record)["dm_p_value"] == 0.0
+
+
+def test_the_contest_records_the_shadow_months_drift_from_the_champions_training_window(
+    registry: ModelRegistry, ledger: PriceStore
+) -> None:
+    """Mean reversion through February, momentum from March: April's momentum features are far from
+    v1's training window (Jan-Feb), its calendar features are not. Each feature's PSI, worked out by hand
+    from the samples, is in the contest run (``drift_psi_<feature>``), the decision row and the record."""
+    candles = make_candles(
+        "2021-01-01", "2021-04-30 23:00", ar=[("2021-01-01", -0.8), ("2021-03-01", 0.8)], noise=0.003
+    )
+    contest = Contest(
+        FAST_MODEL, ContestSettings(first_train_months=2), registry, FrameCandles(candles), ledger
+    )
+    april = _run(contest, candles)[-1]
+    assert april.contest is not None
+    v1 = registry.versions()[0]
+    assert v1.version == april.contest.champion_version == 1
+    samples = build_samples(candles, FAST_MODEL.feature_set)
+    target = samples["target_time"]
+    reference = samples.loc[(target >= v1.window.train_start) & (target <= v1.window.train_end)]
+    month = samples.loc[(target >= pd.Timestamp("2021-04-01", tz="UTC")) & (target <= april.contest.eval_end)]
+    columns = get_feature_set(FAST_MODEL.feature_set).columns
+    expected = {c: psi_by_hand(reference[c], month[c]) for c in columns}
+
+    assert april.contest.drift == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    assert expected["mom_24"] > 0.25  # momentum: a 24-hour move is far larger than mean reversion allowed
+    assert expected["hour_sin"] < 0.1  # the same hours of the day in both windows
+    (run,) = registry.contest_runs("2021-04")
+    for column in columns:
+        assert run.metrics[f"drift_psi_{column}"] == pytest.approx(expected[column], rel=1e-9, abs=1e-12)
+    (row,) = ledger.list_decisions("contest-test-model")
+    assert row.metrics["drift_psi"] == pytest.approx(expected, rel=1e-9, abs=1e-12)

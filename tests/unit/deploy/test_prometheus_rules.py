@@ -19,8 +19,11 @@ from typing import Any
 import pytest
 import yaml
 
+from btcmlops.features.drift import DRIFTED_PSI
+from btcmlops.serving.drift import DriftCollector, DriftReading, LiveDrift
 from btcmlops.serving.live_scores import LiveScores, LiveScoresCollector
 from btcmlops.serving.metrics import ServiceMetrics
+from btcmlops.settings import ServeSettings
 
 ROOT = Path(__file__).resolve().parents[3]
 PROMETHEUS = ROOT / "deploy" / "prometheus"
@@ -71,7 +74,10 @@ def _exported_today() -> set[str]:
         data_now=lambda: None,
         interval_level=lambda: 0.8,
     )
-    for family in collector.collect():
+    drift = LiveDrift()
+    moment = datetime(2024, 1, 1, tzinfo=UTC)
+    drift.reading = DriftReading(3, moment, moment, 1, moment, moment, 1, {"ret_1": 0.3})
+    for family in [*collector.collect(), *DriftCollector(drift).collect()]:
         names.add(f"{family.name}_total" if family.type == "counter" else family.name)
     return names
 
@@ -99,6 +105,7 @@ def test_every_alert_has_a_for_a_severity_and_annotations_naming_the_version() -
         "BtcmlopsSwapsFailing",
         "BtcmlopsStoreUnreachable",
         "BtcmlopsRegistryUnreachable",
+        "BtcmlopsFeatureDrift",
     }
     for name, rule in alerts.items():
         assert rule.get("for"), name
@@ -142,3 +149,10 @@ def test_every_alert_has_its_section_in_the_docs() -> None:
     assert "## Alert rules" in text
     for name in _alerts():
         assert f"### {name}" in text, name
+
+
+def test_the_drift_alert_fires_above_the_threshold_drift_reports() -> None:
+    """One threshold: the alert's bound is the default of the setting GET /drift reads "drifted" by."""
+    expr = _alerts()["BtcmlopsFeatureDrift"]["expr"]
+    (bound,) = re.findall(r"btcmlops_feature_drift_psi\{[^}]*\}\)\s*>\s*([0-9.]+)", expr)
+    assert float(bound) == ServeSettings().drift_psi_threshold == DRIFTED_PSI

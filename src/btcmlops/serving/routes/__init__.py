@@ -1,6 +1,6 @@
 """The service's routes, one router per concern; ``ROUTERS`` in the order the API documents them."""
 
-from btcmlops.serving.routes import clock, contest, forecasts, model, monitoring, reads, service
+from btcmlops.serving.routes import clock, contest, drift, forecasts, model, monitoring, reads, service
 
 ROUTERS = (
     reads.router,
@@ -9,6 +9,7 @@ ROUTERS = (
     model.router,
     service.router,
     contest.router,
+    drift.router,
     monitoring.router,
 )
 
