@@ -23,6 +23,7 @@ from btcmlops.dashboard.views import (
     contest_scores,
     daily_figure,
     decision_table,
+    drift_figure,
     forecast_figure,
     hours_to_ask,
     live_error,
@@ -377,6 +378,26 @@ def _monitoring(client: ServiceClient, settings: Settings) -> None:
         st.caption("No live forecast has been scored in the window yet.")
     else:
         st.dataframe(table, hide_index=True, width="stretch", key="monitoring-scores")
+
+    st.subheader("Drift of the champion's inputs")
+    try:
+        drift = client.drift()
+    except (ServiceUnavailableError, ServiceError) as error:
+        st.warning(f"Drift unknown: {error}")
+        return
+    figure = drift_figure(drift)
+    if figure is None:
+        st.caption("No drift yet: the last 7 sim days need at least 24 hours, and a champion must serve.")
+        return
+    current, reference = drift["current"], drift["reference"]
+    st.caption(
+        f"Population Stability Index of each feature of v{drift['model_version']}: the last 7 sim days "
+        f"({current['hours']} hours to {pd.Timestamp(current['end']):%Y-%m-%d %H:%M}) against its training "
+        f"window ({reference['hours']:,} hours, {pd.Timestamp(reference['start']):%Y-%m-%d} to "
+        f"{pd.Timestamp(reference['end']):%Y-%m-%d}). Below {drift['moderate_threshold']:g} stable, above "
+        f"{drift['threshold']:g} drifted (the BtcmlopsFeatureDrift alert's bound)."
+    )
+    st.plotly_chart(figure, key="drift", width="stretch")
 
 
 def _live_page() -> None:

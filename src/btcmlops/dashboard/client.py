@@ -130,6 +130,11 @@ class ServiceClient:
         answer: dict[str, Any] = self._call("GET", "/monitoring/scores")
         return answer
 
+    def drift(self) -> dict[str, Any]:
+        """Each feature's PSI, last 7 sim days against the champion's training window (``GET /drift``)."""
+        answer: dict[str, Any] = self._call("GET", "/drift")
+        return answer
+
     def alerts(self) -> dict[str, Any]:
         """Prometheus's pending and firing alerts, as the service relays them (``GET /alerts``)."""
         answer: dict[str, Any] = self._call("GET", "/alerts")

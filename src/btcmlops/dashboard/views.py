@@ -716,3 +716,25 @@ def alert_lines(alerts: dict[str, Any]) -> list[Banner]:
             text = f"**{alert['name']}** pending (its condition holds, not yet for long enough): {what}"
         banners.append(Banner(kind, f"{text} ({labels})" if labels else text))
     return banners
+
+
+def drift_figure(drift: dict[str, Any]) -> go.Figure | None:
+    """``GET /drift`` as bars, most drifted first, coloured by status, with the two thresholds drawn."""
+    features = sorted(drift["features"], key=lambda item: item["psi"], reverse=True)
+    if not features:
+        return None
+    colours = {"stable": "#2ca02c", "moderate": "#ff7f0e", "drifted": "#d62728"}
+    figure = go.Figure(
+        go.Bar(
+            x=[item["feature"] for item in features],
+            y=[item["psi"] for item in features],
+            marker_color=[colours[item["status"]] for item in features],
+            hovertemplate="%{x}: PSI %{y:.3f}<extra></extra>",
+        )
+    )
+    for bound, name in ((drift["moderate_threshold"], "moderate"), (drift["threshold"], "drifted")):
+        figure.add_hline(y=bound, line_dash="dot", annotation_text=f"{name} {bound:g}")
+    figure.update_layout(
+        height=320, margin={"l": 40, "r": 20, "t": 20, "b": 40}, yaxis_title="PSI", showlegend=False
+    )
+    return figure

@@ -18,6 +18,7 @@ from btcmlops.dashboard.views import (
     contest_scores,
     daily_figure,
     decision_table,
+    drift_figure,
     forecast_figure,
     hours_to_ask,
     live_error,
@@ -611,3 +612,23 @@ def test_alert_lines_show_critical_alerts_in_red_warnings_in_yellow_and_say_what
     assert banners[1].text == worse
     assert "pending" in banners[2].text
     assert banners[2].text.endswith("(role=champion)")
+
+
+def test_drift_figure_puts_the_most_drifted_feature_first_in_red_with_both_thresholds() -> None:
+    drift = {
+        "threshold": 0.25,
+        "moderate_threshold": 0.1,
+        "features": [
+            {"feature": "ret_1", "psi": 0.04, "status": "stable"},
+            {"feature": "vol_24", "psi": 0.31, "status": "drifted"},
+            {"feature": "range_1", "psi": 0.12, "status": "moderate"},
+        ],
+    }
+    figure = drift_figure(drift)
+    assert figure is not None
+    bars = figure.data[0]
+    assert list(bars.x) == ["vol_24", "range_1", "ret_1"]
+    assert list(bars.y) == [0.31, 0.12, 0.04]
+    assert list(bars.marker.color) == ["#d62728", "#ff7f0e", "#2ca02c"]
+    assert sorted(shape.y0 for shape in figure.layout.shapes) == [0.1, 0.25]
+    assert drift_figure({**drift, "features": []}) is None
