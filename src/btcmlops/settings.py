@@ -402,6 +402,14 @@ class ServeSettings(BaseModel):
             "ones are answered but not logged, and counted (btcmlops_prediction_log_dropped_total)."
         ),
     )
+    shadow_challenger: bool = Field(
+        default=True,
+        description=(
+            "Load the `challenger` alias beside the champion, never serving it: its shadow forecasts are "
+            'scored live (role="challenger") and the running contest is in GET /contest/live and '
+            "btcmlops_contest_live_*. Off: the champion alone (one model in memory; /shadow answers empty)."
+        ),
+    )
     refresh_min_interval_s: float = Field(
         default=0.02, ge=0, description="Shortest time between two reads of new candles from the store."
     )
