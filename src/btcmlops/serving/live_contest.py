@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -71,8 +72,13 @@ class LiveContest:
         registry: ModelRegistry,
         store: PriceStore,
         held: HeldModels,
+        *,
+        every_s: float = 0.0,
     ) -> None:
+        """``every_s``: the shortest wall time between two judgements while only new hours arrive."""
         self.rule = rule
+        self._every_s = every_s
+        self._judged_at = -math.inf
         self._registry = registry
         self._store = store
         self._held = held
@@ -112,6 +118,13 @@ class LiveContest:
         )
         if key == self._key:
             return
+        if (
+            self._key is not None
+            and key[0] == self._key[0]
+            and key[2:] == self._key[2:]
+            and time.monotonic() - self._judged_at < self._every_s
+        ):
+            return  # only new hours: judged again once the interval has passed
         through = pd.Timestamp(hour_time(newest_hour))
         note = _why_not_judged(month, champion, challenger)
         if note is not None or champion is None or challenger is None:
@@ -121,6 +134,7 @@ class LiveContest:
             standing = self._judge(month, champion.info.version, challenger.info.version, through)
             self.current = self._as_live(standing, "in progress")
         self._key = key
+        self._judged_at = time.monotonic()
         self.error = None
 
     def of_month(self, month: Month) -> LiveStanding:
