@@ -6,6 +6,7 @@ here with the formulas written out.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -110,11 +111,14 @@ def test_a_challenger_that_fails_to_forecast_is_shown_and_counted_and_the_champi
         assert champion is not None
         broken = ServedModel(info=champion.info, forecaster=_BrokenForecaster())  # type: ignore[arg-type]
         error = None
-        for _ in range(50):  # the champion watcher puts the alias's challenger (none) back in between
+        deadline = time.monotonic() + 30
+        while error is None and time.monotonic() < deadline:
+            # The champion watcher puts the alias's challenger (none) back in between, and the candles
+            # after the training window may still be on their way into memory.
             service.challenger = broken
             service.score_shadow()
-            if (error := service.challenger_error) is not None:
-                break
+            error = service.challenger_error
+            time.sleep(0.01)
         failures = _value(client, "btcmlops_shadow_failures_total")
         answer = client.post("/predict", json={"timestamp": "2021-03-05T10:00:00Z"})
         assert service.snapshot.model is champion
