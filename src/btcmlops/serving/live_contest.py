@@ -128,7 +128,9 @@ class LiveContest:
         through = pd.Timestamp(hour_time(newest_hour))
         note = _why_not_judged(month, champion, challenger)
         if note is not None or champion is None or challenger is None:
-            left = max(0, math.ceil((month.next().start - through) / pd.Timedelta(hours=1)) - 1)
+            expected = int((month.next().start - month.start) / pd.Timedelta(hours=1))
+            after = math.ceil((month.next().start - through) / pd.Timedelta(hours=1)) - 1
+            left = max(0, min(expected, after))
             self.current = LiveStanding(month, _state(left), None, note, datetime.now(UTC))
         else:
             standing = self._judge(month, champion.info.version, challenger.info.version, through)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -25,8 +26,10 @@ from btcmlops.registry import ModelRegistry
 from btcmlops.replay import ReplayResult
 from btcmlops.serving.live_contest import LiveContest, LiveContestCollector, LiveStanding
 from btcmlops.serving.routes.contest import live_contest_public
+from btcmlops.serving.snapshot import ServedModel, hour_number
 from btcmlops.settings import Settings
 from btcmlops.store import PriceStore
+from btcmlops.store.schema import registry_journal
 
 Serve = Callable[..., AbstractContextManager[TestClient]]
 SettingsCopy = Callable[..., Settings]
@@ -205,3 +208,49 @@ def test_metrics_carry_the_same_figures_as_the_route(serve: Serve) -> None:
         body["would_promote"]
     )
     assert live_contest_public(standing, Settings().contest, None).champion_mae == body["champion_mae"]
+
+
+def test_the_month_in_progress_judged_live_at_its_end_is_its_decision(settings_copy: SettingsCopy) -> None:
+    """The live path itself: with the last month's close taken back out of the journal (as while the
+    trainer has not closed it yet), that month is the one in progress, every hour closed; judged by
+    ``update`` with the contestants in memory, it is the decision the close recorded, to the cent."""
+    settings = settings_copy()
+    store = PriceStore(settings.store.url or "")
+    registry = ModelRegistry(
+        settings.mlflow.tracking_uri or "", settings.mlflow.experiment, settings.mlflow.registered_model,
+        create=False,
+    )  # fmt: skip
+    decision = store.list_decisions(registry.model_name)[-1]
+    month = Month.of(pd.Timestamp(decision.eval_start))
+    engine = sa.create_engine(settings.store.url or "")
+    with engine.begin() as connection:
+        connection.execute(sa.delete(registry_journal).where(registry_journal.c.month == str(month)))
+    engine.dispose()
+    versions = {info.version: info for info in registry.versions()}
+    held = tuple(
+        ServedModel(info=versions[v], forecaster=registry.load(v))
+        for v in (decision.champion_version, decision.challenger_version)
+    )
+    live = LiveContest(settings.model, settings.contest, registry, store, lambda: held, every_s=3600)
+    newest = hour_number(month.last_hour)
+    live.update(newest)
+    judged_at = live.current
+    live.update(newest)  # nothing changed: not judged again
+    store.dispose()
+
+    assert judged_at is not None
+    assert live.current is judged_at
+    assert judged_at.standing is not None
+    assert judged_at.standing.judgement is not None
+    assert (judged_at.month, judged_at.state, judged_at.standing.hours_left) == (month, "closing", 0)
+    judgement = judged_at.standing.judgement
+    for side, recorded in (
+        (judgement.champion, decision.champion_mae),
+        (judgement.challenger, decision.challenger_mae),
+        (judgement.naive, decision.naive_mae),
+    ):
+        assert abs(side.mae - recorded) < CENT
+    assert judgement.decision.reason == decision.reason
+    assert judgement.tests["mae"].p_value == pytest.approx(
+        decision.metrics["significance"]["p_value"], abs=1e-12
+    )
