@@ -319,6 +319,7 @@ class Contest:
         challenger: int,
         through: pd.Timestamp | None = None,
         versions: dict[int, ModelVersionInfo] | None = None,
+        candles: pd.DataFrame | None = None,
     ) -> MonthStanding:
         """How ``month``'s contest stands on its hours closed by ``through`` (default: the whole month).
 
@@ -326,13 +327,17 @@ class Contest:
         ``judge`` as ``close_month``: on the whole month it is the decision the close records. Reads
         candles up to ``through`` only. ``champion`` is the version an hour no audited change covers is
         served by (the champion at the close); ``versions``: the registry's versions, if the caller
-        holds them (default: asked of the registry).
+        holds them (default: asked of the registry); ``candles``: the candles, canonical, if the caller
+        holds them as read from this store (the service's in memory; default: read from the store).
 
         Raises:
             FairnessError: The challenger (or a champion) was trained on an hour of ``month``.
         """
         last = month.last_hour if through is None else min(month.last_hour, through)
-        candles = self._candles.read_candles(end=last.to_pydatetime())
+        if candles is None:
+            candles = self._candles.read_candles(end=last.to_pydatetime())
+        else:
+            candles = candles.loc[candles["open_time"] <= last].reset_index(drop=True)
         rows = (
             month_samples(build_samples(candles, self._model.feature_set), month)
             if not candles.empty

@@ -63,6 +63,7 @@ def create_app(
             registry,
             store,
             lambda: (service.snapshot.model, service.challenger),
+            lambda: service.snapshot.candles(),
             every_s=settings.serve.live_contest_interval_s,
         )
         service.metrics.registry.register(LiveContestCollector(service.live_contest))

@@ -72,11 +72,15 @@ class LiveContest:
         registry: ModelRegistry,
         store: PriceStore,
         held: HeldModels,
+        candles: Callable[[], pd.DataFrame] | None = None,
         *,
         every_s: float = 0.0,
     ) -> None:
-        """``every_s``: the shortest wall time between two judgements while only new hours arrive."""
+        """``candles``: the service's candles in memory, as read from ``store`` (default: read from
+        ``store`` at each judgement, which costs more than the rest of it); ``every_s``: the shortest
+        wall time between two judgements while only new hours arrive."""
         self.rule = rule
+        self._candles = candles
         self._every_s = every_s
         self._judged_at = -math.inf
         self._registry = registry
@@ -170,17 +174,28 @@ class LiveContest:
     def _judge(
         self, month: Month, champion: int, challenger: int, through: pd.Timestamp | None
     ) -> MonthStanding:
+        candles = None if self._candles is None else self._candles()
         with self._lock:  # the scorer's thread and a request's may both load a version
             if not {champion, challenger} <= self._versions.keys():
                 self._refresh_versions()
             try:
                 return self._contest.standing(
-                    month, champion=champion, challenger=challenger, through=through, versions=self._versions
+                    month,
+                    champion=champion,
+                    challenger=challenger,
+                    through=through,
+                    versions=self._versions,
+                    candles=candles,
                 )
             except KeyError:  # a version the champion audit names that this process had not seen
                 self._refresh_versions()
                 return self._contest.standing(
-                    month, champion=champion, challenger=challenger, through=through, versions=self._versions
+                    month,
+                    champion=champion,
+                    challenger=challenger,
+                    through=through,
+                    versions=self._versions,
+                    candles=candles,
                 )
 
     def _refresh_versions(self) -> None:
