@@ -123,6 +123,10 @@ bench-live: install ## How live the live stack's forecasts are at 3 and 48 sim h
 bench-reads: install ## /predict latency alone and beside 64 readers of 10,000-row pages (wrk), peak RSS
 	$(RUN) python bench/reads.py
 
+.PHONY: bench-shadow
+bench-shadow: install ## /predict throughput and RSS with the challenger in shadow and without (wrk)
+	$(RUN) python bench/shadow.py
+
 .PHONY: bench-slow
 bench-slow: install ## /healthz and /predict beside 2,000 idle and 200 byte-a-second connections; when they are closed
 	$(RUN) python bench/slow_clients.py

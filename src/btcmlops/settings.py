@@ -402,6 +402,23 @@ class ServeSettings(BaseModel):
             "ones are answered but not logged, and counted (btcmlops_prediction_log_dropped_total)."
         ),
     )
+    shadow_challenger: bool = Field(
+        default=True,
+        description=(
+            "Load the `challenger` alias beside the champion, never serving it: its shadow forecasts are "
+            'scored live (role="challenger") and the running contest is in GET /contest/live and '
+            "btcmlops_contest_live_*. Off: the champion alone (one model in memory; /shadow answers empty)."
+        ),
+    )
+    live_contest_interval_s: float = Field(
+        default=2.0,
+        ge=0,
+        description=(
+            "Shortest wall time between two judgements of the shadow month in progress while only new "
+            "hours arrive (a new month or contestant is judged at once): each reads the candles and "
+            "forecasts the month so far with both sides, off the request path."
+        ),
+    )
     refresh_min_interval_s: float = Field(
         default=0.02, ge=0, description="Shortest time between two reads of new candles from the store."
     )

@@ -184,6 +184,7 @@ def test_live_stack_serves_every_hour_as_the_replay_does_and_the_clock_waits_for
 
     wait_until(finished, timeout_s=RUN_BOUND_S, what="the end of the data", on_timeout=live_stack.logs)
     wall_s = time.monotonic() - started
+    _the_live_contest_of_each_month_is_its_decision_to_the_cent(live_stack)
     live_stack.processes["client"].stop()
     live_stack.processes["api"].stop()  # a graceful stop flushes the prediction log
 
@@ -274,6 +275,34 @@ def test_live_stack_serves_every_hour_as_the_replay_does_and_the_clock_waits_for
         + f"; holds seen: {len(holds)}; client: {put_off[0].split('client ')[-1] if put_off else '-'}"
     )
     _after_a_reset_no_in_sample_forecast_counts_live(live_stack, champions[-1])
+
+
+CENT = 0.005
+
+
+def _the_live_contest_of_each_month_is_its_decision_to_the_cent(live_stack: LiveStack) -> None:
+    """The service's live contest of every decided month, judged by the contest's own code from the store
+    (``GET /contest/live?month=``: deterministic, so asking after the close cannot race it), is the
+    trainer's decision (``/decisions``): each MAE and interval score to the cent, both p-values."""
+    decisions = httpx.get(f"{live_stack.api_url}/decisions", timeout=30).json()
+    assert [decision["eval_start"][:7] for decision in decisions] == SHADOW_MONTHS
+    for decision in decisions:
+        month = decision["eval_start"][:7]
+        answer = httpx.get(f"{live_stack.api_url}/contest/live", params={"month": month}, timeout=120)
+        assert answer.status_code == 200, answer.text
+        live = answer.json()
+        assert (live["state"], live["hours_left"], live["challenger_version"]) == (
+            "decided",
+            0,
+            decision["challenger_version"],
+        ), month
+        for name in ("champion", "challenger", "naive"):
+            assert abs(live[f"{name}_mae"] - decision[f"{name}_mae"]) < CENT, (month, name)
+            live_score = live[f"{name}_interval"]["interval_score"]
+            assert abs(live_score - decision[f"{name}_interval"]["interval_score"]) < CENT, (month, name)
+        for key in ("dm_p_value", "dm_interval_p_value"):
+            assert live[key] == pytest.approx(decision[key], abs=1e-9), (month, key)
+        assert live["would_promote"] == decision["promoted"], month
 
 
 def _after_a_reset_no_in_sample_forecast_counts_live(live_stack: LiveStack, champion: int) -> None:

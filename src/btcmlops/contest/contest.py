@@ -22,17 +22,16 @@ import pandas as pd
 
 from btcmlops.calendar import Month
 from btcmlops.contest.changes import MONTH_CLOSE, ChampionChanges, StepHook, no_step
-from btcmlops.contest.rule import Decision, decide, outcome_of
-from btcmlops.contest.scoring import (
-    IntervalScores,
-    Scores,
-    absolute_errors,
-    daily_mae,
-    hourly_interval_scores,
-    score,
-    score_interval,
+from btcmlops.contest.judging import (
+    FORECAST_COLUMNS,
+    Judgement,
+    interval_scores,
+    judge,
+    naive_interval_scores,
 )
-from btcmlops.contest.significance import SignificanceTest, diebold_mariano
+from btcmlops.contest.rule import Decision, outcome_of
+from btcmlops.contest.scoring import IntervalScores, Scores, daily_mae, score
+from btcmlops.contest.significance import MIN_PAIRS, SignificanceTest
 from btcmlops.contest.training import month_samples, train_through
 from btcmlops.features import build_samples, get_feature_set
 from btcmlops.features.drift import reference_bins
@@ -64,8 +63,6 @@ PREDICTION_COLUMNS = (
     "model_version",
     "role",
 )
-FORECAST_COLUMNS = ("predicted_close", "lower_close", "upper_close", "interval_level")
-"""One contestant's forecast of an hour: the point and its interval (nan: a version with none)."""
 CONTEST_ACTOR = "contest"
 
 
@@ -166,6 +163,24 @@ class MonthOutcome:
     """True when this close was begun by a process that died, and finished by this one."""
 
 
+@dataclass(frozen=True)
+class MonthStanding:
+    """How a shadow month's contest stands on the hours closed so far (``Contest.standing``)."""
+
+    month: Month
+    hours: int
+    """Hours scored: target hours of the month closed so far that have a sample (a gap has none)."""
+    hours_left: int
+    """Target hours of the month not closed yet."""
+    expected_hours: int
+    champion_version: int
+    challenger_version: int
+    judgement: Judgement | None = None
+    """None until the month has enough hours for a test (``significance.MIN_PAIRS``)."""
+    tenure: dict[int, int] = field(default_factory=dict)
+    last_target: pd.Timestamp | None = None
+
+
 class Contest:
     """Drive the shadow-month contest one closed month at a time."""
 
@@ -182,9 +197,13 @@ class Contest:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         sim_now: Callable[[], datetime | None] = lambda: None,
         change_grace_s: float = 0.0,
+        load: Callable[[int], Forecaster] | None = None,
     ) -> None:
         """``change_grace_s``: how old a pending change by hand must be before ``reconcile`` takes it for
-        cut off and rolls it forward (``StoreSettings.change_grace_s`` in the trainer; 0 by hand)."""
+        cut off and rolls it forward (``StoreSettings.change_grace_s`` in the trainer; 0 by hand).
+        ``load``: how a version's forecaster is had (default: loaded from the registry each time; the
+        service's live contest passes the models it holds in memory)."""
+        self._load = load or registry.load
         self._model = model
         self._rule = rule
         self._registry = registry
@@ -296,6 +315,61 @@ class Contest:
         served, tenure = self._served(rows, month, versions)
         return pd.concat(_served_frames(rows, served, tenure)).sort_values("target_time", ignore_index=True)
 
+    def standing(
+        self,
+        month: Month,
+        *,
+        champion: int,
+        challenger: int,
+        through: pd.Timestamp | None = None,
+        versions: dict[int, ModelVersionInfo] | None = None,
+        candles: pd.DataFrame | None = None,
+    ) -> MonthStanding:
+        """How ``month``'s contest stands on its hours closed by ``through`` (default: the whole month).
+
+        The same rows, the same champion side (what served each hour, by the audit) and the same
+        ``judge`` as ``close_month``: on the whole month it is the decision the close records. Reads
+        candles up to ``through`` only. ``champion`` is the version an hour no audited change covers is
+        served by (the champion at the close); ``versions``: the registry's versions, if the caller
+        holds them (default: asked of the registry); ``candles``: the candles, canonical, if the caller
+        holds them as read from this store (the service's in memory; default: read from the store).
+
+        Raises:
+            FairnessError: The challenger (or a champion) was trained on an hour of ``month``.
+        """
+        last = month.last_hour if through is None else min(month.last_hour, through)
+        if candles is None:
+            candles = self._candles.read_candles(end=last.to_pydatetime())
+        else:
+            candles = candles.loc[candles["open_time"] <= last].reset_index(drop=True)
+        rows = (
+            month_samples(build_samples(candles, self._model.feature_set), month)
+            if not candles.empty
+            else pd.DataFrame()
+        )
+        expected = int((month.next().start - month.start) / pd.Timedelta(hours=1))
+        closed = max(0, min(expected, int((last - month.start) / pd.Timedelta(hours=1)) + 1))
+        standing = MonthStanding(
+            month=month, hours=len(rows), hours_left=expected - closed, expected_hours=expected,
+            champion_version=champion, challenger_version=challenger,
+        )  # fmt: skip
+        if len(rows) < MIN_PAIRS:
+            return standing
+        known = versions if versions is not None else {v.version: v for v in self._registry.versions()}
+        rows = self._with_naive_interval(rows, candles)
+        served, tenure = self._served(rows, month, known, champion)
+        challenger_forecasts = self._predict(known[challenger], rows, month)
+        hours = _tenure_hours(tenure)
+        judgement = judge(
+            rows,
+            served,
+            challenger_forecasts,
+            self._rule,
+            naive_level=self._model.interval_level,
+            tenure=hours,
+        )
+        return replace(standing, judgement=judgement, tenure=hours, last_target=rows["target_time"].iloc[-1])
+
     @property
     def _name(self) -> str:
         return self._registry.model_name
@@ -361,22 +435,14 @@ class Contest:
         predictions = _served_frames(rows, served_forecasts, tenure)
         served = score(rows["actual_close"], served_forecasts["predicted_close"], rows["close"])
         naive = score(rows["actual_close"], rows["close"], rows["close"])
-        served_interval = _interval_scores(rows, served_forecasts)
-        naive_interval = _naive_interval_scores(rows, self._model.interval_level)
+        served_interval = interval_scores(rows["actual_close"], served_forecasts)
+        naive_interval = naive_interval_scores(rows, self._model.interval_level)
         contest: ContestRecord | None = None
         if challenger is not None:
             challenger_forecasts = self._predict(challenger, rows, month)
             predictions.append(_prediction_frame(rows, challenger_forecasts, challenger.version, CHALLENGER))
             contest = self._contest(
-                month,
-                rows,
-                champion,
-                challenger,
-                served_forecasts,
-                challenger_forecasts,
-                (served, naive),
-                (served_interval, naive_interval),
-                tenure,
+                month, rows, champion, challenger, served_forecasts, challenger_forecasts, tenure
             )
             with self._timings.measure("drift"):
                 contest = replace(contest, drift=self._feature_drift(samples, rows, champion))
@@ -423,13 +489,20 @@ class Contest:
         return rows.assign(naive_lower=lower, naive_upper=upper)
 
     def _served(
-        self, rows: pd.DataFrame, month: Month, versions: dict[int, ModelVersionInfo]
+        self,
+        rows: pd.DataFrame,
+        month: Month,
+        versions: dict[int, ModelVersionInfo],
+        champion: int | None = None,
     ) -> tuple[pd.DataFrame, pd.Series]:
         """Each hour's served forecast (``FORECAST_COLUMNS``) and the version that served it, from the
-        champion audit."""
-        champion = with_alias(list(versions.values()), CHAMPION)
-        assert champion is not None
-        tenure = pd.Series(champion.version, index=rows.index, dtype="int64")
+        champion audit; an hour no audited change covers is the ``champion``'s (default: the version
+        holding the alias now, as at a month's close)."""
+        if champion is None:
+            holder = with_alias(list(versions.values()), CHAMPION)
+            assert holder is not None
+            champion = holder.version
+        tenure = pd.Series(champion, index=rows.index, dtype="int64")
         for change in self._journal.audit(self._name):
             if change.sim_time is not None:
                 tenure[rows["target_time"] >= pd.Timestamp(change.sim_time)] = change.to_version
@@ -447,58 +520,35 @@ class Contest:
         challenger: ModelVersionInfo,
         served_forecasts: pd.DataFrame,
         challenger_forecasts: pd.DataFrame,
-        point: tuple[Scores, Scores],
-        intervals: tuple[IntervalScores | None, IntervalScores | None],
         tenure: pd.Series,
     ) -> ContestRecord:
-        served, naive = point
-        served_interval, naive_interval = intervals
-        actual = rows["actual_close"].to_numpy()
-        challenger_scores = score(actual, challenger_forecasts["predicted_close"], rows["close"])
-        challenger_interval = _interval_scores(rows, challenger_forecasts)
-        tests = {
-            "mae": diebold_mariano(
-                absolute_errors(actual, served_forecasts["predicted_close"]),
-                absolute_errors(actual, challenger_forecasts["predicted_close"]),
-            )
-        }
-        if served_interval is not None and challenger_interval is not None:
-            tests["interval_score"] = diebold_mariano(
-                _hourly_interval_scores(actual, served_forecasts),
-                _hourly_interval_scores(actual, challenger_forecasts),
-            )
-        decision = decide(
-            served,
-            challenger_scores,
-            naive,
-            self._rule,
-            test=tests.get(self._rule.metric),
-            intervals=(served_interval, challenger_interval, naive_interval),
-        )
         hours = _tenure_hours(tenure)
-        if len(hours) > 1:
-            served_by = ", then ".join(f"v{v} ({n} h)" for v, n in hours.items())
-            decision = Decision(
-                decision.promote, f"{decision.reason}; champion side served by {served_by}", decision.test
-            )
+        judgement = judge(
+            rows,
+            served_forecasts,
+            challenger_forecasts,
+            self._rule,
+            naive_level=self._model.interval_level,
+            tenure=hours,
+        )
         return ContestRecord(
             month=str(month),
             eval_start=rows["target_time"].iloc[0],
             eval_end=rows["target_time"].iloc[-1],
             champion_version=champion.version,
             challenger_version=challenger.version,
-            champion=served,
-            challenger=challenger_scores,
-            naive=naive,
-            decision=decision,
-            champion_interval=served_interval,
-            challenger_interval=challenger_interval,
-            naive_interval=naive_interval,
-            tests=tests,
+            champion=judgement.champion,
+            challenger=judgement.challenger,
+            naive=judgement.naive,
+            decision=judgement.decision,
+            champion_interval=judgement.champion_interval,
+            challenger_interval=judgement.challenger_interval,
+            naive_interval=judgement.naive_interval,
+            tests=judgement.tests,
             tenure=hours,
             daily=daily_mae(
                 rows["target_time"],
-                actual,
+                rows["actual_close"].to_numpy(),
                 {
                     "champion": served_forecasts["predicted_close"],
                     "challenger": challenger_forecasts["predicted_close"],
@@ -680,7 +730,7 @@ class Contest:
                 f"version {contestant.version} was trained through {contestant.window.train_end} "
                 f"and cannot be scored on {month}"
             )
-        forecaster: Forecaster = self._registry.load(contestant.version)
+        forecaster: Forecaster = self._load(contestant.version)
         if forecaster.feature_set != self._model.feature_set:
             own = build_samples(
                 self._candles.read_candles(end=month.last_hour.to_pydatetime()), forecaster.feature_set
@@ -700,28 +750,6 @@ def _forecasts(forecaster: Forecaster, rows: pd.DataFrame) -> pd.DataFrame:
         index=rows.index,
         columns=list(FORECAST_COLUMNS),
     )
-
-
-def _interval_scores(rows: pd.DataFrame, forecasts: pd.DataFrame) -> IntervalScores | None:
-    """The interval scores of ``forecasts`` on ``rows``; None where an hour has no interval or the
-    hours' intervals are not all at one level (nothing comparable to score)."""
-    levels = forecasts["interval_level"]
-    if levels.isna().any() or levels.nunique() != 1:
-        return None
-    return score_interval(
-        rows["actual_close"], forecasts["lower_close"], forecasts["upper_close"], float(levels.iloc[0])
-    )
-
-
-def _naive_interval_scores(rows: pd.DataFrame, level: float) -> IntervalScores | None:
-    if rows["naive_lower"].isna().any():
-        return None
-    return score_interval(rows["actual_close"], rows["naive_lower"], rows["naive_upper"], level)
-
-
-def _hourly_interval_scores(actual: np.ndarray, forecasts: pd.DataFrame) -> np.ndarray:
-    level = float(forecasts["interval_level"].iloc[0])
-    return hourly_interval_scores(actual, forecasts["lower_close"], forecasts["upper_close"], level)
 
 
 def _served_frames(rows: pd.DataFrame, served: pd.DataFrame, tenure: pd.Series) -> list[pd.DataFrame]:

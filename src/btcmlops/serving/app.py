@@ -20,6 +20,7 @@ from btcmlops.registry import ModelRegistry
 from btcmlops.serving.errors import EVERY_ROUTE, add_error_handlers
 from btcmlops.serving.inputs import known_query_only
 from btcmlops.serving.limits import BodyLimitMiddleware, ReadGate
+from btcmlops.serving.live_contest import LiveContest, LiveContestCollector
 from btcmlops.serving.metrics import MetricsMiddleware
 from btcmlops.serving.openapi import with_stated_limits
 from btcmlops.serving.prediction_log import PredictionLogWriter, wal_directory
@@ -55,6 +56,17 @@ def create_app(
         fsync=settings.serve.log_wal_fsync,
     )
     service.metrics.watch_prediction_log(log)
+    if settings.serve.shadow_challenger:
+        service.live_contest = LiveContest(
+            settings.model,
+            settings.contest,
+            registry,
+            store,
+            lambda: (service.snapshot.model, service.challenger),
+            lambda: service.snapshot.candles(),
+            every_s=settings.serve.live_contest_interval_s,
+        )
+        service.metrics.registry.register(LiveContestCollector(service.live_contest))
 
     # Swagger UI and ReDoc from the assets fastapi-offline ships: FastAPI's own pages load them from a
     # CDN, a blank page on a closed network (a demo laptop, a locked-down cluster).

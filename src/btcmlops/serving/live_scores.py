@@ -36,8 +36,8 @@ from btcmlops.contest.scoring import (
 )
 from btcmlops.model import naive_close, naive_interval
 from btcmlops.model.naive import NAIVE_WINDOW_HOURS
-from btcmlops.registry import CHAMPION
-from btcmlops.serving.snapshot import Snapshot, hour_number
+from btcmlops.registry import CHALLENGER, CHAMPION
+from btcmlops.serving.snapshot import ServedModel, Snapshot, hour_number, hour_time, shadow_forecasts
 from btcmlops.store import LoggedPrediction, PriceStore
 
 __all__ = [
@@ -193,6 +193,9 @@ class LiveScores:
         self.last_forecast_hour: int | None = None
         """The newest target hour of a logged forecast that counts as live."""
         self.last_scored_hour: int | None = None
+        self._shadow_through: dict[int, int] = {}
+        """Challenger version -> the newest hour T its shadow forecast was scored from (or found
+        unscoreable): the next round starts after it."""
 
     def update(
         self,
@@ -215,6 +218,55 @@ class LiveScores:
             if len(fresh) < _PAGE_ROWS - _ID_OVERLAP:
                 break
         return self._score_pending(snapshot, training_ends)
+
+    def score_shadow(self, snapshot: Snapshot, challenger: ServedModel | None) -> int:
+        """Score the challenger's shadow forecasts whose target hour closed; the hours newly scored.
+
+        Its forecasts are not logged: they are a deterministic function of the version and the candles
+        up to T, so they are made again here from the snapshot (``shadow_forecasts``, as ``/shadow``
+        gives them), for hours T at or after its last training target only (out of sample), and scored
+        by ``score_forecasts`` like the champion's. A new process makes them again from the candles in
+        memory: the challenger's figures resume from the store. One round per version scores every
+        closed hour not scored yet; an hour whose candle is missing is passed over.
+        """
+        if challenger is None or snapshot.latest_hour is None:
+            return 0
+        version = challenger.info.version
+        first = max(self._shadow_through.get(version, -1) + 1, hour_number(challenger.info.window.train_end))
+        last = snapshot.latest_hour - 1  # the newest hour T whose target hour's candle is in memory
+        if last < first:
+            return 0
+        hours, forecasts = shadow_forecasts(snapshot, challenger, first, last)
+        self._shadow_through[version] = last
+        level = challenger.forecaster.interval_level
+        if len(hours) == 0 or level is None:
+            return 0
+        now = hour_time(last + 1)
+        closes = snapshot.closes[np.searchsorted(snapshot.hours, hours)]  # every hour is in memory
+        rows = [
+            LoggedPrediction(
+                timestamp=hour_time(int(hour)),
+                target_time=hour_time(int(hour) + 1),
+                predicted_close=float(forecasts.predicted[i]),
+                last_close=float(closes[i]),
+                model_version=version,
+                served_at=now,
+                interval_level=level,
+                lower_close=float(forecasts.lower[i]),
+                upper_close=float(forecasts.upper[i]),
+            )
+            for i, hour in enumerate(hours)
+        ]
+        scores = score_forecasts(rows, _candles_of(snapshot, int(hours[0]) - NAIVE_WINDOW_HOURS, last + 1))
+        scored = self._scored.setdefault((version, CHALLENGER), {})
+        newly = 0
+        for hour, result in zip(hours, scores, strict=True):
+            if result is not None and result.target_hour not in scored:
+                scored[int(hour) + 1] = result
+                newly += 1
+        if newly:
+            self.tallies = {**self.tallies, (version, CHALLENGER): _tally(scored)}
+        return newly
 
     def _take(self, row: LoggedPrediction) -> None:
         if not row.live or not _with_interval(row):

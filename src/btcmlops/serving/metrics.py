@@ -47,6 +47,11 @@ class ServiceMetrics:
             "Champion versions refused by the load check (implausible forecasts, a training window ahead).",
             registry=self.registry,
         )
+        self.shadow_failures = Counter(
+            "btcmlops_shadow_failures",
+            "Failed loads of the challenger or rounds of its shadow scoring (nothing served is affected).",
+            registry=self.registry,
+        )
         self.rebuilds = Counter(
             "btcmlops_snapshot_rebuilds",
             "Times the candles in memory were built again for a late or corrected candle.",

@@ -749,3 +749,98 @@ class DriftPublic(BaseModel):
         description="Per feature, in the feature set's order; empty while the current window has under "
         "24 hours (too few for deciles) or there is no reference."
     )
+
+
+class LiveRulePublic(BaseModel):
+    """The contest's rule, as the trainer will apply it at the month's end (``BTCMLOPS_CONTEST__*``)."""
+
+    metric: Literal["mae", "interval_score"] = Field(description="The score the rule is applied to.")
+    margin: float = Field(description="How much lower the challenger's score must be (a fraction).")
+    promotion_rule: Literal["margin", "significance"] = Field(
+        description="margin; or significance: the margin and p < alpha on the metric's test."
+    )
+    alpha: float
+    require_beat_naive: bool
+    min_month_share: float = Field(description="Fewest of the month's hours a contest is decided on.")
+
+
+_LIVE_EXAMPLE: dict[str, JsonValue] = {
+    "month": "2024-03",
+    "state": "in progress",
+    "hours_scored": 412,
+    "hours_left": 332,
+    "hours_in_month": 744,
+    "last_target_time": "2024-03-18T03:00:00Z",
+    "champion_version": 2,
+    "challenger_version": 3,
+    "tenure": {"2": 412},
+    "champion_mae": 301.52,
+    "challenger_mae": 296.08,
+    "naive_mae": 303.9,
+    "champion_interval": EXAMPLE_SCORES,
+    "challenger_interval": {**EXAMPLE_SCORES, "coverage": 0.81, "interval_score": 987.2, "pinball": 49.4},
+    "naive_interval": {**EXAMPLE_SCORES, "coverage": 0.77, "interval_score": 1092.5, "pinball": 54.6},
+    "dm_statistic": -1.42,
+    "dm_p_value": 0.078,
+    "dm_interval_statistic": -2.9,
+    "dm_interval_p_value": 0.0019,
+    "rule": {
+        "metric": "mae",
+        "margin": 0.0,
+        "promotion_rule": "margin",
+        "alpha": 0.05,
+        "require_beat_naive": False,
+        "min_month_share": 0.75,
+    },
+    "would_promote": True,
+    "reason": "challenger wins: challenger MAE 296.08 vs champion 301.52 (-1.80%, margin 0.00%), naive "
+    "303.90; DM -1.42, p 0.078 (HAC, 6 lags)",
+    "note": None,
+    "challenger_error": None,
+    "computed_at": "2024-03-18T04:00:01Z",
+}
+
+
+class LiveContestPublic(BaseModel):
+    """The shadow month's contest as it stands: the same figures the decision will record at its end."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_LIVE_EXAMPLE]})
+
+    month: str = Field(description="The shadow month (YYYY-MM).", examples=["2024-03"])
+    state: Literal["in progress", "closing", "decided"] = Field(
+        description="in progress: hours left; closing: every hour closed, the trainer has not decided yet; "
+        "decided: a month the trainer decided, judged again from the store."
+    )
+    hours_scored: int = Field(description="Hours of the month scored so far (a missing candle: none).")
+    hours_left: int = Field(description="Target hours of the month not closed yet in sim time.")
+    hours_in_month: int
+    last_target_time: datetime | None = Field(default=None, description="The newest target hour scored.")
+    champion_version: int | None = Field(
+        default=None, description="The champion at the month's close (an hour no audited change covers)."
+    )
+    challenger_version: int | None = None
+    tenure: dict[str, int] = Field(
+        default_factory=dict, description="Hours each version served on the champion's side, in order."
+    )
+    champion_mae: float | None = Field(default=None, description="MAE of what served each hour, USDT.")
+    challenger_mae: float | None = None
+    naive_mae: float | None = None
+    champion_interval: IntervalScoresPublic | None = None
+    challenger_interval: IntervalScoresPublic | None = None
+    naive_interval: IntervalScoresPublic | None = None
+    dm_statistic: float | None = Field(
+        default=None, description="Diebold-Mariano statistic of the absolute errors so far (null: infinite)."
+    )
+    dm_p_value: float | None = Field(default=None, description="One-sided p-value of that test so far.")
+    dm_interval_statistic: float | None = None
+    dm_interval_p_value: float | None = None
+    rule: LiveRulePublic
+    would_promote: bool | None = Field(
+        default=None, description="Whether the rule would promote the challenger on the hours so far."
+    )
+    reason: str | None = Field(default=None, description="The reason the contest would give now.")
+    note: str | None = Field(default=None, description="Why there are no figures yet.")
+    challenger_error: str | None = Field(
+        default=None, description="Why the challenger failed to load or forecast (it never serves)."
+    )
+    computed_at: datetime

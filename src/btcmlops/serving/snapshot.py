@@ -86,6 +86,12 @@ class Snapshot:
         stored = candles.loc[known, list(CANDLE_VALUES)].to_numpy(dtype=np.float64)
         return not np.array_equal(self.values[positions], stored)
 
+    def candles(self) -> pd.DataFrame:
+        """Every candle in memory in canonical form (``open_time`` and OHLCV as read from the store)."""
+        frame = pd.DataFrame(self.values, columns=list(CANDLE_VALUES))
+        frame.insert(0, "open_time", pd.to_datetime(self.hours * 3600, unit="s", utc=True).as_unit("ns"))
+        return frame
+
     def index_of(self, hour: int) -> int | None:
         """Row of ``hour`` in the window, or None if that candle is not in memory."""
         position = int(np.searchsorted(self.hours, hour))

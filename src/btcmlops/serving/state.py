@@ -29,6 +29,7 @@ from btcmlops.redaction import describe_error
 from btcmlops.registry import CHALLENGER, CHAMPION, ModelRegistry
 from btcmlops.retry import Backoff, keep_trying_async
 from btcmlops.serving.drift import DriftCollector, LiveDrift
+from btcmlops.serving.live_contest import LiveContest
 from btcmlops.serving.live_scores import LiveScores, LiveScoresCollector
 from btcmlops.serving.metrics import ServiceMetrics
 from btcmlops.serving.snapshot import ServedModel, Snapshot, SnapshotBuilder, hour_time
@@ -100,7 +101,13 @@ class ServiceState:
         """The version the last champion check loaded (or kept): a backoff ends when the alias moves on."""
         self.metrics = ServiceMetrics(self.registry_check_age)
         self.challenger: ServedModel | None = None
-        """The version in shadow (alias ``challenger``), for ``/shadow`` only: it never serves."""
+        """The version in shadow (alias ``challenger``): scored live and judged in ``/contest/live``,
+        never served. None when there is none, or ``shadow_challenger`` is off."""
+        self.challenger_error: str | None = None
+        """Why the challenger could not be loaded, or its shadow forecasts scored (None: no failure)."""
+        self.live_contest: LiveContest | None = None
+        """The shadow month in progress, judged by the contest's code (``create_app`` sets it when
+        ``shadow_challenger`` is on)."""
         self.clock: SimClock | None = None
         """The shared sim clock (None: no live replay, every stored hour may be asked for)."""
         self._refresh_lock = asyncio.Lock()
@@ -256,7 +263,9 @@ class ServiceState:
         self.store.forget_served(self.registry.model_name, self.replica)
 
     def check_challenger(self) -> None:
-        """Follow the ``challenger`` alias (None when no challenger is in shadow)."""
+        """Follow the ``challenger`` alias (None when no challenger is in shadow, or the shadow is off)."""
+        if not self.settings.shadow_challenger:
+            return
         info = self.registry.get_by_alias(CHALLENGER)
         if info is None:
             self.challenger = None
@@ -328,6 +337,7 @@ class ServiceState:
                 self._scorer_thread,
                 lambda: self.live_scores.update(self.store, self.snapshot, self.training_ends),
             )
+            await self._in(self._scorer_thread, self.score_shadow)
 
         async def until_candles() -> None:
             self._candles_read.clear()
@@ -346,6 +356,29 @@ class ServiceState:
             pause=until_candles,
             log=logger,
         )
+
+    def score_shadow(self) -> None:
+        """Score the challenger's closed shadow hours and judge the month in progress; a failure is
+        counted (``btcmlops_shadow_failures_total``) and shown, and touches nothing served."""
+        if not self.settings.shadow_challenger:
+            return
+        snapshot, challenger = self.snapshot, self.challenger
+        try:
+            self.live_scores.score_shadow(snapshot, challenger)
+            if self.live_contest is not None:
+                self.live_contest.update(snapshot.latest_hour)
+        except Exception as error:
+            self._shadow_failed(error, "shadow scoring")
+            if self.live_contest is not None:
+                self.live_contest.error = self.challenger_error
+        else:
+            if self.challenger_error is not None and self.challenger_error.startswith("shadow scoring"):
+                self.challenger_error = None
+
+    def _shadow_failed(self, error: Exception, what: str) -> None:
+        self.challenger_error = f"{what}: {describe_error(error)}"[:500]
+        self.metrics.shadow_failures.inc()
+        logger.warning("%s", self.challenger_error)
 
     async def watch_changes(self) -> None:
         """Every ``change_check_s``, roll forward a change by hand pending past ``change_grace_s``.
@@ -420,10 +453,13 @@ class ServiceState:
     async def _champion_round(self) -> None:
         if await self._in(self._registry_thread, self.check_registry):
             self._served_changed.set()
-        try:  # a broken challenger is only missing from /shadow; the champion is unaffected
+        try:  # a broken challenger is only missing from the shadow; the champion is unaffected
             await self._in(self._registry_thread, self.check_challenger)
         except Exception as error:
-            logger.warning("challenger check failed: %s", error)
+            self._shadow_failed(error, "challenger load")
+        else:
+            if self.challenger_error is not None and self.challenger_error.startswith("challenger load"):
+                self.challenger_error = None
 
     async def _registry_probe(self) -> bool:
         """Whether the alias now names another version than the one the failed check was loading."""

@@ -6,21 +6,28 @@ Reads only: the challenger never serves, and nothing here changes what is served
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from btcmlops.calendar import Month
 from btcmlops.contest.rule import outcome_of
-from btcmlops.serving.deps import Service, Store
-from btcmlops.serving.errors import documented
+from btcmlops.serving.deps import AppSettings, Service, Store
+from btcmlops.serving.errors import ApiError, documented
+from btcmlops.serving.live_contest import LiveStanding, NoSuchContestError
 from btcmlops.serving.schemas import (
     DecisionPublic,
     IntervalPublic,
+    IntervalScoresPublic,
+    LiveContestPublic,
+    LiveRulePublic,
     ShadowForecastPublic,
     ShadowPublic,
     UtcDatetime,
 )
 from btcmlops.serving.snapshot import hour_number, hour_time, shadow_forecasts
+from btcmlops.settings import ContestSettings
 
 router = APIRouter(tags=["read"])
 
@@ -84,3 +91,99 @@ async def decisions(service: Service, store: Store) -> list[DecisionPublic]:
         )
         for row in rows
     ]
+
+
+@router.get(
+    "/contest/live",
+    response_model=LiveContestPublic,
+    responses=documented(
+        404,
+        503,
+        why={
+            404: "No such contest: the month is neither in progress nor decided, "
+            "or the shadow challenger is off"
+        },
+    ),
+)
+async def live_contest(
+    service: Service,
+    settings: AppSettings,
+    month: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$",
+            description="A shadow month (YYYY-MM); default: the one in progress",
+            examples=["2024-03"],
+        ),
+    ] = None,
+) -> LiveContestPublic:
+    """The shadow month in progress (or a decided one): hours scored and left, each contestant's scores
+    so far, both Diebold-Mariano tests and what the contest's rule would decide now."""
+    live = service.live_contest
+    if live is None:
+        raise ApiError(404, "the shadow challenger is off (BTCMLOPS_SERVE__SHADOW_CHALLENGER=false)")
+    if month is None:
+        standing = live.current
+        if standing is None:
+            raise ApiError(503, "the live contest has not been judged yet: ask again in a moment")
+    else:
+        try:
+            standing = await asyncio.to_thread(live.of_month, Month.parse(month))
+        except NoSuchContestError as error:
+            raise ApiError(404, str(error)) from None
+    return live_contest_public(standing, settings.contest, service.challenger_error or live.error)
+
+
+def live_contest_public(live: LiveStanding, rule: ContestSettings, error: str | None) -> LiveContestPublic:
+    """The API's view of a standing: the decision's own fields (as ``/decisions`` has them), the rule."""
+    standing = live.standing
+    fields: dict[str, Any] = {}
+    if standing is not None:
+        fields = {
+            "hours_scored": standing.hours,
+            "hours_left": standing.hours_left,
+            "hours_in_month": standing.expected_hours,
+            "last_target_time": None
+            if standing.last_target is None
+            else standing.last_target.to_pydatetime(),
+            "champion_version": standing.champion_version,
+            "challenger_version": standing.challenger_version,
+            "tenure": {str(version): hours for version, hours in standing.tenure.items()},
+        }
+    judgement = None if standing is None else standing.judgement
+    if judgement is not None:
+        sides = (
+            ("champion", judgement.champion, judgement.champion_interval),
+            ("challenger", judgement.challenger, judgement.challenger_interval),
+            ("naive", judgement.naive, judgement.naive_interval),
+        )
+        for name, scores, interval in sides:
+            fields[f"{name}_mae"] = scores.mae
+            fields[f"{name}_interval"] = (
+                None if interval is None else IntervalScoresPublic.model_validate(interval.as_dict())
+            )
+        for key, prefix in (("mae", "dm"), ("interval_score", "dm_interval")):
+            test = judgement.tests.get(key)
+            if test is not None:  # JSON holds no infinity: a constant differential's statistic is null
+                fields[f"{prefix}_statistic"] = test.statistic if math.isfinite(test.statistic) else None
+                fields[f"{prefix}_p_value"] = test.p_value
+        fields["would_promote"] = judgement.decision.promote
+        fields["reason"] = judgement.decision.reason
+    month = live.month
+    expected = int((month.next().start - month.start).total_seconds() // 3600)
+    return LiveContestPublic(
+        month=str(month),
+        state=live.state,
+        **{"hours_scored": 0, "hours_left": 0, "hours_in_month": expected, **fields},
+        rule=LiveRulePublic(
+            metric=rule.metric,
+            margin=rule.margin,
+            promotion_rule=rule.promotion_rule,
+            alpha=rule.alpha,
+            require_beat_naive=rule.require_beat_naive,
+            min_month_share=rule.min_month_share,
+        ),
+        note=live.note,
+        challenger_error=error,
+        computed_at=live.computed_at,
+    )
