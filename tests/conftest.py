@@ -16,24 +16,32 @@ import pytest
 from btcmlops.replay import ReplayResult
 from btcmlops.store import PriceStore
 from factories import OncePerRun, ReplayOf, copy_replay, make_candles, small_replay
+from scheduling import DURATIONS_FILE, DurationRecorder, longest_first, planned, read_durations
 from services import mariadb_database
 
 T = TypeVar("T")
 
 
-def _start_rank(item: pytest.Item) -> int:
-    """0: a module marked slow and integration (minutes), 1: other integration modules, 2: the rest.
-    From the module's own marks, so a module's tests stay together (its fixtures are made once)."""
-    marks = getattr(getattr(item, "module", None), "pytestmark", [])
-    names = {mark.name for mark in (marks if isinstance(marks, list) else [marks])}
-    return 0 if {"integration", "slow"} <= names else 1 if "integration" in names else 2
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--record-durations",
+        action="store_true",
+        help=f"write every test's seconds to {DURATIONS_FILE.name}: the order make test hands tests out",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("record_durations") and not os.environ.get("PYTEST_XDIST_WORKER"):
+        config.pluginmanager.register(DurationRecorder(), "btcmlops-duration-recorder")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under pytest-xdist, the longest tests start first, the many short unit tests fill in at the end:
-    a minutes-long test handed out last would end the run minutes after every other worker."""
+    a minutes-long test handed out last would end the run minutes after every other worker
+    (``tests/scheduling.py``)."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        items.sort(key=_start_rank)  # stable: in each rank, modules and tests keep their order
+        order = longest_first([planned(item) for item in items], read_durations())
+        items[:] = [items[index] for index in order]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
