@@ -64,6 +64,12 @@ TEST_WORKERS ?= 3
 test: install test-deps ## Run every test: unit, and integration against MariaDB, moto's S3 server and mlflow server
 	$(RUN) pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=25
 
+# The workers get the longest tests first (tests/scheduling.py), by tests/durations.json: after tests are
+# added or made much slower or faster, refresh it on a quiet machine and commit it.
+.PHONY: test-durations
+test-durations: install test-deps ## Run every test as make test does and write each one's seconds to tests/durations.json
+	$(RUN) pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --record-durations
+
 # The inner loop: no servers, no browser, SQLite only, the crash matrix cut at 3 of its boundaries and
 # 5 fuzz cases per operation and mode instead of 80; two xdist workers (FAST_WORKERS=0: one process).
 FAST_FUZZ_CASES ?= 5

@@ -7,31 +7,41 @@ import fcntl
 import hashlib
 import os
 import pickle
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from btcmlops.replay import ReplayResult
 from btcmlops.store import PriceStore
-from factories import ReplayOf, copy_replay, make_candles, small_replay
+from factories import OncePerRun, ReplayOf, copy_replay, make_candles, small_replay
+from scheduling import DURATIONS_FILE, DurationRecorder, longest_first, planned, read_durations
 from services import mariadb_database
 
+T = TypeVar("T")
 
-def _start_rank(item: pytest.Item) -> int:
-    """0: a module marked slow and integration (minutes), 1: other integration modules, 2: the rest.
-    From the module's own marks, so a module's tests stay together (its fixtures are made once)."""
-    marks = getattr(getattr(item, "module", None), "pytestmark", [])
-    names = {mark.name for mark in (marks if isinstance(marks, list) else [marks])}
-    return 0 if {"integration", "slow"} <= names else 1 if "integration" in names else 2
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--record-durations",
+        action="store_true",
+        help=f"write every test's seconds to {DURATIONS_FILE.name}: the order make test hands tests out",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("record_durations") and not os.environ.get("PYTEST_XDIST_WORKER"):
+        config.pluginmanager.register(DurationRecorder(), "btcmlops-duration-recorder")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under pytest-xdist, the longest tests start first, the many short unit tests fill in at the end:
-    a minutes-long test handed out last would end the run minutes after every other worker."""
+    a minutes-long test handed out last would end the run minutes after every other worker
+    (``tests/scheduling.py``)."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        items.sort(key=_start_rank)  # stable: in each rank, modules and tests keep their order
+        order = longest_first([planned(item) for item in items], read_durations())
+        items[:] = [items[index] for index in order]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
@@ -52,6 +62,28 @@ def store(store_url: str) -> Iterator[PriceStore]:
     price_store.dispose()
 
 
+def _run_folder(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A folder of this run that every pytest-xdist worker sees: under the parent of each worker's
+    temporary folder (the run's), or under the temporary folder when there is one process."""
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
+    root.mkdir(exist_ok=True)
+    return root
+
+
+def _made_once(root: Path, key: str, make: Callable[[Path], T]) -> T:
+    """``make(folder)``'s value for ``key``: made by the first worker to ask, in ``root/key``, under a
+    file lock; the others wait on the lock, then read the value back from its pickle."""
+    made = root / key
+    with (root / f"{key}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (made / "result.pickle").exists():
+            made.mkdir(exist_ok=True)
+            (made / "result.pickle").write_bytes(pickle.dumps(make(made)))
+        value: T = pickle.loads((made / "result.pickle").read_bytes())
+    return value
+
+
 @pytest.fixture(scope="session")
 def replay_of(tmp_path_factory: pytest.TempPathFactory) -> ReplayOf:
     """``replay_of(home, start, end, num_boost_round=20, **candles)``: a copy under ``home`` (see
@@ -62,24 +94,34 @@ def replay_of(tmp_path_factory: pytest.TempPathFactory) -> ReplayOf:
     change. Under pytest-xdist the workers share the replays: the first to need one makes it in the
     run's temporary folder (the parent of each worker's) under a file lock, the others read it there.
     """
-    base = tmp_path_factory.getbasetemp()
-    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "replays"
-    root.mkdir(exist_ok=True)
+    root = _run_folder(tmp_path_factory, "replays")
 
     def replay_of(
         home: Path, start: str, end: str, *, num_boost_round: int = 20, **candles: Any
     ) -> ReplayResult:
         key = repr((start, end, num_boost_round, sorted(candles.items())))
-        made = root / hashlib.sha256(key.encode()).hexdigest()[:16]
-        with (root / f"{made.name}.lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-            if not (made / "result.pickle").exists():
-                made.mkdir(exist_ok=True)
-                result = small_replay(
-                    made, make_candles(start, end, **candles), num_boost_round=num_boost_round
-                )
-                (made / "result.pickle").write_bytes(pickle.dumps(result))
-            replay: ReplayResult = pickle.loads((made / "result.pickle").read_bytes())
+
+        def make(made: Path) -> ReplayResult:
+            return small_replay(made, make_candles(start, end, **candles), num_boost_round=num_boost_round)
+
+        replay = _made_once(root, hashlib.sha256(key.encode()).hexdigest()[:16], make)
         return copy_replay(replay, home)
 
     return replay_of
+
+
+@pytest.fixture(scope="session")
+def once_per_run(tmp_path_factory: pytest.TempPathFactory) -> OncePerRun:
+    """``once_per_run(key, make)``: ``make(folder)``'s value, made once per run for all xdist workers.
+
+    For a costly fixture whose value is plain data that the tests only compare against (a reference
+    run's outcome), not a store or server they use: without it, each worker that gets one of the
+    module's tests makes it again. The first worker to ask makes it (``folder`` is its own, in the run's
+    temporary folder) while the others wait on a file lock; they read the pickled value.
+    """
+    root = _run_folder(tmp_path_factory, "once")
+
+    def once_per_run(key: str, make: Callable[[Path], T]) -> T:
+        return _made_once(root, key, make)
+
+    return once_per_run

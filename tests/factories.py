@@ -7,6 +7,7 @@ import dataclasses
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,8 @@ from btcmlops.settings import Settings
 
 ReplayOf = Callable[..., ReplayResult]
 """The session's ``replay_of`` fixture (tests/conftest.py): ``replay_of(home, start, end, **options)``."""
+OncePerRun = Callable[[str, Callable[[Path], Any]], Any]
+"""The session's ``once_per_run`` fixture (tests/conftest.py): ``once_per_run(key, make)``."""
 
 
 def make_candles(

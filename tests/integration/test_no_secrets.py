@@ -1,18 +1,16 @@
 """No credential in any answer or log line, with the dependencies down.
 
-The service, the trainer and the CLI run as real processes with a user and password in both URLs (the
-price store's and MLflow's), while the store refuses connections and MLflow accepts them but never
-answers (a frozen server). Every answer of every route, every process's whole log and every CLI
-command's output are then scanned: no user name and no password anywhere, and no address of a
-dependency in an answer (an answer says which dependency failed and why, not where it lives).
+The service, the trainer and the CLI run as real processes (forked from the worker's preloaded
+interpreter, ``tests/forked.py``) with a user and password in both URLs (the price store's and MLflow's),
+while the store refuses connections and MLflow accepts them but never answers (a frozen server). Every
+answer of every route, every process's whole log and every CLI command's output are then scanned: no user
+name and no password anywhere, and no address of a dependency in an answer (an answer says which
+dependency failed and why, not where it lives).
 """
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -99,7 +97,7 @@ def test_the_service_shows_no_credential_or_address_with_its_dependencies_down(
 ) -> None:
     env, forbidden_in_answers = credentialed_env
     port = free_port()
-    service = CliProcess("serve", ["serve", "--port", str(port)], env, tmp_path)
+    service = CliProcess("serve", ["serve", "--port", str(port)], env, tmp_path, forked=True)
     service.start()
     url = f"http://127.0.0.1:{port}"
     try:
@@ -141,7 +139,8 @@ def test_the_trainer_and_the_cli_print_no_credential_with_the_dependencies_down(
 ) -> None:
     env, _ = credentialed_env
     on_sqlite = {**env, "BTCMLOPS_STORE__URL": f"sqlite:///{tmp_path / 'prices.db'}"}
-    trainer = CliProcess("trainer", ["trainer"], on_sqlite, tmp_path)  # the store up: on to MLflow
+    # The store up: on to MLflow.
+    trainer = CliProcess("trainer", ["trainer"], on_sqlite, tmp_path, forked=True)
     trainer.start()
     try:
         wait_until(
@@ -166,29 +165,21 @@ def test_the_trainer_and_the_cli_print_no_credential_with_the_dependencies_down(
         (on_sqlite, ["model", "rollback", "--reason", "a test of what errors show"]),
     ]
     # All at once: each mostly waits for a dependency's timeout, so the test waits for the slowest only.
+    # Forked from the worker's preloaded interpreter: what is scanned is what a command prints once it
+    # runs (nothing reads a setting at import), not what importing MLflow and LightGBM prints.
     started = [
-        (
-            args,
-            subprocess.Popen(
-                [sys.executable, "-m", "btcmlops", *args],
-                env={**os.environ, **command_env},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            ),
-        )
-        for command_env, args in commands
+        (args, CliProcess(f"cli-{number}", args, command_env, tmp_path, forked=True).start())
+        for number, (command_env, args) in enumerate(commands)
     ]
     done = []
     try:
-        for args, process in started:
-            stdout, stderr = process.communicate(timeout=120)
-            done.append((args, process.returncode, stdout + stderr))
+        for args, command in started:
+            assert command.process is not None
+            returncode = command.process.wait(timeout=120)
+            done.append((args, returncode, command.log_path.read_text(errors="replace")))
     finally:
-        for _, process in started:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        for _, command in started:
+            command.stop()
     for args, returncode, output in done:
         assert returncode != 0, f"btcmlops {' '.join(args)} succeeded with a dependency down: {output}"
         assert not _leaks(output, SECRETS), f"btcmlops {' '.join(args)}:\n{output}"

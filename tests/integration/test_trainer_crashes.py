@@ -40,7 +40,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -57,7 +57,7 @@ from btcmlops.registry import ModelRegistry
 from btcmlops.services.trainer import LEASE_NAME
 from btcmlops.settings import ContestSettings, ModelSettings
 from btcmlops.store import PriceStore
-from factories import make_candles
+from factories import OncePerRun, make_candles
 from registry_state import registry_state
 from services import CliProcess, wait_until
 
@@ -198,22 +198,33 @@ class Reference:
 
 @pytest.fixture(scope="module")
 def reference(
-    mlflow_server: str, mariadb_url_factory: Callable[[], str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Reference]:
-    """The uninterrupted run: the runner with no crash point, recording every step boundary."""
-    home = tmp_path_factory.mktemp("reference")
-    case = _case("reference", mlflow_server, mariadb_url_factory(), home)
-    steps = home / "steps.txt"
-    trainer = case.runner("reference", "--steps", str(steps)).start()
-    try:
-        _wait_settled(case, trainer)
-    finally:
-        trainer.stop()
-    state = _state(case, mlflow_server)
-    april = [line.split(" ", 1)[1] for line in steps.read_text().splitlines() if line.startswith(f"{CUT} ")]
+    mlflow_server: str,
+    mariadb_url_factory: Callable[[], str],
+    once_per_run: OncePerRun,
+) -> Reference:
+    """The uninterrupted run: the runner with no crash point, recording every step boundary.
+
+    Run once for all xdist workers (each worker's crash cases run on its own mlflow server, but what
+    they are compared with is data: the same for any server)."""
+
+    def run(home: Path) -> tuple[dict[str, Any], list[str]]:
+        case = _case("reference", mlflow_server, mariadb_url_factory(), home)
+        steps = home / "steps.txt"
+        trainer = case.runner("reference", "--steps", str(steps)).start()
+        try:
+            _wait_settled(case, trainer)
+        finally:
+            trainer.stop()
+        try:
+            state = _state(case, mlflow_server)
+        finally:
+            case.store.dispose()
+        lines = steps.read_text().splitlines()
+        return state, [line.split(" ", 1)[1] for line in lines if line.startswith(f"{CUT} ")]
+
+    state, april = once_per_run("trainer-crash-reference", run)
     assert state["problems"] == []
-    yield Reference(state, april)
-    case.store.dispose()
+    return Reference(state, april)
 
 
 def test_the_reference_run_passes_every_boundary_the_matrix_cuts(reference: Reference) -> None:
