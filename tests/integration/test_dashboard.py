@@ -250,6 +250,7 @@ def test_viewer_sees_each_versions_band_and_its_live_coverage_and_interval_score
         shown = {f"v{item['model_version']}" for item in scores if item["scored_hours"] > 0}
         assert shown == {f"v{champion.version}", f"v{other}"}, scores  # both served live in the week
         expect(page.get_by_text("No Prometheus is configured")).to_be_visible()
+        expect(page.get_by_text("The contest so far")).to_be_visible()
         drift = page.locator(".js-plotly-plot").filter(visible=True).filter(has_text="PSI")
         expect(drift).to_be_visible(timeout=SEEN_WITHIN_MS)  # a week of hours: every feature's PSI
         screenshot = tmp_path / "dashboard-monitoring.png"

@@ -26,6 +26,8 @@ from btcmlops.dashboard.views import (
     drift_figure,
     forecast_figure,
     hours_to_ask,
+    live_contest_headline,
+    live_contest_table,
     live_error,
     live_interval,
     monitoring_table,
@@ -378,6 +380,24 @@ def _monitoring(client: ServiceClient, settings: Settings) -> None:
         st.caption("No live forecast has been scored in the window yet.")
     else:
         st.dataframe(table, hide_index=True, width="stretch", key="monitoring-scores")
+
+    st.subheader("The contest so far")
+    try:
+        standing = client.contest_live()
+    except (ServiceUnavailableError, ServiceError) as error:
+        st.warning(f"The live contest is unknown: {error}")
+    else:
+        if standing is None:
+            st.caption("No shadow month in progress (or the service runs without the challenger in shadow).")
+        else:
+            st.markdown(live_contest_headline(standing))
+            if standing["note"]:
+                st.caption(standing["note"])
+            if standing["challenger_error"]:
+                st.warning(f"The challenger cannot forecast: {standing['challenger_error']}")
+            st.dataframe(live_contest_table(standing), hide_index=True, key="contest-live")
+            if standing["reason"]:
+                st.caption(f"The contest's reason, were the month to end now: {standing['reason']}")
 
     st.subheader("Drift of the champion's inputs")
     try:

@@ -130,6 +130,17 @@ class ServiceClient:
         answer: dict[str, Any] = self._call("GET", "/monitoring/scores")
         return answer
 
+    def contest_live(self) -> dict[str, Any] | None:
+        """The shadow month's contest as it stands (``GET /contest/live``); None when there is none (404:
+        no month in progress, or the service runs without the challenger in shadow)."""
+        try:
+            answer: dict[str, Any] = self._call("GET", "/contest/live")
+        except ServiceError as error:
+            if error.status == 404:
+                return None
+            raise
+        return answer
+
     def drift(self) -> dict[str, Any]:
         """Each feature's PSI, last 7 sim days against the champion's training window (``GET /drift``)."""
         answer: dict[str, Any] = self._call("GET", "/drift")

@@ -738,3 +738,36 @@ def drift_figure(drift: dict[str, Any]) -> go.Figure | None:
         height=320, margin={"l": 40, "r": 20, "t": 20, "b": 40}, yaxis_title="PSI", showlegend=False
     )
     return figure
+
+
+def live_contest_table(standing: dict[str, Any]) -> pd.DataFrame:
+    """``GET /contest/live``'s three contestants on the hours scored so far, as the decision will show
+    them (the champion's side is what served each hour)."""
+    rows = []
+    for role in ("champion", "challenger", "naive"):
+        version = standing.get(f"{role}_version")
+        interval = standing.get(f"{role}_interval") or {}
+        rows.append(
+            {
+                "contestant": role if version is None else f"{role} v{version}",
+                "MAE": _rounded(standing.get(f"{role}_mae"), 2),
+                "interval score": _rounded(interval.get("interval_score"), 2),
+                "coverage": _percent(interval.get("coverage")),
+            }
+        )
+    return pd.DataFrame(rows, columns=["contestant", "MAE", "interval score", "coverage"])
+
+
+def live_contest_headline(standing: dict[str, Any]) -> str:
+    """One line: the month, hours scored and left, and how the rule stands with the test's p so far."""
+    rule = standing["rule"]
+    p_value = standing["dm_interval_p_value" if rule["metric"] == "interval_score" else "dm_p_value"]
+    verdict = {True: "would promote", False: "would keep the champion", None: "cannot judge yet"}[
+        standing["would_promote"]
+    ]
+    tested = "" if p_value is None else f", p so far {p_value:.3f}"
+    return (
+        f"**{standing['month']}** ({standing['state']}): {standing['hours_scored']} hours scored, "
+        f"{standing['hours_left']} left. On {rule['metric']} with a {rule['margin']:.1%} margin "
+        f"({rule['promotion_rule']} rule) the contest {verdict}{tested}."
+    )

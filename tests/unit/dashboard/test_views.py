@@ -21,6 +21,8 @@ from btcmlops.dashboard.views import (
     drift_figure,
     forecast_figure,
     hours_to_ask,
+    live_contest_headline,
+    live_contest_table,
     live_error,
     live_interval,
     monitoring_table,
@@ -632,3 +634,44 @@ def test_drift_figure_puts_the_most_drifted_feature_first_in_red_with_both_thres
     assert list(bars.marker.color) == ["#d62728", "#ff7f0e", "#2ca02c"]
     assert sorted(shape.y0 for shape in figure.layout.shapes) == [0.1, 0.25]
     assert drift_figure({**drift, "features": []}) is None
+
+
+def _standing(**changes: object) -> dict[str, object]:
+    return {
+        "month": "2024-03",
+        "state": "in progress",
+        "hours_scored": 412,
+        "hours_left": 332,
+        "champion_version": 2,
+        "challenger_version": 3,
+        "champion_mae": 301.524,
+        "challenger_mae": 296.081,
+        "naive_mae": 303.9,
+        "champion_interval": {"interval_score": 1011.66, "coverage": 0.79},
+        "challenger_interval": {"interval_score": 987.2, "coverage": 0.8123},
+        "naive_interval": None,
+        "dm_p_value": 0.078,
+        "dm_interval_p_value": 0.0019,
+        "rule": {"metric": "mae", "margin": 0.02, "promotion_rule": "margin"},
+        "would_promote": False,
+        **changes,
+    }
+
+
+def test_live_contest_table_and_headline_say_how_the_month_stands() -> None:
+    table = live_contest_table(_standing())
+    assert table.astype(object).fillna("none").to_dict("records") == [
+        {"contestant": "champion v2", "MAE": 301.52, "interval score": 1011.66, "coverage": "79.0%"},
+        {"contestant": "challenger v3", "MAE": 296.08, "interval score": 987.2, "coverage": "81.2%"},
+        {"contestant": "naive", "MAE": 303.9, "interval score": "none", "coverage": ""},
+    ]
+    assert live_contest_headline(_standing()) == (
+        "**2024-03** (in progress): 412 hours scored, 332 left. On mae with a 2.0% margin (margin rule) "
+        "the contest would keep the champion, p so far 0.078."
+    )
+    rule = {"metric": "interval_score", "margin": 0.0, "promotion_rule": "significance"}
+    on_intervals = _standing(rule=rule)
+    assert live_contest_headline({**on_intervals, "would_promote": True}).endswith(
+        "the contest would promote, p so far 0.002."
+    )
+    assert live_contest_headline(_standing(would_promote=None, dm_p_value=None)).endswith("cannot judge yet.")
