@@ -48,7 +48,7 @@ class PipelineCollector(Collector):
         self._wall_clock = wall_clock
 
     def describe(self) -> Iterable[Metric]:
-        return _pipeline_families(lease_expiry=0.0, undecided=None)
+        return _pipeline_families(lease_expiry=0.0, undecided=[])
 
     def collect(self) -> Iterable[Metric]:
         try:
