@@ -69,8 +69,11 @@ POOR_MODEL = {
 """Settings that overfit every training hour: out of sample about 1.3 times naive's MAE, under vetting's 2."""
 POOR_THROUGH = "2023-09"
 """An old, short window, closed long ago: the trainer never takes the version for one of its own."""
-ALERT_SPEED = 2.0
-"""Sim hours per second while the poor champion is judged: its 24 hours in 12 s, its month not over."""
+ALERT_SPEED = 1.0
+"""Sim hours per second while the alerts are judged: the poor champion's 24 hours in 24 s, its month not
+over. Slow, because the stalled rule's free-clock leg (a gap above 3 sim hours) reads the api's newest
+live forecast, which lags the client by the prediction log's flush and a scoring round, about a second
+or two: at 48 (or compose's 12) sim h/s that is more than 3 sim hours, and the alert fires at once."""
 WORSE_THAN_NAIVE_BOUND_S = 30 + 15 + 15 + 20
 """docs/monitoring.md: `for:` 30 s, plus up to one evaluation (15 s) and one scrape (15 s); 20 s slack
 for this test's polls on two shared cores."""
@@ -464,7 +467,14 @@ def _poor_champion_and_stopped_client_fire_their_alerts(stack: ComposeStack) -> 
     started = time.monotonic()
     poor = _register_poor_model(stack)
     stack.figures["poor_model_registered_s"] = round(time.monotonic() - started, 1)
+    stack.figures["stalled_firing_at_48_sim_h_per_s"] = _firing(stack, "BtcmlopsPipelineStalled") is not None
     stack.control("/clock", {"action": "speed", "speed": ALERT_SPEED})
+    _wait(
+        "BtcmlopsPipelineStalled not firing at the slow speed, the client running",
+        lambda: _firing(stack, "BtcmlopsPipelineStalled") is None or None,
+        120,
+        stack,
+    )
     stack.control("/model/promote", {"version": poor, "reason": "compose test: a deliberately poor model"})
     _wait(
         "the api serving the poor champion (it passes vetting)",
@@ -481,6 +491,7 @@ def _poor_champion_and_stopped_client_fire_their_alerts(stack: ComposeStack) -> 
 
     _wait("the poor champion's 24 live hours worse than naive", worse_than_naive, 300, stack, every=0.5)
     met_at, met_sim = time.monotonic(), stack.sim_now()
+    assert _firing(stack, "BtcmlopsPipelineStalled") is None  # the stop below is what fires it
     stack.compose("stop", "--timeout", "10", "client")
     stopped_at, stopped_sim = time.monotonic(), stack.sim_now()
     alert = _wait(
