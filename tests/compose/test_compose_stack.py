@@ -447,6 +447,20 @@ def _live_window(stack: ComposeStack, version: int) -> tuple[float, float, float
     )
 
 
+def _promote(stack: ComposeStack, version: int, reason: str) -> bool | None:
+    """Promote ``version`` by hand over the API; None while another change (a month close) is in flight."""
+    response = httpx.post(
+        f"http://127.0.0.1:{stack.env['API_PORT']}/model/promote",
+        json={"version": version, "reason": reason},
+        headers={"X-API-Key": stack.env["BTCMLOPS_SERVE__CONTROL_KEY"]},
+        timeout=60,
+    )
+    if response.status_code == 409:
+        return None
+    assert response.status_code == 200, response.text
+    return True
+
+
 def _register_poor_model(stack: ComposeStack) -> int:
     """Train and register the deliberately poor version in a one-off container of the trainer."""
     settings = [arg for key, value in POOR_MODEL.items() for arg in ("-e", f"{key}={value}")]
@@ -475,7 +489,12 @@ def _poor_champion_and_stopped_client_fire_their_alerts(stack: ComposeStack) -> 
         120,
         stack,
     )
-    stack.control("/model/promote", {"version": poor, "reason": "compose test: a deliberately poor model"})
+    _wait(  # 409 while the trainer's month close is in flight: the change waits for it
+        "the poor version promoted over POST /model/promote",
+        lambda: _promote(stack, poor, "compose test: a deliberately poor model"),
+        300,
+        stack,
+    )
     _wait(
         "the api serving the poor champion (it passes vetting)",
         lambda: _served_version(stack) == poor or None,
