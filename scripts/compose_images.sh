@@ -6,6 +6,8 @@
 #   - uv: the pinned uv binary (PyPI wheel, checksum pinned), for the Dockerfile's UV_IMAGE
 #   - MySQL: MariaDB from Debian's packages (tests/compose/images/mariadb.Dockerfile)
 #   - MinIO: `rclone serve s3` (tests/compose/images/s3.Dockerfile)
+#   - Prometheus: Debian's prometheus package, tagged as the pinned image docker-compose.yml names
+#     (tests/compose/images/prometheus.Dockerfile; same version, entrypoint and paths)
 # The stand-ins are built once per machine (their inputs are pinned); the project image every run.
 # A machine whose TLS is intercepted has its CA in the system bundle: the build gets it as a secret.
 # Figures (build time, image size) go to .cache/compose/images.json for the compose test to print.
@@ -19,6 +21,7 @@ PYTHON_IMAGE=btcmlops-local/python:3.11-bookworm
 UV_IMAGE=btcmlops-local/uv:0.13.8
 MARIADB_IMAGE=btcmlops-local/mariadb:10.11
 S3_IMAGE=btcmlops-local/s3:rclone-1.75.2
+PROMETHEUS_IMAGE=prom/prometheus:v2.42.0
 PROJECT_IMAGE=btcmlops:0.1.0
 CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 mkdir -p "$CACHE"
@@ -99,6 +102,12 @@ if ! has_image "$MARIADB_IMAGE"; then
     say "building $MARIADB_IMAGE"
     DOCKER_BUILDKIT=1 "$DOCKER" build --quiet --build-arg BASE_IMAGE="$PYTHON_IMAGE" -t "$MARIADB_IMAGE" \
         -f tests/compose/images/mariadb.Dockerfile tests/compose/images >/dev/null
+fi
+
+if ! has_image "$PROMETHEUS_IMAGE"; then
+    say "building a stand-in for $PROMETHEUS_IMAGE from Debian's prometheus package"
+    DOCKER_BUILDKIT=1 "$DOCKER" build --quiet --build-arg BASE_IMAGE="$PYTHON_IMAGE" -t "$PROMETHEUS_IMAGE" \
+        -f tests/compose/images/prometheus.Dockerfile tests/compose/images >/dev/null
 fi
 
 say "building $PROJECT_IMAGE from the Dockerfile"

@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
+from btcmlops.clock import last_closed_hour
+
 _HOUR = timedelta(hours=1)
 
 
@@ -96,3 +98,14 @@ def end_of_data(last_month: Month) -> str:
         f"the data ends after {last_month}: its contest is the last, and no challenger is trained "
         "after it (no month is left to score one on)"
     )
+
+
+def last_closed_month(sim_now: datetime) -> Month:
+    """The newest month whose last hour has closed at ``sim_now``."""
+    return last_month_through(last_closed_hour(sim_now))
+
+
+def last_month_through(hour: datetime) -> Month:
+    """The newest month whose last hour is at or before ``hour`` (the open time of a candle)."""
+    month = Month.of(hour)
+    return month if hour >= month.last_hour.to_pydatetime() else month.previous()

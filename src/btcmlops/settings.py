@@ -295,6 +295,36 @@ class TrainerSettings(BaseModel):
     )
 
 
+class MetricsSettings(BaseModel):
+    """Prometheus endpoints of the feed and the trainer (the inference service serves its own /metrics).
+
+    Off natively (no port); compose and the Helm chart turn them on, each container on the same port.
+    """
+
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address the feed's and the trainer's metrics endpoints listen on (0.0.0.0: all).",
+    )
+    feed_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description=(
+            "Port of `btcmlops feed`'s Prometheus endpoint (/metrics): the pipeline's state read from the "
+            "store (the trainer's lease expiry, months closed in sim time and not decided). Unset: none."
+        ),
+    )
+    trainer_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description=(
+            "Port of `btcmlops trainer`'s Prometheus endpoint (/metrics): its rounds, months closed, its "
+            "lease, and the same pipeline state as the feed's. Unset: none."
+        ),
+    )
+
+
 class ServeSettings(BaseModel):
     """The inference service."""
 
@@ -643,6 +673,7 @@ class Settings(BaseSettings):
     dashboard: DashboardSettings = DashboardSettings()
     client: ClientSettings = ClientSettings()
     s3: S3Settings = S3Settings()
+    metrics: MetricsSettings = MetricsSettings()
     demo: bool = Field(
         default=False,
         description=(

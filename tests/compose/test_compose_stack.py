@@ -9,7 +9,10 @@ test-only override (``docker-compose.test-only.yml``) that swaps the two images 
 One stack, the phases in order, as a user lives them: ``up`` until every service is healthy; the sim
 clock fast through the first promotion and the api serving the new champion; the dashboard answering;
 ``kill -9`` of the mlflow and api containers, and the contest going on with nothing lost; ``down`` and
-``up`` with the volumes keeping prices, registry, artifacts and the clock. Figures are printed (-s).
+``up`` with the volumes keeping prices, registry, artifacts and the clock; then Prometheus's alerts:
+a deliberately poor champion, promoted by hand through the API, fires ``BtcmlopsChampionWorseThanNaive``
+and the hourly client stopped fires ``BtcmlopsPipelineStalled``, each within the window
+docs/monitoring.md documents. Figures are printed (-s).
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from btcmlops.registry import ModelRegistry
 from btcmlops.settings import MlflowSettings
@@ -49,7 +54,32 @@ REGISTRY_SOUND_TIMEOUT_S = 300
 """A trainer's lease (30 s) plus a month close with its fits, with room for two shared cores."""
 TEST_TIMEOUT_S = 3600
 """The whole story, with room for a slow machine: ~15 minutes on two shared cores."""
-LONG_RUNNING = ("mysql", "minio", "mlflow", "feed", "trainer", "api", "client", "dashboard")
+LONG_RUNNING = ("mysql", "minio", "mlflow", "feed", "trainer", "api", "client", "dashboard", "prometheus")
+PROMETHEUS_IMAGE = "prom/prometheus:v2.42.0"
+"""docker-compose.yml's pinned image; here the stand-in from Debian's package (scripts/compose_images.sh)."""
+SCRAPED_JOBS = {"btcmlops-api", "btcmlops-trainer", "btcmlops-feed"}
+POOR_MODEL = {
+    "BTCMLOPS_MODEL__LEARNING_RATE": "1.0",
+    "BTCMLOPS_MODEL__NUM_LEAVES": "255",
+    "BTCMLOPS_MODEL__MIN_DATA_IN_LEAF": "1",
+    "BTCMLOPS_MODEL__LAMBDA_L2": "0",
+    "BTCMLOPS_MODEL__BAGGING_FREQ": "0",
+    "BTCMLOPS_MODEL__FEATURE_FRACTION": "1.0",
+}
+"""Settings that overfit every training hour: out of sample about 1.3 times naive's MAE, under vetting's 2."""
+POOR_THROUGH = "2023-09"
+"""An old, short window, closed long ago: the trainer never takes the version for one of its own."""
+ALERT_SPEED = 1.0
+"""Sim hours per second while the alerts are judged: the poor champion's 24 hours in 24 s, its month not
+over. Slow, because the stalled rule's free-clock leg (a gap above 3 sim hours) reads the api's newest
+live forecast, which lags the client by the prediction log's flush and a scoring round, about a second
+or two: at 48 (or compose's 12) sim h/s that is more than 3 sim hours, and the alert fires at once."""
+WORSE_THAN_NAIVE_BOUND_S = 30 + 15 + 15 + 20
+"""docs/monitoring.md: `for:` 30 s, plus up to one evaluation (15 s) and one scrape (15 s); 20 s slack
+for this test's polls on two shared cores."""
+STALLED_BOUND_S = 120 + 15 + 30 + 15 + 20
+"""docs/monitoring.md, paced clock: sim time unchanged over 2 minutes of scrapes (up to one scrape
+after it stopped), `for:` 30 s, one evaluation; 20 s slack."""
 T = TypeVar("T")
 
 
@@ -109,6 +139,26 @@ class ComposeStack:
         versions: list[dict[str, Any]] = response.json().get("model_versions", [])
         return versions
 
+    def prometheus(self, path: str) -> Any:
+        """The ``data`` of a Prometheus HTTP API answer (published on loopback)."""
+        response = httpx.get(f"http://127.0.0.1:{self.env['PROMETHEUS_PORT']}{path}", timeout=10)
+        response.raise_for_status()
+        return response.json()["data"]
+
+    def control(self, path: str, body: dict[str, Any]) -> Any:
+        """POST a change to the api with the control key."""
+        response = httpx.post(
+            f"http://127.0.0.1:{self.env['API_PORT']}{path}",
+            json=body,
+            headers={"X-API-Key": self.env["BTCMLOPS_SERVE__CONTROL_KEY"]},
+            timeout=60,
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def sim_now(self) -> datetime:
+        return datetime.fromisoformat(self.api("/clock")["sim_now"])
+
     def logs(self) -> str:
         return self.compose("logs", "--no-color", "--tail=40", timeout=120)
 
@@ -165,6 +215,7 @@ def _env(project: str) -> dict[str, str]:
         "DASHBOARD_PORT": str(free_port()),
         "MLFLOW_PORT": str(free_port()),
         "MINIO_CONSOLE_PORT": str(free_port()),
+        "PROMETHEUS_PORT": str(free_port()),
     }
 
 
@@ -172,7 +223,7 @@ def _env(project: str) -> dict[str, str]:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
     if shutil.which("docker-compose") is None or not Path(DOCKER).exists():
         pytest.fail("docker-compose or Debian's docker client is missing: run `make test-compose` (as root)")
-    for image in (IMAGE, "btcmlops-local/mariadb:10.11", "btcmlops-local/s3:rclone-1.75.2"):
+    for image in (IMAGE, "btcmlops-local/mariadb:10.11", "btcmlops-local/s3:rclone-1.75.2", PROMETHEUS_IMAGE):
         found = subprocess.run([DOCKER, "image", "inspect", image], capture_output=True, check=False)
         assert found.returncode == 0, f"image {image} missing: `make test-compose` builds it first"
     project = f"btcmlopsci{secrets.token_hex(3)}"
@@ -245,6 +296,9 @@ def test_compose_stack_promotes_survives_restarts_and_keeps_its_volumes(stack: C
         stack.figures["image"] = json.loads(IMAGES_FIGURES.read_text())
     up_at = time.monotonic()
     _up_and_healthy(stack, "first")
+    _wait("Prometheus scraping the api, the trainer and the feed", lambda: _scraped(stack), 120, stack)
+    groups = {group["name"] for group in stack.prometheus("/api/v1/rules")["groups"]}
+    assert {"btcmlops.recording", "btcmlops.alerts", "btcmlops.pipeline"} <= groups, groups
 
     # The clock runs through the first promotion; the api serves the new champion.
     promoted = _wait(
@@ -316,6 +370,9 @@ def test_compose_stack_promotes_survives_restarts_and_keeps_its_volumes(stack: C
     )
     _registry_sound(stack)
 
+    # Prometheus's alerts: a poor champion is worse than naive, a stopped client stalls the pipeline.
+    _poor_champion_and_stopped_client_fire_their_alerts(stack)
+
 
 def _fit_seconds(tracking_uri: str) -> dict[str, float]:
     names = MlflowSettings()  # the stack and the replay use the default experiment and model names
@@ -355,3 +412,138 @@ def _compare_fit_times(stack: ComposeStack, live: dict[str, float], quiet: dict[
     stack.figures["fit_ratio_live_over_quiet"] = ratios
     median = statistics.median(ratios.values())
     stack.figures["fit_ratio_median"] = median
+
+
+def _scraped(stack: ComposeStack) -> bool | None:
+    """Every btcmlops job has a target and each answered its last scrape."""
+    targets = stack.prometheus("/api/v1/targets")["activeTargets"]
+    health = {target["labels"]["job"]: target["health"] for target in targets}
+    return (set(health) >= SCRAPED_JOBS and all(health[job] == "up" for job in SCRAPED_JOBS)) or None
+
+
+def _firing(stack: ComposeStack, alert: str, **labels: str) -> dict[str, Any] | None:
+    """The alert ``alert`` with ``labels`` if Prometheus has it firing now (not pending)."""
+    for found in stack.prometheus("/api/v1/alerts")["alerts"]:
+        wanted = {"alertname": alert, **labels}
+        if found["state"] == "firing" and all(found["labels"].get(k) == v for k, v in wanted.items()):
+            return dict(found)
+    return None
+
+
+def _live_window(stack: ComposeStack, version: int) -> tuple[float, float, float]:
+    """The api's 7-day live figures of ``version`` as champion: scored hours, MAE, naive's MAE."""
+    response = httpx.get(f"http://127.0.0.1:{stack.env['API_PORT']}/metrics", timeout=10)
+    response.raise_for_status()
+    wanted = {"model_version": str(version), "role": "champion", "window": "7d"}
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if all(sample.labels.get(key) == value for key, value in wanted.items()):
+                values[sample.name] = sample.value
+    return (
+        values.get("btcmlops_live_window_scored_hours", 0.0),
+        values.get("btcmlops_live_window_absolute_error_usdt", 0.0),
+        values.get("btcmlops_live_window_naive_absolute_error_usdt", 0.0),
+    )
+
+
+def _promote(stack: ComposeStack, version: int, reason: str) -> bool | None:
+    """Promote ``version`` by hand over the API; None while another change (a month close) is in flight."""
+    response = httpx.post(
+        f"http://127.0.0.1:{stack.env['API_PORT']}/model/promote",
+        json={"version": version, "reason": reason},
+        headers={"X-API-Key": stack.env["BTCMLOPS_SERVE__CONTROL_KEY"]},
+        timeout=60,
+    )
+    if response.status_code == 409:
+        return None
+    assert response.status_code == 200, response.text
+    return True
+
+
+def _register_poor_model(stack: ComposeStack) -> int:
+    """Train and register the deliberately poor version in a one-off container of the trainer."""
+    settings = [arg for key, value in POOR_MODEL.items() for arg in ("-e", f"{key}={value}")]
+    out = stack.compose(
+        "run", "--rm", "--no-deps", "-T",
+        "-v", f"{ROOT / 'tests' / 'compose'}:/probe:ro",
+        *settings,
+        "trainer", "python", "/probe/register_poor_model.py", POOR_THROUGH,
+        timeout=600,
+    )  # fmt: skip
+    return int(out.strip().splitlines()[-1])
+
+
+def _poor_champion_and_stopped_client_fire_their_alerts(stack: ComposeStack) -> None:
+    """Promote a poor version by hand; BtcmlopsChampionWorseThanNaive fires within its documented
+    window of the moment the api's own figures meet its condition; then, with the client stopped at
+    that moment, BtcmlopsPipelineStalled fires within its window of the stop."""
+    started = time.monotonic()
+    poor = _register_poor_model(stack)
+    stack.figures["poor_model_registered_s"] = round(time.monotonic() - started, 1)
+    stack.figures["stalled_firing_at_48_sim_h_per_s"] = _firing(stack, "BtcmlopsPipelineStalled") is not None
+    stack.control("/clock", {"action": "speed", "speed": ALERT_SPEED})
+    _wait(
+        "BtcmlopsPipelineStalled not firing at the slow speed, the client running",
+        lambda: _firing(stack, "BtcmlopsPipelineStalled") is None or None,
+        120,
+        stack,
+    )
+    _wait(  # 409 while the trainer's month close is in flight: the change waits for it
+        "the poor version promoted over POST /model/promote",
+        lambda: _promote(stack, poor, "compose test: a deliberately poor model"),
+        300,
+        stack,
+    )
+    _wait(
+        "the api serving the poor champion (it passes vetting)",
+        lambda: _served_version(stack) == poor or None,
+        120,
+        stack,
+        every=1,
+    )
+    served_at, served_sim = time.monotonic(), stack.sim_now()
+
+    def worse_than_naive() -> bool | None:
+        hours, mae, naive = _live_window(stack, poor)
+        return (hours >= 24 and mae > naive) or None
+
+    _wait("the poor champion's 24 live hours worse than naive", worse_than_naive, 300, stack, every=0.5)
+    met_at, met_sim = time.monotonic(), stack.sim_now()
+    assert _firing(stack, "BtcmlopsPipelineStalled") is None  # the stop below is what fires it
+    stack.compose("stop", "--timeout", "10", "client")
+    stopped_at, stopped_sim = time.monotonic(), stack.sim_now()
+    alert = _wait(
+        "BtcmlopsChampionWorseThanNaive firing",
+        lambda: _firing(stack, "BtcmlopsChampionWorseThanNaive", model_version=str(poor)),
+        WORSE_THAN_NAIVE_BOUND_S + 60,
+        stack,
+        every=1,
+    )
+    fired_at, fired_sim = time.monotonic(), stack.sim_now()
+    stack.figures["worse_than_naive"] = {
+        "version": poor,
+        "skill_when_met": round(1 - _live_window(stack, poor)[1] / _live_window(stack, poor)[2], 4),
+        "served_to_condition_sim_h": round((met_sim - served_sim).total_seconds() / 3600, 1),
+        "served_to_condition_wall_s": round(met_at - served_at, 1),
+        "condition_to_firing_wall_s": round(fired_at - met_at, 1),
+        "served_to_firing_sim_h": round((fired_sim - served_sim).total_seconds() / 3600, 1),
+        "served_to_firing_wall_s": round(fired_at - served_at, 1),
+    }
+    assert "worse than naive" in alert["annotations"]["summary"]
+    assert fired_at - met_at <= WORSE_THAN_NAIVE_BOUND_S, stack.figures["worse_than_naive"]
+
+    _wait(
+        "BtcmlopsPipelineStalled firing",
+        lambda: _firing(stack, "BtcmlopsPipelineStalled"),
+        STALLED_BOUND_S + 60,
+        stack,
+        every=1,
+    )
+    stalled_at, stalled_sim = time.monotonic(), stack.sim_now()
+    stack.figures["pipeline_stalled"] = {
+        "stop_to_firing_wall_s": round(stalled_at - stopped_at, 1),
+        "stop_to_firing_sim_h": round((stalled_sim - stopped_sim).total_seconds() / 3600, 2),
+    }
+    assert stalled_at - stopped_at <= STALLED_BOUND_S, stack.figures["pipeline_stalled"]
+    stack.figures["alerts_phase_s"] = round(time.monotonic() - started, 1)

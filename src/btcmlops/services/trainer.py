@@ -13,30 +13,24 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from btcmlops.calendar import Month, end_of_data, last_complete_month_by
-from btcmlops.clock import SimClock, last_closed_hour, month_end
+from btcmlops.calendar import (
+    Month,
+    end_of_data,
+    last_closed_month,
+    last_complete_month_by,
+    last_month_through,
+)
+from btcmlops.clock import SimClock, month_end
 from btcmlops.contest.contest import Contest, MonthOutcome
 from btcmlops.contest.rule import outcome_of
 from btcmlops.redaction import redact
 from btcmlops.registry import ModelRegistry
 from btcmlops.retry import Backoff, keep_trying, retrying
+from btcmlops.services.metrics import LEASE_NAME, TrainerMetrics
 from btcmlops.settings import TrainerSettings
 from btcmlops.store import PriceStore, this_process
 
 logger = logging.getLogger(__name__)
-
-LEASE_NAME = "trainer"
-
-
-def last_closed_month(sim_now: datetime) -> Month:
-    """The newest month whose last hour has closed at ``sim_now``."""
-    return last_month_through(last_closed_hour(sim_now))
-
-
-def last_month_through(hour: datetime) -> Month:
-    """The newest month whose last hour is at or before ``hour`` (the open time of a candle)."""
-    month = Month.of(hour)
-    return month if hour >= month.last_hour.to_pydatetime() else month.previous()
 
 
 def due_month(sim_now: datetime, newest_stored: datetime) -> Month:
@@ -94,8 +88,10 @@ class TrainerService:
         holder: str | None = None,
         wait_for_service: bool = True,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        metrics: TrainerMetrics | None = None,
     ) -> None:
         self._contest = contest
+        self._metrics = metrics
         self._store = store
         self._settings = settings or TrainerSettings()
         self._wait_for_service = wait_for_service
@@ -108,6 +104,12 @@ class TrainerService:
         self.holder = holder or this_process()
         self._lease_lost = threading.Event()
         self._lease_valid_until = datetime.min.replace(tzinfo=UTC)
+        if metrics is not None:
+            metrics.lease_held.set_function(lambda: float(self.holds_lease()))
+
+    def holds_lease(self) -> bool:
+        """Whether this trainer surely holds its lease now (renewed, not lost, not expired)."""
+        return not self._lease_lost.is_set() and datetime.now(UTC) < self._lease_valid_until
 
     def fence(self, step: str = "") -> None:
         """Refuse to take a registry step unless this trainer surely still holds its lease.
@@ -232,14 +234,18 @@ class TrainerService:
 
         def round_() -> float | None:
             try:
-                self.step(datetime.now(UTC))
+                outcomes = self.step(datetime.now(UTC))
             except LeaseLostError:
                 logger.error("lost the lease to another trainer: stopping without further changes")
                 return None
             except Exception:  # retried by keep_trying, which says what it was
                 self._next = None  # reconcile before going on
                 self._reconcile_due = datetime.min.replace(tzinfo=UTC)
+                if self._metrics is not None:
+                    self._metrics.round_failures.inc()
                 raise
+            if self._metrics is not None:
+                self._metrics.round_done(sum(not outcome.already_closed for outcome in outcomes))
             return self._settings.interval_s
 
         try:

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from btcmlops.calendar import Month
 from btcmlops.store.schema import champion_audit, registry_journal, trainer_lease
 from btcmlops.store.times import aware as _aware
 from btcmlops.store.times import naive_utc as _naive_utc
@@ -231,6 +232,19 @@ class RegistryJournal:
             (e for e in self.entries(registered_model) if e.kind == "month_close" and e.state == DONE),
             key=lambda e: e.month or "",
         )
+
+    def first_open_month(self, registered_model: str, first: Month) -> Month:
+        """The first month not yet closed: one whose close is in flight, else the one after the newest
+        closed month, else ``first`` (the month of the first candle).
+
+        The trainer resumes here, and the pipeline's metrics count the months from here on that have
+        closed in sim time as not decided yet: one rule for both.
+        """
+        pending = self.pending(registered_model)
+        if pending is not None and pending.month is not None:
+            return Month.parse(pending.month)
+        closed = self.closed_months(registered_model)
+        return Month.parse(closed[-1].month or "").next() if closed else first
 
     def _entry(self, entry_id: int) -> JournalEntry | None:
         with self._engine.connect() as connection:

@@ -26,7 +26,7 @@ COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "Dockerfile"
 ONE_SHOT = {"init"}
-LONG_RUNNING = {"mysql", "minio", "mlflow", "feed", "trainer", "api", "client", "dashboard"}
+LONG_RUNNING = {"mysql", "minio", "mlflow", "feed", "trainer", "api", "client", "dashboard", "prometheus"}
 
 
 def _docker_compose() -> str:
@@ -103,6 +103,7 @@ def test_images_are_pinned(services: dict[str, dict[str, Any]]) -> None:
         assert re.search(r"\d", tag), f"{name}: image {image!r} is not pinned to a version"
     assert services["minio"]["image"].startswith("quay.io/minio/minio:RELEASE.")
     assert services["mysql"]["image"].startswith("mysql:8.")
+    assert services["prometheus"]["image"].startswith("prom/prometheus:v2.")
     # The base images are build arguments (a machine that cannot pull names local stand-ins); their
     # defaults, the images a real build uses, are pinned, and every FROM goes through one of them.
     defaults = dict(re.findall(r"^ARG (\w+_IMAGE)=(\S+)$", DOCKERFILE.read_text(), re.MULTILINE))

@@ -18,8 +18,10 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 
 from btcmlops.features.drift import DRIFTED_PSI
+from btcmlops.services.metrics import PipelineCollector, TrainerMetrics
 from btcmlops.serving.drift import DriftCollector, DriftReading, LiveDrift
 from btcmlops.serving.live_scores import LiveScores, LiveScoresCollector
 from btcmlops.serving.metrics import ServiceMetrics
@@ -62,8 +64,9 @@ def _alerts() -> dict[str, dict[str, Any]]:
 
 
 def _exported_today() -> set[str]:
-    """Every metric name the service exports: its own registry's samples and the live scores' families
-    (counters with ``_total``), with every optional family present (a clock, a model, hours scored)."""
+    """Every metric name the service, the feed and the trainer export: the service's registry's samples
+    and the live scores' families (counters with ``_total``), with every optional family present (a
+    clock, a model, hours scored), and the feed's and the trainer's families."""
     metrics = ServiceMetrics(registry_check_age=lambda: -1.0)
     names = {sample.name for family in metrics.registry.collect() for sample in family.samples}
     scores = LiveScores()
@@ -79,6 +82,11 @@ def _exported_today() -> set[str]:
     drift.reading = DriftReading(3, moment, moment, 1, moment, moment, 1, {"ret_1": 0.3})
     for family in [*collector.collect(), *DriftCollector(drift).collect()]:
         names.add(f"{family.name}_total" if family.type == "counter" else family.name)
+    trainer = CollectorRegistry()  # the feed's and the trainer's endpoints (services/metrics.py)
+    TrainerMetrics(trainer)
+    names |= {sample.name for family in trainer.collect() for sample in family.samples}
+    pipeline = PipelineCollector(None, "btc-next-hour-close")  # type: ignore[arg-type]  # describe() reads no store
+    names |= {family.name for family in pipeline.describe()}
     return names
 
 
@@ -106,6 +114,9 @@ def test_every_alert_has_a_for_a_severity_and_annotations_naming_the_version() -
         "BtcmlopsStoreUnreachable",
         "BtcmlopsRegistryUnreachable",
         "BtcmlopsFeatureDrift",
+        "BtcmlopsMonthNotDecided",
+        "BtcmlopsTrainerLeaseNotRenewed",
+        "BtcmlopsTargetDown",
     }
     for name, rule in alerts.items():
         assert rule.get("for"), name
@@ -156,3 +167,42 @@ def test_the_drift_alert_fires_above_the_threshold_drift_reports() -> None:
     expr = _alerts()["BtcmlopsFeatureDrift"]["expr"]
     (bound,) = re.findall(r"btcmlops_feature_drift_psi\{[^}]*\}\)\s*>\s*([0-9.]+)", expr)
     assert float(bound) == ServeSettings().drift_psi_threshold == DRIFTED_PSI
+
+
+CONFIG = PROMETHEUS / "prometheus.yml"
+COMPOSE = ROOT / "docker-compose.yml"
+
+
+def test_promtool_checks_the_compose_config_with_the_rules_it_mounts(tmp_path: Path) -> None:
+    """The compose stack's config, its rule_files pointed at the repo's rules (as the mount does)."""
+    config = yaml.safe_load(CONFIG.read_text())
+    assert config["rule_files"] == ["/etc/prometheus/rules/*.yml"]
+    config["rule_files"] = [str(PROMETHEUS / "rules" / "*.yml")]
+    local = tmp_path / "prometheus.yml"
+    local.write_text(yaml.safe_dump(config))
+    result = _run("check", "config", str(local))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(RULES)} rule files found" in result.stdout, result.stdout
+
+
+def test_the_compose_config_scrapes_each_service_where_compose_serves_its_metrics() -> None:
+    jobs = {
+        job["job_name"]: job["static_configs"][0]["targets"]
+        for job in yaml.safe_load(CONFIG.read_text())["scrape_configs"]
+    }
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    trainer = services["trainer"]["environment"]["BTCMLOPS_METRICS__TRAINER_PORT"]
+    feed = services["feed"]["environment"]["BTCMLOPS_METRICS__FEED_PORT"]
+    api = services["api"]["command"][services["api"]["command"].index("--port") + 1]
+    assert jobs == {
+        "btcmlops-api": [f"api:{api}"],
+        "btcmlops-trainer": [f"trainer:{trainer}"],
+        "btcmlops-feed": [f"feed:{feed}"],
+    }
+    volumes = services["prometheus"]["volumes"]
+    assert "./deploy/prometheus/rules:/etc/prometheus/rules:ro" in volumes
+    assert "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in volumes
+    assert services["prometheus"]["ports"] == ["${BIND_ADDRESS:-127.0.0.1}:${PROMETHEUS_PORT}:9090"]
+    # The alert on a scrape target names exactly these jobs.
+    down = _alerts()["BtcmlopsTargetDown"]["expr"]
+    assert all(job.removeprefix("btcmlops-") in down for job in jobs)
