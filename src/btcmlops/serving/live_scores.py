@@ -192,10 +192,25 @@ class LiveScores:
         """(version, role) -> its tally, as of the last round."""
         self.last_forecast_hour: int | None = None
         """The newest target hour of a logged forecast that counts as live."""
+        self._last_answered_hour: int | None = None
+        """The same, noted by the forecast route as it answers (this process's forecasts only): the log
+        is flushed every ``log_flush_interval_s`` and read a round later, seconds that are tens of sim
+        hours at the live stack's speeds, and the stalled-pipeline alert must not read that as a gap."""
         self.last_scored_hour: int | None = None
         self._shadow_through: dict[int, int] = {}
         """Challenger version -> the newest hour T its shadow forecast was scored from (or found
         unscoreable): the next round starts after it."""
+
+    def note_live_forecast(self, target_hour: int) -> None:
+        """A live forecast of ``target_hour`` was just answered (called on the forecast's path: O(1))."""
+        if self._last_answered_hour is None or target_hour > self._last_answered_hour:
+            self._last_answered_hour = target_hour
+
+    @property
+    def newest_forecast_hour(self) -> int | None:
+        """The newest target hour of a live forecast, logged (read back from the store) or answered here."""
+        hours = [hour for hour in (self.last_forecast_hour, self._last_answered_hour) if hour is not None]
+        return max(hours) if hours else None
 
     def update(
         self,
@@ -446,8 +461,8 @@ class LiveScoresCollector(Collector):
             ("scored", self._scores.last_scored_hour, "Newest target hour scored live, unix seconds."),
             (
                 "forecast",
-                self._scores.last_forecast_hour,
-                "Newest target hour of a live forecast logged, unix seconds.",
+                self._scores.newest_forecast_hour,
+                "Newest target hour of a live forecast answered or logged, unix seconds.",
             ),
         ):
             if hour is not None:

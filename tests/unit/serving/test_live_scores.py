@@ -301,3 +301,23 @@ def test_a_forecast_is_scored_once_its_close_arrives_and_its_version_window_is_k
         assert again.tallies[1, "champion"].totals == tally.totals
     finally:
         store.dispose()
+
+
+def test_a_live_forecast_counts_as_made_when_answered_not_when_its_log_row_is_read_back(
+    settings: Settings, serve: Serve
+) -> None:
+    """The stalled-pipeline alert reads the newest live forecast: at 48 sim h/s the log's flush and the
+    scorer's next round are tens of sim hours, so the answer itself must move it."""
+    asked = SIM_NOW - HOUR  # its target hour, SIM_NOW, is still open: a live forecast
+    with serve(serve={"log_flush_interval_s": 3600.0}) as client:  # nothing reaches the store meanwhile
+        before = _value(_families(client), "btcmlops_live_last_forecast_target_timestamp_seconds")
+        answer = client.post("/predict", json={"timestamp": asked.isoformat()})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["in_sample"] is False
+        after = _value(_families(client), "btcmlops_live_last_forecast_target_timestamp_seconds")
+        assert (
+            client.get("/predictions", params={"start": asked.isoformat(), "end": asked.isoformat()}).json()
+            == []
+        )
+    assert before is None or before < SIM_NOW.timestamp()
+    assert after == SIM_NOW.timestamp()

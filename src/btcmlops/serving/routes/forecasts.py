@@ -230,20 +230,21 @@ def _answer(
     now = datetime.now(UTC)
     if market:
         sim = service.clock.sim_now(now) if service.clock is not None else None
-        log.append(
-            LoggedPrediction(
-                timestamp,
-                target,
-                predicted,
-                last_close,
-                model.info.version,
-                now,
-                sim,
-                interval_level=level,
-                lower_close=lower,
-                upper_close=upper,
-            )
+        logged = LoggedPrediction(
+            timestamp,
+            target,
+            predicted,
+            last_close,
+            model.info.version,
+            now,
+            sim,
+            interval_level=level,
+            lower_close=lower,
+            upper_close=upper,
         )
+        log.append(logged)
+        if logged.live and target > model.info.window.train_end:
+            service.live_scores.note_live_forecast(hour + 1)  # seen at once, not after the log's flush
     service.metrics.predictions.inc()
     return PredictionPublic(
         timestamp=timestamp,
