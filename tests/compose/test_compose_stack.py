@@ -531,6 +531,12 @@ def _poor_champion_and_stopped_client_fire_their_alerts(stack: ComposeStack) -> 
         "served_to_firing_wall_s": round(fired_at - served_at, 1),
     }
     assert "worse than naive" in alert["annotations"]["summary"]
+    relayed = stack.api("/alerts")  # what the dashboard's monitoring page shows, from the api
+    assert relayed["configured"] is True, relayed
+    assert any(
+        item["name"] == "BtcmlopsChampionWorseThanNaive" and item["labels"].get("model_version") == str(poor)
+        for item in relayed["alerts"]
+    ), relayed
     assert fired_at - met_at <= WORSE_THAN_NAIVE_BOUND_S, stack.figures["worse_than_naive"]
 
     _wait(
