@@ -125,6 +125,13 @@ def test_a_reading_needs_a_day_of_hours_and_is_made_only_when_something_moved(
 ) -> None:
     with serve() as client:
         service: ServiceState = client.app.state.service  # type: ignore[attr-defined]
+        # Ready means a champion loaded; the store watcher's first read of the candles may come after.
+        wait_until(
+            lambda: service.snapshot.latest_hour is not None,
+            timeout_s=30,
+            what="the candles in memory",
+            on_timeout=lambda: client.get("/model").text,
+        )
         snapshot = service.snapshot
     drift = LiveDrift()
     assert not drift.update(snapshot, None)  # no clock and no candle: nothing to compare
