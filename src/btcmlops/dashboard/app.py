@@ -395,7 +395,8 @@ def _monitoring(client: ServiceClient, settings: Settings) -> None:
                 st.caption(standing["note"])
             if standing["challenger_error"]:
                 st.warning(f"The challenger cannot forecast: {standing['challenger_error']}")
-            st.dataframe(live_contest_table(standing), hide_index=True, key="contest-live")
+            if standing["champion_mae"] is not None:
+                st.dataframe(live_contest_table(standing), hide_index=True, key="contest-live")
             if standing["reason"]:
                 st.caption(f"The contest's reason, were the month to end now: {standing['reason']}")
 
@@ -421,12 +422,14 @@ def _monitoring(client: ServiceClient, settings: Settings) -> None:
 
 
 def _live_page() -> None:
+    st.title("BTC next-hour forecasts, live")
     settings = _settings()
     client = _client(settings.dashboard.api_url, settings.dashboard.request_timeout_s)
     st.fragment(run_every=settings.dashboard.refresh_s)(_live)(client, settings)
 
 
 def _monitoring_page() -> None:
+    st.title("Monitoring: is the champion still good, and is the pipeline moving?")
     settings = _settings()
     client = _client(settings.dashboard.api_url, settings.dashboard.request_timeout_s)
     st.fragment(run_every=settings.dashboard.refresh_s)(_monitoring)(client, settings)
@@ -436,7 +439,6 @@ def main() -> None:
     settings = _settings()
     st.set_page_config(page_title="btcmlops live", layout="wide")
     client = _client(settings.dashboard.api_url, settings.dashboard.request_timeout_s)
-    st.title("BTC next-hour forecasts, live")
     st.sidebar.link_button(
         "Open the model in MLflow",
         registered_model_url(settings.dashboard.mlflow_ui_url, settings.mlflow.registered_model),
