@@ -33,7 +33,7 @@ from btcmlops.contest.scoring import (
     score_interval,
 )
 from btcmlops.contest.significance import SignificanceTest, diebold_mariano
-from btcmlops.contest.training import month_samples, train_through
+from btcmlops.contest.training import Fit, month_samples, train_through
 from btcmlops.features import build_samples
 from btcmlops.model import Forecaster, naive_interval
 from btcmlops.registry import (
@@ -178,9 +178,16 @@ class Contest:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         sim_now: Callable[[], datetime | None] = lambda: None,
         change_grace_s: float = 0.0,
+        fit: Fit | None = None,
     ) -> None:
         """``change_grace_s``: how old a pending change by hand must be before ``reconcile`` takes it for
-        cut off and rolls it forward (``StoreSettings.change_grace_s`` in the trainer; 0 by hand)."""
+        cut off and rolls it forward (``StoreSettings.change_grace_s`` in the trainer; 0 by hand).
+
+        ``fit``: where the model trained through a month comes from (None: trained here, when the plan
+        asks for it). A fit depends on the candles through its month only, so the replay fits them
+        ahead on other processes; registering it and every registry change stay here, in order.
+        """
+        self._fit = fit
         self._model = model
         self._rule = rule
         self._registry = registry
@@ -619,7 +626,9 @@ class Contest:
                 samples = build_samples(candles, self._model.feature_set)
             self._step("train")
             with self._timings.measure("training"):
-                forecaster, window, metrics = train_through(samples, candles, month, self._model)
+                forecaster, window, metrics = (
+                    self._fit(month) if self._fit else train_through(samples, candles, month, self._model)
+                )
             self._step("mlflow.register")
             info = self._registry.register(
                 forecaster,
