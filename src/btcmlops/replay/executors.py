@@ -135,7 +135,7 @@ def open_executor(replay: ReplaySettings, model: ModelSettings) -> Iterator[Exec
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
-            silence_logs=logging.WARNING,
+            silence_logs=logging.ERROR,  # not its own teardown notes ("still alive, killing")
         ) as cluster,
         Client(cluster) as client,  # type: ignore[no-untyped-call]
     ):
