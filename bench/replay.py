@@ -7,6 +7,12 @@ cached empty schema. Target: wall < 30 s with MLflow under a quarter of it on a 
 
     uv run python bench/replay.py [--runs 3]
     uv run python bench/replay.py --against e2f28d8 [--runs 3]
+    uv run python bench/replay.py --executors serial,processes,dask [--runs 3]
+
+``--executors`` times the same replay on each executor (``btcmlops simulate --executor``; an entry
+``processes:1`` sets ``--workers 1``), runs alternating, and checks that every run wrote the same
+``predictions.csv`` as the first. Target: under 8 s process wall with the best executor on 2 cores,
+Dask within 20 % of ``processes``.
 
 ``--against REV`` compares this checkout with the code of a git revision (checked out into a scratch
 worktree and run with this environment): the runs alternate, so both see the same noise of a shared
@@ -27,13 +33,15 @@ import time
 from pathlib import Path
 
 
-def _replay(home: Path, out: Path, source: Path | None = None) -> tuple[float, dict]:  # type: ignore[type-arg]
+def _replay(
+    home: Path, out: Path, source: Path | None = None, options: tuple[str, ...] = ()
+) -> tuple[float, dict]:  # type: ignore[type-arg]
     env = {**os.environ, "BTCMLOPS_HOME": str(home)}
     if source is not None:  # the other revision's package first on the path
         env["PYTHONPATH"] = str(source / "src")
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "btcmlops", "simulate", "--out", str(out)],
+        [sys.executable, "-m", "btcmlops", "simulate", "--out", str(out), *options],
         check=True,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -73,11 +81,55 @@ def _against(revision: str, runs: int) -> None:
     print(f"median wall: {revision} {before:.1f} s, this checkout {after:.1f} s: {after / before - 1:+.1%}")
 
 
+def _executor_options(entry: str) -> tuple[str, ...]:
+    """``processes:1`` -> ``--executor processes --workers 1``."""
+    name, _, workers = entry.partition(":")
+    return ("--executor", name, *(("--workers", workers) if workers else ()))
+
+
+def _executors(entries: list[str], runs: int) -> None:
+    """Alternate replays on each executor; print each run and the median wall per executor."""
+    scratch = Path(tempfile.mkdtemp(prefix="btcmlops-bench-"))
+    walls: dict[str, list[float]] = {entry: [] for entry in entries}
+    first: bytes | None = None
+    try:
+        _replay(scratch / "home", scratch / "warm")  # the MLflow schema cache, for all
+        for run in range(runs):
+            for entry in entries:
+                out = scratch / f"{run}-{entry.replace(':', '-')}"
+                wall, summary = _replay(scratch / "home", out, options=_executor_options(entry))
+                predictions = (out / "predictions.csv").read_bytes()
+                first = first or predictions
+                walls[entry].append(wall)
+                timings = summary["timings"]
+                print(
+                    f"run {run + 1} {entry}: process wall {wall:.1f} s, replay {timings['total_s']:.1f} s, "
+                    f"training (waited) {timings.get('training_s', 0):.1f} s, MLflow "
+                    f"{timings.get('mlflow_s', 0):.1f} s, predictions.csv "
+                    f"{'identical' if predictions == first else 'DIFFERENT'}"
+                )
+                shutil.rmtree(out)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    medians = {entry: statistics.median(values) for entry, values in walls.items()}
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
+    for entry, median in medians.items():
+        print(
+            f"median process wall {entry}: {median:.1f} s ({median / medians[entries[0]]:.2f}x {entries[0]})"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--against", metavar="REV", help="a git revision to compare with, runs alternating")
+    parser.add_argument(
+        "--executors", metavar="LIST", help="comma-separated executors to compare, e.g. serial,processes,dask"
+    )
     args = parser.parse_args()
+    if args.executors:
+        _executors(args.executors.split(","), args.runs)
+        return
     if args.against:
         _against(args.against, args.runs)
         return

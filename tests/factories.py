@@ -73,15 +73,19 @@ def write_project_csv(frame: pd.DataFrame, path: str) -> None:
     out.to_csv(path, index=False, float_format="%.6f")
 
 
-def small_replay(home: Path, candles: pd.DataFrame, *, num_boost_round: int = 20) -> ReplayResult:
+def small_replay(
+    home: Path, candles: pd.DataFrame, *, num_boost_round: int = 20, replay: dict[str, Any] | None = None
+) -> ReplayResult:
     """A replay of ``candles`` (from 2021-01) with v1 trained on two months and small models: the
-    stores and registry a test of the serving side starts from, made in seconds."""
+    stores and registry a test of the serving side starts from, made in seconds. ``replay``: the
+    replay's settings (its executor), serial by default."""
     data = home / "candles.csv"
     write_project_csv(candles, str(data))
     settings = Settings(
         home=home,
         contest={"first_train_months": 2},
         model={"num_boost_round": num_boost_round, "min_data_in_leaf": 20},
+        replay=replay or {},
     )
     return run_replay(settings, data, home / "out")
 

@@ -272,6 +272,39 @@ class ContestSettings(BaseModel):
     )
 
 
+class ReplaySettings(BaseModel):
+    """Where a replay (``btcmlops simulate``) fits its models: here, one by one, or on other processes.
+
+    A model's fit depends only on the candles through its month, never on a contest's outcome, so every
+    fit of a replay can run at once; MLflow and the registry are still written by the one replaying
+    process, in the same order, and the outputs are the same whichever executor fitted them.
+    """
+
+    executor: Literal["serial", "processes", "dask"] = Field(
+        default="serial",
+        description=(
+            "serial: each model is fitted in the replaying process when its month closes. processes: "
+            "every fit is submitted up front to a pool of local processes. dask: the same on Dask "
+            "distributed, a local cluster unless `scheduler` names a running one."
+        ),
+    )
+    workers: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Processes of the pool or of the local Dask cluster. Unset: this machine's cores divided by "
+            "the threads of one fit (BTCMLOPS_MODEL__NUM_THREADS), so the fits never oversubscribe them."
+        ),
+    )
+    scheduler: str | None = Field(
+        default=None,
+        description=(
+            "Address of a running Dask scheduler (tcp://host:8786) for executor=dask; its workers must "
+            "have this btcmlops installed. Unset: a local cluster of `workers` processes, closed after."
+        ),
+    )
+
+
 class TrainerSettings(BaseModel):
     """The live trainer: how often it looks at the clock, and its lease (one trainer at a time)."""
 
@@ -667,6 +700,7 @@ class Settings(BaseSettings):
     data: DataSettings = DataSettings()
     model: ModelSettings = ModelSettings()
     contest: ContestSettings = ContestSettings()
+    replay: ReplaySettings = ReplaySettings()
     trainer: TrainerSettings = TrainerSettings()
     serve: ServeSettings = ServeSettings()
     clock: ClockSettings = ClockSettings()

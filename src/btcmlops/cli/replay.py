@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,26 @@ from rich.table import Table
 
 from btcmlops.cli.common import settings_of, training_device
 from btcmlops.cli.console import console, errors
+from btcmlops.settings import Settings
+
+
+class Executor(StrEnum):
+    """The choices of ``--executor`` (``ReplaySettings.executor``)."""
+
+    SERIAL = "serial"
+    PROCESSES = "processes"
+    DASK = "dask"
+
+
+def with_executor(
+    settings: Settings, executor: Executor | None, scheduler: str | None, workers: int | None
+) -> Settings:
+    """``settings`` with the command line's executor options in place of the configured ones."""
+    chosen = {"executor": executor and executor.value, "scheduler": scheduler, "workers": workers}
+    update = {name: value for name, value in chosen.items() if value is not None}
+    if scheduler is not None and (executor or settings.replay.executor) != "dask":
+        raise typer.BadParameter("--scheduler is the address of a Dask scheduler: add --executor dask")
+    return settings.model_copy(update={"replay": settings.replay.model_copy(update=update)})
 
 
 def simulate(
@@ -22,16 +43,40 @@ def simulate(
     out: Annotated[
         Path, typer.Option(help="Output directory (a previous replay there moves to OUT.previous).")
     ] = Path("out/replay"),
+    executor: Annotated[
+        Executor | None,
+        typer.Option(
+            help="Where the models are fitted: serial (here), processes (a local pool) or dask "
+            "(default: BTCMLOPS_REPLAY__EXECUTOR)."
+        ),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="A running Dask scheduler, tcp://host:8786, for --executor dask (default: a local cluster)."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Processes that fit at once (default: the cores / one fit's threads)."),
+    ] = None,
 ) -> None:
     """Replay the champion/challenger contest over a candle file, month by month."""
     from btcmlops.data import CandleFileError
     from btcmlops.replay import ReplayError, run_replay
 
-    settings = settings_of(ctx)
+    settings = with_executor(settings_of(ctx), executor, scheduler, workers)
     data_file = data or settings.data.file
     device = training_device(settings)
     if settings.model.family != "lightgbm" or device != "cpu":
         console.print(f"training {settings.model.family} on {device}")
+    if settings.replay.executor != "serial":
+        from btcmlops.replay.executors import worker_count
+
+        where = (
+            settings.replay.scheduler or f"{worker_count(settings.replay, settings.model)} local processes"
+        )
+        console.print(f"fitting every month ahead on {settings.replay.executor} ({where})")
     console.print(f"replaying [bold]{data_file}[/bold] into [bold]{out}[/bold]")
     with Progress(
         TextColumn("[progress.description]{task.description}"),

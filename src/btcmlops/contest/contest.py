@@ -32,7 +32,7 @@ from btcmlops.contest.judging import (
 from btcmlops.contest.rule import Decision, outcome_of
 from btcmlops.contest.scoring import IntervalScores, Scores, daily_mae, score
 from btcmlops.contest.significance import MIN_PAIRS, SignificanceTest
-from btcmlops.contest.training import month_samples, train_through
+from btcmlops.contest.training import Fit, month_samples, train_through
 from btcmlops.features import build_samples, get_feature_set
 from btcmlops.features.drift import reference_bins
 from btcmlops.model import Forecaster, naive_interval
@@ -198,12 +198,19 @@ class Contest:
         sim_now: Callable[[], datetime | None] = lambda: None,
         change_grace_s: float = 0.0,
         load: Callable[[int], Forecaster] | None = None,
+        fit: Fit | None = None,
     ) -> None:
         """``change_grace_s``: how old a pending change by hand must be before ``reconcile`` takes it for
         cut off and rolls it forward (``StoreSettings.change_grace_s`` in the trainer; 0 by hand).
         ``load``: how a version's forecaster is had (default: loaded from the registry each time; the
-        service's live contest passes the models it holds in memory)."""
+        service's live contest passes the models it holds in memory).
+
+        ``fit``: where the model trained through a month comes from (None: trained here, when the plan
+        asks for it). A fit depends on the candles through its month only, so the replay fits them
+        ahead on other processes; registering it and every registry change stay here, in order.
+        """
         self._load = load or registry.load
+        self._fit = fit
         self._model = model
         self._rule = rule
         self._registry = registry
@@ -684,7 +691,9 @@ class Contest:
                 samples = build_samples(candles, self._model.feature_set)
             self._step("train")
             with self._timings.measure("training"):
-                forecaster, window, metrics = train_through(samples, candles, month, self._model)
+                forecaster, window, metrics = (
+                    self._fit(month) if self._fit else train_through(samples, candles, month, self._model)
+                )
             self._step("mlflow.register")
             info = self._registry.register(
                 forecaster,

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
 from btcmlops.calendar import Month
+from btcmlops.features import build_samples
 from btcmlops.model import Forecaster, train_forecaster
 from btcmlops.settings import ModelSettings
 from btcmlops.training_window import TrainingWindow
+
+Fitted = tuple[Forecaster, TrainingWindow, dict[str, float]]
+"""A model trained through a month: the forecaster, its training window and its training metrics."""
+
+Fit = Callable[[Month], Fitted]
+"""Whatever hands the contest the model trained through a month (``Contest(fit=...)``): the replay's
+executors fit every month ahead on other processes and hand each over when its month is closed."""
 
 
 def candles_digest(candles: pd.DataFrame) -> str:
@@ -36,7 +45,7 @@ def month_samples(samples: pd.DataFrame, month: Month) -> pd.DataFrame:
 
 def train_through(
     samples: pd.DataFrame, candles: pd.DataFrame, through: Month, config: ModelSettings
-) -> tuple[Forecaster, TrainingWindow, dict[str, float]]:
+) -> Fitted:
     """Train on every sample up to the end of ``through``; return the model, its window and metrics."""
     rows = training_samples(samples, through)
     if rows.empty:
@@ -55,3 +64,13 @@ def train_through(
         trained_through=str(through),
     )
     return forecaster, window, {"train_seconds": seconds, "in_sample_mae": in_sample}
+
+
+def train_on_candles(candles: pd.DataFrame, through: Month, config: ModelSettings) -> Fitted:
+    """Train through ``through`` from ``candles`` alone (every candle up to its last hour, as the contest
+    reads them): the samples are built here, so a worker process needs nothing but the candles.
+
+    The same features and fit as ``Contest`` makes when its month closes, so the model is the same
+    wherever it is fitted. Importing this module pays for LightGBM and pandas, not for MLflow.
+    """
+    return train_through(build_samples(candles, config.feature_set), candles, through, config)

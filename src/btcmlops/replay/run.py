@@ -25,6 +25,7 @@ from btcmlops.data import load_file_into_store
 from btcmlops.mlflow_links import experiment_runs_url, registered_model_url
 from btcmlops.redaction import redact
 from btcmlops.registry import release_embedded_store
+from btcmlops.replay.executors import FitsAhead, open_executor
 from btcmlops.replay.summary import build_summary, predictions_frame
 from btcmlops.settings import Settings
 from btcmlops.timing import Timings
@@ -161,8 +162,13 @@ def run_replay(
     out_dir.mkdir(parents=True, exist_ok=True)
     previous = _keep_previous_replay(out_dir)
 
-    # The composition root's rules, with the output directory in place of the home.
-    with open_price_store(settings, directory=out_dir, migrate=False) as store:
+    # The fits' executor first: its workers start while the candles load (a pool forks them before
+    # MLflow and the stores start threads). The composition root's rules, with the output directory in
+    # place of the home.
+    with (
+        open_executor(settings.replay, settings.model) as executor,
+        open_price_store(settings, directory=out_dir, migrate=False) as store,
+    ):
         with timings.measure("data"):
             store.migrate()
             loaded = load_file_into_store(data_file, store)
@@ -187,18 +193,25 @@ def run_replay(
                 "(set BTCMLOPS_MLFLOW__REGISTERED_MODEL)"
             )
 
-        contest = Contest(
-            settings.model, settings.contest, registry, FrameCandles(candles), store, timings=timings
-        )
         last_hour = candles["open_time"].iloc[-1]
         last_complete = last_complete_month(last_hour)
         months = months_between(Month.of(candles["open_time"].iloc[0]), last_complete)
+        source = FrameCandles(candles)
+        # The last month trains no challenger (no month is left to score it on): fits through the others.
+        fits = None if executor is None else FitsAhead(executor, source, months[:-1], settings.model)
+        contest = Contest(
+            settings.model, settings.contest, registry, source, store, timings=timings, fit=fits
+        )
         outcomes: list[MonthOutcome] = []
-        for index, month in enumerate(months):
-            outcome = contest.close_month(month, train_challenger=index < len(months) - 1)
-            outcomes.append(outcome)
-            if on_month is not None:
-                on_month(month, index + 1, len(months), outcome)
+        try:
+            for index, month in enumerate(months):
+                outcome = contest.close_month(month, train_challenger=index < len(months) - 1)
+                outcomes.append(outcome)
+                if on_month is not None:
+                    on_month(month, index + 1, len(months), outcome)
+        finally:
+            if fits is not None:
+                fits.cancel_unused()
 
         predictions = predictions_frame(outcomes)
         predictions_path = out_dir / "predictions.csv"

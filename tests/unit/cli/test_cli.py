@@ -228,3 +228,21 @@ def test_cuda_without_a_gpu_stops_before_anything_starts(
     assert "BTCMLOPS_MODEL__DEVICE=cuda but XGBoost" in result.output
     assert "set BTCMLOPS_MODEL__DEVICE=cpu" in result.output
     assert not (env / "home").exists()
+
+
+def test_simulate_refuses_a_scheduler_without_the_dask_executor(env: Path) -> None:
+    result = RUNNER.invoke(
+        app, ["simulate", "--scheduler", "tcp://127.0.0.1:8786", "--out", str(env / "out")]
+    )
+    assert result.exit_code == 2
+    assert "--executor dask" in result.output
+    assert not (env / "out").exists()
+
+
+def test_the_executor_options_take_the_place_of_the_settings() -> None:
+    from btcmlops.cli.replay import Executor, with_executor
+
+    configured = Settings(replay={"executor": "processes", "workers": 3})
+    assert with_executor(configured, None, None, None).replay == configured.replay
+    chosen = with_executor(configured, Executor.DASK, "tcp://10.0.0.2:8786", None).replay
+    assert (chosen.executor, chosen.scheduler, chosen.workers) == ("dask", "tcp://10.0.0.2:8786", 3)
