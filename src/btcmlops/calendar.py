@@ -56,6 +56,11 @@ class Month:
         """The open time of the month's last hour (UTC)."""
         return self.next().start - _HOUR
 
+    @property
+    def hours(self) -> int:
+        """How many hours the month has (672 to 744): what a contest on it counts its share against."""
+        return int((self.next().start - self.start).total_seconds()) // 3600
+
     def next(self) -> Month:
         return Month(self.year + self.month // 12, self.month % 12 + 1)
 

@@ -350,7 +350,7 @@ class Contest:
             if not candles.empty
             else pd.DataFrame()
         )
-        expected = int((month.next().start - month.start) / pd.Timedelta(hours=1))
+        expected = month.hours
         closed = max(0, min(expected, int((last - month.start) / pd.Timedelta(hours=1)) + 1))
         standing = MonthStanding(
             month=month, hours=len(rows), hours_left=expected - closed, expected_hours=expected,
@@ -417,7 +417,7 @@ class Contest:
             return plan, MonthOutcome(month=month, champion_version=None, note=plan["note"])
 
         rows = month_samples(samples, month)
-        expected = int((month.next().start - month.start) / pd.Timedelta(hours=1))
+        expected = month.hours
         plan["hours"], plan["expected_hours"] = len(rows), expected
         if len(rows) < self._rule.min_month_share * expected or rows.empty:
             plan["note"] = (

@@ -132,7 +132,7 @@ class LiveContest:
         through = pd.Timestamp(hour_time(newest_hour))
         note = _why_not_judged(month, champion, challenger)
         if note is not None or champion is None or challenger is None:
-            expected = int((month.next().start - month.start) / pd.Timedelta(hours=1))
+            expected = month.hours
             after = math.ceil((month.next().start - through) / pd.Timedelta(hours=1)) - 1
             left = max(0, min(expected, after))
             self.current = LiveStanding(month, _state(left), None, note, datetime.now(UTC))

@@ -21,6 +21,7 @@ def test_month_arithmetic() -> None:
     assert Month(2024, 1).previous() == Month(2023, 12)
     assert Month(2023, 1).plus(11) == Month(2023, 12)
     assert Month(2024, 2).last_hour == pd.Timestamp("2024-02-29 23:00", tz="UTC")
+    assert [Month(2024, 2).hours, Month(2023, 2).hours, Month(2024, 3).hours] == [696, 672, 744]
     assert Month.of(pd.Timestamp("2024-03-31 23:59", tz="UTC")) == Month(2024, 3)
     assert [str(m) for m in months_between(Month(2023, 11), Month(2024, 2))] == [
         "2023-11", "2023-12", "2024-01", "2024-02",

@@ -170,7 +170,7 @@ def live_contest_public(live: LiveStanding, rule: ContestSettings, error: str | 
         fields["would_promote"] = judgement.decision.promote
         fields["reason"] = judgement.decision.reason
     month = live.month
-    expected = int((month.next().start - month.start).total_seconds() // 3600)
+    expected = month.hours
     return LiveContestPublic(
         month=str(month),
         state=live.state,
