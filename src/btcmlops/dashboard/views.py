@@ -766,8 +766,12 @@ def live_contest_headline(standing: dict[str, Any]) -> str:
         standing["would_promote"]
     ]
     tested = "" if p_value is None else f", p so far {p_value:.3f}"
+    hours = (  # no standing yet (no challenger in shadow): no hours to speak of
+        ""
+        if standing.get("champion_version") is None
+        else f" {standing['hours_scored']} hours scored, {standing['hours_left']} left."
+    )
     return (
-        f"**{standing['month']}** ({standing['state']}): {standing['hours_scored']} hours scored, "
-        f"{standing['hours_left']} left. On {rule['metric']} with a {rule['margin']:.1%} margin "
-        f"({rule['promotion_rule']} rule) the contest {verdict}{tested}."
+        f"**{standing['month']}** ({standing['state']}):{hours} On {rule['metric']} with a "
+        f"{rule['margin']:.1%} margin ({rule['promotion_rule']} rule) the contest {verdict}{tested}."
     )

@@ -674,4 +674,8 @@ def test_live_contest_table_and_headline_say_how_the_month_stands() -> None:
     assert live_contest_headline({**on_intervals, "would_promote": True}).endswith(
         "the contest would promote, p so far 0.002."
     )
-    assert live_contest_headline(_standing(would_promote=None, dm_p_value=None)).endswith("cannot judge yet.")
+    nothing_yet = live_contest_headline(_standing(would_promote=None, dm_p_value=None, champion_version=None))
+    assert (
+        nothing_yet
+        == "**2024-03** (in progress): On mae with a 2.0% margin (margin rule) the contest cannot judge yet."
+    )
