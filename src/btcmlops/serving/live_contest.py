@@ -98,11 +98,11 @@ class LiveContest:
         """Why the last round could not judge the month (the challenger failed to forecast...)."""
 
     def month_in_progress(self, newest_hour: int) -> Month:
-        """The month after the newest one the trainer closed; the month of ``newest_hour`` before any."""
-        closed = self._store.journal.closed_months(self._registry.model_name)
-        if closed and closed[-1].month:
-            return Month.parse(closed[-1].month).next()
-        return Month.of(pd.Timestamp(hour_time(newest_hour)))
+        """The first month the trainer has not closed (the journal's rule, as the trainer resumes by); the
+        month of ``newest_hour`` before any."""
+        return self._store.journal.first_open_month(
+            self._registry.model_name, Month.of(pd.Timestamp(hour_time(newest_hour)))
+        )
 
     def update(self, newest_hour: int | None) -> None:
         """Judge the month in progress on its hours closed by ``newest_hour`` (the newest candle in memory).
