@@ -150,6 +150,11 @@ class ServiceState:
         latest = self.snapshot.latest_hour
         return None if latest is None else hour_time(latest + 1)
 
+    def window_end(self) -> datetime | None:
+        """Where the live windows (7-day scores, drift) end: the sim clock's now, else (a replay's store
+        served by hand) the newest candle's close; None before either."""
+        return self.sim_now() or self.data_now()
+
     def interval_level(self) -> float | None:
         """The serving champion's interval level (None: no model, or one without an interval)."""
         model = self.snapshot.model
@@ -331,7 +336,7 @@ class ServiceState:
         async def score() -> None:
             await self._in(  # first: a store that fails cannot hold it up
                 self._scorer_thread,
-                lambda: self.drift.update(self.snapshot, self.sim_now() or self.data_now()),
+                lambda: self.drift.update(self.snapshot, self.window_end()),
             )
             await self._in(
                 self._scorer_thread,

@@ -26,7 +26,7 @@ router = APIRouter(tags=["monitoring"])
 @router.get("/monitoring/scores", response_model=LiveScoresPublic)
 def live_scores(service: Service) -> LiveScoresPublic:
     """Each version's live error, coverage and interval score over the last 7 sim days, beside naive's."""
-    end = service.sim_now() or service.data_now()
+    end = service.window_end()
     windows = [] if end is None else window_scores(service.live_scores.tallies, end)
     return LiveScoresPublic(
         window="7d",
