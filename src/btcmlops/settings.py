@@ -156,6 +156,15 @@ class ModelSettings(BaseModel):
             "an unknown feature set is refused."
         ),
     )
+    train_window_months: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Training window of every fit (the replay's and the live trainer's): 0, an expanding window "
+            "(every hour from the first candle through the month trained through); N, a rolling window "
+            "of the last N months through it. The first champion is fitted on it too."
+        ),
+    )
     num_boost_round: int = Field(default=300, ge=1, description="Boosting rounds (trees) of one fit.")
     learning_rate: float = Field(default=0.03, gt=0, description="Shrinkage of each tree (XGBoost: eta).")
     num_leaves: int = Field(

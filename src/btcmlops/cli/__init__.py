@@ -23,6 +23,7 @@ from btcmlops.cli.model import model_app
 from btcmlops.cli.registry import registry_app
 from btcmlops.cli.replay import simulate
 from btcmlops.cli.serve import serve
+from btcmlops.cli.sweep import sweep
 from btcmlops.redaction import install_log_redaction
 from btcmlops.settings import Settings
 
@@ -62,6 +63,7 @@ def _main(ctx: typer.Context) -> None:
 # In the order `btcmlops --help` has always listed them.
 app.add_typer(data_app, name="data")
 app.command()(simulate)
+app.command()(sweep)
 app.command()(serve)
 app.add_typer(clock_app, name="clock")
 for command in (

@@ -32,9 +32,18 @@ def candles_digest(candles: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def training_samples(samples: pd.DataFrame, through: Month) -> pd.DataFrame:
-    """Samples whose target hour is at or before the last hour of ``through``."""
-    return samples.loc[samples["target_time"] <= through.last_hour]
+def training_samples(samples: pd.DataFrame, through: Month, window_months: int = 0) -> pd.DataFrame:
+    """Samples whose target hour is at or before the last hour of ``through``: every one (``window_months``
+    0, an expanding window) or those of the last ``window_months`` months through it (a rolling window).
+
+    The one rule of what a model trained through a month sees, for the replay and the live trainer alike
+    (``ModelSettings.train_window_months``); the window only ever drops older hours, never adds later ones.
+    """
+    target = samples["target_time"]
+    keep = target <= through.last_hour
+    if window_months:
+        keep &= target >= through.plus(1 - window_months).start
+    return samples.loc[keep]
 
 
 def month_samples(samples: pd.DataFrame, month: Month) -> pd.DataFrame:
@@ -46,8 +55,9 @@ def month_samples(samples: pd.DataFrame, month: Month) -> pd.DataFrame:
 def train_through(
     samples: pd.DataFrame, candles: pd.DataFrame, through: Month, config: ModelSettings
 ) -> Fitted:
-    """Train on every sample up to the end of ``through``; return the model, its window and metrics."""
-    rows = training_samples(samples, through)
+    """Train on the samples up to the end of ``through`` (those of the last ``config.train_window_months``
+    months, 0: every one); return the model, its window and metrics."""
+    rows = training_samples(samples, through, config.train_window_months)
     if rows.empty:
         raise ValueError(f"no training samples through {through}")
     first, last = rows["target_time"].iloc[0], rows["target_time"].iloc[-1]

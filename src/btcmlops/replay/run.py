@@ -8,7 +8,8 @@ import shutil
 import sqlite3
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,14 +21,15 @@ import pandas as pd
 from btcmlops.bootstrap import open_price_store, open_registry, tracking
 from btcmlops.calendar import end_of_data, last_complete_month, months_between
 from btcmlops.contest import Month
-from btcmlops.contest.contest import Contest, MonthOutcome
+from btcmlops.contest.contest import CandleSource, Contest, MonthOutcome
+from btcmlops.contest.training import Fit
 from btcmlops.data import load_file_into_store
 from btcmlops.mlflow_links import experiment_runs_url, registered_model_url
 from btcmlops.redaction import redact
 from btcmlops.registry import release_embedded_store
 from btcmlops.replay.executors import FitsAhead, open_executor
 from btcmlops.replay.summary import build_summary, predictions_frame
-from btcmlops.settings import Settings
+from btcmlops.settings import ModelSettings, Settings
 from btcmlops.timing import Timings
 
 REPLAY_FILES = ("predictions.csv", "summary.json", "report.html", "report.png", "prices.db", "mlflow.db")
@@ -35,6 +37,12 @@ ARTIFACTS_DIR = "mlartifacts"
 """The embedded MLflow store's artifact folder inside a replay's directory."""
 PREVIOUS_SUFFIX = ".previous"
 """A new replay moves the one it replaces to ``<out>.previous`` (one generation is kept)."""
+
+
+FitsFor = Callable[[CandleSource, Sequence[Month], ModelSettings], Fit]
+"""Whoever hands a replay its models instead of its own executor (``run_replay(fits_for=...)``): called
+once with the replay's candles, the months a model may be trained through and the model settings; a
+sweep shares one executor and one store of fits between its replays (``btcmlops.replay.sweep``)."""
 
 
 class ReplayError(RuntimeError):
@@ -148,6 +156,7 @@ def run_replay(
     out_dir: Path,
     *,
     on_month: Callable[[Month, int, int, MonthOutcome], None] | None = None,
+    fits_for: FitsFor | None = None,
 ) -> ReplayResult:
     """Replay the contest over ``data_file`` month by month; write outputs into ``out_dir``.
 
@@ -155,7 +164,8 @@ def run_replay(
     store and the model artifacts in ``out_dir``; a previous replay's files there move to
     ``<out>.previous`` first (``ReplayResult.previous``). With a configured
     store or tracking server the replay uses those, and refuses a registered model that already has
-    versions (a replay starts from nothing).
+    versions (a replay starts from nothing). ``fits_for``: where the models come from instead of the
+    executor ``settings.replay`` names (none is opened then).
     """
     started = time.perf_counter()
     timings = Timings()
@@ -166,7 +176,7 @@ def run_replay(
     # MLflow and the stores start threads). The composition root's rules, with the output directory in
     # place of the home.
     with (
-        open_executor(settings.replay, settings.model) as executor,
+        open_executor(settings.replay, settings.model) if fits_for is None else nullcontext() as executor,
         open_price_store(settings, directory=out_dir, migrate=False) as store,
     ):
         with timings.measure("data"):
@@ -199,9 +209,8 @@ def run_replay(
         source = FrameCandles(candles)
         # The last month trains no challenger (no month is left to score it on): fits through the others.
         fits = None if executor is None else FitsAhead(executor, source, months[:-1], settings.model)
-        contest = Contest(
-            settings.model, settings.contest, registry, source, store, timings=timings, fit=fits
-        )
+        fit = fits_for(source, months[:-1], settings.model) if fits_for is not None else fits
+        contest = Contest(settings.model, settings.contest, registry, source, store, timings=timings, fit=fit)
         outcomes: list[MonthOutcome] = []
         try:
             for index, month in enumerate(months):

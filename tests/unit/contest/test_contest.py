@@ -204,6 +204,26 @@ def test_closing_a_month_twice_does_the_work_once(registry: ModelRegistry, ledge
     assert len(decisions) == 1
 
 
+def test_a_rolling_window_trains_on_the_last_months_and_never_scores_on_them(
+    registry: ModelRegistry, ledger: PriceStore
+) -> None:
+    candles = make_candles("2021-01-01", "2021-04-30 23:00", ar=0.3)
+    model = FAST_MODEL.model_copy(update={"train_window_months": 1})
+    contest = Contest(model, ContestSettings(first_train_months=2), registry, FrameCandles(candles), ledger)
+    outcomes = _run(contest, candles)
+
+    windows = {t.version: t for o in outcomes for t in o.trained}
+    assert [(w.trained_through, w.train_start) for w in windows.values()] == [
+        ("2021-02", pd.Timestamp("2021-02-01", tz="UTC")),  # v1: February only, not January
+        ("2021-03", pd.Timestamp("2021-03-01", tz="UTC")),
+    ]
+    predictions = pd.concat([o.predictions for o in outcomes if o.predictions is not None])
+    assert set(predictions["model_version"]) == {1, 2}  # April's contest: v1 served, v2 in shadow
+    for version, rows in predictions.groupby("model_version"):
+        assert (pd.to_datetime(rows["target_time"], utc=True) > windows[version].train_end).all()
+        assert (pd.to_datetime(rows["timestamp"], utc=True) >= windows[version].train_end).all()
+
+
 def test_a_model_is_never_scored_on_hours_it_was_trained_on(
     registry: ModelRegistry, ledger: PriceStore, tmp_path: Path
 ) -> None:
