@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from btcmlops.cli.common import settings_of
+from btcmlops.cli.common import settings_of, training_device
 from btcmlops.cli.console import console, errors
 from btcmlops.cli.replay import Executor, with_executor
 
@@ -92,6 +92,8 @@ def sweep(
     except SweepError as error:
         errors.print(f"[red]sweep refused:[/red] {error}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None
+    for first in {combination.values["family"]: combination for combination in combinations}.values():
+        training_device(first.settings)  # each family's library is there (exit 2 if not), before any replay
     data_file = data or settings.data.file
     console.print(
         f"sweeping {len(combinations)} combination(s) of {data_file} into [bold]{out}[/bold], fits on "

@@ -8,6 +8,7 @@ visible), interval score against naive's, and promotions with the significant on
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -74,12 +75,20 @@ def png_figure(table: pd.DataFrame) -> Figure:
     ):
         axis.bar(left, table[served], width=0.4, color=SERVED_COLOUR, label="served")
         axis.bar(right, table[naive], width=0.4, color=NAIVE_COLOUR, label="naive")
-        low = min(table[served].min(), table[naive].min())
-        high = max(table[served].max(), table[naive].max())
-        axis.set_ylim(low - 0.5 * (high - low) - 1, high + 0.2 * (high - low) + 1)  # the differences, not 0
+        _zoom(axis, pd.concat([table[served], table[naive]]), margin=1.0)
         axis.legend(fontsize=8)
-    skills.bar(positions, table["skill"] * 100, color=SERVED_COLOUR)
-    skills.axhline(0, color="#222", linewidth=0.8)
+    skill = table["skill"] * 100
+    skills.bar(positions, skill, color=SERVED_COLOUR)
+    _zoom(skills, skill, margin=0.05)
+    for position, value in zip(positions, skill, strict=True):
+        skills.annotate(
+            f"{value:+.2f}",
+            (position, value),
+            xytext=(0, 2),
+            textcoords="offset points",
+            ha="center",
+            fontsize=8,
+        )
     promotions.bar(left, table["promotions"], width=0.4, color=SERVED_COLOUR, label="promotions")
     promotions.bar(
         right, table["significant_promotions"], width=0.4, color=SIGNIFICANT_COLOUR, label="significant"
@@ -90,3 +99,9 @@ def png_figure(table: pd.DataFrame) -> Figure:
         axis.set_xticks(positions, table["name"], fontsize=8, rotation=20, ha="right")
         axis.grid(alpha=0.3, axis="y")
     return figure
+
+
+def _zoom(axis: Any, values: pd.Series, *, margin: float) -> None:
+    """Show the differences between ``values``, not their distance from 0: they differ by tenths of a %."""
+    low, high = float(values.min()), float(values.max())
+    axis.set_ylim(low - 0.5 * (high - low) - margin, high + 0.3 * (high - low) + margin)
