@@ -117,6 +117,10 @@ format: install ## Format and auto-fix with ruff
 bench: install ## Time the full replay (wall, training, MLflow share; served MAE vs naive)
 	$(RUN) python bench/replay.py
 
+.PHONY: bench-sweep
+bench-sweep: install ## Time a two-combination sweep with the fits shared and not (wall, training, fits made)
+	$(RUN) python bench/sweep.py
+
 .PHONY: bench-serve
 bench-serve: install ## Serving benchmark with wrk (apt-get install wrk): vs mlflow models serve and a no-op ceiling
 	$(RUN) python bench/serve.py
