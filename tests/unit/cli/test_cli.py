@@ -15,7 +15,7 @@ from btcmlops.model import Forecaster
 from btcmlops.registry import ModelRegistry
 from btcmlops.replay.run import ARTIFACTS_DIR, _rebase_artifact_paths
 from btcmlops.settings import Settings
-from factories import OncePerRun, make_candles, write_project_csv
+from factories import OncePerRun, make_candles, share_mlflow_template, write_project_csv
 
 RUNNER = CliRunner()
 
@@ -49,7 +49,7 @@ class Simulated:
 
 
 @pytest.fixture
-def simulated(once_per_run: OncePerRun) -> Simulated:
+def simulated(once_per_run: OncePerRun, mlflow_cache: Path) -> Simulated:
     """``btcmlops simulate`` of ``MARKET``, run once per test run (a replay trains a model per month):
     the tests of what it prints read its output, the tests that change a replay take a copy
     (``copy_simulated``)."""
@@ -57,6 +57,7 @@ def simulated(once_per_run: OncePerRun) -> Simulated:
     def simulate(folder: Path) -> tuple[int, str, str]:
         with pytest.MonkeyPatch.context() as monkeypatch:
             _user_settings(monkeypatch, folder)
+            share_mlflow_template(folder / "home", mlflow_cache)
             data = folder / "candles.csv"
             write_project_csv(MARKET, str(data))
             result = RUNNER.invoke(app, ["simulate", "--data", str(data), "--out", str(folder / "out")])
@@ -183,7 +184,7 @@ def test_model_promote_rollback_history_and_registry_check_on_a_replay(
 
 
 def test_simulate_keeps_the_replay_it_replaces_with_its_hand_changes_beside_it(
-    env: Path, simulated: Simulated
+    env: Path, simulated: Simulated, mlflow_cache: Path
 ) -> None:
     """``make demo`` twice: the first replay, promoted by hand, moves to out.previous and still works."""
     first = simulated  # the first replay, copied here as if made here
@@ -198,6 +199,7 @@ def test_simulate_keeps_the_replay_it_replaces_with_its_hand_changes_beside_it(
     (out / "notes.txt").write_text("mine")
     (previous / "stale").mkdir(parents=True)  # an older generation: replaced
 
+    share_mlflow_template(env / "home", mlflow_cache)
     second = RUNNER.invoke(app, ["simulate", "--data", str(data), "--out", str(out)])
 
     assert second.exit_code == 0, second.output
