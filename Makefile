@@ -56,6 +56,10 @@ system-deps: ## Install the Debian packages the tests need (chromium, docker-com
 demo: install-run ## Replay 2023-2024 on the shipped candles (no servers) into $(OUT)
 	$(RUN_APP) btcmlops simulate --out $(OUT)
 
+# OpenMP's threads wait without spinning in the tests, as the image sets it (Dockerfile): on two cores
+# shared by the workers, a spinning 2-thread XGBoost fit took 2.6-5.6 CPU-s where it takes 0.6.
+test test-durations test-fast test-unit: export OMP_WAIT_POLICY := PASSIVE
+
 # Most integration tests wait on processes (servers starting, polls, outages), so xdist workers overlap
 # them; tests that must share one worker are marked xdist_group. Each worker starts its own session
 # servers (mlflow, S3) and replays. Override for a machine with more cores: make test TEST_WORKERS=4.

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from btcmlops.registry import embedded_tracking_uri
 from btcmlops.replay import ReplayResult
 from btcmlops.store import PriceStore
 from factories import OncePerRun, ReplayOf, copy_replay, make_candles, small_replay
@@ -85,7 +86,18 @@ def _made_once(root: Path, key: str, make: Callable[[Path], T]) -> T:
 
 
 @pytest.fixture(scope="session")
-def replay_of(tmp_path_factory: pytest.TempPathFactory) -> ReplayOf:
+def mlflow_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run's cache of the migrated empty MLflow database (``embedded_tracking_uri``'s ``cache_dir``),
+    built once for all xdist workers, so each test's embedded store costs a file copy (and each replay's,
+    through ``share_mlflow_template``)."""
+    cache = _run_folder(tmp_path_factory, "mlflow-cache")
+    once = _run_folder(tmp_path_factory, "once")
+    _made_once(once, "mlflow-template", lambda folder: embedded_tracking_uri(folder, cache))
+    return cache
+
+
+@pytest.fixture(scope="session")
+def replay_of(tmp_path_factory: pytest.TempPathFactory, mlflow_cache: Path) -> ReplayOf:
     """``replay_of(home, start, end, num_boost_round=20, **candles)``: a copy under ``home`` (see
     ``copy_replay``) of the run's ``small_replay`` of ``make_candles(start, end, **candles)``.
 
@@ -102,7 +114,8 @@ def replay_of(tmp_path_factory: pytest.TempPathFactory) -> ReplayOf:
         key = repr((start, end, num_boost_round, sorted(candles.items())))
 
         def make(made: Path) -> ReplayResult:
-            return small_replay(made, make_candles(start, end, **candles), num_boost_round=num_boost_round)
+            frame = make_candles(start, end, **candles)
+            return small_replay(made, frame, num_boost_round=num_boost_round, mlflow_cache=mlflow_cache)
 
         replay = _made_once(root, hashlib.sha256(key.encode()).hexdigest()[:16], make)
         return copy_replay(replay, home)

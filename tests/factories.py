@@ -73,12 +73,34 @@ def write_project_csv(frame: pd.DataFrame, path: str) -> None:
     out.to_csv(path, index=False, float_format="%.6f")
 
 
+def share_mlflow_template(home: Path, mlflow_cache: Path) -> Path:
+    """``home``, its MLflow template cache the run's (the ``mlflow_cache`` fixture): a replay or a
+    command there copies the empty embedded store instead of building it.
+
+    A process builds the store's empty schema once per home (``<home>/cache``, ``bootstrap.tracking``)
+    by running MLflow's whole migration history: seconds of SQLite commits, each synced to disk. Every
+    test's home is new, so without this each replay in the run built it again.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "cache").exists():
+        (home / "cache").symlink_to(mlflow_cache, target_is_directory=True)
+    return home
+
+
 def small_replay(
-    home: Path, candles: pd.DataFrame, *, num_boost_round: int = 20, replay: dict[str, Any] | None = None
+    home: Path,
+    candles: pd.DataFrame,
+    *,
+    num_boost_round: int = 20,
+    replay: dict[str, Any] | None = None,
+    mlflow_cache: Path | None = None,
 ) -> ReplayResult:
     """A replay of ``candles`` (from 2021-01) with v1 trained on two months and small models: the
     stores and registry a test of the serving side starts from, made in seconds. ``replay``: the
-    replay's settings (its executor), serial by default."""
+    replay's settings (its executor), serial by default. ``mlflow_cache``: the run's template cache
+    (``share_mlflow_template``)."""
+    if mlflow_cache is not None:
+        share_mlflow_template(home, mlflow_cache)
     data = home / "candles.csv"
     write_project_csv(candles, str(data))
     settings = Settings(

@@ -264,6 +264,16 @@ def silent_server() -> Iterator[int]:
         listener.close()
 
 
+def idle_watch() -> dict[str, Any]:
+    """Serve settings for an in-process app whose test waits on none of its watchers (it sends bad
+    input, or generated requests): the watchers poll at the setting's default instead of every 0.05 s.
+    Each round of the three watchers costs CPU (an idle app took a quarter of a core at 0.05 s, a
+    twentieth at 0.5 s), and in-process it holds the GIL the test's own requests wait for."""
+    from btcmlops.settings import ServeSettings
+
+    return {"poll_interval_s": ServeSettings().poll_interval_s}
+
+
 def wait_ready(client: TestClient, timeout_s: float = 30) -> None:
     """Until the in-process service answers ``/readyz`` 200 (a champion loaded)."""
     deadline = time.monotonic() + timeout_s

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -12,28 +13,75 @@ from typer.testing import CliRunner
 from btcmlops.cli import app
 from btcmlops.model import Forecaster
 from btcmlops.registry import ModelRegistry
+from btcmlops.replay.run import ARTIFACTS_DIR, _rebase_artifact_paths
 from btcmlops.settings import Settings
-from factories import make_candles, write_project_csv
+from factories import OncePerRun, make_candles, share_mlflow_template, write_project_csv
 
 RUNNER = CliRunner()
+
+
+MARKET = make_candles("2021-01-01", "2021-04-30 23:00", ar=0.4)
+"""The market the replay tests simulate: v1 on January and February, a decision in April."""
+
+
+def _user_settings(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("BTCMLOPS_HOME", str(folder / "home"))
+    monkeypatch.setenv("BTCMLOPS_CONTEST__FIRST_TRAIN_MONTHS", "2")
+    monkeypatch.setenv("BTCMLOPS_MODEL__NUM_BOOST_ROUND", "30")
+    monkeypatch.setenv("BTCMLOPS_MODEL__MIN_DATA_IN_LEAF", "20")
 
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Settings for the CLI come from BTCMLOPS_* variables, as for a user; all state in tmp_path."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("BTCMLOPS_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("BTCMLOPS_CONTEST__FIRST_TRAIN_MONTHS", "2")
-    monkeypatch.setenv("BTCMLOPS_MODEL__NUM_BOOST_ROUND", "30")
-    monkeypatch.setenv("BTCMLOPS_MODEL__MIN_DATA_IN_LEAF", "20")
+    _user_settings(monkeypatch, tmp_path)
     return tmp_path
 
 
-def test_simulate_prints_history_scores_report_and_mlflow_command(env: Path) -> None:
-    data = env / "candles.csv"
-    write_project_csv(make_candles("2021-01-01", "2021-04-30 23:00", ar=0.4), str(data))
+@dataclass(frozen=True)
+class Simulated:
+    """What ``btcmlops simulate --data candles.csv --out out`` of ``MARKET`` printed, and where."""
 
-    result = RUNNER.invoke(app, ["simulate", "--data", str(data), "--out", str(env / "out")])
+    exit_code: int
+    output: str
+    out: Path
+
+
+@pytest.fixture
+def simulated(once_per_run: OncePerRun, mlflow_cache: Path) -> Simulated:
+    """``btcmlops simulate`` of ``MARKET``, run once per test run (a replay trains a model per month):
+    the tests of what it prints read its output, the tests that change a replay take a copy
+    (``copy_simulated``)."""
+
+    def simulate(folder: Path) -> tuple[int, str, str]:
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            _user_settings(monkeypatch, folder)
+            share_mlflow_template(folder / "home", mlflow_cache)
+            data = folder / "candles.csv"
+            write_project_csv(MARKET, str(data))
+            result = RUNNER.invoke(app, ["simulate", "--data", str(data), "--out", str(folder / "out")])
+        return result.exit_code, result.output, str(folder / "out")
+
+    exit_code, output, out = once_per_run("cli-simulate", simulate)
+    return Simulated(exit_code, output, Path(out))
+
+
+def copy_simulated(simulated: Simulated, env: Path) -> Path:
+    """``env/out``: a copy of the run's simulated replay, as if ``simulate`` had written it there (its
+    MLflow store names the copy's artifacts, with the rebase a replay moved aside gets); and the data file
+    it read, at ``env/candles.csv``."""
+    write_project_csv(MARKET, str(env / "candles.csv"))
+    out = env / "out"
+    shutil.copytree(simulated.out, out)
+    _rebase_artifact_paths(
+        out / "mlflow.db", simulated.out.resolve() / ARTIFACTS_DIR, out.resolve() / ARTIFACTS_DIR
+    )
+    return out
+
+
+def test_simulate_prints_history_scores_report_and_mlflow_command(simulated: Simulated) -> None:
+    result = simulated
 
     assert result.exit_code == 0, result.output
     assert "Champion history" in result.output
@@ -41,7 +89,7 @@ def test_simulate_prints_history_scores_report_and_mlflow_command(env: Path) -> 
     assert "naive" in result.output
     assert "report.html" in result.output
     assert "mlflow ui --backend-store-uri sqlite:///" in result.output
-    summary = json.loads((env / "out" / "summary.json").read_text())
+    summary = json.loads((simulated.out / "summary.json").read_text())
     assert [d["month"] for d in summary["decisions"]] == ["2021-04"]
 
 
@@ -102,11 +150,11 @@ def test_health_of_a_url_that_does_not_answer_is_unhealthy() -> None:
     assert CliRunner().invoke(app, ["health"]).exit_code == 2
 
 
-def test_model_promote_rollback_history_and_registry_check_on_a_replay(env: Path) -> None:
-    data = env / "candles.csv"
-    write_project_csv(make_candles("2021-01-01", "2021-04-30 23:00", ar=0.4), str(data))
-    out = env / "out"
-    assert RUNNER.invoke(app, ["simulate", "--data", str(data), "--out", str(out)]).exit_code == 0
+def test_model_promote_rollback_history_and_registry_check_on_a_replay(
+    env: Path, simulated: Simulated
+) -> None:
+    assert simulated.exit_code == 0, simulated.output
+    out = copy_simulated(simulated, env)
     champion = json.loads((out / "summary.json").read_text())["final_champion"]
     other = 1 if champion == 2 else 2
 
@@ -135,14 +183,15 @@ def test_model_promote_rollback_history_and_registry_check_on_a_replay(env: Path
     assert RUNNER.invoke(app, ["registry", "check", "--replay", str(out)]).exit_code == 0
 
 
-def test_simulate_keeps_the_replay_it_replaces_with_its_hand_changes_beside_it(env: Path) -> None:
+def test_simulate_keeps_the_replay_it_replaces_with_its_hand_changes_beside_it(
+    env: Path, simulated: Simulated, mlflow_cache: Path
+) -> None:
     """``make demo`` twice: the first replay, promoted by hand, moves to out.previous and still works."""
-    data = env / "candles.csv"
-    write_project_csv(make_candles("2021-01-01", "2021-04-30 23:00", ar=0.4), str(data))
-    out, previous = env / "out", env / "out.previous"
-    first = RUNNER.invoke(app, ["simulate", "--data", str(data), "--out", str(out)])
+    first = simulated  # the first replay, copied here as if made here
     assert first.exit_code == 0, first.output
     assert "previous:" not in first.output  # nothing was there to keep
+    out, previous = copy_simulated(simulated, env), env / "out.previous"
+    data = env / "candles.csv"
     champion = json.loads((out / "summary.json").read_text())["final_champion"]
     other = 1 if champion == 2 else 2
     by_hand = ["model", "promote", str(other), "--reason", "by hand", "--replay", str(out)]
@@ -150,6 +199,7 @@ def test_simulate_keeps_the_replay_it_replaces_with_its_hand_changes_beside_it(e
     (out / "notes.txt").write_text("mine")
     (previous / "stale").mkdir(parents=True)  # an older generation: replaced
 
+    share_mlflow_template(env / "home", mlflow_cache)
     second = RUNNER.invoke(app, ["simulate", "--data", str(data), "--out", str(out)])
 
     assert second.exit_code == 0, second.output

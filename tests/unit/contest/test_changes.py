@@ -205,9 +205,11 @@ def test_a_month_short_of_data_has_no_contest_and_the_challenger_keeps_its_shado
     store.dispose()
 
 
-def test_a_replay_of_data_that_ends_inside_a_month_stops_at_the_last_complete_month(tmp_path: Path) -> None:
+def test_a_replay_of_data_that_ends_inside_a_month_stops_at_the_last_complete_month(
+    tmp_path: Path, mlflow_cache: Path
+) -> None:
     candles = CANDLES.loc[CANDLES["open_time"] <= pd.Timestamp("2021-05-01 02:00", tz="UTC")]
-    result = small_replay(tmp_path, candles.reset_index(drop=True))
+    result = small_replay(tmp_path, candles.reset_index(drop=True), mlflow_cache=mlflow_cache)
     assert result.summary["data"]["last_complete_month"] == "2021-04"
     assert "the data ends inside 2021-05" in result.summary["data"]["stopped_early"]
     assert [d["month"] for d in result.summary["decisions"]] == ["2021-04"]

@@ -70,8 +70,11 @@ def serial(tmp_path_factory: pytest.TempPathFactory, replay_of: ReplayOf) -> Rep
 
 
 @pytest.mark.parametrize("executor", ["processes", "dask"])
-def test_an_executor_gives_the_serial_replay(executor: str, serial: ReplayResult, tmp_path: Path) -> None:
-    replay = small_replay(tmp_path, make_candles(START, END), replay={"executor": executor, "workers": 2})
+def test_an_executor_gives_the_serial_replay(
+    executor: str, serial: ReplayResult, tmp_path: Path, mlflow_cache: Path
+) -> None:
+    executors = {"executor": executor, "workers": 2}
+    replay = small_replay(tmp_path, make_candles(START, END), replay=executors, mlflow_cache=mlflow_cache)
     assert [t["trained_through"] for t in replay.summary["trainings"]] == ["2021-02", "2021-03", "2021-04"]
     assert len(replay.summary["decisions"]) == 2
     assert replay.predictions_path.read_bytes() == serial.predictions_path.read_bytes()

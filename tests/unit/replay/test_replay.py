@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -16,6 +17,7 @@ from btcmlops.replay import ReplayResult, run_replay
 from btcmlops.replay.report import png_figure, report_frames
 from btcmlops.settings import EMBEDDED_DATA_FILE, Settings
 from btcmlops.store import PriceStore
+from factories import share_mlflow_template
 
 # Slow: the two-year replay (twelve models trained, a contest for each month of 2024).
 # One xdist worker (make test) runs the module: the two-year replay is made once.
@@ -23,8 +25,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("replay")]
 
 
 @pytest.fixture(scope="module")
-def replay(tmp_path_factory: pytest.TempPathFactory) -> ReplayResult:
-    home = tmp_path_factory.mktemp("home")
+def replay(tmp_path_factory: pytest.TempPathFactory, mlflow_cache: Path) -> ReplayResult:
+    home = share_mlflow_template(tmp_path_factory.mktemp("home"), mlflow_cache)
     return run_replay(Settings(home=home), EMBEDDED_DATA_FILE, home / "out")
 
 

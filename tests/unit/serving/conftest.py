@@ -16,7 +16,7 @@ from btcmlops.replay import ReplayResult
 from btcmlops.serving import create_app
 from btcmlops.settings import Settings
 from factories import ReplayOf
-from services import wait_ready
+from services import idle_watch, wait_ready
 
 CONTROL_KEY = "test-key"
 
@@ -75,7 +75,7 @@ def shared_client(
     inputs_replay: ReplayResult, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TestClient]:
     """One service for a module's tests that change nothing (bad input is refused before any change)."""
-    settings = settings_on_a_copy(inputs_replay, tmp_path_factory.mktemp("shared"))
+    settings = settings_on_a_copy(inputs_replay, tmp_path_factory.mktemp("shared"), serve=idle_watch())
     with TestClient(create_app(settings)) as client:
         wait_ready(client)
         yield client

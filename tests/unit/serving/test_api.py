@@ -30,12 +30,11 @@ GAP = "2021-03-10 05:00"
 
 
 @pytest.fixture(scope="module")
-def replay(tmp_path_factory: pytest.TempPathFactory) -> ReplayResult:
+def replay(tmp_path_factory: pytest.TempPathFactory, mlflow_cache: Path) -> ReplayResult:
     """Jan-Apr 2021 with one missing hour: v1 (Jan-Feb), challengers through March (and none after April)."""
     home = tmp_path_factory.mktemp("serving")
-    return small_replay(
-        home, make_candles("2021-01-01", "2021-04-30 23:00", ar=0.3, drop=(GAP,)), num_boost_round=30
-    )
+    candles = make_candles("2021-01-01", "2021-04-30 23:00", ar=0.3, drop=(GAP,))
+    return small_replay(home, candles, num_boost_round=30, mlflow_cache=mlflow_cache)
 
 
 def _settings(replay: ReplayResult, **serve: Any) -> Settings:

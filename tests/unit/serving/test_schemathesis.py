@@ -18,7 +18,7 @@ from schemathesis.python import asgi
 from btcmlops.serving import create_app
 from btcmlops.settings import Settings
 from fuzz import fuzz
-from services import wait_ready
+from services import idle_watch, wait_ready
 
 CASES_PER_OPERATION = int(os.environ.get("BTCMLOPS_FUZZ_CASES", "80"))
 """Per operation and mode: 8 operations take input, so the default makes about 1,300 cases."""
@@ -26,7 +26,7 @@ CASES_PER_OPERATION = int(os.environ.get("BTCMLOPS_FUZZ_CASES", "80"))
 
 @pytest.fixture
 def schema(settings_copy: Callable[..., Settings]) -> Iterator[Any]:
-    app = create_app(settings_copy())
+    app = create_app(settings_copy(serve=idle_watch()))  # the run waits on no watcher
     loaded = schemathesis.openapi.from_asgi("/openapi.json", app)  # starts the app's lifespan
     try:
         yield loaded
