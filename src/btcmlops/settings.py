@@ -648,6 +648,30 @@ class ClientSettings(BaseModel):
         ),
     )
     timeout_s: float = Field(default=10.0, gt=0, description="HTTP timeout of one call.")
+    wait_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=30,
+        description=(
+            "Longest the client waits on the service for the next hour (GET /clock?after=, answered as "
+            "soon as that hour may be asked and its candle is in memory) before it looks again; 0: no "
+            "long wait, it looks every interval_s."
+        ),
+    )
+
+
+class FeedSettings(BaseModel):
+    """The feed (`btcmlops feed`): plays the candle file into the store as the hours close."""
+
+    notify_url: str | None = Field(
+        default=None,
+        description=(
+            "Base URL of the inference service the feed tells of each candle it writes (POST "
+            "/clock/hour-closed with the control key, BTCMLOPS_SERVE__CONTROL_KEY), so the service reads it "
+            "at once and the client's waiting ask is answered: the hour is pushed, not polled. Unset, or "
+            "a notice lost: the service still reads new candles every poll interval and when asked."
+        ),
+    )
 
 
 class DashboardSettings(BaseModel):
@@ -706,6 +730,7 @@ class Settings(BaseSettings):
     clock: ClockSettings = ClockSettings()
     dashboard: DashboardSettings = DashboardSettings()
     client: ClientSettings = ClientSettings()
+    feed: FeedSettings = FeedSettings()
     s3: S3Settings = S3Settings()
     metrics: MetricsSettings = MetricsSettings()
     demo: bool = Field(
