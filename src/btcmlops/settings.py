@@ -68,6 +68,17 @@ class StoreSettings(BaseModel):
     busy_timeout_s: float = Field(
         default=5.0, ge=0, description="SQLite: longest wait for another writer's lock."
     )
+    sqlite_wal: bool = Field(
+        default=False,
+        description=(
+            "SQLite: write-ahead log with synchronous=NORMAL, so a commit does not wait for the disk (on a "
+            "busy disk ~20 ms a commit with the rollback journal, under 0.1 ms with it). A live stack "
+            "commits a candle and the clock row every sim hour, so at 48 sim h/s it needs it (`make stack` "
+            "sets it). A power cut may lose the last commits, never the file; the mode stays with the "
+            "file, and every process on it must then be able to share its -wal and -shm files (no "
+            "network file system)."
+        ),
+    )
     change_grace_s: float = Field(
         default=30.0,
         ge=0,

@@ -7,6 +7,8 @@ passed in is refused rather than guessed at, since a local time taken for UTC mo
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
@@ -17,7 +19,7 @@ import numpy as np
 import pandas as pd
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, Row, create_engine, func, select
+from sqlalchemy import Engine, Row, create_engine, event, func, select
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
@@ -151,6 +153,24 @@ def engine_options(url: str, settings: StoreSettings) -> dict[str, Any]:
     return options
 
 
+logger = logging.getLogger(__name__)
+
+
+def _write_ahead(connection: Any, _: object) -> None:
+    """An SQLite connection in write-ahead mode, its commits synced at checkpoints only (``sqlite_wal``).
+
+    The mode is kept in the file; when another connection holds it locked, the next connection sets it.
+    """
+    cursor = connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    except sqlite3.OperationalError as error:  # locked by another writer
+        logger.info("SQLite write-ahead mode not set on this connection: %s", error)
+    finally:
+        cursor.close()
+
+
 class PriceStore:
     """Candles and contest decisions behind one SQLAlchemy URL (``sqlite:///…`` or ``mysql+pymysql://…``)."""
 
@@ -167,6 +187,8 @@ class PriceStore:
         self.settings = settings or StoreSettings()
         """The settings it was opened with; the journal's rules (``change_grace_s``) are read from them."""
         self._engine: Engine = create_engine(url, **engine_options(url, self.settings))
+        if self.settings.sqlite_wal and self._engine.dialect.name == "sqlite":
+            event.listen(self._engine, "connect", _write_ahead)
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration; harmless on an up-to-date database."""
