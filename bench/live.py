@@ -65,6 +65,16 @@ def _wait(check: object, timeout_s: float) -> None:
     raise TimeoutError(f"not ready after {timeout_s} s")
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user and system) the process ``pid`` has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+CHAIN = ("feed", "api", "client")
+"""The processes every sim hour passes through, whose CPU per hour the bench prints."""
+
+
 def run(
     speed: float, sim_hours: int, root: Path, *, paced: bool, src: Path | None = None
 ) -> dict[str, float]:
@@ -116,7 +126,12 @@ def run(
         end_at = pd.Timestamp("2024-02-01", tz="UTC").to_pydatetime()
         store.write_clock(start_clock(START, speed, datetime.now(UTC), hold=True, end_at=end_at, paced=paced))
         last = V1_FIRST_HOUR + timedelta(hours=sim_hours)
+        _wait(lambda: store.read_predictions(start=V1_FIRST_HOUR + timedelta(hours=1)), 600)
+        cpu_before = {name: _cpu_s(processes[name].pid) for name in CHAIN}
+        counted_from = len(store.read_predictions(limit=100_000))
         _wait(lambda: store.read_predictions(start=last + timedelta(hours=1)), 600)
+        cpu = {name: _cpu_s(processes[name].pid) - cpu_before[name] for name in CHAIN}
+        counted = len(store.read_predictions(limit=100_000)) - counted_from
         time.sleep(2)  # the log is written in the background
     finally:
         for process in processes.values():
@@ -138,6 +153,7 @@ def run(
         for earlier, later in itertools.pairwise(ordered)
     )
     return {
+        **{f"cpu_{name}_ms": cpu[name] * 1000 / max(counted, 1) for name in CHAIN},
         "step_median_ms": statistics.median(steps_ms),
         "step_p90_ms": steps_ms[int(len(steps_ms) * 0.9)],
         "real_speed": (newest.sim_made_at - first.sim_made_at) / timedelta(hours=1) / real_s,
@@ -167,7 +183,7 @@ def main() -> None:
     print(
         " ".join(f"{name:>{width}}" for name, width in header),
         f"{'lag median':>12} {'lag max':>9} {'median real':>12} {'v1 first':>9} {'ms/hour':>8} "
-        f"{'p90':>6} {'load':>5}",
+        f"{'p90':>6} {'load':>5}  CPU ms per hour: feed api client",
     )
     for _ in range(arguments.rounds):
         for speed in arguments.speeds:
@@ -182,7 +198,8 @@ def _print(name: str, speed: float, paced: bool, result: dict[str, float]) -> No
         f"{result['hours']:>6.0f} {result['missing']:>8.0f} {result['live']:>6.0f} "
         f"{result['lag_median_h']:>10.2f} h {result['lag_max_h']:>7.2f} h "
         f"{result['lag_median_ms']:>9.0f} ms {result['takeover_h']:>7.2f} h "
-        f"{result['step_median_ms']:>8.1f} {result['step_p90_ms']:>6.1f} {os.getloadavg()[0]:>5.1f}",
+        f"{result['step_median_ms']:>8.1f} {result['step_p90_ms']:>6.1f} {os.getloadavg()[0]:>5.1f}  "
+        + " ".join(f"{result[f'cpu_{name}_ms']:.1f}" for name in CHAIN),
         flush=True,
     )
 
