@@ -136,11 +136,12 @@ def engine_options(url: str, settings: StoreSettings) -> dict[str, Any]:
 
     MySQL/MariaDB (pymysql): connect, read and write timeouts on the socket, so a server that accepts
     and then says nothing (its greeting is read with the read timeout too) fails the call; a full pool
-    is waited for at most ``pool_timeout_s``. SQLite: the busy timeout. Both: a connection taken from
-    the pool is pinged first.
+    is waited for at most ``pool_timeout_s``, and a connection taken from the pool is pinged first (the
+    server may have closed it). SQLite: the busy timeout, and no ping: a file does not drop a connection,
+    and the live stack's processes take one every few milliseconds.
     """
-    options: dict[str, Any] = {"pool_pre_ping": True}
     backend = make_url(url).get_backend_name()
+    options: dict[str, Any] = {} if backend == "sqlite" else {"pool_pre_ping": True}
     if backend in ("mysql", "mariadb"):
         options["connect_args"] = {
             "connect_timeout": settings.connect_timeout_s,
