@@ -119,6 +119,8 @@ class ServiceState:
         """The clock's real speed, from every reading of the row this service makes (``GET /clock``)."""
         self._reported: int | None = None
         self._clock_read_at = -math.inf
+        self._clock_writes = 0
+        """How many times this service wrote the clock row: a read begun before a write is not kept."""
         self._reported_at = -math.inf
         self._written_since = datetime.now(UTC) - _WRITE_OVERLAP
         self._contest_runs: dict[str, str] = {}
@@ -549,7 +551,7 @@ class ServiceState:
 
     # -- candles --------------------------------------------------------------------------------------
     def _read_new_candles(self) -> None:
-        self.clock = self.store.read_clock()
+        self._read_clock()
         latest = self.snapshot.latest_hour
         start = None if latest is None else pd.Timestamp((latest + 1) * 3_600_000_000_000, tz=UTC)
         self.builder.add_candles(self.store.read_candles(start=start))
@@ -580,7 +582,7 @@ class ServiceState:
         if now - self._clock_read_at < _CLOCK_REFRESH_S:
             return
         self._clock_read_at = now
-        self.clock = await asyncio.to_thread(self.store.read_clock)
+        await asyncio.to_thread(self._read_clock)
         self.announce()
 
     async def forecast_made(self, hour: datetime) -> None:
@@ -602,9 +604,7 @@ class ServiceState:
             logger.warning("could not move the paced clock past %s: %s", hour, error)
             return
         if moved is not None:
-            self.clock = moved
-            self.observe_clock(moved)
-            self.announce()
+            self.clock_written(moved)
 
     async def refresh_candles(self, *, force: bool = False) -> None:
         """Append candles newer than the window; at most once per ``refresh_min_interval_s``."""
@@ -625,6 +625,21 @@ class ServiceState:
         if self.snapshot.index_of(int(hour.timestamp()) // 3600) is not None:
             return
         await self.refresh_candles(force=True)
+
+    def _read_clock(self) -> None:
+        """Read the clock row into this copy, unless this service wrote the row meanwhile: a read begun
+        before that write would put back an older row (a forecast made undone in memory)."""
+        writes = self._clock_writes
+        clock = self.store.read_clock()
+        if writes == self._clock_writes:
+            self.clock = clock
+
+    def clock_written(self, clock: SimClock) -> None:
+        """This service wrote the clock row (a forecast made, a change over HTTP): keep it as the copy."""
+        self._clock_writes += 1
+        self.clock = clock
+        self.observe_clock(clock)
+        self.announce()
 
     def announce(self) -> None:
         """Wake every long poll: the clock or the candles in memory changed (safe from any thread)."""
@@ -658,8 +673,9 @@ class ServiceState:
 
     async def until_answerable(self, hour: datetime, wait_s: float) -> bool:
         """Wait at most ``wait_s`` until the forecast from ``hour`` may be asked and answered from
-        memory, or a paced clock waits for an earlier hour (the asker thought it done); True once either
-        holds, False at the end of the wait.
+        memory: True once it may; False at the end of the wait, or at once when a paced clock waits for
+        an earlier hour (the asker thought it done, or this copy is behind the row: the asker must read
+        the row itself before it goes back, never this copy).
 
         Woken by news (``announce``: the feed's notice of a candle, a forecast made, a read of the store),
         or when the hour closes by this copy of the clock if its candle is already in memory. No news
@@ -676,7 +692,7 @@ class ServiceState:
                 and clock.forecast_due is not None
                 and clock.forecast_due < hour
             ):
-                return True  # the clock waits for an earlier hour's forecast: the asker must hear it now
+                return False  # the clock waits for an earlier hour: the asker hears it now, from the store
             if self.answerable(hour):
                 return True
             left = deadline - time.monotonic()

@@ -117,9 +117,8 @@ def change_clock(change: ClockChange, service: Service, store: Store, settings: 
         updated = store.update_clock(lambda current: _changed(current, change, now, max_speed))
         if updated is None:
             raise ApiError(409, "no sim clock yet: reset it first")
-    service.clock = updated
-    service.announce()
-    return _observed(service, updated)
+    service.clock_written(updated)
+    return clock_public(updated, achieved_speed=service.speed_gauge.speed())
 
 
 def clock_public(clock: SimClock, *, achieved_speed: float | None = None) -> ClockPublic:
