@@ -161,6 +161,8 @@ def run(
         "hours": len(expected),
         "missing": len(expected - hours),
         "live": sum(row.live for row in logged),
+        "not_live": sum(not row.live for row in logged),
+        "twice": len(logged) - len(hours),
         "lag_median_h": statistics.median(lags),
         "lag_max_h": max(lags),
         "lag_median_ms": statistics.median(lags) / speed * 1000,
@@ -179,7 +181,10 @@ def main() -> None:
     variants: list[tuple[str, Path | None]] = [("this", None)]
     if arguments.before is not None:
         variants.insert(0, ("before", arguments.before))
-    header = (("code", 6), ("clock", 6), ("speed", 6), ("real", 6), ("hours", 6), ("missing", 8), ("live", 6))
+    header = (
+        ("code", 6), ("clock", 6), ("speed", 6), ("real", 6), ("hours", 6), ("missing", 8), ("live", 6),
+        ("not live", 8), ("twice", 5),
+    )  # fmt: skip
     print(
         " ".join(f"{name:>{width}}" for name, width in header),
         f"{'lag median':>12} {'lag max':>9} {'median real':>12} {'v1 first':>9} {'ms/hour':>8} "
@@ -196,6 +201,7 @@ def _print(name: str, speed: float, paced: bool, result: dict[str, float]) -> No
     print(
         f"{name:>6} {'paced' if paced else 'free':>6} {speed:>6g} {result['real_speed']:>6.1f} "
         f"{result['hours']:>6.0f} {result['missing']:>8.0f} {result['live']:>6.0f} "
+        f"{result['not_live']:>8.0f} {result['twice']:>5.0f} "
         f"{result['lag_median_h']:>10.2f} h {result['lag_max_h']:>7.2f} h "
         f"{result['lag_median_ms']:>9.0f} ms {result['takeover_h']:>7.2f} h "
         f"{result['step_median_ms']:>8.1f} {result['step_p90_ms']:>6.1f} {os.getloadavg()[0]:>5.1f}  "
