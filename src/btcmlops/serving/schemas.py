@@ -555,7 +555,7 @@ class ClockPublic(BaseModel):
 class HourClosed(BaseModel):
     """The feed's notice: it wrote the candle of ``hour`` (and every one before it)."""
 
-    hour: AwareDatetime = Field(examples=["2024-03-05T13:00:00Z"])
+    hour: UtcHour = Field(examples=["2024-03-05T13:00:00Z"])
 
 
 class ClockChange(BaseModel):

@@ -20,7 +20,6 @@ from btcmlops.clock import HOUR, SimClock, last_closed_hour, reset_clock
 from btcmlops.serving.deps import AppSettings, ControlKey, Service, Store
 from btcmlops.serving.errors import ApiError, documented
 from btcmlops.serving.schemas import ClockChange, ClockPublic, HourClosed
-from btcmlops.serving.snapshot import whole_hour
 
 MAX_WAIT_S = 30.0
 """The longest a ``GET /clock?after=`` waits: a client asks again after it (and a proxy keeps the line)."""
@@ -36,8 +35,9 @@ async def clock(
         datetime | None,
         Query(
             description=(
-                "With wait_s: answer as soon as the hour after this one may be asked and its candle is in "
-                "this service's memory (then POST /predict for it is answered at once), instead of now."
+                "With wait_s: answer as soon as the first whole hour after this moment may be asked and its "
+                "candle is in this service's memory (then POST /predict for it is answered at once), "
+                "instead of now; the hourly client sends the last hour it asked."
             ),
             examples=["2024-03-05T13:00:00Z"],
         ),
@@ -49,12 +49,14 @@ async def clock(
 ) -> ClockPublic:
     """The shared sim clock (read from the store, so every service agrees); with ``after`` and
     ``wait_s``, once the next hour may be asked (a long poll: the hourly client waits here)."""
-    if after is not None and wait_s > 0:
-        moment = after if after.tzinfo is not None else after.replace(tzinfo=UTC)
-        if whole_hour(moment) is None:
-            raise ApiError(422, f"after {after.isoformat()} is not on the hour")
-        if await service.until_answerable(moment + HOUR, wait_s) and service.clock is not None:
-            return _observed(service, service.clock)  # just read, with the candle: no second read
+    hour = _next_hour(after) if wait_s > 0 else None
+    if (
+        hour is not None
+        and service.clock is not None  # no clock: no live replay to wait on
+        and await service.until_answerable(hour, wait_s)
+        and service.clock is not None
+    ):
+        return _observed(service, service.clock)  # just read, with the candle: no second read
     current = await service.store_call(store.read_clock)
     if current is None:
         raise ApiError(404, "no sim clock is set in this store (POST /clock with action 'reset')")
@@ -72,6 +74,19 @@ async def hour_closed(notice: HourClosed, service: Service) -> None:
     """The feed wrote the candle of ``hour``: the service reads the store now, not a poll later, and
     answers the clients waiting for that hour (needs the X-API-Key header)."""
     await service.within_store_timeout(service.hour_closed(notice.hour))
+
+
+def _next_hour(after: datetime | None) -> datetime | None:
+    """The first whole hour after ``after`` (naive: UTC); None without one, or past the calendar's end."""
+    if after is None:
+        return None
+    try:
+        moment = (after if after.tzinfo is not None else after.replace(tzinfo=UTC)).astimezone(UTC)
+    except (OverflowError, ValueError):  # an offset that leaves the calendar
+        return None
+    if moment >= datetime.max.replace(tzinfo=UTC) - 3 * HOUR:  # the wait looks up to two hours on
+        return None
+    return moment.replace(minute=0, second=0, microsecond=0) + HOUR
 
 
 def _observed(service: Service, current: SimClock) -> ClockPublic:
