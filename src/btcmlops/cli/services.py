@@ -48,6 +48,7 @@ def feed(
     from btcmlops.services.metrics import metrics_endpoint, pipeline_registry
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s feed %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a notice to the api each hour is noise here
     settings = settings_of(ctx)
     refuse_placeholder_secrets(settings)
     candles = read_candle_file(data or settings.data.file).candles
