@@ -707,6 +707,11 @@ class ServiceState:
                 closes_at = clock.real_time_at(hour + HOUR)
                 if closes_at is not None:
                     left = min(left, max((closes_at - now).total_seconds(), 0.0) + 0.0005)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(left):
-                    await news.wait()
+            await _news_within(news, left)
+
+
+async def _news_within(news: asyncio.Event, wait_s: float) -> None:
+    """Wait for ``news`` at most ``wait_s``; the end of the wait is an answer too, not an error."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(wait_s):
+            await news.wait()
