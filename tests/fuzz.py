@@ -50,6 +50,10 @@ BEYOND_JSON_SCHEMA = (
 """Refusals of rules JSON Schema cannot state, each written in the field's description instead:
 candles one hour apart, and a candle's high and low around its open and close."""
 
+LONG_POLLS = {"wait_s": 0.05}
+"""Query parameters that make the service wait (``GET /clock?after=&wait_s=``, the hourly client's long
+poll), each sent at most this long: the wait is the service's to keep, not a run's to sit out."""
+
 Send = Callable[[Case, dict[str, str] | None], Any]
 """Send one case (with these extra headers); the response."""
 
@@ -118,6 +122,7 @@ def fuzz(schema: Any, send: Send, control_key: str, cases_per_operation: int) ->
                 positive = case.meta is not None and case.meta.generation.mode is GenerationMode.POSITIVE
                 run.cases["positive" if positive else "negative"] += 1
                 keyed = case.method.upper() == "POST"
+                _bound_long_polls(case)
                 response = send(case, {"X-API-Key": control_key} if keyed else None)
                 run.statuses[(case.operation.label, response.status_code)] += 1
                 for check in MUST_PASS:
@@ -137,3 +142,11 @@ def fuzz(schema: Any, send: Send, control_key: str, cases_per_operation: int) ->
             except Unsatisfiable:  # no parameters: nothing to make invalid
                 assert mode is GenerationMode.NEGATIVE
     return run
+
+
+def _bound_long_polls(case: Case) -> None:
+    """Cut a valid long wait to ``LONG_POLLS``' (an invalid one is sent as generated: it must be refused)."""
+    for name, most in LONG_POLLS.items():
+        value = (case.query or {}).get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > most:
+            case.query[name] = most

@@ -21,6 +21,7 @@ inference service moves it on as it answers; the trainer starts it when it relea
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
@@ -71,10 +72,29 @@ class SimClock:
         else:
             elapsed = (real_now - self.real_anchor).total_seconds()
             now = _advanced(self.sim_anchor, elapsed * self.speed)
-        for limit in (self.hold_at, self.pace_at, self.end_at):
+        for limit in self._limits():
             if limit is not None and now > limit:
                 now = max(limit, self.sim_anchor)
         return now
+
+    def real_time_at(self, sim: datetime) -> datetime | None:
+        """When this clock reads ``sim``, as it stands (None: not without a change: paused, or ``sim``
+        is past its hold, pace or end).
+
+        Lets a process wake when an hour closes instead of looking every few milliseconds; a change of
+        the row (a forecast made, a hold moved, a new speed) is told or read apart.
+        """
+        if sim <= self.sim_anchor:
+            return self.real_anchor
+        if self.paused or any(limit is not None and sim > limit for limit in self._limits()):
+            return None
+        try:
+            return self.real_anchor + timedelta(seconds=(sim - self.sim_anchor) / HOUR / self.speed)
+        except OverflowError:
+            return None
+
+    def _limits(self) -> tuple[datetime | None, ...]:
+        return (self.hold_at, self.pace_at, self.end_at)
 
     def _at_hold(self, now: datetime) -> bool:
         return self.hold_at is not None and now >= self.hold_at
@@ -165,6 +185,40 @@ class SimClock:
 
     def resume(self, real_now: datetime) -> SimClock:
         return replace(self, sim_anchor=self.sim_now(real_now), real_anchor=real_now, paused=False)
+
+
+class SpeedGauge:
+    """The clock's real speed: sim hours passed per real second over the last ``window_s`` of real time.
+
+    Fed with what the clock read at given real moments (``observe``), by whoever reads it often (the
+    inference service, on every read of the row and every forecast made): unlike the set speed it counts
+    every wait, for a contest or a forecast, so the two side by side say whether the stack keeps up.
+    """
+
+    def __init__(self, window_s: float = 10.0) -> None:
+        self.window_s = window_s
+        self._samples: deque[tuple[float, datetime]] = deque()
+
+    def observe(self, real_s: float, sim_now: datetime) -> None:
+        """The clock read ``sim_now`` at ``real_s`` (a monotonic second); a clock set back starts anew."""
+        samples = self._samples
+        if samples and (sim_now < samples[-1][1] or real_s < samples[-1][0]):
+            samples.clear()
+        samples.append((real_s, sim_now))
+        # keep one reading at or before the window's start, so the window is spanned whole
+        while len(samples) > 2 and samples[1][0] <= real_s - self.window_s:
+            samples.popleft()
+
+    def speed(self) -> float | None:
+        """Sim hours per real second from the window's first reading to the newest (None: under a tenth
+        of the window observed yet)."""
+        if len(self._samples) < 2:
+            return None
+        (first_s, first_sim), (last_s, last_sim) = self._samples[0], self._samples[-1]
+        span_s = last_s - first_s
+        if span_s < self.window_s / 10:
+            return None
+        return (last_sim - first_sim) / HOUR / span_s
 
 
 def start_clock(

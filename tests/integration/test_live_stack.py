@@ -132,8 +132,12 @@ def live_stack(
         "BTCMLOPS_SERVE__CONTROL_KEY": CONTROL_KEY,
     }
     processes = {
-        "feed": CliProcess(
-            "feed", ["feed", "--data", str(candle_file), "--no-start-clock"], env, tmp_path, forked=True
+        "feed": CliProcess(  # tells the api of each candle: the hour is pushed, not polled
+            "feed",
+            ["feed", "--data", str(candle_file), "--no-start-clock"],
+            {**env, "BTCMLOPS_FEED__NOTIFY_URL": f"http://127.0.0.1:{port}"},
+            tmp_path,
+            forked=True,
         ),
         "trainer": CliProcess("trainer", ["trainer"], env, tmp_path, forked=True),
         "api": CliProcess("api", ["serve", "--port", str(port)], env, tmp_path, forked=True),

@@ -4,6 +4,7 @@ root ``btcmlops.bootstrap``."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,15 +38,17 @@ def feed(
     ] = True,
 ) -> None:
     """Play the market: write each candle into the store once its hour has closed in sim time."""
+    import httpx
     import pandas as pd
 
     from btcmlops.bootstrap import migrate_until_ready, open_price_store
     from btcmlops.clock import reset_clock
     from btcmlops.data import read_candle_file
-    from btcmlops.services.feed import MarketFeed
+    from btcmlops.services.feed import HourAnnouncer, MarketFeed
     from btcmlops.services.metrics import metrics_endpoint, pipeline_registry
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s feed %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a notice to the api each hour is noise here
     settings = settings_of(ctx)
     refuse_placeholder_secrets(settings)
     candles = read_candle_file(data or settings.data.file).candles
@@ -68,9 +71,16 @@ def feed(
 
         stop = stop_on_signals()
         if migrate_until_ready(store, settings, stop, then=start_the_clock):
-            MarketFeed(store, candles, retry_max_s=settings.trainer.retry_max_s).run(
-                stop, on_round=heartbeat(settings)
-            )
+            with contextlib.ExitStack() as notices:
+                announcer = None
+                if settings.feed.notify_url is not None:
+                    http = notices.enter_context(httpx.Client(base_url=settings.feed.notify_url, timeout=2.0))
+                    key = settings.serve.control_key
+                    announcer = HourAnnouncer(http, None if key is None else key.get_secret_value())
+                    notices.callback(announcer.close)
+                MarketFeed(
+                    store, candles, retry_max_s=settings.trainer.retry_max_s, on_written=announcer
+                ).run(stop, on_round=heartbeat(settings))
 
 
 def trainer(ctx: typer.Context) -> None:
@@ -130,8 +140,11 @@ def client(ctx: typer.Context) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s client %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
     settings = settings_of(ctx)
-    with httpx.Client(base_url=settings.client.api_url, timeout=settings.client.timeout_s) as http:
-        HourlyClient(http).run(
+    timeout_s, wait_s = settings.client.timeout_s, settings.client.wait_s
+    with httpx.Client(
+        base_url=settings.client.api_url, timeout=httpx.Timeout(timeout_s, read=timeout_s + wait_s)
+    ) as http:
+        HourlyClient(http, wait_s=settings.client.wait_s).run(
             stop_on_signals(), interval_s=settings.client.interval_s, on_round=heartbeat(settings)
         )
 

@@ -1,7 +1,10 @@
 """``MarketFeed``: writes each candle into the price store only once its hour has closed in sim time.
 
 The store then holds only the past, so no service can read the future even by mistake. Writes are
-upserts after the newest stored hour, so a restarted feed resumes without duplicates.
+upserts after the newest stored hour, so a restarted feed resumes without duplicates. The feed wakes when
+the next hour closes by the clock row (looking again every interval, since the row may change), and
+tells the inference service of each candle written (``HourAnnouncer``), so the hour is pushed down the
+chain (feed, service, client), not found by polls.
 """
 
 from __future__ import annotations
@@ -10,24 +13,30 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import httpx
 import pandas as pd
 
-from btcmlops.clock import last_closed_hour
+from btcmlops.clock import HOUR, SimClock, last_closed_hour
 from btcmlops.retry import Backoff, keep_trying
 from btcmlops.store import PriceStore
 
 logger = logging.getLogger(__name__)
 
+_WAKE_LATE = timedelta(milliseconds=0.5)
+"""How long after an hour's computed close the feed wakes: the clock reads in whole microseconds."""
+
 
 def candles_due(candles: pd.DataFrame, after: pd.Timestamp | None, closed: datetime) -> pd.DataFrame:
-    """The candles newer than ``after`` whose hour has closed (open time <= ``closed``)."""
+    """The candles newer than ``after`` whose hour has closed (open time <= ``closed``).
+
+    ``candles`` are in canonical form (sorted by open time): two binary searches, not a mask over the
+    whole file, since the feed asks every few milliseconds.
+    """
     times = candles["open_time"]
-    keep = times <= pd.Timestamp(closed)
-    if after is not None:
-        keep &= times > after
-    return candles.loc[keep]
+    first = 0 if after is None else int(times.searchsorted(after, side="right"))
+    return candles.iloc[first : int(times.searchsorted(pd.Timestamp(closed), side="right"))]
 
 
 class MarketFeed:
@@ -41,8 +50,13 @@ class MarketFeed:
         interval_s: float = 0.01,
         retry_first_s: float = 0.5,
         retry_max_s: float = 30.0,
+        on_written: Callable[[datetime], None] | None = None,
     ) -> None:
+        """``on_written``: told the newest hour after each write (an ``HourAnnouncer``)."""
         self._store = store
+        self._on_written = on_written
+        self.next_wait_s = interval_s
+        """How long the feed sleeps after its last step: until the next hour closes, at most the interval."""
         self._candles = candles
         self._interval_s = interval_s
         self._backoff = Backoff(retry_first_s, retry_max_s)
@@ -50,6 +64,7 @@ class MarketFeed:
 
     def step(self, real_now: datetime) -> int:
         """Write what has closed since the last step; return how many candles were written."""
+        self.next_wait_s = self._interval_s
         clock = self._store.read_clock()
         if clock is None:
             return 0
@@ -57,11 +72,23 @@ class MarketFeed:
             latest = self._store.latest_candle_time()
             self._latest = pd.Timestamp(latest) if latest is not None else None
         due = candles_due(self._candles, self._latest, last_closed_hour(clock.sim_now(real_now)))
-        if due.empty:
-            return 0
-        self._store.upsert_candles(due)
-        self._latest = due["open_time"].iloc[-1]
+        if not due.empty:
+            self._store.upsert_candles(due)
+            self._latest = due["open_time"].iloc[-1]
+            if self._on_written is not None:
+                self._on_written(self._latest.to_pydatetime())
+        self.next_wait_s = self._until_next_close(clock, real_now)
         return len(due)
+
+    def _until_next_close(self, clock: SimClock, real_now: datetime) -> float:
+        """Seconds until the next candle's hour closes by ``clock``, at most the interval (the row may
+        change: a forecast made or a hold moved lets it run on, and nobody tells the feed)."""
+        if self._latest is None:
+            return self._interval_s
+        closes_at = clock.real_time_at(self._latest.to_pydatetime() + 2 * HOUR)
+        if closes_at is None:
+            return self._interval_s
+        return min(self._interval_s, max(0.0, (closes_at + _WAKE_LATE - real_now).total_seconds()))
 
     def run(
         self, stop: threading.Event, *, log_every_s: float = 5.0, on_round: Callable[[], None] | None = None
@@ -85,6 +112,71 @@ class MarketFeed:
             elif not waiting_logged and self._store.read_clock() is None:
                 logger.info("no sim clock yet: waiting (reset it with `btcmlops clock reset`)")
                 waiting_logged = True
-            return self._interval_s
+            return self.next_wait_s
 
         keep_trying(round_, stop, self._backoff, "feed step", on_round=on_round, log=logger)
+
+
+class HourAnnouncer:
+    """Tells the inference service of the newest candle written (``POST /clock/hour-closed``), on a
+    thread of its own so the feed never waits on the service.
+
+    Notices that come while one is on its way are sent as one (the newest hour: the service reads every
+    candle after its newest). A lost notice costs the service at most a poll interval, since it still
+    reads the store on its own; a failure is logged once per outage.
+    """
+
+    def __init__(self, http: httpx.Client, control_key: str | None) -> None:
+        self._http = http
+        self._headers = {"X-API-Key": control_key} if control_key else {}
+        self._hour: datetime | None = None
+        self._closed = False
+        self._failing = False
+        self._ready = threading.Condition()
+        self.sent = 0
+        self._thread = threading.Thread(target=self._run, name="hour-announcer", daemon=True)
+        self._thread.start()
+
+    def __call__(self, hour: datetime) -> None:
+        with self._ready:
+            self._hour = hour
+            self._ready.notify()
+
+    def close(self) -> None:
+        """Stop after the notice on its way, if any."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while self._hour is None and not self._closed:
+                    self._ready.wait()
+                if self._closed:
+                    return
+                hour, self._hour = self._hour, None
+            assert hour is not None
+            self._tell(hour)
+
+    def _tell(self, hour: datetime) -> None:
+        try:
+            answer = self._http.post(
+                "/clock/hour-closed", json={"hour": hour.isoformat()}, headers=self._headers
+            )
+            answer.raise_for_status()
+        except httpx.HTTPError as error:
+            if not self._failing:
+                logger.warning(
+                    "could not tell the inference service of the candle at %s (%s): it reads the store "
+                    "every poll interval meanwhile",
+                    hour,
+                    error,
+                )
+            self._failing = True
+        else:
+            self.sent += 1
+            if self._failing:
+                logger.info("the inference service hears of each candle again")
+            self._failing = False

@@ -7,6 +7,11 @@ the service cannot answer yet (its candle not written yet: 404; the clock holdin
 yet: 503) is asked again on the next round, never skipped, so the live log has a forecast for every
 hour, made live, and the dashboard only draws it. A paced clock waits for these forecasts (see
 ``btcmlops.clock``), so the client sets the pace and is never left behind.
+
+With ``wait_s``, the client does not poll for the next hour: it waits on the service
+(``GET /clock?after=<the last hour asked>&wait_s=``), which answers as soon as the next hour may be asked
+and its candle is in memory (the feed tells the service of each candle). Each hour's forecast is then
+asked a few milliseconds after the hour closed, whatever the clock's speed.
 """
 
 from __future__ import annotations
@@ -34,15 +39,26 @@ RESUME_LOOKBACK = timedelta(days=31)
 class HourlyClient:
     """Asks ``/predict`` for every hour, in order, from the champion's first unseen hour on."""
 
-    def __init__(self, http: httpx.Client, *, first_hour: datetime | None = None) -> None:
+    def __init__(
+        self, http: httpx.Client, *, first_hour: datetime | None = None, wait_s: float = 0.0
+    ) -> None:
+        """``wait_s``: the longest wait on the service for the next hour (0: look, do not wait); ``http``'s
+        read timeout must be longer."""
         self._http = http
+        self._wait_s = wait_s
         self.next_hour = first_hour
         self.answered = 0
         self.put_off: Counter[int] = Counter()
 
     def step(self) -> int:
         """Ask for every hour that may be asked now; return how many were answered."""
-        clock = self._http.get("/clock")
+        if self._wait_s > 0 and self.next_hour is not None:  # answered once the next hour may be asked
+            clock = self._http.get(
+                "/clock",
+                params={"after": (self.next_hour - HOUR).isoformat(), "wait_s": f"{self._wait_s:g}"},
+            )
+        else:
+            clock = self._http.get("/clock")
         if clock.status_code != 200:
             return 0
         newest = datetime.fromisoformat(clock.json()["last_forecastable_hour"])

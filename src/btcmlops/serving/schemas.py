@@ -522,7 +522,16 @@ class ClockPublic(BaseModel):
             "a month's end (that forecast belongs to the champion the month's contest decides)."
         )
     )
-    speed: float = Field(description="Sim hours per real second.", examples=[12.0])
+    speed: float = Field(description="Sim hours per real second, as set.", examples=[12.0])
+    achieved_speed: float | None = Field(
+        default=None,
+        description=(
+            "Sim hours per real second the clock really ran over about the last 10 s of real time, as this "
+            "service read it (on every read of the clock and every forecast it made): less than speed "
+            "while the clock waits for a contest or a forecast; null until 1 s has been observed."
+        ),
+        examples=[46.8],
+    )
     paused: bool
     state: Literal["running", "paused", "holding", "finished"] = Field(
         description=(
@@ -541,6 +550,12 @@ class ClockPublic(BaseModel):
         ),
     )
     end_at: datetime | None = Field(description="The close of the data's last hour: the replay ends there.")
+
+
+class HourClosed(BaseModel):
+    """The feed's notice: it wrote the candle of ``hour`` (and every one before it)."""
+
+    hour: UtcHour = Field(examples=["2024-03-05T13:00:00Z"])
 
 
 class ClockChange(BaseModel):

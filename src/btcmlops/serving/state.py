@@ -24,7 +24,7 @@ import pandas as pd
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from btcmlops.clock import SimClock
+from btcmlops.clock import HOUR, SimClock, SpeedGauge
 from btcmlops.redaction import describe_error
 from btcmlops.registry import CHALLENGER, CHAMPION, ModelRegistry
 from btcmlops.retry import Backoff, keep_trying_async
@@ -112,8 +112,15 @@ class ServiceState:
         """The shared sim clock (None: no live replay, every stored hour may be asked for)."""
         self._refresh_lock = asyncio.Lock()
         self._last_refresh = -math.inf
+        self._news = asyncio.Event()
+        """Set (and replaced) when the clock or the candles in memory change: wakes the long polls."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.speed_gauge = SpeedGauge()
+        """The clock's real speed, from every reading of the row this service makes (``GET /clock``)."""
         self._reported: int | None = None
         self._clock_read_at = -math.inf
+        self._clock_writes = 0
+        """How many times this service wrote the clock row: a read begun before a write is not kept."""
         self._reported_at = -math.inf
         self._written_since = datetime.now(UTC) - _WRITE_OVERLAP
         self._contest_runs: dict[str, str] = {}
@@ -284,6 +291,7 @@ class ServiceState:
         Each has a thread of its own: a call hanging on one dependency cannot queue the other's work
         (the repairer needs both, so it waits on neither watcher's thread).
         """
+        self._loop = asyncio.get_running_loop()
         self._registry_thread = ThreadPoolExecutor(1, thread_name_prefix="champion-watcher")
         self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="store-watcher")
         self._repair_thread = ThreadPoolExecutor(1, thread_name_prefix="change-repairer")
@@ -501,6 +509,7 @@ class ServiceState:
             await self._in(self._store_thread, self._read_new_candles)
             await self._in(self._store_thread, self.take_late_candles)
         self._candles_read.set()  # the live scorer's cue
+        self.announce()  # the fallback of a notice lost: a long poll waits at most a poll interval
 
     async def _store_probe(self) -> bool:
         await self._in(self._store_thread, self.store.ping)
@@ -542,7 +551,7 @@ class ServiceState:
 
     # -- candles --------------------------------------------------------------------------------------
     def _read_new_candles(self) -> None:
-        self.clock = self.store.read_clock()
+        self._read_clock()
         latest = self.snapshot.latest_hour
         start = None if latest is None else pd.Timestamp((latest + 1) * 3_600_000_000_000, tz=UTC)
         self.builder.add_candles(self.store.read_candles(start=start))
@@ -573,7 +582,8 @@ class ServiceState:
         if now - self._clock_read_at < _CLOCK_REFRESH_S:
             return
         self._clock_read_at = now
-        self.clock = await asyncio.to_thread(self.store.read_clock)
+        await asyncio.to_thread(self._read_clock)
+        self.announce()
 
     async def forecast_made(self, hour: datetime) -> None:
         """Tell a paced clock that the forecast from ``hour`` is made, so it may run on.
@@ -594,7 +604,7 @@ class ServiceState:
             logger.warning("could not move the paced clock past %s: %s", hour, error)
             return
         if moved is not None:
-            self.clock = moved
+            self.clock_written(moved)
 
     async def refresh_candles(self, *, force: bool = False) -> None:
         """Append candles newer than the window; at most once per ``refresh_min_interval_s``."""
@@ -604,3 +614,104 @@ class ServiceState:
                 return
             self._last_refresh = now
             await asyncio.to_thread(self._read_new_candles)
+        self.announce()
+
+    async def hour_closed(self, hour: datetime) -> None:
+        """The feed wrote the candle of ``hour``: read the clock and the new candles now, not a poll
+        later, and wake the long polls (``GET /clock?after=``) waiting for it.
+
+        Nothing is read when that candle is in memory already (a notice that came late or twice).
+        """
+        if self.snapshot.index_of(int(hour.timestamp()) // 3600) is not None:
+            return
+        await self.refresh_candles(force=True)
+
+    def _read_clock(self) -> None:
+        """Read the clock row into this copy, unless this service wrote the row meanwhile: a read begun
+        before that write would put back an older row (a forecast made undone in memory)."""
+        writes = self._clock_writes
+        clock = self.store.read_clock()
+        if writes == self._clock_writes:
+            self.clock = clock
+
+    def clock_written(self, clock: SimClock) -> None:
+        """This service wrote the clock row (a forecast made, a change over HTTP): keep it as the copy."""
+        self._clock_writes += 1
+        self.clock = clock
+        self.observe_clock(clock)
+        self.announce()
+
+    def announce(self) -> None:
+        """Wake every long poll: the clock or the candles in memory changed (safe from any thread)."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake()
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        news, self._news = self._news, asyncio.Event()
+        news.set()
+
+    def observe_clock(self, clock: SimClock) -> None:
+        """Note what ``clock`` reads now, for its real speed (``speed_gauge``)."""
+        self.speed_gauge.observe(time.monotonic(), clock.sim_now(datetime.now(UTC)))
+
+    def answerable(self, hour: datetime) -> bool:
+        """Whether the forecast from ``hour`` is answered from memory now: its candle is in the window and,
+        by this copy of the clock, it may be asked (closed, and not held for its month's contest)."""
+        if self.snapshot.index_of(int(hour.timestamp()) // 3600) is None:
+            return False
+        clock = self.clock
+        return clock is None or hour <= clock.last_forecastable_hour(datetime.now(UTC))
+
+    async def until_answerable(self, hour: datetime, wait_s: float) -> bool:
+        """Wait at most ``wait_s`` until the forecast from ``hour`` may be asked and answered from
+        memory: True once it may; False at the end of the wait, or at once when a paced clock waits for
+        an earlier hour (the asker thought it done, or this copy is behind the row: the asker must read
+        the row itself before it goes back, never this copy).
+
+        Woken by news (``announce``: the feed's notice of a candle, a forecast made, a read of the store),
+        or when the hour closes by this copy of the clock if its candle is already in memory. No news
+        (a notice lost) costs at most a poll interval: the store watcher reads the store every one.
+        """
+        self._loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + wait_s
+        while True:
+            news = self._news
+            clock = self.clock
+            if (
+                clock is not None
+                and clock.paced
+                and clock.forecast_due is not None
+                and clock.forecast_due < hour
+            ):
+                return False  # the clock waits for an earlier hour: the asker hears it now, from the store
+            if self.answerable(hour):
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            now = datetime.now(UTC)
+            if (  # in memory, not closed yet (a clock set back): wake when it closes
+                clock is not None
+                and self.snapshot.index_of(int(hour.timestamp()) // 3600) is not None
+                and clock.sim_now(now) < hour + HOUR
+            ):
+                closes_at = clock.real_time_at(hour + HOUR)
+                if closes_at is not None:
+                    left = min(left, max((closes_at - now).total_seconds(), 0.0) + 0.0005)
+            await _news_within(news, left)
+
+
+async def _news_within(news: asyncio.Event, wait_s: float) -> None:
+    """Wait for ``news`` at most ``wait_s``; the end of the wait is an answer too, not an error."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(wait_s):
+            await news.wait()

@@ -7,6 +7,8 @@ passed in is refused rather than guessed at, since a local time taken for UTC mo
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
@@ -17,7 +19,7 @@ import numpy as np
 import pandas as pd
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, Row, create_engine, func, select
+from sqlalchemy import Engine, Row, create_engine, event, func, select
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
@@ -134,11 +136,12 @@ def engine_options(url: str, settings: StoreSettings) -> dict[str, Any]:
 
     MySQL/MariaDB (pymysql): connect, read and write timeouts on the socket, so a server that accepts
     and then says nothing (its greeting is read with the read timeout too) fails the call; a full pool
-    is waited for at most ``pool_timeout_s``. SQLite: the busy timeout. Both: a connection taken from
-    the pool is pinged first.
+    is waited for at most ``pool_timeout_s``, and a connection taken from the pool is pinged first (the
+    server may have closed it). SQLite: the busy timeout, and no ping: a file does not drop a connection,
+    and the live stack's processes take one every few milliseconds.
     """
-    options: dict[str, Any] = {"pool_pre_ping": True}
     backend = make_url(url).get_backend_name()
+    options: dict[str, Any] = {} if backend == "sqlite" else {"pool_pre_ping": True}
     if backend in ("mysql", "mariadb"):
         options["connect_args"] = {
             "connect_timeout": settings.connect_timeout_s,
@@ -149,6 +152,24 @@ def engine_options(url: str, settings: StoreSettings) -> dict[str, Any]:
     elif backend == "sqlite":
         options["connect_args"] = {"timeout": settings.busy_timeout_s}
     return options
+
+
+logger = logging.getLogger(__name__)
+
+
+def _write_ahead(connection: Any, _: object) -> None:
+    """An SQLite connection in write-ahead mode, its commits synced at checkpoints only (``sqlite_wal``).
+
+    The mode is kept in the file; when another connection holds it locked, the next connection sets it.
+    """
+    cursor = connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    except sqlite3.OperationalError as error:  # locked by another writer
+        logger.info("SQLite write-ahead mode not set on this connection: %s", error)
+    finally:
+        cursor.close()
 
 
 class PriceStore:
@@ -167,6 +188,8 @@ class PriceStore:
         self.settings = settings or StoreSettings()
         """The settings it was opened with; the journal's rules (``change_grace_s``) are read from them."""
         self._engine: Engine = create_engine(url, **engine_options(url, self.settings))
+        if self.settings.sqlite_wal and self._engine.dialect.name == "sqlite":
+            event.listen(self._engine, "connect", _write_ahead)
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration; harmless on an up-to-date database."""

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from btcmlops.clock import MAX_SPEED, SimClock, check_speed, last_closed_hour, start_clock
+from btcmlops.clock import MAX_SPEED, SimClock, SpeedGauge, check_speed, last_closed_hour, start_clock
 from btcmlops.store import PriceStore
 from btcmlops.store.price_store import SERVED_STALE_AFTER_S
 
@@ -223,3 +223,32 @@ def test_the_paced_clock_round_trips_and_an_unchanged_update_writes_nothing(stor
     assert moved is not None
     assert store.read_clock() == moved
     assert moved.forecast_due == datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def test_the_clock_tells_when_it_will_read_a_sim_time_and_never_past_its_limits() -> None:
+    real = datetime(2026, 1, 1, tzinfo=UTC)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    clock = start_clock(start, 48.0, real, end_at=datetime(2024, 1, 2, tzinfo=UTC))
+    at = clock.real_time_at(start + timedelta(hours=12))
+    assert at == real + timedelta(seconds=12 / 48)
+    assert clock.sim_now(at) == start + timedelta(hours=12)
+    assert clock.real_time_at(start - timedelta(hours=1)) == real  # read already
+    assert clock.real_time_at(datetime(2024, 1, 2, 1, tzinfo=UTC)) is None  # past the end
+    assert clock.pause(real).real_time_at(start + timedelta(hours=1)) is None
+    paced = replace(clock, paced=True, forecast_due=start)  # may run to 01:59:59 until 00:00's forecast
+    assert paced.real_time_at(start + timedelta(hours=1)) == real + timedelta(seconds=1 / 48)
+    assert paced.real_time_at(start + timedelta(hours=2)) is None
+
+
+def test_the_real_speed_counts_every_wait_over_its_window_and_starts_anew_after_a_reset() -> None:
+    gauge = SpeedGauge(window_s=10.0)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    gauge.observe(0.0, start)
+    gauge.observe(0.5, start + timedelta(hours=24))
+    assert gauge.speed() is None  # under a tenth of the window seen
+    for second in range(1, 21):  # 48 h/s, but held still for the 5 s from second 10 to 15
+        sim = start + timedelta(hours=48 * min(second, 10) + 48 * max(second - 15, 0))
+        gauge.observe(float(second), sim)
+    assert gauge.speed() == pytest.approx(48 * 5 / 10)  # seconds 10..20: 5 s running, 5 s held
+    gauge.observe(21.0, start)  # set back: the old readings no longer say anything
+    assert gauge.speed() is None

@@ -78,6 +78,22 @@ def test_the_feed_writes_only_closed_hours_and_resumes(tmp_path: Path) -> None:
     store.dispose()
 
 
+def test_the_feed_tells_of_each_write_and_wakes_when_the_next_hour_closes(tmp_path: Path) -> None:
+    store = _store(tmp_path / "prices.db")  # 1 sim h/s from 2021-01-01 00:00
+    told: list[datetime] = []
+    feed = MarketFeed(store, CANDLES, interval_s=5.0, on_written=told.append)
+    assert feed.step(REAL + timedelta(seconds=2.25)) == 2  # 00:00 and 01:00 closed
+    assert told == [datetime(2021, 1, 1, 1, tzinfo=UTC)]  # the newest hour written, once per write
+    # 02:00 closes at 03:00 sim, 0.75 s on: the feed sleeps that long, not its 5 s interval
+    assert feed.next_wait_s == pytest.approx(0.75, abs=0.001)
+    assert feed.step(REAL + timedelta(seconds=2.5)) == 0
+    assert told == [datetime(2021, 1, 1, 1, tzinfo=UTC)]  # nothing written, nothing told
+    store.update_clock(lambda clock: clock.pause(REAL + timedelta(seconds=2.5)))
+    assert feed.step(REAL + timedelta(seconds=3)) == 0
+    assert feed.next_wait_s == 5.0  # a paused clock closes nothing: look again after the interval
+    store.dispose()
+
+
 def test_the_live_trainer_decides_what_the_replay_decides(tmp_path: Path, mlflow_cache: Path) -> None:
     data = tmp_path / "candles.csv"
     write_project_csv(CANDLES, str(data))

@@ -8,9 +8,11 @@ intervals. The end-to-end figures (real MariaDB behind a proxy, a real mlflow se
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any, TypeVar
@@ -18,6 +20,7 @@ from typing import Any, TypeVar
 import pandas as pd
 import pytest
 
+from btcmlops.clock import HOUR, SimClock, start_clock
 from btcmlops.contest import TrainingWindow
 from btcmlops.registry import ModelVersionInfo
 from btcmlops.retry import wait_for_answer
@@ -227,3 +230,38 @@ def test_wait_for_answer_is_bounded_by_its_wait_when_the_probe_hangs() -> None:
     started = time.monotonic()
     assert _run(wait_for_answer(probe, 0.3, 0.05)) is False
     assert time.monotonic() - started < 1
+
+
+class SlowClockStore(FakeStore):
+    """Its clock row read takes until ``answer`` is set, and gives the row as it was when asked."""
+
+    def __init__(self, row: SimClock) -> None:
+        super().__init__()
+        self.row = row
+        self.asked = threading.Event()
+        self.answer = threading.Event()
+
+    def read_clock(self) -> SimClock:  # type: ignore[override]
+        row = self.row
+        self.asked.set()
+        self.answer.wait(timeout=10)
+        return row
+
+
+def test_a_clock_read_begun_before_the_services_own_write_of_the_row_does_not_undo_it() -> None:
+    due = datetime(2024, 1, 9, 20, tzinfo=UTC)
+    before = replace(start_clock(due, 96.0, datetime.now(UTC), paced=True), forecast_due=due)
+    store = SlowClockStore(before)
+    state = _state(FakeRegistry(), store)
+    reader = threading.Thread(target=lambda: asyncio.run(state.refresh_clock()))
+    reader.start()
+    assert store.asked.wait(timeout=10)  # the read has the row from before the forecast was made
+    made = before.with_forecast_made(due, datetime.now(UTC))
+    state.clock_written(made)  # the forecast from 20:00 is made: the row moved on, and this copy with it
+    store.answer.set()
+    reader.join(timeout=10)
+    assert state.clock is made  # not put back to 20:00, which the client would ask again, late
+    store.row, store.asked = made.with_forecast_made(due + HOUR, datetime.now(UTC)), threading.Event()
+    state._clock_read_at = -math.inf  # a later read, with no write meanwhile, is kept
+    asyncio.run(state.refresh_clock())
+    assert state.clock is store.row

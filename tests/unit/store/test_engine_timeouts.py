@@ -27,6 +27,7 @@ def test_sqlite_gets_its_busy_timeout() -> None:
     options = engine_options("sqlite:///prices.db", StoreSettings(busy_timeout_s=0.5))
     assert options["connect_args"] == {"timeout": 0.5}
     assert "pool_timeout" not in options
+    assert "pool_pre_ping" not in options  # a file does not drop connections: no ping per checkout
 
 
 def test_existing_callers_get_the_default_timeouts(tmp_path: Path) -> None:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from btcmlops.clock import start_clock
 from btcmlops.replay import ReplayResult
+from btcmlops.services.feed import HourAnnouncer
 from btcmlops.serving import create_app
 from btcmlops.settings import Settings
+from btcmlops.store import PriceStore
 from factories import ReplayOf, make_candles
 from services import wait_ready
 
@@ -95,6 +99,52 @@ def test_without_a_configured_key_the_clock_cannot_change(replay: ReplayResult, 
         response = test_client.post("/clock", json={"action": "reset"}, headers={"X-API-Key": "anything"})
     assert response.status_code == 403
     assert "BTCMLOPS_SERVE__CONTROL_KEY" in response.text
+
+
+def test_the_next_hour_is_pushed_the_client_waits_until_the_feed_tells_of_its_candle(
+    replay: ReplayResult, tmp_path: Path
+) -> None:
+    store_copy = tmp_path / "prices.db"
+    store_copy.write_bytes((replay.out_dir / "prices.db").read_bytes())
+    store = PriceStore(f"sqlite:///{store_copy}")
+    store.write_clock(
+        start_clock(datetime(2021, 4, 1, 0, 30, tzinfo=UTC), 1.0, datetime.now(UTC), paused=True)
+    )
+    settings = Settings(
+        home=tmp_path,
+        store={"url": f"sqlite:///{store_copy}"},
+        mlflow={"tracking_uri": replay.tracking_uri},
+        serve={"poll_interval_s": 60.0, "control_key": KEY},  # no store read by the clock meanwhile
+    )
+    after, hour = "2021-03-31T23:00:00Z", datetime(2021, 4, 1, tzinfo=UTC)  # the store's newest, the next
+    with TestClient(create_app(settings)) as client:
+        wait_ready(client)
+        started = time.monotonic()
+        clock = client.get("/clock", params={"after": after, "wait_s": 0.3}).json()
+        assert time.monotonic() - started >= 0.3  # 00:00 has not closed: the whole wait, then the clock
+        assert clock["last_forecastable_hour"].startswith("2021-03-31T23:00")
+        assert client.post("/clock/hour-closed", json={"hour": hour.isoformat()}).status_code == 401
+
+        # 00:00 closes and the feed writes it; the service hears of it from the feed's notice only
+        store.update_clock(
+            lambda _: start_clock(
+                datetime(2021, 4, 1, 1, 30, tzinfo=UTC), 1.0, datetime.now(UTC), paused=True
+            )
+        )
+        store.upsert_candles(make_candles("2021-03-31 23:00", "2021-04-01 00:00").tail(1))
+        announcer = HourAnnouncer(client, KEY)
+        notice = threading.Timer(0.2, announcer, args=[hour])  # told while the client waits
+        notice.start()
+        started = time.monotonic()
+        clock = client.get("/clock", params={"after": after, "wait_s": 20}).json()
+        assert time.monotonic() - started < 10  # answered on the notice, not at the wait's end
+        assert clock["last_forecastable_hour"].startswith("2021-04-01T00:00")
+        assert client.post("/predict", json={"timestamp": hour.isoformat()}).status_code == 200
+        notice.join()
+        announcer.close()
+        assert announcer.sent == 1
+        assert client.get("/clock").json()["speed"] == 1.0
+    store.dispose()
 
 
 def test_a_reset_clock_holds_at_the_months_end_and_the_held_hour_waits_for_its_champion(
