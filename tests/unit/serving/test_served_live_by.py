@@ -41,9 +41,8 @@ def test_the_log_read_at_start_tells_who_served_each_hour(tmp_path: Path) -> Non
     store = PriceStore(f"sqlite:///{tmp_path / 'prices.db'}")
     store.migrate()
     other = TARGET + 5 * HOUR
-    store.log_predictions(
-        [_forecast(2, TARGET - HOUR), _forecast(1, TARGET), _forecast(1, None, other), _forecast(1, other, other)]
-    )
+    logged = [_forecast(2, TARGET - HOUR), _forecast(1, TARGET)]
+    store.log_predictions([*logged, _forecast(1, None, other), _forecast(1, other, other)])
     scores = LiveScores()
     try:
         assert not scores.log_read
