@@ -53,7 +53,7 @@ class ReadWorkers:
         self._nice = settings.read_worker_nice
         self._store = store
         self._pool: ProcessPoolExecutor | None = None
-        self._started: Future[int] | None = None
+        self._started: list[Future[int]] = []
         self.restarts = 0
         """Pools started again after a worker died."""
 
@@ -77,7 +77,7 @@ class ReadWorkers:
         """
         if not self.in_processes:
             return await asyncio.to_thread(page, self._store, *args)
-        pool = await self._ready_pool()
+        pool = await self._ready_pool()  # up already when the route awaited ``start`` first
         try:
             result: T = await asyncio.wrap_future(pool.submit(pages.in_worker, page, *args))
         except pages.PageStoreError as error:
@@ -92,6 +92,18 @@ class ReadWorkers:
             ) from None
         return result
 
+    async def start(self) -> None:
+        """Have at least one worker up, started now if there is none (at most ``START_TIMEOUT_S``).
+
+        Awaited by a long read before its turn is timed: a worker's start (a new process importing the
+        page code: seconds on a busy machine) is not the store's slowness.
+
+        Raises:
+            ApiError: 503 when no worker could be started.
+        """
+        if self.in_processes:
+            await self._ready_pool()
+
     async def _ready_pool(self) -> ProcessPoolExecutor:
         """The pool, with at least one worker up (started now if there is none)."""
         if self._pool is None:
@@ -101,12 +113,14 @@ class ReadWorkers:
                 initializer=pages.start_worker,
                 initargs=(self._store.url, self._store.settings, os.getpid(), self._nice),
             )
-            self._started = self._pool.submit(pages.worker_ready)
+            # One call per worker: each finds no idle worker and starts one, so all start at once (the
+            # pool would otherwise start the second only when a page finds the first one busy).
+            self._started = [self._pool.submit(pages.worker_ready) for _ in range(self.size)]
             logger.info("starting %d read worker(s)", self.size)
         pool, started = self._pool, self._started
-        assert started is not None
         try:
-            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(started)), START_TIMEOUT_S)
+            ready = asyncio.gather(*(asyncio.wrap_future(future) for future in started))
+            await asyncio.wait_for(asyncio.shield(ready), START_TIMEOUT_S)
         except (BrokenProcessPool, TimeoutError):
             self._replace(pool)
             raise ApiError(
@@ -119,13 +133,13 @@ class ReadWorkers:
         if self._pool is not broken:
             return
         logger.error("a read worker died: starting the read workers again at the next long read")
-        self._pool, self._started = None, None
+        self._pool, self._started = None, []
         self.restarts += 1
         broken.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         """Ask the workers to end (a page under way finishes first; a worker still at it when the
         service has gone exits by its own parent check)."""
-        pool, self._pool, self._started = self._pool, None, None
+        pool, self._pool, self._started = self._pool, None, []
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)

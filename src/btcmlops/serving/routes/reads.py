@@ -82,6 +82,7 @@ async def candles(
 ) -> Response:
     """Candles in [start, end] from the price store, oldest first, one page at a time."""
     limit = _limit(limit, gate)
+    await workers.start()
     page: CandlesPage = await gate.run(request, lambda: workers.run(candles_page, start, end, limit))
     next_url = None
     if page.last is not None:
@@ -141,6 +142,7 @@ async def predictions(
                 page = await build({**service.known_training_ends(), **ends})
         return page
 
+    await workers.start()
     page: PredictionsPage = await gate.run(request, read)
     next_url = None
     if page.next_cursor is not None:
