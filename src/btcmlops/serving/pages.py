@@ -11,10 +11,10 @@ on a thread of its own (``BTCMLOPS_SERVE__READ_WORKERS=0``), and a test can call
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,8 +28,6 @@ from btcmlops.model.naive import NAIVE_WINDOW_HOURS
 from btcmlops.redaction import describe_error
 from btcmlops.settings import StoreSettings
 from btcmlops.store import CANDLE_VALUES, LoggedPrediction, PriceStore, counts_as_live
-
-logger = logging.getLogger(__name__)
 
 PARENT_CHECK_S = 1.0
 """How often a read worker checks that the service that started it is still there (else it exits)."""
@@ -157,8 +155,8 @@ def start_worker(store_url: str, store_settings: StoreSettings, parent_pid: int,
 
 
 def _exit_with_parent(parent_pid: int) -> None:
-    while os.getppid() == parent_pid:
-        threading.Event().wait(PARENT_CHECK_S)
+    while os.getppid() == parent_pid:  # an orphan is adopted by another process: its parent id changes
+        time.sleep(PARENT_CHECK_S)
     os._exit(0)  # the service is gone: nobody is left to answer; nothing here holds anything to flush
 
 
