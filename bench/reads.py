@@ -130,7 +130,13 @@ def _round(replay: Path, source: Path | None, seconds: int, bodies: list[str], h
             train_end = httpx.get(f"{url}/model", timeout=10).json()["training_window"]["train_end"]
             inside = [hour for hour in hours if hour < train_end[:19] + "Z"][-2000:]
             after = [hour for hour in hours if hour > train_end[:19] + "Z"][24:]
+            deadline = time.monotonic() + 120  # the newest hour in memory: no forecast reads the store
+            while httpx.post(f"{url}/predict", json={"timestamp": after[-1]}, timeout=10).status_code != 200:
+                assert time.monotonic() < deadline, "the snapshot never held the newest hour"
+                time.sleep(0.5)
             _wrk(url, "/predict", bodies, 8, 2, scratch)  # warm up
+            first = httpx.get(f"{url}/predictions?limit=10000", timeout=180)  # read workers started
+            assert first.status_code == 200, first.text
             alone = _wrk(url, "/predict", bodies, 64, seconds, scratch)
             reads: dict[str, str] = {}
             reader = threading.Thread(target=_reads, args=(url, 64, seconds + 4, reads))
@@ -170,7 +176,7 @@ def _round(replay: Path, source: Path | None, seconds: int, bodies: list[str], h
         loaded=loaded,
         pages=total - refused,
         refused=refused,
-        ready_p99_ms=statistics.quantiles(ready_s, n=100)[98] * 1e3,
+        ready_p99_ms=statistics.quantiles(ready_s, n=100, method="inclusive")[98] * 1e3,
         ready_max_ms=max(ready_s) * 1e3,
         ready_not_200=sum(status != 200 for status in ready_status),
         ready_after=ready,

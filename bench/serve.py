@@ -49,7 +49,7 @@ request = function()
   return wrk.format(nil, "PATH", nil, bodies[(i % #bodies) + 1])
 end
 done = function(summary, latency, requests)
-  io.write(string.format("p95_us %d\n", latency:percentile(95)))
+  io.write(string.format("p95_us %d\\n", latency:percentile(95)))
 end
 """
 

@@ -107,8 +107,16 @@ class ReadGate:
         self._timeout_s = settings.long_read_timeout_s
         self.max_rows = settings.max_read_rows
 
-    async def run(self, request: Request, read: Callable[[], Awaitable[Any]]) -> Any:
+    async def run(
+        self,
+        request: Request,
+        read: Callable[[], Awaitable[Any]],
+        prepare: Callable[[], Awaitable[None]] | None = None,
+    ) -> Any:
         """``await read()``, once a slot is free; its result within ``long_read_timeout_s``.
+
+        ``prepare`` is awaited first, in the slot but untimed: what is set up once (the read workers'
+        start, seconds on a busy machine), not the store's answer.
 
         Raises:
             ApiError: 503 when no slot came free in time, 499 when the asker hung up while waiting.
@@ -126,6 +134,8 @@ class ReadGate:
         try:
             if await request.is_disconnected():  # the asker hung up while waiting: no work for nobody
                 raise ApiError(499, "client closed the request")
+            if prepare is not None:
+                await prepare()
             work = asyncio.ensure_future(read())
             done, _ = await asyncio.wait({work}, timeout=self._timeout_s)
             if not done:

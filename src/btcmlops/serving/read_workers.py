@@ -95,8 +95,8 @@ class ReadWorkers:
     async def start(self) -> None:
         """Have at least one worker up, started now if there is none (at most ``START_TIMEOUT_S``).
 
-        Awaited by a long read before its turn is timed: a worker's start (a new process importing the
-        page code: seconds on a busy machine) is not the store's slowness.
+        Awaited by a long read in its turn, before the read is timed: a worker's start (a new process
+        importing the page code: seconds on a busy machine) is not the store's slowness.
 
         Raises:
             ApiError: 503 when no worker could be started.

@@ -82,8 +82,9 @@ async def candles(
 ) -> Response:
     """Candles in [start, end] from the price store, oldest first, one page at a time."""
     limit = _limit(limit, gate)
-    await workers.start()
-    page: CandlesPage = await gate.run(request, lambda: workers.run(candles_page, start, end, limit))
+    page: CandlesPage = await gate.run(
+        request, lambda: workers.run(candles_page, start, end, limit), prepare=workers.start
+    )
     next_url = None
     if page.last is not None:
         next_url = str(request.url.include_query_params(start=iso(page.last + timedelta(hours=1))))
@@ -142,8 +143,7 @@ async def predictions(
                 page = await build({**service.known_training_ends(), **ends})
         return page
 
-    await workers.start()
-    page: PredictionsPage = await gate.run(request, read)
+    page: PredictionsPage = await gate.run(request, read, prepare=workers.start)
     next_url = None
     if page.next_cursor is not None:
         next_url = str(request.url.include_query_params(after=page.next_cursor))
