@@ -48,6 +48,9 @@ request = function()
   i = i + 1
   return wrk.format(nil, "PATH", nil, bodies[(i % #bodies) + 1])
 end
+done = function(summary, latency, requests)
+  io.write(string.format("p95_us %d\\n", latency:percentile(95)))
+end
 """
 
 
@@ -118,6 +121,7 @@ def _wrk(
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
         "p50_ms": latency("50"),
+        "p95_ms": int(re.search(r"^p95_us (\d+)", out, re.M).group(1)) / 1000,  # type: ignore[union-attr]
         "p99_ms": latency("99"),
         "errors": (int(errors.group(1)) if errors else 0) + (sum(map(int, socket.groups())) if socket else 0),
     }

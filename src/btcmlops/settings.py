@@ -445,6 +445,25 @@ class ServeSettings(BaseModel):
             "CPU work in Python (rows, JSON): more at once than the cores only slows forecasts and /readyz."
         ),
     )
+    read_workers: int = Field(
+        default=2,
+        ge=0,
+        description=(
+            "Processes that build the long reads' pages (the rows and their JSON), each with its own store "
+            "connection, so forecasts and /readyz never wait on a page in the service's interpreter; "
+            "started at the first long read, ended with the service. 0: pages are built on a thread of "
+            "the service itself. More than max_concurrent_reads are never busy."
+        ),
+    )
+    read_worker_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description=(
+            "How much lower the read workers' CPU priority is than the service's (a nice increment): on "
+            "a busy machine the forecasts get the cores first. 0: the same priority."
+        ),
+    )
     read_wait_s: float = Field(
         default=2.0, gt=0, description="How long a long read waits for its turn before 503 (Retry-After)."
     )

@@ -7,10 +7,14 @@ while ``/readyz`` is polled throughout (issue 11's bounded reads; ``bench/reads.
 with wrk). Every forecast and every ``/readyz`` must answer 200; every read 200 or, turned away by the
 read gate, 503 with ``Retry-After`` (never a 500, never a hang); ``/predict``'s p99 beside the readers
 stays within ``P99_RATIO`` of its p99 alone; the service's peak RSS stays under ``PEAK_RSS_BOUND_MB``.
+The pages were built in the service's read workers (its child processes, at most ``read_workers``), not
+in its own interpreter; ``kill -9`` of the service leaves none of them running.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import statistics
 import threading
 import time
@@ -26,7 +30,7 @@ import pytest
 from btcmlops.settings import ServeSettings
 from btcmlops.store import LoggedPrediction, PriceStore
 from forecast_load import NonStopClient, registry_and_env
-from services import CliProcess, free_port, peak_rss_mb
+from services import CliProcess, free_port, peak_rss_mb, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 
@@ -49,6 +53,8 @@ bound (1 s at least) says "not starved"; the latency figure itself is bench/read
 PEAK_RSS_BOUND_MB = 1536
 """Before paging, 64 such readers took the service to 1.8 GB (docs/measurements.md); paged,
 bench/reads.py saw 444 MB."""
+WORKERS_GONE_S = 15.0
+"""A read worker checks every second that its service is there; this leaves room for a busy machine."""
 HOURS = [f"2021-02-{day:02d}T{hour:02d}:00:00Z" for day in range(2, 28) for hour in range(0, 24, 5)]
 """Hours whose forecasts come from memory (after the champion's training window, candles stored)."""
 
@@ -126,6 +132,27 @@ def _seed_prediction_log(store_url: str) -> None:
     store.dispose()
 
 
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def _read_workers(pid: int) -> list[int]:
+    """The read workers of service ``pid``: its children started by multiprocessing's ``spawn``."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(child) for child in (task / "children").read_text().split()]
+    return [
+        child
+        for child in children
+        if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes() and _alive(child)
+    ]
+
+
 @pytest.fixture
 def service(
     mlflow_server: str, mariadb_url_factory: Callable[[], str], tmp_path: Path
@@ -174,6 +201,15 @@ def test_64_readers_of_the_largest_page_leave_predict_and_readyz_answering(
                 time.sleep(BESIDE_S)
     peak_mb = peak_rss_mb(pid)
     after = httpx.get(f"{url}/readyz", timeout=10)
+    workers = _read_workers(pid)
+    worker_mb = [peak_rss_mb(worker) for worker in workers]
+    os.kill(pid, signal.SIGKILL)  # no clean-up runs: each worker must notice on its own
+    wait_until(
+        lambda: not any(_alive(worker) for worker in workers),
+        timeout_s=WORKERS_GONE_S,
+        what="the read workers to exit after kill -9 of their service",
+        on_timeout=lambda: f"still running: {[w for w in workers if _alive(w)]}",
+    )
 
     forecasts = alone.answers + beside.answers
     failed = Counter(a.status for a in forecasts if a.status != 200)
@@ -201,7 +237,8 @@ def test_64_readers_of_the_largest_page_leave_predict_and_readyz_answering(
         f"{_ms(ready_alone_s, 50)}, p99 {_ms(ready_alone_s, 99)}; beside the readers p50 "
         f"{_ms(ready_beside_s, 50)}, p99 {_ms(ready_beside_s, 99)}, max {max(ready_beside_s) * 1e3:.1f} ms "
         f"(503 past store_timeout_s, {ServeSettings().store_timeout_s:g} s); after: {after.status_code}"
-        f"\nservice peak RSS (VmHWM) {peak_mb:.0f} MB (bound {PEAK_RSS_BOUND_MB} MB)"
+        f"\nservice peak RSS (VmHWM) {peak_mb:.0f} MB (bound {PEAK_RSS_BOUND_MB} MB); read workers "
+        f"{workers}, peak RSS {[round(mb) for mb in worker_mb]} MB"
     )
 
     assert failed == Counter(), f"/predict answered other than 200: {dict(failed)}"
@@ -215,3 +252,4 @@ def test_64_readers_of_the_largest_page_leave_predict_and_readyz_answering(
     assert len(answered) > 0
     assert _p(beside_s, 99) <= bound_s
     assert peak_mb < PEAK_RSS_BOUND_MB
+    assert 1 <= len(workers) <= ServeSettings().read_workers, "pages built outside the read workers"

@@ -24,6 +24,7 @@ from btcmlops.serving.live_contest import LiveContest, LiveContestCollector
 from btcmlops.serving.metrics import MetricsMiddleware
 from btcmlops.serving.openapi import with_stated_limits
 from btcmlops.serving.prediction_log import PredictionLogWriter, wal_directory
+from btcmlops.serving.read_workers import ReadWorkers
 from btcmlops.serving.redoc import DOCS_ASSETS, add_offline_redoc
 from btcmlops.serving.routes import ROUTERS
 from btcmlops.serving.state import ServiceState
@@ -85,6 +86,7 @@ def create_app(
     app.state.store = store
     app.state.prediction_log = log
     app.state.read_gate = ReadGate(settings.serve)
+    app.state.read_workers = ReadWorkers(settings.serve, store)
     app.state.changes = changes
     for router in ROUTERS:
         app.include_router(router)
@@ -98,7 +100,8 @@ def create_app(
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Migrate the store, start the prediction log and the watchers; stop them in turn."""
+    """Migrate the store, start the prediction log and the watchers; stop them in turn (and the read
+    workers, which start with the first long read)."""
     service: ServiceState = app.state.service
     log: PredictionLogWriter = app.state.prediction_log
     await migrate_for_service(service.store)  # a failure is logged with why; the watcher keeps trying
@@ -107,6 +110,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        app.state.read_workers.close()
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher

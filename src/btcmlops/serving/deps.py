@@ -15,6 +15,7 @@ from btcmlops.serving.errors import ApiError
 from btcmlops.serving.inputs import key_matches
 from btcmlops.serving.limits import ReadGate
 from btcmlops.serving.prediction_log import PredictionLogWriter
+from btcmlops.serving.read_workers import ReadWorkers
 from btcmlops.serving.state import ServiceState
 from btcmlops.settings import Settings
 from btcmlops.store import PriceStore
@@ -50,6 +51,11 @@ async def get_read_gate(request: Request) -> ReadGate:
     return gate
 
 
+async def get_read_workers(request: Request) -> ReadWorkers:
+    workers: ReadWorkers = request.app.state.read_workers
+    return workers
+
+
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Service = Annotated[ServiceState, Depends(get_service)]
 """The snapshot served, the watchers' state, the clock in memory, the metrics."""
@@ -58,6 +64,8 @@ PredictionLog = Annotated[PredictionLogWriter, Depends(get_prediction_log)]
 Changes = Annotated[ChampionChanges, Depends(get_changes)]
 """Champion changes by hand (promote, rollback), journaled and audited as the contest's are."""
 Gate = Annotated[ReadGate, Depends(get_read_gate)]
+Workers = Annotated[ReadWorkers, Depends(get_read_workers)]
+"""Where the long reads' pages are built: the read workers' processes."""
 
 
 async def require_control_key(

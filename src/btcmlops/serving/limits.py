@@ -8,13 +8,14 @@ app then parses and validates at most ``max_bytes``: the cost of one request is 
 ``ReadGate``: at most ``max_concurrent_reads`` long reads (``/candles``, ``/predictions``) at once, each
 answered within ``long_read_timeout_s`` (503 naming the store past it). That bound is its own, longer than
 ``store_timeout_s``: a page of 10,000 rows takes seconds on a busy machine, and a slow page is no outage.
+Where a page is built (a read worker's process, ``serving.read_workers``) is the caller's to say.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Request
@@ -106,13 +107,21 @@ class ReadGate:
         self._timeout_s = settings.long_read_timeout_s
         self.max_rows = settings.max_read_rows
 
-    async def run(self, request: Request, read: Callable[[], Any]) -> Any:
-        """``read()`` on a worker thread, once a slot is free; its result within ``long_read_timeout_s``.
+    async def run(
+        self,
+        request: Request,
+        read: Callable[[], Awaitable[Any]],
+        prepare: Callable[[], Awaitable[None]] | None = None,
+    ) -> Any:
+        """``await read()``, once a slot is free; its result within ``long_read_timeout_s``.
+
+        ``prepare`` is awaited first, in the slot but untimed: what is set up once (the read workers'
+        start, seconds on a busy machine), not the store's answer.
 
         Raises:
             ApiError: 503 when no slot came free in time, 499 when the asker hung up while waiting.
-            StoreUnavailableError: The store did not answer in time. The read's thread keeps its slot
-                until the driver's timeouts end it: a silent store never holds more threads than slots.
+            StoreUnavailableError: The store did not answer in time. The read keeps its slot until
+                the driver's timeouts end it: a silent store never holds more workers than slots.
         """
         try:
             async with asyncio.timeout(self._wait_s):
@@ -125,7 +134,9 @@ class ReadGate:
         try:
             if await request.is_disconnected():  # the asker hung up while waiting: no work for nobody
                 raise ApiError(499, "client closed the request")
-            work = asyncio.ensure_future(asyncio.to_thread(read))
+            if prepare is not None:
+                await prepare()
+            work = asyncio.ensure_future(read())
             done, _ = await asyncio.wait({work}, timeout=self._timeout_s)
             if not done:
                 work.add_done_callback(self._release_late)
@@ -137,7 +148,7 @@ class ReadGate:
                 self._slots.release()
 
     def _release_late(self, work: asyncio.Future[Any]) -> None:
-        """Give back the slot of a read answered 503 already, once its thread ends (its error: dropped)."""
+        """Give back the slot of a read answered 503 already, once it ends (its error: dropped)."""
         self._slots.release()
         if not work.cancelled():
             work.exception()  # retrieved: no "exception was never retrieved" in the log

@@ -12,12 +12,17 @@ sum and every ratio to naive is over the same hours. The scoring is the contest'
 Nothing here runs on the request path: ``LiveScores.update`` runs on a watcher thread after the store
 watcher reads new candles, and the collector reads the totals at scrape time. A new process reads the
 log from its first row, so the figures resume from what the store holds, not from zero.
+
+The same reading keeps, for every target hour, the first forecast each version logged of it in time
+(``LoggedPrediction.live``): which version served an hour live (``served_live_by``, a look back at an
+in-sample hour) is then answered from memory, by ``counts_as_live`` with the versions' training windows.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,7 +43,7 @@ from btcmlops.model import naive_close, naive_interval
 from btcmlops.model.naive import NAIVE_WINDOW_HOURS
 from btcmlops.registry import CHALLENGER, CHAMPION
 from btcmlops.serving.snapshot import ServedModel, Snapshot, hour_number, hour_time, shadow_forecasts
-from btcmlops.store import LoggedPrediction, PriceStore
+from btcmlops.store import LoggedPrediction, PriceStore, counts_as_live
 
 __all__ = [
     "WINDOW",
@@ -48,6 +53,7 @@ __all__ = [
     "Tally",
     "counts_as_live",
     "score_forecasts",
+    "served_live_by",
 ]
 
 WINDOW = timedelta(days=7)
@@ -125,16 +131,11 @@ def score_forecasts(rows: list[LoggedPrediction], candles: pd.DataFrame) -> list
     ]
 
 
-def counts_as_live(row: LoggedPrediction, train_end: datetime | None) -> bool:
-    """Whether a logged forecast counts as live: made before its target hour closed in sim time, *and*
-    for a target hour after the training window of the version that made it.
-
-    A reset of the clock to an earlier day has the client ask again for hours the champion was trained
-    on; made "in time" by the replayed clock, those forecasts are still in-sample (``/predict`` says
-    ``in_sample: true``) and never count as live. A version whose window is not known (``None``) does
-    not count either.
-    """
-    return row.live and train_end is not None and row.target_time > train_end
+def served_live_by(rows: list[LoggedPrediction], training_ends: dict[int, datetime]) -> int | None:
+    """The version whose forecast among ``rows`` (one target hour's, oldest first) counts as live, the
+    first if several (None: none; a version whose window is not in ``training_ends`` does not count)."""
+    live = [row.model_version for row in rows if counts_as_live(row, training_ends.get(row.model_version))]
+    return live[0] if live else None
 
 
 def _with_interval(row: LoggedPrediction) -> bool:
@@ -200,11 +201,32 @@ class LiveScores:
         self._shadow_through: dict[int, int] = {}
         """Challenger version -> the newest hour T its shadow forecast was scored from (or found
         unscoreable): the next round starts after it."""
+        self._made_in_time: dict[int, dict[int, LoggedPrediction]] = {}
+        """Target hour -> version -> its first forecast of that hour made in time (``row.live``), read
+        from the log or noted as answered: who served an hour live, without a read of the store."""
+        self._made_in_time_lock = threading.Lock()
+        """Guards it between the live scorer's thread (the log) and the forecast route (its answers)."""
+        self.log_read = False
+        """Whether the whole log has been read once (before: ``made_in_time`` knows only this process's
+        answers since it started)."""
 
     def note_live_forecast(self, target_hour: int) -> None:
         """A live forecast of ``target_hour`` was just answered (called on the forecast's path: O(1))."""
         if self._last_answered_hour is None or target_hour > self._last_answered_hour:
             self._last_answered_hour = target_hour
+
+    def note_made_in_time(self, row: LoggedPrediction) -> None:
+        """Keep ``row`` if it is its version's first forecast of its target hour made in time (O(1):
+        called on the forecast's path as it is logged, and for each row read from the log)."""
+        if not row.live:
+            return
+        with self._made_in_time_lock:
+            self._made_in_time.setdefault(hour_number(row.target_time), {}).setdefault(row.model_version, row)
+
+    def made_in_time(self, target_hour: int) -> list[LoggedPrediction]:
+        """Each version's first forecast of ``target_hour`` made in time, in the order first seen."""
+        with self._made_in_time_lock:
+            return list(self._made_in_time.get(target_hour, {}).values())
 
     @property
     def newest_forecast_hour(self) -> int | None:
@@ -227,11 +249,13 @@ class LiveScores:
             rows = store.read_predictions_logged_after(max(self._after_id - _ID_OVERLAP, 0), _PAGE_ROWS)
             fresh = [row for row in rows if row.id is not None and row.id > self._after_id]
             for row in rows:
+                self.note_made_in_time(row)
                 self._take(row)
             if fresh:
                 self._after_id = max(row.id for row in fresh if row.id is not None)
             if len(fresh) < _PAGE_ROWS - _ID_OVERLAP:
                 break
+        self.log_read = True
         return self._score_pending(snapshot, training_ends)
 
     def score_shadow(self, snapshot: Snapshot, challenger: ServedModel | None) -> int:

@@ -30,9 +30,9 @@ from btcmlops.registry import CHALLENGER, CHAMPION, ModelRegistry
 from btcmlops.retry import Backoff, keep_trying_async
 from btcmlops.serving.drift import DriftCollector, LiveDrift
 from btcmlops.serving.live_contest import LiveContest
-from btcmlops.serving.live_scores import LiveScores, LiveScoresCollector
+from btcmlops.serving.live_scores import LiveScores, LiveScoresCollector, served_live_by
 from btcmlops.serving.metrics import ServiceMetrics
-from btcmlops.serving.snapshot import ServedModel, Snapshot, SnapshotBuilder, hour_time
+from btcmlops.serving.snapshot import ServedModel, Snapshot, SnapshotBuilder, hour_number, hour_time
 from btcmlops.serving.vetting import vet
 from btcmlops.settings import ServeSettings
 from btcmlops.store import PriceStore, this_process
@@ -229,6 +229,14 @@ class ServiceState:
                 )
         return self.registry.experiment_id, dict(self._contest_runs)
 
+    def known_training_ends(self) -> dict[int, datetime]:
+        """Every version's last training target hour known now, from memory (MLflow is not asked): what
+        a read worker builds a page's ``live`` with (``training_ends`` asks for the others)."""
+        for served in (self.snapshot.model, self.challenger):
+            if served is not None:
+                self._train_ends[served.info.version] = served.info.window.train_end.to_pydatetime()
+        return dict(self._train_ends)
+
     def training_ends(self, versions: set[int]) -> dict[int, datetime]:
         """Each version's last training target hour, asked of MLflow only for versions not known (at most
         every ``SERVED_REPORT_EVERY_S``; a version's window never changes).
@@ -236,9 +244,7 @@ class ServiceState:
         What tells a live forecast from an in-sample one (``counts_as_live``): a version
         MLflow cannot tell about now is left out, and its forecasts are not counted live meanwhile.
         """
-        for served in (self.snapshot.model, self.challenger):
-            if served is not None:
-                self._train_ends[served.info.version] = served.info.window.train_end.to_pydatetime()
+        self.known_training_ends()
         if (
             versions - self._train_ends.keys()
             and time.monotonic() - self._versions_searched_at > SERVED_REPORT_EVERY_S
@@ -253,6 +259,31 @@ class ServiceState:
                     {info.version: info.window.train_end.to_pydatetime() for info in found}
                 )
         return {version: self._train_ends[version] for version in versions if version in self._train_ends}
+
+    async def served_live_by(self, target: datetime) -> int | None:
+        """The version that forecast the hour ``target`` live, if any (``live_scores.served_live_by``).
+
+        From memory (the log as the live scorer read it, and this process's forecasts since): only
+        before the scorer's first reading of the log is the store asked (a store the store watcher finds
+        down is not: the answer stays unsaid), and MLflow only for a version whose window is not known.
+        """
+        if self.live_scores.log_read:
+            rows = self.live_scores.made_in_time(hour_number(target))
+        elif self.store_error is None:
+            try:
+                logged = await self.store_call(lambda: self.store.read_predictions(start=target, end=target))
+            except StoreUnavailableError:
+                return None
+            rows = [row for row in logged if row.live]
+        else:
+            return None
+        if not rows:
+            return None
+        versions = {row.model_version for row in rows}
+        ends = self.known_training_ends()
+        if versions - ends.keys():  # a version served before this process began: asked once in a while
+            ends = await asyncio.to_thread(self.training_ends, versions)
+        return served_live_by(rows, ends)
 
     def report_served(self) -> None:
         """Write which version this replica serves into the store: the trainer moves the clock's hold on it.

@@ -19,6 +19,7 @@ from btcmlops.store.price_store import (
     LoggedPrediction,
     PriceStore,
     UpsertReport,
+    counts_as_live,
 )
 
 __all__ = [
@@ -33,5 +34,6 @@ __all__ = [
     "PriceStore",
     "RegistryJournal",
     "UpsertReport",
+    "counts_as_live",
     "this_process",
 ]

@@ -83,6 +83,18 @@ class LoggedPrediction:
         return self.sim_made_at is not None and self.sim_made_at < self.target_time + timedelta(hours=1)
 
 
+def counts_as_live(row: LoggedPrediction, train_end: datetime | None) -> bool:
+    """Whether a logged forecast counts as live: made before its target hour closed in sim time, *and*
+    for a target hour after the training window of the version that made it.
+
+    A reset of the clock to an earlier day has the client ask again for hours the champion was trained
+    on; made "in time" by the replayed clock, those forecasts are still in-sample (``/predict`` says
+    ``in_sample: true``) and never count as live. A version whose window is not known (``None``) does
+    not count either.
+    """
+    return row.live and train_end is not None and row.target_time > train_end
+
+
 @dataclass(frozen=True)
 class DecisionRow:
     """One contest decision as the store keeps it (times tz-aware UTC).

@@ -41,7 +41,7 @@ def service(replay: ReplayResult, tmp_path: Path) -> Iterator[ServiceClient]:
         home=tmp_path,
         store={"url": f"sqlite:///{store_copy}"},
         mlflow={"tracking_uri": replay.tracking_uri},
-        serve={"poll_interval_s": 0.05, "log_flush_interval_s": 0.05, "control_key": KEY},
+        serve={"poll_interval_s": 0.05, "log_flush_interval_s": 0.05, "control_key": KEY, "read_workers": 0},
         clock={"start": "2021-03-20T00:00:00Z", "speed": 0.001},
     )
     with TestClient(create_app(settings)) as http:

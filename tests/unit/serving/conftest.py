@@ -51,6 +51,9 @@ def settings_on_a_copy(replay: ReplayResult, directory: Path, **groups: dict[str
         "poll_interval_s": 0.05,
         "log_flush_interval_s": 0.05,
         "control_key": CONTROL_KEY,
+        # Pages on a thread: read workers would cost every app that serves a page seconds of imports in
+        # new processes; tests/unit/serving/test_read_workers.py and the integration tests run them.
+        "read_workers": 0,
         **groups.pop("serve", {}),
     }
     clock = {"start": "2021-03-10T00:00:00Z", **groups.pop("clock", {})}

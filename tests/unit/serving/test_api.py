@@ -42,7 +42,8 @@ def _settings(replay: ReplayResult, **serve: Any) -> Settings:
         home=replay.out_dir.parent,
         store={"url": f"sqlite:///{replay.out_dir / 'prices.db'}"},
         mlflow={"tracking_uri": replay.tracking_uri},
-        serve={"poll_interval_s": 0.05, "log_flush_interval_s": 0.05, **serve},
+        # read_workers 0: pages on a thread, not in new processes (test_read_workers.py runs those)
+        serve={"poll_interval_s": 0.05, "log_flush_interval_s": 0.05, "read_workers": 0, **serve},
     )
 
 

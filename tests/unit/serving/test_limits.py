@@ -8,7 +8,8 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
 import uvicorn
@@ -159,6 +160,11 @@ def test_over_a_real_socket_a_chunked_body_under_the_limit_is_served(server: int
     assert b'{"length": 90}' in answer
 
 
+def _on_thread(read: Callable[[], Any]) -> Callable[[], Awaitable[Any]]:
+    """``read`` as the gate runs it: on a worker thread (as the service does with ``read_workers=0``)."""
+    return lambda: asyncio.to_thread(read)
+
+
 class _Asker:
     """The part of a request the gate looks at: whether its client is still there."""
 
@@ -174,18 +180,18 @@ def test_the_gate_lets_few_reads_run_and_answers_503_to_one_that_waited_too_long
     release = threading.Event()
 
     async def scenario() -> None:
-        slow = asyncio.create_task(gate.run(_Asker(), lambda: release.wait(5)))  # type: ignore[arg-type]
+        slow = asyncio.create_task(gate.run(_Asker(), _on_thread(lambda: release.wait(5))))
         await asyncio.sleep(0.05)
         with pytest.raises(ApiError) as refused:
-            await gate.run(_Asker(), lambda: "never")  # type: ignore[arg-type]
+            await gate.run(_Asker(), _on_thread(lambda: "never"))  # type: ignore[arg-type]
         assert refused.value.status == 503
         assert refused.value.headers == {"Retry-After": "1"}
         release.set()
         assert await slow is True
         with pytest.raises(ApiError) as gone:  # a read whose asker hung up does no work
-            await gate.run(_Asker(gone=True), lambda: pytest.fail("read for nobody"))  # type: ignore[arg-type]
+            await gate.run(_Asker(gone=True), _on_thread(lambda: pytest.fail("nobody")))  # type: ignore[arg-type]
         assert gone.value.status == 499
-        assert await gate.run(_Asker(), lambda: "read") == "read"  # the slot was given back every time
+        assert await gate.run(_Asker(), _on_thread(lambda: "read")) == "read"  # given back each time
 
     asyncio.run(scenario())
 
@@ -203,14 +209,14 @@ def test_a_read_the_store_does_not_answer_is_503_within_its_timeout_and_keeps_it
     async def scenario() -> None:
         started = time.monotonic()
         with pytest.raises(StoreUnavailableError, match=r"no answer within 0\.2 s"):
-            await gate.run(_Asker(), silent)  # type: ignore[arg-type]
+            await gate.run(_Asker(), _on_thread(silent))  # type: ignore[arg-type]
         assert time.monotonic() - started < 1.0
         with pytest.raises(ApiError) as busy:  # the silent read still holds the only slot
-            await gate.run(_Asker(), lambda: "never")  # type: ignore[arg-type]
+            await gate.run(_Asker(), _on_thread(lambda: "never"))  # type: ignore[arg-type]
         assert busy.value.status == 503
         release.set()
         await asyncio.sleep(0.1)
-        assert await gate.run(_Asker(), lambda: "read") == "read"  # given back once the thread ended
+        assert await gate.run(_Asker(), _on_thread(lambda: "read")) == "read"  # given back: the thread ended
 
     asyncio.run(scenario())
 
@@ -223,4 +229,21 @@ def test_a_slow_page_is_answered_past_the_store_timeout_within_the_long_read_tim
         time.sleep(0.4)
         return "page"
 
-    assert asyncio.run(gate.run(_Asker(), slow)) == "page"  # type: ignore[arg-type]
+    assert asyncio.run(gate.run(_Asker(), _on_thread(slow))) == "page"  # type: ignore[arg-type]
+
+
+def test_what_a_read_sets_up_first_takes_its_slot_but_not_its_time() -> None:
+    """The read workers' start (seconds on a busy machine) is no slow store: it is not timed."""
+    gate = ReadGate(ServeSettings(max_concurrent_reads=1, read_wait_s=0.1, long_read_timeout_s=0.2))
+
+    async def scenario() -> None:
+        setting_up = asyncio.create_task(
+            gate.run(_Asker(), _on_thread(lambda: "page"), lambda: asyncio.sleep(0.4))  # type: ignore[arg-type]
+        )
+        await asyncio.sleep(0.05)
+        with pytest.raises(ApiError) as busy:  # the read setting up holds the slot
+            await gate.run(_Asker(), _on_thread(lambda: "never"))  # type: ignore[arg-type]
+        assert busy.value.status == 503
+        assert await setting_up == "page"
+
+    asyncio.run(scenario())

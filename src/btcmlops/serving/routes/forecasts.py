@@ -7,7 +7,6 @@ about the market (the store's candles) is logged; one from a client's own candle
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
 import numpy as np
@@ -19,7 +18,6 @@ from btcmlops.data.rules import candle_problems
 from btcmlops.features import build_features, get_feature_set
 from btcmlops.serving.deps import AppSettings, PredictionLog, Service
 from btcmlops.serving.errors import DOMAIN_ERRORS, NO_MODEL_OR_STORE, ApiError, answer_for, documented
-from btcmlops.serving.live_scores import counts_as_live
 from btcmlops.serving.prediction_log import PredictionLogWriter
 from btcmlops.serving.schemas import (
     BatchItemError,
@@ -49,19 +47,8 @@ async def predict(body: PredictionRequest, service: Service, log: PredictionLog)
         raise ApiError(422, "send exactly one of 'timestamp' or 'candles'")
     if body.timestamp is not None:
         answer = await forecast_hour(service, log, body.timestamp)
-        # Rare (a look back): say which version forecast the hour live, if any; not asked of a store
-        # the store watcher finds down (the forecast stands without it).
-        if answer.in_sample and service.store_error is None:
-            target = answer.target_time
-            try:
-                logged = await service.store_call(
-                    lambda: service.store.read_predictions(start=target, end=target)
-                )
-            except StoreUnavailableError:  # the forecast stands; who served it live stays unsaid
-                logged = []
-            ends = await asyncio.to_thread(service.training_ends, {row.model_version for row in logged})
-            live = [row.model_version for row in logged if counts_as_live(row, ends.get(row.model_version))]
-            answer.served_live_by = live[0] if live else None
+        if answer.in_sample:  # rare (a look back): say which version forecast the hour live, if any
+            answer.served_live_by = await service.served_live_by(answer.target_time)
         return answer
     assert body.candles is not None
     return forecast_from_candles(service, log, body.candles)
@@ -243,6 +230,7 @@ def _answer(
             upper_close=upper,
         )
         log.append(logged)
+        service.live_scores.note_made_in_time(logged)
         if logged.live and target > model.info.window.train_end:
             service.live_scores.note_live_forecast(hour + 1)  # seen at once, not after the log's flush
     service.metrics.predictions.inc()

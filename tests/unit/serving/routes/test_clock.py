@@ -40,7 +40,7 @@ def client(replay: ReplayResult, tmp_path: Path) -> Iterator[TestClient]:
         home=tmp_path,
         store={"url": f"sqlite:///{store_copy}"},
         mlflow={"tracking_uri": replay.tracking_uri},
-        serve={"poll_interval_s": 0.05, "control_key": KEY},
+        serve={"poll_interval_s": 0.05, "control_key": KEY, "read_workers": 0},  # pages on a thread
         clock={"start": "2021-03-10T00:00:00Z", "speed": 0.01},  # 36 sim seconds per second
     )
     with TestClient(create_app(settings)) as test_client:

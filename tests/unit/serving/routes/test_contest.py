@@ -56,7 +56,7 @@ def _client(replay: ReplayResult, tmp_path: Path) -> TestClient:
         home=tmp_path,
         store={"url": f"sqlite:///{replay.out_dir / 'prices.db'}"},
         mlflow={"tracking_uri": replay.tracking_uri},
-        serve={"poll_interval_s": 0.05, "log_flush_interval_s": 0.05},
+        serve={"poll_interval_s": 0.05, "log_flush_interval_s": 0.05, "read_workers": 0},  # pages on a thread
     )
     return TestClient(create_app(settings))
 
