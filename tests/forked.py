@@ -52,6 +52,9 @@ def _run(command: list[str], env: dict[str, str], log_path: str) -> None:
     os.close(log)
     os.environ.clear()
     os.environ.update(env)
+    # The command runs as its own program would, not as a daemonic child of the test: a real process
+    # may start processes of its own (the api's read workers), which multiprocessing refuses a daemon.
+    multiprocessing.current_process().daemon = False
     code: object = 0
     try:
         if command[0] == "-m":
