@@ -9,6 +9,8 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -148,6 +150,7 @@ def run_replay(
     out_dir: Path,
     *,
     on_month: Callable[[Month, int, int, MonthOutcome], None] | None = None,
+    executor: Executor | None = None,
 ) -> ReplayResult:
     """Replay the contest over ``data_file`` month by month; write outputs into ``out_dir``.
 
@@ -156,17 +159,22 @@ def run_replay(
     ``<out>.previous`` first (``ReplayResult.previous``). With a configured
     store or tracking server the replay uses those, and refuses a registered model that already has
     versions (a replay starts from nothing).
+
+    ``executor``: a running executor to fit the models on, which the caller opened (``open_executor``)
+    and closes; the CLI starts it before importing this module, so that the workers' imports overlap
+    this process's. None: the one ``settings.replay`` names, opened and closed here (serial: none).
     """
     started = time.perf_counter()
     timings = Timings()
     out_dir.mkdir(parents=True, exist_ok=True)
     previous = _keep_previous_replay(out_dir)
 
-    # The fits' executor first: its workers start while the candles load (a pool forks them before
-    # MLflow and the stores start threads). The composition root's rules, with the output directory in
-    # place of the home.
+    # The fits' executor first (unless the caller's is running): its workers start while the candles
+    # load. The composition root's rules, with the output directory in place of the home.
     with (
-        open_executor(settings.replay, settings.model) as executor,
+        (
+            nullcontext(executor) if executor is not None else open_executor(settings.replay, settings.model)
+        ) as executor,
         open_price_store(settings, directory=out_dir, migrate=False) as store,
     ):
         with timings.measure("data"):
