@@ -1,4 +1,4 @@
-"""bench/generate_candles.py: one seed, one file; candles the project's reader accepts; clustered volatility."""
+"""bench/generate_candles.py: one seed, one file; candles the reader accepts; volatility that clusters."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ def generator() -> Iterator[ModuleType]:
     It is in ``sys.modules`` while it runs (its dataclass looks its module up there), and only then.
     """
     spec = importlib.util.spec_from_file_location("generate_candles", SCRIPT)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     try:
