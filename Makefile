@@ -125,6 +125,10 @@ bench: install ## Time the full replay (wall, training, MLflow share; served MAE
 bench-sweep: install ## Time a two-combination sweep with the fits shared and not (wall, training, fits made)
 	$(RUN) python bench/sweep.py
 
+.PHONY: bench-growth
+bench-growth: install ## Replay 2, 4, 6, 8, 10 generated years on processes (1, 2 workers) and dask: wall, peak RSS
+	$(RUN) python bench/growth.py
+
 .PHONY: bench-serve
 bench-serve: install ## Serving benchmark with wrk (apt-get install wrk): vs mlflow models serve and a no-op ceiling
 	$(RUN) python bench/serve.py

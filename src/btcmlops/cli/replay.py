@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -13,6 +13,9 @@ from rich.table import Table
 from btcmlops.cli.common import settings_of, training_device
 from btcmlops.cli.console import console, errors
 from btcmlops.settings import Settings
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor as FitExecutor
 
 
 class Executor(StrEnum):
@@ -62,10 +65,20 @@ def simulate(
     ] = None,
 ) -> None:
     """Replay the champion/challenger contest over a candle file, month by month."""
+    from btcmlops.replay.executors import open_executor
+
+    settings = with_executor(settings_of(ctx), executor, scheduler, workers)
+    # The fits' workers start first: they import pandas and LightGBM while this process imports the
+    # replay (MLflow, the stores, the report), rather than after it.
+    with open_executor(settings.replay, settings.model) as fits_on:
+        _simulate(settings, data, out, fits_on)
+
+
+def _simulate(settings: Settings, data: Path | None, out: Path, fits_on: FitExecutor | None) -> None:
+    """Run the replay with the fits on ``fits_on`` (None: here) and print what it decided."""
     from btcmlops.data import CandleFileError
     from btcmlops.replay import ReplayError, run_replay
 
-    settings = with_executor(settings_of(ctx), executor, scheduler, workers)
     data_file = data or settings.data.file
     device = training_device(settings)
     if settings.model.family != "lightgbm" or device != "cpu":
@@ -91,7 +104,7 @@ def simulate(
             progress.update(task, total=total, completed=done, description=f"month {month} closed")
 
         try:
-            result = run_replay(settings, data_file, out, on_month=on_month)
+            result = run_replay(settings, data_file, out, on_month=on_month, executor=fits_on)
         except (CandleFileError, ReplayError) as error:
             errors.print(f"[red]replay refused:[/red] {error}")
             raise typer.Exit(1) from None

@@ -19,12 +19,12 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from btcmlops.calendar import Month
-from btcmlops.contest.training import Fitted, train_on_candles
 from btcmlops.settings import ModelSettings, ReplaySettings
 
 if TYPE_CHECKING:
+    from btcmlops.calendar import Month
     from btcmlops.contest.contest import CandleSource
+    from btcmlops.contest.training import Fitted
 
 SERIAL, PROCESSES, DASK = "serial", "processes", "dask"
 
@@ -84,6 +84,8 @@ class FitsAhead:
         self._futures.clear()
 
     def _submit(self, month: Month, *, keep: bool = True) -> Future[Fitted]:
+        from btcmlops.contest.training import train_on_candles
+
         # The candles exactly as the contest reads them when it closes the month: up to its last hour.
         candles = self._candles.read_candles(end=month.last_hour.to_pydatetime())
         future = self._executor.submit(train_on_candles, candles, month, self._config)
@@ -94,7 +96,13 @@ class FitsAhead:
 
 
 def _ready(_: int) -> int:
-    """Nothing: submitted once per worker so that the pool starts every worker at once."""
+    """Import what a fit needs (pandas, LightGBM), so that a worker is warm when its first fit comes.
+
+    Submitted once per worker, which also makes the pool start every worker at once. This module
+    imports none of it at its top, so that the replaying process can start the pool first.
+    """
+    import btcmlops.contest.training  # noqa: F401
+
     return os.getpid()
 
 
@@ -103,7 +111,8 @@ def open_executor(replay: ReplaySettings, model: ModelSettings) -> Iterator[Exec
     """The executor ``replay.executor`` names, started and ready, closed on exit (None: serial).
 
     ``processes``: a pool of ``worker_count`` spawned processes, all started now so that their imports
-    (pandas and LightGBM, not MLflow: about 2 CPU-seconds each) overlap the replay's own start. Spawned,
+    (pandas and LightGBM, not MLflow: about 2 CPU-seconds each) overlap the replay's own start (the
+    CLI opens the executor before it imports the replay, which costs as much again). Spawned,
     not forked: a fork of a process whose threads (MLflow's, OpenMP's, a test harness's) hold a lock
     leaves the child waiting on it for ever, as a fork after a serial replay in one process did here.
     ``dask``: a client of the scheduler at ``replay.scheduler``, or of a local cluster of

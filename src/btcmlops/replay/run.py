@@ -9,6 +9,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
@@ -157,6 +158,7 @@ def run_replay(
     *,
     on_month: Callable[[Month, int, int, MonthOutcome], None] | None = None,
     fits_for: FitsFor | None = None,
+    executor: Executor | None = None,
 ) -> ReplayResult:
     """Replay the contest over ``data_file`` month by month; write outputs into ``out_dir``.
 
@@ -164,19 +166,28 @@ def run_replay(
     store and the model artifacts in ``out_dir``; a previous replay's files there move to
     ``<out>.previous`` first (``ReplayResult.previous``). With a configured
     store or tracking server the replay uses those, and refuses a registered model that already has
-    versions (a replay starts from nothing). ``fits_for``: where the models come from instead of the
-    executor ``settings.replay`` names (none is opened then).
+    versions (a replay starts from nothing). ``fits_for``: where the models come from instead of an
+    executor (none is opened then).
+
+    ``executor``: a running executor to fit the models on, which the caller opened (``open_executor``)
+    and closes; the CLI starts it before importing this module, so that the workers' imports overlap
+    this process's. None: the one ``settings.replay`` names, opened and closed here (serial: none).
     """
     started = time.perf_counter()
     timings = Timings()
     out_dir.mkdir(parents=True, exist_ok=True)
     previous = _keep_previous_replay(out_dir)
 
-    # The fits' executor first: its workers start while the candles load (a pool forks them before
-    # MLflow and the stores start threads). The composition root's rules, with the output directory in
-    # place of the home.
+    # The fits' executor first (unless the caller's is running): its workers start while the candles
+    # load. The composition root's rules, with the output directory in place of the home.
     with (
-        open_executor(settings.replay, settings.model) if fits_for is None else nullcontext() as executor,
+        (
+            nullcontext()
+            if fits_for is not None
+            else nullcontext(executor)
+            if executor is not None
+            else open_executor(settings.replay, settings.model)
+        ) as pool,
         open_price_store(settings, directory=out_dir, migrate=False) as store,
     ):
         with timings.measure("data"):
@@ -208,7 +219,7 @@ def run_replay(
         months = months_between(Month.of(candles["open_time"].iloc[0]), last_complete)
         source = FrameCandles(candles)
         # The last month trains no challenger (no month is left to score it on): fits through the others.
-        fits = None if executor is None else FitsAhead(executor, source, months[:-1], settings.model)
+        fits = None if pool is None else FitsAhead(pool, source, months[:-1], settings.model)
         fit = fits_for(source, months[:-1], settings.model) if fits_for is not None else fits
         contest = Contest(settings.model, settings.contest, registry, source, store, timings=timings, fit=fit)
         outcomes: list[MonthOutcome] = []

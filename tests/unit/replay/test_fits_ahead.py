@@ -48,3 +48,22 @@ def test_the_first_month_asked_for_submits_it_and_every_later_one() -> None:
     assert here_window == window
     samples = build_samples(through, MODEL.feature_set).tail(48)
     assert np.array_equal(here.predict_close(samples), forecaster.predict_close(samples))
+
+
+def test_a_worker_imports_what_a_fit_needs_and_nothing_of_mlflow() -> None:
+    """A spawned worker unpickles ``_ready`` and ``train_on_candles``: neither may pull in the replay.
+
+    The package ``btcmlops.replay`` once imported its ``run`` module eagerly, so every worker paid
+    for MLflow, the stores and the report (about 2 CPU-seconds more each) before its first fit.
+    """
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from btcmlops.replay.executors import _ready; import btcmlops.contest.training; "
+        "loaded = [m for m in sys.modules if m.split('.')[0] in ('mlflow', 'matplotlib', 'plotly') "
+        "or m in ('btcmlops.replay.run', 'btcmlops.registry')]; "
+        "_ready(0); print(sorted(loaded), 'lightgbm' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[] True"
