@@ -451,8 +451,9 @@ class ServeSettings(BaseModel):
         description=(
             "Processes that build the long reads' pages (the rows and their JSON), each with its own store "
             "connection, so forecasts and /readyz never wait on a page in the service's interpreter; "
-            "started at the first long read, ended with the service. 0: pages are built on a thread of "
-            "the service itself. More than max_concurrent_reads are never busy."
+            "started at the first long read (pages are built on a thread of the service until they are "
+            "up), ended with the service. 0: pages are always built on a thread of the service itself. "
+            "More than max_concurrent_reads are never busy."
         ),
     )
     read_worker_nice: int = Field(

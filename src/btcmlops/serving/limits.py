@@ -115,8 +115,8 @@ class ReadGate:
     ) -> Any:
         """``await read()``, once a slot is free; its result within ``long_read_timeout_s``.
 
-        ``prepare`` is awaited first, in the slot but untimed: what is set up once (the read workers'
-        start, seconds on a busy machine), not the store's answer.
+        ``prepare`` is awaited first, in the slot but untimed: what is set up once (starting the read
+        workers in the background), not the store's answer.
 
         Raises:
             ApiError: 503 when no slot came free in time, 499 when the asker hung up while waiting.

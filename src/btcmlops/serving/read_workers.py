@@ -8,11 +8,14 @@ JSON; the workers also run at a lower CPU priority (``read_worker_nice``), so on
 forecasts get the cores first. ``read_workers=0`` builds the pages on a thread of the service's own
 interpreter instead (no processes: a test, or a machine that cannot spare the memory).
 
-Life: the workers start with the first long read (a service never asked for a page starts none) and
-end with the service: at its stop they are asked to end (a page under way finishes first), and each
-watches the service's process and exits within a second of it going, ``kill -9`` included. A worker
-that dies (killed, out of memory) breaks the pool: the page asked of it, and any other under way, is
-answered 503 (``Retry-After``) saying so, and the next read starts a new pool.
+Life: the workers start with the first long read (a service never asked for a page starts none), in the
+background: until they are up (seconds of imports on a busy machine) pages are built on a thread here,
+so no read ever waits for a worker's start and a store outage at the first read is a 503 within the
+read's timeout, as without workers. They end with the service: at its stop they are asked to end (a page
+under way finishes first), and each watches the service's process and exits within a second of it going,
+``kill -9`` included. A worker that dies (killed, out of memory) breaks the pool: the page asked of it,
+and any other under way, is answered 503 (``Retry-After``) saying so, and the next read starts a new
+pool.
 """
 
 from __future__ import annotations
@@ -37,8 +40,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 START_TIMEOUT_S = 120.0
-"""Longest a new pool's first worker may take to start (a process importing the service's code, on a
-busy machine): its time is not counted against the first page's ``long_read_timeout_s``."""
+"""Longest ``wait_until_ready`` waits for a new pool's workers (processes importing the page code, on a
+busy machine); reads never wait for them."""
 
 
 class ReadWorkersDiedError(Exception):
@@ -56,6 +59,10 @@ class ReadWorkers:
         self._started: list[Future[int]] = []
         self.restarts = 0
         """Pools started again after a worker died."""
+        self.pages_in_workers = 0
+        """Pages built by the workers."""
+        self.pages_here = 0
+        """Pages built on a thread here (no workers set, or none up yet)."""
 
     @property
     def in_processes(self) -> bool:
@@ -69,15 +76,16 @@ class ReadWorkers:
         return [pid for pid, process in dict(processes).items() if process.is_alive()]
 
     async def run(self, page: Callable[..., T], *args: Any) -> T:
-        """``page(store, *args)`` in a worker (or on a thread), awaited.
+        """``page(store, *args)`` in a worker, or on a thread while none is up (or with none set), awaited.
 
         Raises:
             ApiError: 503 when a worker died meanwhile (the pool is started again for the next read).
             StoreUnavailableError: The store failed the page's read.
         """
-        if not self.in_processes:
+        pool = self._ready_pool()
+        if pool is None:
+            self.pages_here += 1
             return await asyncio.to_thread(page, self._store, *args)
-        pool = await self._ready_pool()  # up already when the route awaited ``start`` first
         try:
             result: T = await asyncio.wrap_future(pool.submit(pages.in_worker, page, *args))
         except pages.PageStoreError as error:
@@ -90,23 +98,13 @@ class ReadWorkers:
                 "ask again in a moment",
                 headers=RETRY_AFTER,
             ) from None
+        self.pages_in_workers += 1
         return result
 
     async def start(self) -> None:
-        """Have at least one worker up, started now if there is none (at most ``START_TIMEOUT_S``).
-
-        Awaited by a long read in its turn, before the read is timed: a worker's start (a new process
-        importing the page code: seconds on a busy machine) is not the store's slowness.
-
-        Raises:
-            ApiError: 503 when no worker could be started.
-        """
-        if self.in_processes:
-            await self._ready_pool()
-
-    async def _ready_pool(self) -> ProcessPoolExecutor:
-        """The pool, with at least one worker up (started now if there is none)."""
-        if self._pool is None:
+        """Start the workers if there are none, without waiting for them (awaited by a long read in its
+        turn: the read is built here until they are up)."""
+        if self.in_processes and self._pool is None:
             self._pool = ProcessPoolExecutor(
                 self.size,
                 mp_context=multiprocessing.get_context("spawn"),
@@ -117,15 +115,25 @@ class ReadWorkers:
             # pool would otherwise start the second only when a page finds the first one busy).
             self._started = [self._pool.submit(pages.worker_ready) for _ in range(self.size)]
             logger.info("starting %d read worker(s)", self.size)
+
+    async def wait_until_ready(self, timeout_s: float = START_TIMEOUT_S) -> bool:
+        """Start the workers if needed and wait until all are up; False if they could not start in time."""
+        await self.start()
+        started = self._started
+        if not started:
+            return False
+        done, _ = await asyncio.wait([asyncio.wrap_future(future) for future in started], timeout=timeout_s)
+        return len(done) == len(started) and self._ready_pool() is not None
+
+    def _ready_pool(self) -> ProcessPoolExecutor | None:
+        """The pool if every worker is up; None while they start (or with none set). A pool whose workers
+        failed to start is dropped: the next read starts another."""
         pool, started = self._pool, self._started
-        try:
-            ready = asyncio.gather(*(asyncio.wrap_future(future) for future in started))
-            await asyncio.wait_for(asyncio.shield(ready), START_TIMEOUT_S)
-        except (BrokenProcessPool, TimeoutError):
+        if pool is None or not all(future.done() for future in started):
+            return None
+        if any(future.cancelled() or future.exception() is not None for future in started):
             self._replace(pool)
-            raise ApiError(
-                503, "the read workers could not be started: ask again in a moment", headers=RETRY_AFTER
-            ) from None
+            return None
         return pool
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:

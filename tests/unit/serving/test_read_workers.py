@@ -40,7 +40,11 @@ def test_a_read_worker_builds_the_same_pages_at_a_lower_priority_and_a_dead_one_
 
     async def scenario() -> None:
         assert workers.pids() == []  # none before the first long read
+        assert await workers.run(pages.predictions_page, *args) == here  # built here: no worker up yet
+        assert (workers.pages_here, workers.pages_in_workers) == (1, 0)
+        assert await workers.wait_until_ready()  # that read started them, in the background
         there = await workers.run(pages.predictions_page, *args)
+        assert workers.pages_in_workers == 1
         assert there == here
         assert there.next_cursor is not None
         assert there.unknown_versions == {2}
@@ -55,8 +59,11 @@ def test_a_read_worker_builds_the_same_pages_at_a_lower_priority_and_a_dead_one_
         assert refused.value.status == 503
         assert "read worker died" in refused.value.detail
         assert "Retry-After" in (refused.value.headers or {})
-        assert await workers.run(pages.predictions_page, *args) == here  # a new pool
+        assert await workers.run(pages.predictions_page, *args) == here  # here, while a new pool starts
         assert workers.restarts == 1
+        assert await workers.wait_until_ready()
+        assert await workers.run(pages.predictions_page, *args) == here
+        assert workers.pages_in_workers == 3
         assert [p for p in workers.pids() if p != pid] == workers.pids() != []
 
     try:
