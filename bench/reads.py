@@ -134,7 +134,12 @@ def _round(replay: Path, source: Path | None, seconds: int, bodies: list[str], h
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
         service = [sys.executable, "-m", "btcmlops", "serve", "--replay", str(scratch), "--port", str(port)]
-        env = {**os.environ, "BTCMLOPS_SERVE__LOG_FLUSH_INTERVAL_S": "1"}
+        # The read workers at nice 10, as where the api has its container to itself (the default is 0).
+        env = {
+            "BTCMLOPS_SERVE__READ_WORKER_NICE": "10",
+            **os.environ,
+            "BTCMLOPS_SERVE__LOG_FLUSH_INTERVAL_S": "1",
+        }
         if source is not None:
             env["PYTHONPATH"] = str(source)
         with _server(service, url, "/readyz", env) as server:

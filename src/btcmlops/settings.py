@@ -457,12 +457,14 @@ class ServeSettings(BaseModel):
         ),
     )
     read_worker_nice: int = Field(
-        default=10,
+        default=0,
         ge=0,
         le=19,
         description=(
-            "How much lower the read workers' CPU priority is than the service's (a nice increment): on "
-            "a busy machine the forecasts get the cores first. 0: the same priority."
+            "How much lower the read workers' CPU priority is than the service's (a nice increment). "
+            "0 (the default): the same priority, since a niced worker yields to every other process on "
+            "the host too (the trainer's fits on a laptop stack: the dashboard's pages stall); 10 where "
+            "the api has its host or container to itself, so forecasts get the cores first."
         ),
     )
     read_wait_s: float = Field(
