@@ -37,32 +37,39 @@ def with_executor(
     return settings.model_copy(update={"replay": settings.replay.model_copy(update=update)})
 
 
+CandleFileOption = Annotated[
+    Path | None,
+    typer.Option(exists=True, dir_okay=False, help="Candle file (default: the shipped 2023-2024)."),
+]
+ExecutorOption = Annotated[
+    Executor | None,
+    typer.Option(
+        help="Where the models are fitted: serial (here), processes (a local pool) or dask "
+        "(default: BTCMLOPS_REPLAY__EXECUTOR)."
+    ),
+]
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(
+        help="A running Dask scheduler, tcp://host:8786, for --executor dask (default: a local cluster)."
+    ),
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(min=1, help="Processes that fit at once (default: the cores / one fit's threads)."),
+]
+"""The options ``simulate`` and ``sweep`` share: the candles, and where the models are fitted."""
+
+
 def simulate(
     ctx: typer.Context,
-    data: Annotated[
-        Path | None,
-        typer.Option(exists=True, dir_okay=False, help="Candle file (default: the shipped 2023-2024)."),
-    ] = None,
+    data: CandleFileOption = None,
     out: Annotated[
         Path, typer.Option(help="Output directory (a previous replay there moves to OUT.previous).")
     ] = Path("out/replay"),
-    executor: Annotated[
-        Executor | None,
-        typer.Option(
-            help="Where the models are fitted: serial (here), processes (a local pool) or dask "
-            "(default: BTCMLOPS_REPLAY__EXECUTOR)."
-        ),
-    ] = None,
-    scheduler: Annotated[
-        str | None,
-        typer.Option(
-            help="A running Dask scheduler, tcp://host:8786, for --executor dask (default: a local cluster)."
-        ),
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(min=1, help="Processes that fit at once (default: the cores / one fit's threads)."),
-    ] = None,
+    executor: ExecutorOption = None,
+    scheduler: SchedulerOption = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Replay the champion/challenger contest over a candle file, month by month."""
     from btcmlops.replay.executors import open_executor

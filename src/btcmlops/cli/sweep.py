@@ -11,7 +11,13 @@ from rich.table import Table
 
 from btcmlops.cli.common import settings_of, training_device
 from btcmlops.cli.console import console, errors
-from btcmlops.cli.replay import Executor, with_executor
+from btcmlops.cli.replay import (
+    CandleFileOption,
+    ExecutorOption,
+    SchedulerOption,
+    WorkersOption,
+    with_executor,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,26 +59,13 @@ def sweep(
     family: Annotated[
         list[str] | None, typer.Option(help="Model family: lightgbm or xgboost (repeatable).")
     ] = None,
-    data: Annotated[
-        Path | None,
-        typer.Option(exists=True, dir_okay=False, help="Candle file (default: the shipped 2023-2024)."),
-    ] = None,
+    data: CandleFileOption = None,
     out: Annotated[
         Path, typer.Option(help="Output directory: one folder per combination, summary.csv, sweep.html/png.")
     ] = Path("out/sweep"),
-    executor: Annotated[
-        Executor | None,
-        typer.Option(
-            help="Where the models are fitted: serial, processes or dask (default: BTCMLOPS_REPLAY__EXECUTOR)"
-        ),
-    ] = None,
-    scheduler: Annotated[
-        str | None, typer.Option(help="A running Dask scheduler, tcp://host:8786, for --executor dask.")
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(min=1, help="Processes that fit at once (default: the cores / one fit's threads)."),
-    ] = None,
+    executor: ExecutorOption = None,
+    scheduler: SchedulerOption = None,
+    workers: WorkersOption = None,
     share_fits: Annotated[
         bool,
         typer.Option(help="Hand combinations that differ only in contest settings the same fitted models."),
