@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import string
 import subprocess
 import sys
 import tempfile
@@ -27,11 +28,13 @@ PROGRAMS = ("mlflow", "api", "trainer", "feed", "client", "dashboard")
 def _stack_env(tmp_path: Path) -> dict[str, str]:
     """stack.env as `make stack` loads it, on free ports, in ``tmp_path``."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("BTCMLOPS_")}
+    mlflow, api, dashboard = free_port(), free_port(), free_port()
+    ports = {"MLFLOW_PORT": str(mlflow), "BTCMLOPS_SERVE__PORT": str(api)}
     for line in (REPO / "stack.env").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             key, _, value = line.partition("=")
-            env[key] = value
-    mlflow, api, dashboard = free_port(), free_port(), free_port()
+            # ${VAR} as uv's --env-file expands it (the URLs built on the ports), on this test's ports
+            env[key] = string.Template(value).safe_substitute({**env, **ports})
     env |= {
         "PWD": str(tmp_path),
         "PATH": f"{Path(sys.executable).parent}:{env['PATH']}",
