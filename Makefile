@@ -14,6 +14,9 @@ ifeq ($(UV),)
 UV := $(PYTHON) -m uv
 endif
 RUN := $(UV) run --frozen
+# For tasks that depend on install, which has just synced .venv: a second sync would only check the
+# 19,000 installed files' bytecode again (2 s).
+RUN_SYNCED := $(UV) run --frozen --no-sync
 # The first steps (demo, serve, stack) run on what the package needs, without the dev group (test,
 # lint and browser tools, the xgboost extra): `uv run --no-dev` installs nothing more and, like
 # `uv sync --inexact`, removes nothing a developer's `make install` put there.
@@ -59,28 +62,34 @@ demo: install-run ## Replay 2023-2024 on the shipped candles (no servers) into $
 # OpenMP's threads wait without spinning in the tests, as the image sets it (Dockerfile): on two cores
 # shared by the workers, a spinning 2-thread XGBoost fit took 2.6-5.6 CPU-s where it takes 0.6.
 test test-durations test-fast test-unit: export OMP_WAIT_POLICY := PASSIVE
+# The tests and the processes they start cache the project's and the tests' bytecode (and pytest its
+# rewritten test modules) even where the machine sets PYTHONDONTWRITEBYTECODE: otherwise each xdist
+# worker spent 4 CPU-s more rewriting the same 360 modules on every run.
+test test-durations test-fast test-unit: export PYTHONDONTWRITEBYTECODE :=
 
 # Most integration tests wait on processes (servers starting, polls, outages), so xdist workers overlap
 # them; tests that must share one worker are marked xdist_group. Each worker starts its own session
-# servers (mlflow, S3) and replays. Override for a machine with more cores: make test TEST_WORKERS=4.
-TEST_WORKERS ?= 3
+# servers (mlflow, S3); replays are made once per run. On 2 cores, 4 workers ended the run in 674 s
+# where 3 took 808 s (docs/measurements.md). Override: make test TEST_WORKERS=6.
+TEST_WORKERS ?= 4
 .PHONY: test
 test: install test-deps ## Run every test: unit, and integration against MariaDB, moto's S3 server and mlflow server
-	$(RUN) pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=25
+	$(RUN_SYNCED) pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=25
 
 # The workers get the longest tests first (tests/scheduling.py), by tests/durations.json: after tests are
 # added or made much slower or faster, refresh it on a quiet machine and commit it.
 .PHONY: test-durations
 test-durations: install test-deps ## Run every test as make test does and write each one's seconds to tests/durations.json
-	$(RUN) pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --record-durations
+	$(RUN_SYNCED) pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --record-durations
 
 # The inner loop: no servers, no browser, SQLite only, the crash matrix cut at 3 of its boundaries and
-# 5 fuzz cases per operation and mode instead of 80; two xdist workers (FAST_WORKERS=0: one process).
+# 5 fuzz cases per operation and mode instead of 80; three xdist workers, so one's waits leave the
+# two cores to the others (FAST_WORKERS=0: one process).
 FAST_FUZZ_CASES ?= 5
-FAST_WORKERS ?= 2
+FAST_WORKERS ?= 3
 .PHONY: test-fast
 test-fast: install ## The inner loop (under 2 min): every module's unit tests on SQLite, slow ones sampled or left out
-	BTCMLOPS_FUZZ_CASES=$(FAST_FUZZ_CASES) $(RUN) pytest tests/unit -m "not slow and not mariadb and not integration and not browser" \
+	BTCMLOPS_FUZZ_CASES=$(FAST_FUZZ_CASES) $(RUN_SYNCED) pytest tests/unit -m "not slow and not mariadb and not integration and not browser" \
 		-n $(FAST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=10
 
 # As root, install what the tests need (system-deps); otherwise say, before any test runs, which tests
@@ -95,7 +104,7 @@ test-rules: install ## The Prometheus rules (deploy/prometheus): promtool check 
 
 .PHONY: test-unit
 test-unit: install ## Every unit test, the slow ones included (no integration marker)
-	$(RUN) pytest -m "not integration"
+	$(RUN_SYNCED) pytest -m "not integration"
 
 .PHONY: test-compose
 test-compose: install ## docker-compose.yml for real (root): build the images, up, a promotion, kill -9, down/up

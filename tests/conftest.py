@@ -1,5 +1,6 @@
-"""Fixtures shared by every test: the price store on SQLite and on the machine's real MariaDB, and the
-session's small replays (one per set of inputs, each test on its own copy)."""
+"""Fixtures shared by every test: the price store on SQLite and on the machine's real MariaDB, the
+session's small replays (one per set of inputs, each test on its own copy) and the run's one replay of
+the shipped two years."""
 
 from __future__ import annotations
 
@@ -9,16 +10,19 @@ import os
 import pickle
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
-from btcmlops.registry import embedded_tracking_uri
-from btcmlops.replay import ReplayResult
-from btcmlops.store import PriceStore
-from factories import OncePerRun, ReplayOf, copy_replay, make_candles, small_replay
 from scheduling import DURATIONS_FILE, DurationRecorder, longest_first, planned, read_durations
-from services import mariadb_database
+
+if TYPE_CHECKING:
+    from btcmlops.replay import ReplayResult
+    from btcmlops.store import PriceStore
+    from factories import OncePerRun, ReplayOf
+
+# The project (MLflow among it: 5 s) is imported by the fixtures that use it, not here: pytest-xdist's
+# controller loads this file before it starts a worker, and runs no test.
 
 T = TypeVar("T")
 
@@ -48,6 +52,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
 def store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One suite, two backends: an SQLite file, then a fresh database on the real MariaDB."""
+    from services import mariadb_database
+
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('store') / 'prices.db'}"
     else:
@@ -57,6 +63,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 @pytest.fixture
 def store(store_url: str) -> Iterator[PriceStore]:
     """A migrated price store on each backend."""
+    from btcmlops.store import PriceStore
+
     price_store = PriceStore(store_url)
     price_store.migrate()
     yield price_store
@@ -90,6 +98,8 @@ def mlflow_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The run's cache of the migrated empty MLflow database (``embedded_tracking_uri``'s ``cache_dir``),
     built once for all xdist workers, so each test's embedded store costs a file copy (and each replay's,
     through ``share_mlflow_template``)."""
+    from btcmlops.registry import embedded_tracking_uri
+
     cache = _run_folder(tmp_path_factory, "mlflow-cache")
     once = _run_folder(tmp_path_factory, "once")
     _made_once(once, "mlflow-template", lambda folder: embedded_tracking_uri(folder, cache))
@@ -106,6 +116,8 @@ def replay_of(tmp_path_factory: pytest.TempPathFactory, mlflow_cache: Path) -> R
     change. Under pytest-xdist the workers share the replays: the first to need one makes it in the
     run's temporary folder (the parent of each worker's) under a file lock, the others read it there.
     """
+    from factories import copy_replay, make_candles, small_replay
+
     root = _run_folder(tmp_path_factory, "replays")
 
     def replay_of(
@@ -138,3 +150,20 @@ def once_per_run(tmp_path_factory: pytest.TempPathFactory) -> OncePerRun:
         return _made_once(root, key, make)
 
     return once_per_run
+
+
+@pytest.fixture(scope="session")
+def shipped_replay(tmp_path_factory: pytest.TempPathFactory, mlflow_cache: Path) -> ReplayResult:
+    """The replay of the shipped two years with the default settings (``make demo``), made once per run
+    for all xdist workers, to be read only: ``tests/unit/replay/test_replay.py`` checks it, and the live
+    stack test takes February to April 2024's decisions and forecasts from it (a replay decides and
+    forecasts each hour from the hours before it, so the later months change none of them)."""
+    from btcmlops.replay import run_replay
+    from btcmlops.settings import EMBEDDED_DATA_FILE, Settings
+    from factories import share_mlflow_template
+
+    def make(folder: Path) -> ReplayResult:
+        home = share_mlflow_template(folder / "home", mlflow_cache)
+        return run_replay(Settings(home=home), EMBEDDED_DATA_FILE, home / "out")
+
+    return _made_once(_run_folder(tmp_path_factory, "once"), "shipped-replay", make)

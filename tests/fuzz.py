@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +67,8 @@ class FuzzRun:
     statuses: collections.Counter[tuple[str, int]] = field(default_factory=collections.Counter)
     failures: dict[tuple[str, str], list[str]] = field(default_factory=lambda: collections.defaultdict(list))
     refused_valid: collections.Counter[tuple[str, int]] = field(default_factory=collections.Counter)
+    seconds: collections.Counter[str] = field(default_factory=collections.Counter)
+    """Per operation: the seconds its cases took to send and check (their generation aside)."""
 
     @property
     def total(self) -> int:
@@ -78,7 +81,8 @@ class FuzzRun:
     def summary(self) -> str:
         return (
             f"cases {dict(self.cases)} (total {self.total}); statuses {sorted(self.statuses.items())}; "
-            f"valid but refused by a rule JSON Schema cannot state {sorted(self.refused_valid.items())}"
+            f"valid but refused by a rule JSON Schema cannot state {sorted(self.refused_valid.items())}; "
+            f"seconds sending and checking {[(op, round(s, 1)) for op, s in self.seconds.most_common()]}"
         )
 
     def failure_report(self) -> str:
@@ -121,6 +125,7 @@ def fuzz(schema: Any, send: Send, control_key: str, cases_per_operation: int) ->
             def one(case: Case) -> None:
                 positive = case.meta is not None and case.meta.generation.mode is GenerationMode.POSITIVE
                 run.cases["positive" if positive else "negative"] += 1
+                started = time.monotonic()
                 keyed = case.method.upper() == "POST"
                 _bound_long_polls(case)
                 response = send(case, {"X-API-Key": control_key} if keyed else None)
@@ -136,6 +141,7 @@ def fuzz(schema: Any, send: Send, control_key: str, cases_per_operation: int) ->
                                 f"{response.status_code} {response.text[:300]}\n{case.as_curl_command()}\n"
                                 f"{str(error)[:500]}"
                             )
+                run.seconds[case.operation.label] += time.monotonic() - started
 
             try:
                 one()

@@ -17,10 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import boto3
-import mlflow
 import pytest
-from moto.server import ThreadedMotoServer
 
 from services import free_port, mariadb_database, stop_process_group, wait_for_http
 
@@ -48,6 +45,8 @@ class S3Endpoint:
 
     def client(self) -> S3Client:
         """A boto3 client with explicit fake credentials (nothing read from the environment)."""
+        import boto3  # here, not at the top: pytest-xdist's controller loads this file and runs no test
+
         return boto3.client(
             "s3",
             endpoint_url=self.url,
@@ -80,17 +79,35 @@ def mariadb_url_factory() -> Iterator[Callable[[], str]]:
 
 
 @pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[S3Endpoint]:
-    """moto's S3 server in a thread on a free loopback port, with one bucket."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Endpoint]:
+    """moto's S3 server (``moto_server``) as its own process on a free loopback port, with one bucket.
+
+    A process, not a thread of this one: in a thread it answered the mlflow server only when the test's
+    own threads (clients under load, proxies) let go of this interpreter, so a model load through the
+    mlflow server took as long as the test was busy."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("s3") / "moto_server.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
-        host, port = server.get_host_and_port()
-        endpoint = S3Endpoint(f"http://{host}:{port}", BUCKET)
+        url = f"http://127.0.0.1:{port}"
+        wait_for_http(
+            f"{url}/moto-api/data.json",
+            process,
+            what="moto_server",
+            timeout_s=60,
+            log_tail=lambda: log_path.read_text(errors="replace")[-3000:],
+        )
+        endpoint = S3Endpoint(url, BUCKET)
         endpoint.client().create_bucket(Bucket=BUCKET)
         yield endpoint
     finally:
-        server.stop()
+        stop_process_group(process, timeout_s=10)
 
 
 @pytest.fixture(scope="session")
@@ -193,6 +210,8 @@ def own_mlflow_server(
 @pytest.fixture(autouse=True)
 def _no_global_mlflow_state() -> Iterator[None]:
     """The product reaches MLflow through explicit clients: no test may leave an active run or a URI."""
+    import mlflow  # here, not at the top: pytest-xdist's controller loads this file and runs no test
+
     before = mlflow.get_tracking_uri()
     yield
     assert mlflow.active_run() is None, "a test left an MLflow run active"

@@ -4,17 +4,17 @@ clock at 48 sim hours per second from 2023-12-31 to the end of April 2024, holdi
 for the contest, and a client that asks for the forecast from every hour as soon as it may.
 
 The candles are the shipped ones up to the end of April 2024, and the settings are the defaults
-(margin 0). ``btcmlops simulate`` on the same file decides the same contests (this test checks it):
-February keeps v1, March promotes v3 and April promotes v4, so the champion changes twice. The
-run is deterministic (LightGBM with a fixed seed), so these promotions are certain, and the live log
-must hold, hour by hour, the very forecasts ``simulate`` served: same version, same value, same interval.
+(margin 0). The replay decides the same contests (this test checks it, against the run's replay of the
+shipped two years: no decision or forecast of a replay uses a later hour, so the months after April
+change none of them): February keeps v1, March promotes v3 and April promotes v4, so the champion
+changes twice. The run is deterministic (LightGBM with a fixed seed), so these promotions are certain,
+and the live log must hold, hour by hour, the very forecasts the replay served: same version, same
+value, same interval.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,6 +29,7 @@ import pytest
 from btcmlops.clock import start_clock
 from btcmlops.data import read_candle_file
 from btcmlops.registry import ModelRegistry
+from btcmlops.replay import ReplayResult
 from btcmlops.settings import EMBEDDED_DATA_FILE
 from btcmlops.store import PriceStore
 from factories import write_project_csv
@@ -74,31 +75,25 @@ class Simulated:
 
 
 @pytest.fixture
-def simulated(candle_file: Path, tmp_path: Path) -> Simulated:
-    """``btcmlops simulate`` on the same file and settings (embedded stores): decisions, served forecasts."""
-    out = tmp_path / "replay"
-    result = subprocess.run(
-        [sys.executable, "-m", "btcmlops", "simulate", "--data", str(candle_file), "--out", str(out)],
-        env={**_base_env(), "BTCMLOPS_HOME": str(tmp_path / "home")},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    summary = json.loads((out / "summary.json").read_text())
-    predictions = pd.read_csv(out / "predictions.csv")
-    served = predictions.loc[predictions["role"] == "champion", ["timestamp", "model_version", *FORECAST]]
+def simulated(shipped_replay: ReplayResult) -> Simulated:
+    """What the replay decided and served for these months, with the same settings (the defaults): the
+    run's replay of the shipped two years (``tests/conftest.py``), cut at ``LAST_HOUR``.
+
+    The replay decides each month and forecasts each hour from the hours before it, so the months after
+    April cannot change what it did through April: a replay of the file cut there is the same, and the
+    live stack, which has only the cut file, must match it."""
+    summary = json.loads(shipped_replay.summary_path.read_text())
+    predictions = pd.read_csv(shipped_replay.predictions_path)
+    served = predictions.loc[
+        (predictions["role"] == "champion")
+        & (pd.to_datetime(predictions["target_time"], utc=True) <= pd.Timestamp(LAST_HOUR, tz="UTC")),
+        ["timestamp", "model_version", *FORECAST],
+    ]
     served["timestamp"] = pd.to_datetime(served["timestamp"], utc=True)
     return Simulated(
-        {str(item["month"]): item for item in summary["decisions"]}, served.reset_index(drop=True)
+        {str(item["month"]): item for item in summary["decisions"] if item["month"] in SHADOW_MONTHS},
+        served.reset_index(drop=True),
     )
-
-
-def _base_env() -> dict[str, str]:
-    import os
-
-    return {key: value for key, value in os.environ.items() if not key.startswith("BTCMLOPS_")}
 
 
 @dataclass
@@ -192,7 +187,7 @@ def test_live_stack_serves_every_hour_as_the_replay_does_and_the_clock_waits_for
     live_stack.processes["client"].stop()
     live_stack.processes["api"].stop()  # a graceful stop flushes the prediction log
 
-    # The same decisions as `btcmlops simulate` on the same data and settings.
+    # The same decisions as the replay's, with the same settings.
     decisions = store.list_decisions(registry.model_name)
     months = [f"{decision.eval_start:%Y-%m}" for decision in decisions]
     assert months == SHADOW_MONTHS
@@ -210,7 +205,7 @@ def test_live_stack_serves_every_hour_as_the_replay_does_and_the_clock_waits_for
     assert len(champions) >= 2, "no promotion: the champion never changed"
 
     # Every hour has a live forecast (asked by `btcmlops client`, logged by the service), from the version
-    # `simulate` served it with, with the same value: each champion first served the first hour of the
+    # the replay served it with, with the same value: each champion first served the first hour of the
     # month after its shadow month.
     logged = store.read_predictions(limit=10_000_000)
     live = pd.DataFrame(

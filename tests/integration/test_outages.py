@@ -44,6 +44,11 @@ long reads' own bound (10 s by default: a large page may take seconds) set to th
 holds them to it."""
 SWAP_BOUND_S = 3.0
 """Alias change to the new version's first answer, poll interval included (issue 11)."""
+FROZEN_POLL_S = 0.5
+"""The frozen-store test's poll interval: the swap bound holds a poll and a model load through the mlflow
+server, and at the default 2 s poll a load had 1 s, which the suite's own load on two cores took
+(3.0005 s and 3.011 s); a swap that waited on the frozen store (2 s connect, 3 s read timeouts) still
+misses it. The 3 s at the default poll is `bench/serve.py`'s to measure, on a quiet machine."""
 LOAD_ALLOWANCE_S = 4.0
 """One model load through the server on a busy two-core machine, with room: after an outage the next
 promotion must be served within the poll interval plus it (not after a 30 s backoff)."""
@@ -100,7 +105,12 @@ def test_a_frozen_store_gets_503s_in_seconds_while_forecasts_and_swaps_go_on(
     store_url, proxy = store_behind_proxy
     registry = _register_two_versions(mlflow_server)
     with (
-        serve_process(store_url, registry, tmp_path / "home", OUTAGE_ENV) as url,
+        serve_process(
+            store_url,
+            registry,
+            tmp_path / "home",
+            {**OUTAGE_ENV, "BTCMLOPS_SERVE__POLL_INTERVAL_S": str(FROZEN_POLL_S)},
+        ) as url,
         httpx.Client(base_url=url, timeout=30) as client,
         NonStopClient(url, HOURS, timeout_s=30) as forecasts,
     ):
@@ -170,7 +180,7 @@ def test_a_frozen_store_gets_503s_in_seconds_while_forecasts_and_swaps_go_on(
     assert back_swap_s < SWAP_BOUND_S
     assert frozen_model["version"] == 2
     assert frozen_model["last_swap_error"] is None
-    assert error_shown_s < POLL_S + STORE_WAIT_S + 1
+    assert error_shown_s < FROZEN_POLL_S + STORE_WAIT_S + 1
     assert frozen_model["store_error"] is not None
     assert failed == []
     assert len(during) > 10

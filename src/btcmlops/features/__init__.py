@@ -12,6 +12,7 @@ from btcmlops.features.frame import (
     UnknownFeatureSetError,
     build_features,
     build_samples,
+    feature_matrix,
     get_feature_set,
     log_return_to_close,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "UnknownFeatureSetError",
     "build_features",
     "build_samples",
+    "feature_matrix",
     "get_feature_set",
     "log_return_to_close",
 ]

@@ -9,10 +9,12 @@ history gives exactly the features a live server would compute for the same hour
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from pandas._libs.window import aggregations as _window_kernels  # type: ignore[attr-defined]
 
 HOUR = pd.Timedelta(hours=1)
 TARGET_COLUMN = "target_log_return"
@@ -81,47 +83,6 @@ def _window_is_contiguous(hours: npt.NDArray[np.int64], window: int) -> npt.NDAr
     return ok
 
 
-def _log(series: pd.Series) -> pd.Series:
-    return pd.Series(np.log(series.to_numpy(dtype=np.float64)), index=series.index)
-
-
-def _v1(candles: pd.DataFrame) -> pd.DataFrame:
-    open_ = candles["open"].astype(float)
-    high = candles["high"].astype(float)
-    low = candles["low"].astype(float)
-    close = candles["close"].astype(float)
-    volume = candles["volume"].astype(float)
-    log_close = _log(close)
-    ret = log_close.diff()
-    top = np.maximum(open_, close)
-    bottom = np.minimum(open_, close)
-    log_volume = pd.Series(np.log1p(volume.to_numpy()), index=volume.index)
-    hour = candles["open_time"].dt.hour.to_numpy()
-    dow = candles["open_time"].dt.day_of_week.to_numpy()
-    features = {
-        "ret_1": ret,
-        "ret_2": ret.shift(1),
-        "ret_3": ret.shift(2),
-        "mom_6": log_close - log_close.shift(6),
-        "mom_12": log_close - log_close.shift(12),
-        "mom_24": log_close - log_close.shift(24),
-        "vol_6": ret.rolling(6).std(),
-        "vol_24": ret.rolling(24).std(),
-        "range_1": np.log(high / low),
-        "range_24": _log(high / low).rolling(24).mean(),
-        "body_1": np.log(close / open_),
-        "upper_wick_1": np.log(high / top),
-        "lower_wick_1": np.log(bottom / low),
-        "dist_ma_24": log_close - _log(close.rolling(24).mean()),
-        "volume_ratio_24": log_volume - log_volume.rolling(24).mean(),
-        "hour_sin": np.sin(2 * np.pi * hour / 24),
-        "hour_cos": np.cos(2 * np.pi * hour / 24),
-        "dow_sin": np.sin(2 * np.pi * dow / 7),
-        "dow_cos": np.cos(2 * np.pi * dow / 7),
-    }
-    return pd.DataFrame(features, index=candles.index)
-
-
 def build_features(candles: pd.DataFrame, feature_set: str = "v1") -> pd.DataFrame:
     """Build one row of features per hour T whose whole window of past candles exists.
 
@@ -136,11 +97,109 @@ def build_features(candles: pd.DataFrame, feature_set: str = "v1") -> pd.DataFra
     """
     spec = get_feature_set(feature_set)
     candles = candles.reset_index(drop=True)
-    values = _v1(candles)[list(spec.columns)]
-    contiguous = _window_is_contiguous(_hour_index(candles["open_time"]), spec.window_hours)
-    values["close"] = candles["close"].astype(float)
-    values.index = pd.DatetimeIndex(candles["open_time"], name="open_time")
-    return values.loc[contiguous]
+    hours = _hour_index(candles["open_time"])
+    columns = _v1(hours, candles.loc[:, list(_OHLCV)].to_numpy(dtype=np.float64))
+    values = pd.DataFrame(
+        {name: columns[name] for name in spec.columns},
+        index=pd.DatetimeIndex(candles["open_time"], name="open_time"),
+    )
+    values["close"] = candles["close"].to_numpy(dtype=np.float64)
+    return values.loc[_window_is_contiguous(hours, spec.window_hours)]
+
+
+def _shifted(values: npt.NDArray[np.float64], periods: int) -> npt.NDArray[np.float64]:
+    """``Series.shift(periods)``: ``periods`` NaNs first."""
+    out = np.full(len(values), np.nan)
+    out[periods:] = values[: len(values) - periods]
+    return out
+
+
+def _rolling(
+    values: npt.NDArray[np.float64], window: int, how: Literal["mean", "std"]
+) -> npt.NDArray[np.float64]:
+    """``Series.rolling(window).mean()`` (``how="mean"``) or ``.std()`` (``"std"``) without a Series.
+
+    The very kernels pandas runs (on the same bounds, infinities made NaN as pandas does), so every bit
+    agrees with ``Series.rolling``'s.
+    """
+    if not len(values):
+        return values.copy()
+    inf = np.isinf(values)
+    if inf.any():
+        values = np.where(inf, np.nan, values)
+    end = np.arange(1, len(values) + 1, dtype=np.int64)
+    start = np.clip(end - window, 0, len(values))
+    with np.errstate(all="ignore"):
+        if how == "mean":
+            return np.asarray(_window_kernels.roll_mean(values, start, end, window), dtype=np.float64)
+        variance = np.asarray(_window_kernels.roll_var(values, start, end, window, ddof=1), dtype=np.float64)
+        deviation = np.sqrt(variance)
+        deviation[variance < 0] = 0  # pandas' zsqrt
+        return deviation
+
+
+_OHLCV = ("open", "high", "low", "close", "volume")
+
+
+def _v1(hours: npt.NDArray[np.int64], values: npt.NDArray[np.float64]) -> dict[str, npt.NDArray[np.float64]]:
+    """Feature set v1's columns, one value per candle (NaN where its history is short): the one rule,
+    for training (``build_features``) and for the service's new candles (``feature_matrix``).
+
+    ``hours``: each candle's hour since the epoch; ``values``: open, high, low, close and volume. Shifts
+    and rolling windows count rows, as pandas' do (``build_features`` drops the rows whose window is not
+    consecutive hours); the rolling means and deviations are pandas' own kernels, so the numbers are
+    those of ``Series.rolling`` to the bit (``tests/unit/features/test_features.py`` holds them to it).
+    """
+    open_, high, low, close, volume = (np.ascontiguousarray(values[:, i], dtype=np.float64) for i in range(5))
+    with np.errstate(all="ignore"):
+        log_close = np.log(close)
+        ret = log_close - _shifted(log_close, 1)
+        log_volume = np.log1p(volume)
+        log_range = np.log(high / low)
+        hour = hours % 24
+        dow = (hours // 24 + 3) % 7  # 1970-01-01 was a Thursday (Monday is 0)
+        return {
+            "ret_1": ret,
+            "ret_2": _shifted(ret, 1),
+            "ret_3": _shifted(ret, 2),
+            "mom_6": log_close - _shifted(log_close, 6),
+            "mom_12": log_close - _shifted(log_close, 12),
+            "mom_24": log_close - _shifted(log_close, 24),
+            "vol_6": _rolling(ret, 6, "std"),
+            "vol_24": _rolling(ret, 24, "std"),
+            "range_1": log_range,
+            "range_24": _rolling(log_range, 24, "mean"),
+            "body_1": np.log(close / open_),
+            "upper_wick_1": np.log(high / np.maximum(open_, close)),
+            "lower_wick_1": np.log(np.minimum(open_, close) / low),
+            "dist_ma_24": log_close - np.log(_rolling(close, 24, "mean")),
+            "volume_ratio_24": log_volume - _rolling(log_volume, 24, "mean"),
+            "hour_sin": np.sin(2 * np.pi * hour / 24),
+            "hour_cos": np.cos(2 * np.pi * hour / 24),
+            "dow_sin": np.sin(2 * np.pi * dow / 7),
+            "dow_cos": np.cos(2 * np.pi * dow / 7),
+        }
+
+
+def feature_matrix(
+    hours: npt.NDArray[np.int64], values: npt.NDArray[np.float64], feature_set: str = "v1"
+) -> npt.NDArray[np.float64]:
+    """``build_features`` for a service's few new candles, in numpy: a row per candle, NaN where it has none.
+
+    ``hours``: each candle's hour (whole hours since the epoch, ascending); ``values``: its open, high,
+    low, close and volume (one row per candle). The same columns as ``build_features`` (both are
+    ``_v1``'s) without its frames, which on a few dozen rows cost ten times the numbers: the service adds
+    one candle each sim hour, and those frames were a quarter of its CPU per hour.
+    """
+    spec = get_feature_set(feature_set)
+    columns = _v1(hours, values)
+    matrix = (
+        np.column_stack([columns[name] for name in spec.columns])
+        if len(hours)
+        else np.empty((0, len(spec.columns)))
+    )
+    matrix[~_window_is_contiguous(hours, spec.window_hours)] = np.nan
+    return matrix
 
 
 def build_samples(candles: pd.DataFrame, feature_set: str = "v1") -> pd.DataFrame:

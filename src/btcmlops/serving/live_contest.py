@@ -175,6 +175,10 @@ class LiveContest:
         self, month: Month, champion: int, challenger: int, through: pd.Timestamp | None
     ) -> MonthStanding:
         candles = None if self._candles is None else self._candles()
+        if candles is not None and through is None and not _holds_hour(candles, month.last_hour):
+            # A decided month not all in memory yet (the service's first read of the candles is under
+            # way): judged on part of it, it would be kept with figures the trainer never decided on.
+            candles = None  # read from the store, as the trainer did
         with self._lock:  # the scorer's thread and a request's may both load a version
             if not {champion, challenger} <= self._versions.keys():
                 self._refresh_versions()
@@ -328,3 +332,8 @@ def _families(live: LiveStanding | None) -> list[Metric]:
         p_value.add_metric([label, test_name], test.p_value)
     promote.add_metric([label], float(judgement.decision.promote))
     return families
+
+
+def _holds_hour(candles: pd.DataFrame, hour: pd.Timestamp) -> bool:
+    """Whether ``candles`` reach ``hour`` (a month's last: every hour of it that the store holds)."""
+    return not candles.empty and candles["open_time"].max() >= hour

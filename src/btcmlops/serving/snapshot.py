@@ -10,10 +10,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from btcmlops.features import build_features, get_feature_set
+from btcmlops.features import feature_matrix, get_feature_set
 from btcmlops.model import Forecaster, Forecasts
 from btcmlops.registry import ModelVersionInfo
-from btcmlops.store import CANDLE_VALUES
+from btcmlops.store import CANDLE_VALUES, candle_values
 
 _NS_PER_HOUR = 3_600_000_000_000
 
@@ -63,8 +63,6 @@ class Snapshot:
     upper: npt.NDArray[np.float64]
     model: ServedModel | None
     feature_set: str
-    tail: pd.DataFrame
-    """The last candles in full (OHLCV): the history the features of the next candles need."""
     values: npt.NDArray[np.float64] = field(default_factory=lambda: np.empty((0, len(CANDLE_VALUES))))
     """Every candle's OHLCV as read: a late or corrected candle in the store is told apart by it."""
 
@@ -116,7 +114,6 @@ def _empty(feature_set: str) -> Snapshot:
         upper=np.empty(0),
         model=None,
         feature_set=feature_set,
-        tail=pd.DataFrame(columns=["open_time", *CANDLE_VALUES]),
     )
 
 
@@ -150,20 +147,18 @@ def _appended(old: Snapshot, candles: pd.DataFrame) -> Snapshot:
         return old
     new_hours = candles["open_time"].to_numpy(dtype="datetime64[ns]").astype(np.int64) // _NS_PER_HOUR
     keep = new_hours > (old.latest_hour if old.latest_hour is not None else -1)
-    candles, new_hours = candles.loc[keep], new_hours[keep]
-    if candles.empty:
+    if not keep.any():
         return old
-    spec = get_feature_set(old.feature_set)
+    new_hours, values = new_hours[keep], candle_values(candles)[keep]
     # Trailing windows: the last window_hours - 1 old candles are all the history the new rows need.
-    history = spec.window_hours - 1
-    joined = pd.concat([old.tail, candles], ignore_index=True) if len(old.tail) else candles
-    joined = joined.reset_index(drop=True)
-    built = build_features(joined, old.feature_set)
-    rows = built.reindex(pd.DatetimeIndex(candles["open_time"]))
-    features = rows.loc[:, list(spec.columns)].to_numpy(dtype=np.float64)
-    valid = ~np.isnan(features).any(axis=1)
+    history = get_feature_set(old.feature_set).window_hours - 1
+    kept = min(history, len(old.hours))
+    joined_hours = np.concatenate([old.hours[len(old.hours) - kept :], new_hours])
+    joined_values = np.concatenate([old.values[len(old.values) - kept :], values])
+    features = feature_matrix(joined_hours, joined_values, old.feature_set)[kept:]
+    valid = np.asarray(~np.isnan(features).any(axis=1), dtype=np.bool_)
     features = np.nan_to_num(features)
-    closes = candles["close"].to_numpy(dtype=np.float64)
+    closes = values[:, CANDLE_VALUES.index("close")].copy()
     forecasts = _predict(old.model, features, valid, closes)
     return Snapshot(
         hours=np.concatenate([old.hours, new_hours]),
@@ -175,8 +170,7 @@ def _appended(old: Snapshot, candles: pd.DataFrame) -> Snapshot:
         upper=np.concatenate([old.upper, forecasts.upper]),
         model=old.model,
         feature_set=old.feature_set,
-        tail=joined.iloc[-history:].reset_index(drop=True),
-        values=np.concatenate([old.values, candles.loc[:, list(CANDLE_VALUES)].to_numpy(dtype=np.float64)]),
+        values=np.concatenate([old.values, values]),
     )
 
 
@@ -218,7 +212,6 @@ class SnapshotBuilder:
                 upper=forecasts.upper,
                 model=model,
                 feature_set=old.feature_set,
-                tail=old.tail,
                 values=old.values,
             )
             self.current = snapshot

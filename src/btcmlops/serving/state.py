@@ -202,7 +202,9 @@ class ServiceState:
         self.last_swap_error = (
             None  # cleared before the swap: no one sees the new version beside an old error
         )
-        self.builder.use_model(ServedModel(info=info, forecaster=forecaster))
+        served = ServedModel(info=info, forecaster=forecaster)
+        self.builder.use_model(served)
+        self._remember_window(served)  # its hours may be scored after it stops serving
         self.metrics.swaps.inc()
         self.metrics.served_version.set(info.version)
         logger.info("now serving %s version %d", self.registry.model_name, info.version)
@@ -231,11 +233,20 @@ class ServiceState:
 
     def known_training_ends(self) -> dict[int, datetime]:
         """Every version's last training target hour known now, from memory (MLflow is not asked): what
-        a read worker builds a page's ``live`` with (``training_ends`` asks for the others)."""
+        a read worker builds a page's ``live`` with (``training_ends`` asks for the others).
+
+        Each version is noted as it is loaded, too: a champion replaced before the live scorer read its
+        forecasts from the log must not wait on MLflow (down, or asked less than
+        ``SERVED_REPORT_EVERY_S`` ago) for a window this process had in memory.
+        """
         for served in (self.snapshot.model, self.challenger):
             if served is not None:
-                self._train_ends[served.info.version] = served.info.window.train_end.to_pydatetime()
+                self._remember_window(served)
         return dict(self._train_ends)
+
+    def _remember_window(self, served: ServedModel) -> None:
+        """Keep ``served``'s last training target hour for as long as this process runs."""
+        self._train_ends[served.info.version] = served.info.window.train_end.to_pydatetime()
 
     def training_ends(self, versions: set[int]) -> dict[int, datetime]:
         """Each version's last training target hour, asked of MLflow only for versions not known (at most
@@ -314,6 +325,7 @@ class ServiceState:
             self.challenger = None
         elif self.challenger is None or self.challenger.info.version != info.version:
             self.challenger = ServedModel(info=info, forecaster=self.registry.load(info.version))
+            self._remember_window(self.challenger)
 
     async def watch_registry(self) -> None:
         """Run the champion watcher, the store watcher and the change repairer side by side until

@@ -19,6 +19,7 @@ from btcmlops.store.price_store import (
     LoggedPrediction,
     PriceStore,
     UpsertReport,
+    candle_values,
     counts_as_live,
 )
 
@@ -34,6 +35,7 @@ __all__ = [
     "PriceStore",
     "RegistryJournal",
     "UpsertReport",
+    "candle_values",
     "counts_as_live",
     "this_process",
 ]

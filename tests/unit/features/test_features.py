@@ -9,9 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from btcmlops.features import UnknownFeatureSetError, build_features, build_samples, get_feature_set
+from btcmlops.data import read_candle_file
+from btcmlops.features import (
+    UnknownFeatureSetError,
+    build_features,
+    build_samples,
+    feature_matrix,
+    get_feature_set,
+)
 from btcmlops.model import naive_interval, train_forecaster
-from btcmlops.settings import ModelSettings
+from btcmlops.settings import EMBEDDED_DATA_FILE, ModelSettings
 from factories import make_candles
 
 CANDLES = make_candles("2021-01-01", "2021-01-20 23:00", ar=0.3)
@@ -110,3 +117,85 @@ def test_target_is_the_log_return_to_the_next_close() -> None:
 def test_unknown_feature_set_is_refused_by_name() -> None:
     with pytest.raises(UnknownFeatureSetError, match=r"'v9'.*known: v1"):
         build_features(CANDLES, "v9")
+
+
+def _bits(matrix: np.ndarray) -> np.ndarray:
+    """The float64 bits, every NaN as one pattern: equal bits, not only equal values (-0.0 != 0.0)."""
+    return np.where(np.isnan(matrix), np.nan, matrix).view(np.int64)
+
+
+def _pandas_v1(candles: pd.DataFrame) -> np.ndarray:
+    """Feature set v1 written with pandas' Series (shift, diff, rolling), as the project computed it
+    before ``_v1`` moved to numpy: a row per candle, NaN where its window is short or not consecutive."""
+    open_, high, low, close, volume = (
+        candles[name].astype(float) for name in ("open", "high", "low", "close", "volume")
+    )
+    log_close = np.log(close)
+    ret = log_close.diff()
+    log_volume = np.log1p(volume)
+    hour = candles["open_time"].dt.hour.to_numpy()
+    dow = candles["open_time"].dt.day_of_week.to_numpy()
+    columns = {
+        "ret_1": ret,
+        "ret_2": ret.shift(1),
+        "ret_3": ret.shift(2),
+        "mom_6": log_close - log_close.shift(6),
+        "mom_12": log_close - log_close.shift(12),
+        "mom_24": log_close - log_close.shift(24),
+        "vol_6": ret.rolling(6).std(),
+        "vol_24": ret.rolling(24).std(),
+        "range_1": np.log(high / low),
+        "range_24": np.log(high / low).rolling(24).mean(),
+        "body_1": np.log(close / open_),
+        "upper_wick_1": np.log(high / np.maximum(open_, close)),
+        "lower_wick_1": np.log(np.minimum(open_, close) / low),
+        "dist_ma_24": log_close - np.log(close.rolling(24).mean()),
+        "volume_ratio_24": log_volume - log_volume.rolling(24).mean(),
+        "hour_sin": np.sin(2 * np.pi * hour / 24),
+        "hour_cos": np.cos(2 * np.pi * hour / 24),
+        "dow_sin": np.sin(2 * np.pi * dow / 7),
+        "dow_cos": np.cos(2 * np.pi * dow / 7),
+    }
+    spec = get_feature_set("v1")
+    matrix = np.column_stack([np.asarray(columns[name], dtype=np.float64) for name in spec.columns])
+    hours = candles["open_time"].to_numpy(dtype="datetime64[ns]").astype(np.int64) // 3_600_000_000_000
+    window = spec.window_hours
+    consecutive = np.zeros(len(candles), dtype=bool)
+    if len(candles) >= window:
+        consecutive[window - 1 :] = hours[window - 1 :] - hours[: len(hours) - window + 1] == window - 1
+    matrix[~consecutive] = np.nan
+    return matrix
+
+
+def _expected(candles: pd.DataFrame) -> np.ndarray:
+    """``build_features`` as a row per candle, NaN where the candle has no features."""
+    built = build_features(candles)
+    expected = np.full((len(candles), len(get_feature_set("v1").columns)), np.nan)
+    rows = pd.DatetimeIndex(candles["open_time"]).get_indexer(built.index)
+    expected[rows] = built.loc[:, list(get_feature_set("v1").columns)].to_numpy()
+    return expected
+
+
+def _matrix(candles: pd.DataFrame) -> np.ndarray:
+    hours = candles["open_time"].to_numpy(dtype="datetime64[ns]").astype(np.int64) // 3_600_000_000_000
+    values = candles.loc[:, ["open", "high", "low", "close", "volume"]].to_numpy(dtype=np.float64)
+    return feature_matrix(hours, values)
+
+
+def test_the_services_feature_matrix_is_build_features_bit_for_bit() -> None:
+    """The service's features (``feature_matrix``) are the training features (``build_features``), and
+    both are pandas' Series arithmetic to the last bit (the features every model so far was trained on):
+    over the shipped candles with their halt gap and gaps cut here, and over the few rows a service builds
+    each hour (the 24 candles of history and one to three new ones)."""
+    shipped = read_candle_file(EMBEDDED_DATA_FILE).candles
+    cut = shipped.drop(index=[40, 41, 300, 777]).reset_index(drop=True)
+    for candles in (shipped, cut, CANDLES):
+        matrix = _matrix(candles)
+        assert np.isnan(matrix).all(axis=1).sum() >= 24  # the history (and gaps) leave rows without
+        np.testing.assert_array_equal(_bits(matrix), _bits(_expected(candles)))
+        np.testing.assert_array_equal(_bits(matrix), _bits(_pandas_v1(candles)))
+    for end in range(25, 400, 7):
+        rows = cut.iloc[end - 25 - end % 3 : end].reset_index(drop=True)
+        np.testing.assert_array_equal(_bits(_matrix(rows)), _bits(_expected(rows)))
+        np.testing.assert_array_equal(_bits(_matrix(rows)), _bits(_pandas_v1(rows)))
+    assert _matrix(CANDLES.iloc[:0]).shape == (0, len(get_feature_set("v1").columns))

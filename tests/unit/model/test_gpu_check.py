@@ -22,6 +22,7 @@ def _run(*arguments: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # eight XGBoost fits in a process of its own (8 s): make test, not test-fast
 def test_cpu_only_compares_two_cpu_fits_and_they_agree() -> None:
     done = _run("--cpu-only")
     assert done.returncode == 0, done.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -13,21 +12,20 @@ from mlflow import MlflowClient
 from btcmlops.contest import score
 from btcmlops.contest.scoring import score_interval
 from btcmlops.registry import CHALLENGER, CHAMPION, ModelRegistry
-from btcmlops.replay import ReplayResult, run_replay
+from btcmlops.replay import ReplayResult
 from btcmlops.replay.report import png_figure, report_frames
-from btcmlops.settings import EMBEDDED_DATA_FILE, Settings
+from btcmlops.settings import Settings
 from btcmlops.store import PriceStore
-from factories import share_mlflow_template
 
 # Slow: the two-year replay (twelve models trained, a contest for each month of 2024).
-# One xdist worker (make test) runs the module: the two-year replay is made once.
+# One xdist worker (make test) runs the module; the two-year replay is the run's (made once).
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("replay")]
 
 
 @pytest.fixture(scope="module")
-def replay(tmp_path_factory: pytest.TempPathFactory, mlflow_cache: Path) -> ReplayResult:
-    home = share_mlflow_template(tmp_path_factory.mktemp("home"), mlflow_cache)
-    return run_replay(Settings(home=home), EMBEDDED_DATA_FILE, home / "out")
+def replay(shipped_replay: ReplayResult) -> ReplayResult:
+    """The run's one replay of the shipped two years (``tests/conftest.py``): these tests only read it."""
+    return shipped_replay
 
 
 @pytest.fixture(scope="module")

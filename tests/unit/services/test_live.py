@@ -16,7 +16,7 @@ from btcmlops.clock import last_closed_hour, month_end, start_clock
 from btcmlops.contest.contest import Contest
 from btcmlops.registry import ModelRegistry, embedded_artifact_location, embedded_tracking_uri
 from btcmlops.replay import run_replay
-from btcmlops.services.feed import MarketFeed
+from btcmlops.services.feed import MarketFeed, candles_due, open_times
 from btcmlops.services.trainer import (
     LEASE_NAME,
     LeaseLostError,
@@ -78,6 +78,24 @@ def test_the_feed_writes_only_closed_hours_and_resumes(tmp_path: Path) -> None:
     store.dispose()
 
 
+def test_the_feeds_due_candles_from_its_open_times_are_those_of_the_frame() -> None:
+    """The open times the feed keeps (``open_times``) pick exactly the candles the frame's own times do,
+    at each bound (an hour before the first, on a candle, between two, after the last)."""
+    candles = make_candles("2024-01-01", "2024-01-03 23:00")
+    times = open_times(candles)
+    first = candles["open_time"].iloc[0]
+    for after in (None, first - pd.Timedelta(hours=1), first, first + pd.Timedelta(hours=5)):
+        for hours in (-1, 0, 7, 30, 100):
+            closed = (first + pd.Timedelta(hours=hours, minutes=30 * (hours % 2))).to_pydatetime()
+            due = candles_due(candles, after, closed, times)
+            expected = candles.loc[
+                (candles["open_time"] > (after if after is not None else first - pd.Timedelta(days=1)))
+                & (candles["open_time"] <= closed)
+            ]
+            pd.testing.assert_frame_equal(due, expected)
+            pd.testing.assert_frame_equal(candles_due(candles, after, closed), expected)
+
+
 def test_the_feed_tells_of_each_write_and_wakes_when_the_next_hour_closes(tmp_path: Path) -> None:
     store = _store(tmp_path / "prices.db")  # 1 sim h/s from 2021-01-01 00:00
     told: list[datetime] = []
@@ -94,6 +112,7 @@ def test_the_feed_tells_of_each_write_and_wakes_when_the_next_hour_closes(tmp_pa
     store.dispose()
 
 
+@pytest.mark.slow  # a replay of five months, then the trainer through them (8-12 s): make test
 def test_the_live_trainer_decides_what_the_replay_decides(tmp_path: Path, mlflow_cache: Path) -> None:
     data = tmp_path / "candles.csv"
     write_project_csv(CANDLES, str(data))

@@ -3,13 +3,23 @@ or as they are answered, judged by the one live rule (``counts_as_live``) with e
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+from fastapi.testclient import TestClient
+
+from btcmlops.registry import CHAMPION, ModelVersionInfo
 from btcmlops.serving.live_scores import LiveScores, served_live_by
 from btcmlops.serving.snapshot import SnapshotBuilder, hour_number
+from btcmlops.serving.state import ServiceState
 from btcmlops.settings import Settings
 from btcmlops.store import LoggedPrediction, PriceStore
+
+Serve = Callable[..., AbstractContextManager[TestClient]]
+
 
 HOUR = timedelta(hours=1)
 TARGET = datetime(2021, 2, 10, 5, tzinfo=UTC)
@@ -54,3 +64,31 @@ def test_the_log_read_at_start_tells_who_served_each_hour(tmp_path: Path) -> Non
     (row,) = scores.made_in_time(hour_number(other))  # the one without a sim time is no forecast
     assert row.sim_made_at == other
     assert served_live_by(scores.made_in_time(hour_number(TARGET)), {1: TARGET - HOUR}) == 1
+
+
+def test_a_replaced_champions_window_is_kept_without_asking_mlflow(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its forecasts may be read from the log after it stopped serving (a busy scorer, a slow flush):
+    the window this process loaded it with still tells which of them count as live, MLflow down or not."""
+    with serve(serve={"poll_interval_s": 3600.0}) as client:  # the watchers' rounds are this test's
+        service: ServiceState = client.app.state.service  # type: ignore[attr-defined]
+        first = service.snapshot.model
+        assert first is not None
+        registry = service.registry
+        other = next(info for info in registry.versions() if info.version != first.info.version)
+        registry.set_alias(CHAMPION, other.version)
+        try:
+            assert service.check_registry()
+            monkeypatch.setattr(registry, "versions", _mlflow_down)  # stands in for an MLflow outage
+            ends = service.training_ends({first.info.version, other.version})
+        finally:
+            registry.set_alias(CHAMPION, first.info.version)
+    assert ends == {
+        first.info.version: first.info.window.train_end.to_pydatetime(),
+        other.version: other.window.train_end.to_pydatetime(),
+    }
+
+
+def _mlflow_down() -> list[ModelVersionInfo]:
+    raise ConnectionError("MLflow does not answer")

@@ -28,7 +28,7 @@ from btcmlops.serving.live_contest import LiveContest, LiveContestCollector, Liv
 from btcmlops.serving.routes.contest import live_contest_public
 from btcmlops.serving.snapshot import ServedModel, hour_number
 from btcmlops.settings import Settings
-from btcmlops.store import PriceStore
+from btcmlops.store import DecisionRow, PriceStore
 from btcmlops.store.schema import registry_journal
 
 Serve = Callable[..., AbstractContextManager[TestClient]]
@@ -126,19 +126,24 @@ def _by_hand(rows: pd.DataFrame, level: float) -> dict[str, float]:
     }
 
 
-def test_the_standing_partway_is_the_replays_forecasts_of_the_hours_so_far_scored_by_hand(
-    settings_copy: SettingsCopy, inputs_replay: ReplayResult
-) -> None:
-    """Half-way through a decided month: the champion side is what served each hour, the challenger its
-    shadow forecasts, as the replay recorded them, and only the hours closed so far count."""
-    settings = settings_copy()
+def _last_decided_month(settings: Settings) -> tuple[PriceStore, ModelRegistry, DecisionRow, Month]:
+    """The service's store and registry (the caller disposes of the store), the last decision, its month."""
     store = PriceStore(settings.store.url or "")
     registry = ModelRegistry(
         settings.mlflow.tracking_uri or "", settings.mlflow.experiment, settings.mlflow.registered_model,
         create=False,
     )  # fmt: skip
     decision = store.list_decisions(registry.model_name)[-1]
-    month = Month.of(pd.Timestamp(decision.eval_start))
+    return store, registry, decision, Month.of(pd.Timestamp(decision.eval_start))
+
+
+def test_the_standing_partway_is_the_replays_forecasts_of_the_hours_so_far_scored_by_hand(
+    settings_copy: SettingsCopy, inputs_replay: ReplayResult
+) -> None:
+    """Half-way through a decided month: the champion side is what served each hour, the challenger its
+    shadow forecasts, as the replay recorded them, and only the hours closed so far count."""
+    settings = settings_copy()
+    store, registry, decision, month = _last_decided_month(settings)
     live = LiveContest(settings.model, settings.contest, registry, store, lambda: (None, None))
     through = month.start + pd.Timedelta(hours=300)
     standing = live._judge(month, decision.champion_version, decision.challenger_version, through)
@@ -218,13 +223,7 @@ def test_the_month_in_progress_judged_live_at_its_end_is_its_decision(settings_c
     trainer has not closed it yet), that month is the one in progress, every hour closed; judged by
     ``update`` with the contestants in memory, it is the decision the close recorded, to the cent."""
     settings = settings_copy()
-    store = PriceStore(settings.store.url or "")
-    registry = ModelRegistry(
-        settings.mlflow.tracking_uri or "", settings.mlflow.experiment, settings.mlflow.registered_model,
-        create=False,
-    )  # fmt: skip
-    decision = store.list_decisions(registry.model_name)[-1]
-    month = Month.of(pd.Timestamp(decision.eval_start))
+    store, registry, decision, month = _last_decided_month(settings)
     engine = sa.create_engine(settings.store.url or "")
     with engine.begin() as connection:
         connection.execute(sa.delete(registry_journal).where(registry_journal.c.month == str(month)))
@@ -257,3 +256,28 @@ def test_the_month_in_progress_judged_live_at_its_end_is_its_decision(settings_c
     assert judgement.tests["mae"].p_value == pytest.approx(
         decision.metrics["significance"]["p_value"], abs=1e-12
     )
+
+
+def test_a_decided_month_asked_before_its_hours_are_in_memory_is_judged_from_the_store(
+    settings_copy: SettingsCopy,
+) -> None:
+    """A service just started may hold part of the candles when a decided month is asked for: the
+    answer (kept for the next asks) is still the trainer's decision, read from the store, not the part."""
+    settings = settings_copy()
+    store, registry, decision, month = _last_decided_month(settings)
+    in_memory = store.read_candles(end=(month.start + pd.Timedelta(hours=100)).to_pydatetime())
+    live = LiveContest(
+        settings.model, settings.contest, registry, store, lambda: (None, None), lambda: in_memory
+    )
+    try:
+        standing = live.of_month(month)
+    finally:
+        store.dispose()
+    assert standing.state == "decided"
+    assert standing.standing is not None
+    assert standing.standing.judgement is not None
+    assert standing.standing.hours == decision.metrics["champion"]["n"] > 100
+    assert standing.standing.hours_left == 0
+    judged = standing.standing.judgement
+    assert abs(judged.champion.mae - decision.champion_mae) < CENT
+    assert abs(judged.challenger.mae - decision.challenger_mae) < CENT
