@@ -83,7 +83,7 @@ test-durations: install test-deps ## Run every test as make test does and write 
 	$(RUN_SYNCED) pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --record-durations
 
 # The inner loop: no servers, no browser, SQLite only, the crash matrix cut at 3 of its boundaries and
-# 5 fuzz cases per operation and mode instead of 80; three xdist workers, so one's waits leave the
+# 5 fuzz cases per operation and mode instead of 64 (48 live); three xdist workers, so one's waits leave the
 # two cores to the others (FAST_WORKERS=0: one process).
 FAST_FUZZ_CASES ?= 5
 FAST_WORKERS ?= 3

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import Case, GenerationMode
 from schemathesis.checks import CheckFunction, not_a_server_error
@@ -99,11 +99,14 @@ def _beyond_json_schema(response: Any) -> bool:
     return isinstance(detail, str) and any(rule.search(detail) for rule in BEYOND_JSON_SCHEMA)
 
 
-def fuzz(schema: Any, send: Send, control_key: str, cases_per_operation: int) -> FuzzRun:
+def fuzz(schema: Any, send: Send, control_key: str, cases_per_operation: int, *, draw: int) -> FuzzRun:
     """Send ``cases_per_operation`` positive and as many negative cases to every operation of ``schema``.
 
-    The same cases on every run (derandomized): a failure in CI reproduces here. Every POST carries the
-    control key, so a change's body is read (without it every change is a 401 before its body is looked at).
+    The same cases on every run of a given ``draw`` (Hypothesis seeded with it, no example database): a
+    failure in CI reproduces here. The in-process and the live run pass different draws, so the live run
+    sends cases the in-process one did not (derandomized, both drew the very same ones). Every POST
+    carries the control key, so a change's body is read (without it every change is a 401 before its body
+    is looked at).
     """
     run = FuzzRun()
     checks = schema.config.checks
@@ -117,10 +120,10 @@ def fuzz(schema: Any, send: Send, control_key: str, cases_per_operation: int) ->
                 max_examples=cases_per_operation,
                 deadline=None,
                 database=None,
-                derandomize=True,
                 phases=[Phase.explicit, Phase.generate],
                 suppress_health_check=list(HealthCheck),
             )
+            @seed(draw)
             @given(case=operation.as_strategy(generation_mode=mode))
             def one(case: Case) -> None:
                 positive = case.meta is not None and case.meta.generation.mode is GenerationMode.POSITIVE

@@ -31,8 +31,14 @@ from fuzz import fuzz
 pytestmark = pytest.mark.integration
 
 CONTROL_KEY = "live-fuzz-control-key"
-CASES_PER_OPERATION = int(os.environ.get("BTCMLOPS_FUZZ_CASES", "66"))
-"""Per operation and mode: 8 operations take input, 7 take none, so the default makes about 1,060 cases."""
+CASES_PER_OPERATION = int(os.environ.get("BTCMLOPS_FUZZ_CASES", "48"))
+"""Per operation and mode: 8 operations take input, 7 take none, so the default makes about 1,060 cases,
+beside the in-process run's 1,400."""
+DRAW = 1
+"""Other cases than the in-process run's (its draw is 0). With the same draw, this run's cases were the
+in-process run's again: one draw found no null ``start`` accepted by ``POST /clock``, the other did."""
+TOTAL_AT_LEAST = 1000
+"""What the default count makes at least (1,065 cases)."""
 
 
 @pytest.fixture
@@ -62,10 +68,10 @@ def test_generated_requests_over_http_get_no_5xx_and_answers_match_the_schema(se
         def send(case: Case, headers: dict[str, str] | None) -> Any:
             return case.call(base_url=service_url, session=session, headers=headers, timeout=30)
 
-        run = fuzz(schema, send, CONTROL_KEY, CASES_PER_OPERATION)
+        run = fuzz(schema, send, CONTROL_KEY, CASES_PER_OPERATION, draw=DRAW)
 
     print(f"\nlive service over HTTP, {time.monotonic() - started:.0f} s: {run.summary()}")
-    assert run.total >= 1000 or CASES_PER_OPERATION < 66, run.summary()
+    assert run.total >= TOTAL_AT_LEAST or CASES_PER_OPERATION < 48, run.summary()
     assert run.cases["positive"] > 0
     assert run.cases["negative"] > 0
     assert run.server_errors == 0, run.summary()

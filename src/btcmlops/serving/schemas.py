@@ -581,10 +581,10 @@ class ClockChange(BaseModel):
 
     model_config = ConfigDict(json_schema_extra=lambda schema: _clock_change_schema(schema))
 
-    @field_validator("speed", mode="before")
+    @field_validator("speed", "start", mode="before")
     @classmethod
-    def _sent_means_set(cls, value: object) -> object:
-        return _not_null(value, "speed")
+    def _sent_means_set(cls, value: object, info: ValidationInfo) -> object:
+        return _not_null(value, str(info.field_name))
 
     @model_validator(mode="after")
     def _speed_has_a_speed(self) -> Self:

@@ -196,6 +196,21 @@ def test_a_speed_no_clock_can_run_at_is_refused_and_nothing_is_saved(
         assert clock.json()["speed"] == 12.0
 
 
+def test_a_reset_with_a_null_start_is_refused_and_nothing_is_saved(serve: Serve, control_key: str) -> None:
+    """The document shows ``start`` as a date-time that may be left out, with no null branch: a null is a
+    422 naming it, not a reset to the configured start (an accepted null was found by a second draw of
+    fuzz cases)."""
+    with serve() as client:
+        refused = client.post(
+            "/clock", json={"action": "reset", "start": None}, headers={"X-API-Key": control_key}
+        )
+        assert refused.status_code == 422, refused.text
+        (error,) = refused.json()["detail"]
+        assert error["loc"] == ["body", "start"]
+        assert "'start' may be left out but not null" in error["msg"]
+        assert client.get("/clock").status_code == 404  # no clock was made
+
+
 def test_a_speed_action_without_a_speed_says_so(serve: Serve, control_key: str) -> None:
     with serve() as client:
         response = client.post("/clock", json={"action": "speed"}, headers={"X-API-Key": control_key})
