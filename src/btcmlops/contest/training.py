@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from btcmlops.calendar import Month
+from btcmlops.candles import CANDLE_VALUES, open_time_ns
 from btcmlops.features import build_samples
 from btcmlops.model import Forecaster, train_forecaster
 from btcmlops.settings import ModelSettings
@@ -26,8 +27,8 @@ executors fit every month ahead on other processes and hand each over when its m
 def candles_digest(candles: pd.DataFrame) -> str:
     """SHA-256 of the candles' times and values: two trainings with one digest saw the same data."""
     digest = hashlib.sha256()
-    digest.update(candles["open_time"].to_numpy(dtype="datetime64[ns]").astype(np.int64).tobytes())
-    for column in ("open", "high", "low", "close", "volume"):
+    digest.update(open_time_ns(candles["open_time"]).tobytes())
+    for column in CANDLE_VALUES:
         digest.update(candles[column].to_numpy(dtype=np.float64).tobytes())
     return digest.hexdigest()
 

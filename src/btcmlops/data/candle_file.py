@@ -23,9 +23,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from btcmlops.candles import CANDLE_VALUES
 from btcmlops.data.rules import PRICE_FIELDS, candle_problems
 
-CANDLE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume")
+CANDLE_COLUMNS = ("open_time", *CANDLE_VALUES)
 """Columns of the canonical candle frame, in order."""
 
 _VALUE_FIELDS = (*PRICE_FIELDS, "volume")

@@ -16,6 +16,8 @@ import numpy.typing as npt
 import pandas as pd
 from pandas._libs.window import aggregations as _window_kernels  # type: ignore[attr-defined]
 
+from btcmlops.candles import candle_values, hour_index
+
 HOUR = pd.Timedelta(hours=1)
 TARGET_COLUMN = "target_log_return"
 
@@ -68,12 +70,6 @@ def get_feature_set(name: str) -> FeatureSet:
         raise UnknownFeatureSetError(f"unknown feature set {name!r} (known: {known})") from None
 
 
-def _hour_index(open_time: pd.Series) -> npt.NDArray[np.int64]:
-    """Whole hours since the epoch: consecutive candles differ by exactly one."""
-    ns = open_time.to_numpy(dtype="datetime64[ns]").astype(np.int64)
-    return ns // np.int64(3_600_000_000_000)
-
-
 def _window_is_contiguous(hours: npt.NDArray[np.int64], window: int) -> npt.NDArray[np.bool_]:
     """True where the ``window`` rows ending at each row are consecutive hours."""
     ok = np.zeros(len(hours), dtype=bool)
@@ -97,8 +93,8 @@ def build_features(candles: pd.DataFrame, feature_set: str = "v1") -> pd.DataFra
     """
     spec = get_feature_set(feature_set)
     candles = candles.reset_index(drop=True)
-    hours = _hour_index(candles["open_time"])
-    columns = _v1(hours, candles.loc[:, list(_OHLCV)].to_numpy(dtype=np.float64))
+    hours = hour_index(candles["open_time"])
+    columns = _v1(hours, candle_values(candles))
     values = pd.DataFrame(
         {name: columns[name] for name in spec.columns},
         index=pd.DatetimeIndex(candles["open_time"], name="open_time"),
@@ -136,9 +132,6 @@ def _rolling(
         deviation = np.sqrt(variance)
         deviation[variance < 0] = 0  # pandas' zsqrt
         return deviation
-
-
-_OHLCV = ("open", "high", "low", "close", "volume")
 
 
 def _v1(hours: npt.NDArray[np.int64], values: npt.NDArray[np.float64]) -> dict[str, npt.NDArray[np.float64]]:

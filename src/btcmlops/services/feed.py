@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from btcmlops.candles import open_time_ns
 from btcmlops.clock import HOUR, SimClock, last_closed_hour
 from btcmlops.retry import Backoff, keep_trying
 from btcmlops.store import PriceStore
@@ -28,11 +29,6 @@ logger = logging.getLogger(__name__)
 
 _WAKE_LATE = timedelta(milliseconds=0.5)
 """How long after an hour's computed close the feed wakes: the clock reads in whole microseconds."""
-
-
-def open_times(candles: pd.DataFrame) -> npt.NDArray[np.int64]:
-    """The candles' open times as nanoseconds since the epoch (UTC), for ``candles_due``."""
-    return candles["open_time"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
 
 
 def candles_due(
@@ -44,11 +40,12 @@ def candles_due(
     """The candles newer than ``after`` whose hour has closed (open time <= ``closed``).
 
     ``candles`` are in canonical form (sorted by open time): two binary searches, not a mask over the
-    whole file, since the feed asks every few milliseconds; ``times`` (``open_times(candles)``, made
-    once by such a caller) spares the pandas searches, most of the feed's cost while a paced clock waits.
+    whole file, since the feed asks every few milliseconds; ``times`` (``open_time_ns`` of their open
+    times, made once by such a caller) spares the pandas searches, most of the feed's cost while a paced
+    clock waits.
     """
     if times is None:
-        times = open_times(candles)
+        times = open_time_ns(candles["open_time"])
     first = 0 if after is None else int(np.searchsorted(times, pd.Timestamp(after).value, side="right"))
     return candles.iloc[first : int(np.searchsorted(times, pd.Timestamp(closed).value, side="right"))]
 
@@ -72,7 +69,7 @@ class MarketFeed:
         self.next_wait_s = interval_s
         """How long the feed sleeps after its last step: until the next hour closes, at most the interval."""
         self._candles = candles
-        self._times = open_times(candles)
+        self._times = open_time_ns(candles["open_time"])
         self._interval_s = interval_s
         self._backoff = Backoff(retry_first_s, retry_max_s)
         self._latest: pd.Timestamp | None = None

@@ -23,11 +23,12 @@ import pandas as pd
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from btcmlops.candles import CANDLE_VALUES
 from btcmlops.model import naive_interval
 from btcmlops.model.naive import NAIVE_WINDOW_HOURS
 from btcmlops.redaction import describe_error
 from btcmlops.settings import StoreSettings
-from btcmlops.store import CANDLE_VALUES, LoggedPrediction, PriceStore, counts_as_live
+from btcmlops.store import LoggedPrediction, PriceStore, counts_as_live
 
 PARENT_CHECK_S = 1.0
 """How often a read worker checks that the service that started it is still there (else it exits)."""

@@ -10,17 +10,15 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from btcmlops.candles import CANDLE_VALUES, NS_PER_HOUR, candle_values, hour_index
 from btcmlops.features import feature_matrix, get_feature_set
 from btcmlops.model import Forecaster, Forecasts
 from btcmlops.registry import ModelVersionInfo
-from btcmlops.store import CANDLE_VALUES, candle_values
-
-_NS_PER_HOUR = 3_600_000_000_000
 
 
 def hour_number(moment: datetime | pd.Timestamp) -> int:
     """Whole hours since the epoch of an on-the-hour UTC time."""
-    return int(pd.Timestamp(moment).value // _NS_PER_HOUR)
+    return int(pd.Timestamp(moment).value // NS_PER_HOUR)
 
 
 def hour_time(hour: int) -> datetime:
@@ -73,7 +71,7 @@ class Snapshot:
         """
         if candles.empty or self.latest_hour is None:
             return False
-        hours = candles["open_time"].to_numpy(dtype="datetime64[ns]").astype(np.int64) // _NS_PER_HOUR
+        hours = hour_index(candles["open_time"])
         known = hours <= self.latest_hour
         positions = np.searchsorted(self.hours, hours[known])
         inside = positions < len(self.hours)
@@ -81,7 +79,7 @@ class Snapshot:
         found[inside] = self.hours[positions[inside]] == hours[known][inside]
         if not found.all():
             return True
-        stored = candles.loc[known, list(CANDLE_VALUES)].to_numpy(dtype=np.float64)
+        stored = candle_values(candles)[known]
         return not np.array_equal(self.values[positions], stored)
 
     def candles(self) -> pd.DataFrame:
@@ -145,7 +143,7 @@ def _appended(old: Snapshot, candles: pd.DataFrame) -> Snapshot:
     """``old`` with the candles newer than its newest hour; features and forecasts only for those."""
     if candles.empty:
         return old
-    new_hours = candles["open_time"].to_numpy(dtype="datetime64[ns]").astype(np.int64) // _NS_PER_HOUR
+    new_hours = hour_index(candles["open_time"])
     keep = new_hours > (old.latest_hour if old.latest_hour is not None else -1)
     if not keep.any():
         return old

@@ -13,18 +13,15 @@ from btcmlops.store.journal import (
     this_process,
 )
 from btcmlops.store.price_store import (
-    CANDLE_VALUES,
     DecisionConflictError,
     DecisionRow,
     LoggedPrediction,
     PriceStore,
     UpsertReport,
-    candle_values,
     counts_as_live,
 )
 
 __all__ = [
-    "CANDLE_VALUES",
     "AuditEntry",
     "ChangeInProgressError",
     "DecisionConflictError",
@@ -35,7 +32,6 @@ __all__ = [
     "PriceStore",
     "RegistryJournal",
     "UpsertReport",
-    "candle_values",
     "counts_as_live",
     "this_process",
 ]

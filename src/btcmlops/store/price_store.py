@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 from alembic import command
 from alembic.config import Config
@@ -26,6 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Insert
 
+from btcmlops.candles import CANDLE_VALUES, candle_values
 from btcmlops.clock import SimClock
 from btcmlops.settings import StoreSettings
 from btcmlops.store.journal import RegistryJournal
@@ -34,8 +34,6 @@ from btcmlops.store.schema import contest_decisions, prediction_log, serving_sta
 from btcmlops.store.times import aware as _aware
 from btcmlops.store.times import naive_utc as _naive_utc
 
-CANDLE_VALUES = ("open", "high", "low", "close", "volume")
-"""The numbers of a candle (OHLCV), without its time."""
 SERVED_REPORT_EVERY_S = 10.0
 """An inference replica says what it serves when it changes, and at least this often."""
 SERVED_STALE_AFTER_S = 3 * SERVED_REPORT_EVERY_S
@@ -616,13 +614,6 @@ class PriceStore:
 
 
 _CANDLE_ROW = (candles_table.c.open_time, *(candles_table.c[name] for name in CANDLE_VALUES))
-
-
-def candle_values(candles: pd.DataFrame) -> npt.NDArray[np.float64]:
-    """The candles' OHLCV (``CANDLE_VALUES``) as floats, a row each, built column by column: ``.loc``
-    over the columns costs a tenth of a millisecond more, paid on every sim hour's one candle by the
-    feed's write and the service's intake."""
-    return np.column_stack([candles[name].to_numpy(dtype=np.float64) for name in CANDLE_VALUES])
 
 
 def _candle_frame(rows: Any) -> pd.DataFrame:

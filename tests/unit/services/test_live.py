@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 
 from btcmlops.calendar import Month
+from btcmlops.candles import open_time_ns
 from btcmlops.clock import last_closed_hour, month_end, start_clock
 from btcmlops.contest.contest import Contest
 from btcmlops.registry import ModelRegistry, embedded_artifact_location, embedded_tracking_uri
 from btcmlops.replay import run_replay
-from btcmlops.services.feed import MarketFeed, candles_due, open_times
+from btcmlops.services.feed import MarketFeed, candles_due
 from btcmlops.services.trainer import (
     LEASE_NAME,
     LeaseLostError,
@@ -79,10 +80,10 @@ def test_the_feed_writes_only_closed_hours_and_resumes(tmp_path: Path) -> None:
 
 
 def test_the_feeds_due_candles_from_its_open_times_are_those_of_the_frame() -> None:
-    """The open times the feed keeps (``open_times``) pick exactly the candles the frame's own times do,
+    """The open times the feed keeps (``open_time_ns``) pick exactly the candles the frame's own times do,
     at each bound (an hour before the first, on a candle, between two, after the last)."""
     candles = make_candles("2024-01-01", "2024-01-03 23:00")
-    times = open_times(candles)
+    times = open_time_ns(candles["open_time"])
     first = candles["open_time"].iloc[0]
     for after in (None, first - pd.Timedelta(hours=1), first, first + pd.Timedelta(hours=5)):
         for hours in (-1, 0, 7, 30, 100):

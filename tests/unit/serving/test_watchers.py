@@ -20,13 +20,13 @@ from typing import Any, TypeVar
 import pandas as pd
 import pytest
 
+from btcmlops.candles import CANDLE_VALUES
 from btcmlops.clock import HOUR, SimClock, start_clock
 from btcmlops.contest import TrainingWindow
 from btcmlops.registry import ModelVersionInfo
 from btcmlops.retry import wait_for_answer
 from btcmlops.serving.state import ServiceState
 from btcmlops.settings import ServeSettings
-from btcmlops.store import CANDLE_VALUES
 
 T = TypeVar("T")
 POLL_S = 0.05
