@@ -15,6 +15,7 @@ in its own interpreter; ``kill -9`` of the service leaves none of them running.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import statistics
 import threading
@@ -54,7 +55,17 @@ bound (1 s at least) says "not starved"; the latency figure itself is bench/read
 PEAK_RSS_BOUND_MB = 1536
 """Before paging, 64 such readers took the service to 1.8 GB (docs/measurements.md); paged,
 bench/reads.py saw 444 MB."""
-READINESS_FAILURE_THRESHOLD = 2
+API_TEMPLATE = Path(__file__).parents[2] / "deploy" / "helm" / "btcmlops" / "templates" / "api.yaml"
+
+
+def _readiness_failure_threshold(template: Path) -> int:
+    """The ``failureThreshold`` of the first ``readinessProbe`` in a chart template (read, not restated)."""
+    probe = re.search(r"readinessProbe:.*?failureThreshold:\s*(\d+)", template.read_text(), re.DOTALL)
+    assert probe is not None, f"no readinessProbe with a failureThreshold in {template}"
+    return int(probe.group(1))
+
+
+READINESS_FAILURE_THRESHOLD = _readiness_failure_threshold(API_TEMPLATE)
 """The chart's ``readinessProbe.failureThreshold`` for the api (deploy/helm/btcmlops/templates/api.yaml):
 a pod leaves its Service only after this many failed probes in a row. One ``/readyz`` past
 ``store_timeout_s`` on a machine whose two cores also run the rest of the suite takes nothing out of
