@@ -235,13 +235,10 @@ class ServiceState:
         """Every version's last training target hour known now, from memory (MLflow is not asked): what
         a read worker builds a page's ``live`` with (``training_ends`` asks for the others).
 
-        Each version is noted as it is loaded, too: a champion replaced before the live scorer read its
-        forecasts from the log must not wait on MLflow (down, or asked less than
-        ``SERVED_REPORT_EVERY_S`` ago) for a window this process had in memory.
+        Each version is noted as it is loaded (champion and challenger alike), and kept: a champion
+        replaced before the live scorer read its forecasts from the log must not wait on MLflow (down, or
+        asked less than ``SERVED_REPORT_EVERY_S`` ago) for a window this process had in memory.
         """
-        for served in (self.snapshot.model, self.challenger):
-            if served is not None:
-                self._remember_window(served)
         return dict(self._train_ends)
 
     def _remember_window(self, served: ServedModel) -> None:
@@ -255,7 +252,6 @@ class ServiceState:
         What tells a live forecast from an in-sample one (``counts_as_live``): a version
         MLflow cannot tell about now is left out, and its forecasts are not counted live meanwhile.
         """
-        self.known_training_ends()
         if (
             versions - self._train_ends.keys()
             and time.monotonic() - self._versions_searched_at > SERVED_REPORT_EVERY_S
