@@ -29,6 +29,10 @@ logger = logging.getLogger(__name__)
 
 _WAKE_LATE = timedelta(milliseconds=0.5)
 """How long after an hour's computed close the feed wakes: the clock reads in whole microseconds."""
+_FED_ALL_WAIT_S = 1.0
+"""How long the feed sleeps once it has written every candle of its file: nothing can be due again, so
+it only keeps its heartbeat and its stop (the stack stays up after the replay is over, and the feed
+read the clock row a hundred times a second meanwhile)."""
 
 
 def candles_due(
@@ -73,11 +77,17 @@ class MarketFeed:
         self._interval_s = interval_s
         self._backoff = Backoff(retry_first_s, retry_max_s)
         self._latest: pd.Timestamp | None = None
+        self.clock_missing = False
+        """Whether the last step found no clock row (nothing is fed until ``btcmlops clock reset``)."""
 
     def step(self, real_now: datetime) -> int:
         """Write what has closed since the last step; return how many candles were written."""
         self.next_wait_s = self._interval_s
+        if self._fed_all():
+            self.next_wait_s = max(self._interval_s, _FED_ALL_WAIT_S)
+            return 0
         clock = self._store.read_clock()
+        self.clock_missing = clock is None
         if clock is None:
             return 0
         if self._latest is None:  # resume after the newest stored candle
@@ -91,6 +101,11 @@ class MarketFeed:
                 self._on_written(self._latest.to_pydatetime())
         self.next_wait_s = self._until_next_close(clock, real_now)
         return len(due)
+
+    def _fed_all(self) -> bool:
+        """Whether the newest candle written is the file's last: the feed resumes after the newest
+        stored candle and never goes back, so no clock can make another one due."""
+        return self._latest is not None and len(self._times) > 0 and self._latest.value >= self._times[-1]
 
     def _until_next_close(self, clock: SimClock, real_now: datetime) -> float:
         """Seconds until the next candle's hour closes by ``clock``, at most the interval (the row may
@@ -121,7 +136,7 @@ class MarketFeed:
             if unlogged and time.monotonic() - last_log >= log_every_s:
                 logger.info("fed %d candle(s) up to %s", unlogged, self._latest)
                 unlogged, last_log = 0, time.monotonic()
-            elif not waiting_logged and self._store.read_clock() is None:
+            elif not waiting_logged and self.clock_missing:
                 logger.info("no sim clock yet: waiting (reset it with `btcmlops clock reset`)")
                 waiting_logged = True
             return self.next_wait_s

@@ -113,6 +113,27 @@ def test_the_feed_tells_of_each_write_and_wakes_when_the_next_hour_closes(tmp_pa
     store.dispose()
 
 
+def test_a_feed_that_has_written_its_last_candle_stops_reading_the_clock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the replay's last hour the stack stays up: the feed sleeps a second between rounds and reads
+    nothing, where it read the clock row every 10 ms before (nothing can be due again)."""
+    store = _store(tmp_path / "prices.db")  # 1 sim h/s from 2021-01-01 00:00
+    feed = MarketFeed(store, CANDLES)
+    last = CANDLES["open_time"].iloc[-1]
+    hours = int((last - CANDLES["open_time"].iloc[0]) / pd.Timedelta(hours=1))
+    assert feed.step(REAL + timedelta(seconds=hours)) == hours  # every hour but the last has closed
+    assert feed.next_wait_s <= 0.01  # the last closes within the interval: the feed looks again
+    assert feed.step(REAL + timedelta(seconds=hours + 2)) == 1
+    assert store.latest_candle_time() == last
+    reads: list[None] = []
+    monkeypatch.setattr(store, "read_clock", lambda: reads.append(None))
+    assert feed.step(REAL + timedelta(seconds=hours + 3)) == 0
+    assert feed.next_wait_s == 1.0
+    assert reads == []
+    store.dispose()
+
+
 @pytest.mark.slow  # a replay of five months, then the trainer through them (8-12 s): make test
 def test_the_live_trainer_decides_what_the_replay_decides(tmp_path: Path, mlflow_cache: Path) -> None:
     data = tmp_path / "candles.csv"
