@@ -24,7 +24,8 @@ from typing import Any
 from btcmlops.bootstrap import await_registry, open_price_store, trainer_contest
 from btcmlops.calendar import Month
 from btcmlops.contest.changes import StepHook
-from btcmlops.contest.contest import Contest, MonthOutcome
+from btcmlops.contest.contest import Contest
+from btcmlops.contest.records import MonthOutcome
 from btcmlops.services.trainer import TrainerService
 from btcmlops.settings import Settings
 

@@ -11,27 +11,35 @@ closing with its audit rows last. A process that dies anywhere leaves a pending 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from btcmlops.calendar import Month
 from btcmlops.contest.changes import MONTH_CLOSE, ChampionChanges, StepHook, no_step
+from btcmlops.contest.decision_rows import contest_metrics, decision_from_json, decision_json, decision_row
 from btcmlops.contest.judging import (
     FORECAST_COLUMNS,
-    Judgement,
     interval_scores,
     judge,
     naive_interval_scores,
 )
-from btcmlops.contest.rule import Decision, outcome_of
-from btcmlops.contest.scoring import IntervalScores, Scores, daily_mae, score
-from btcmlops.contest.significance import MIN_PAIRS, SignificanceTest
+from btcmlops.contest.records import (
+    PREDICTION_COLUMNS,
+    CandleSource,
+    ContestRecord,
+    DecisionLedger,
+    MonthOutcome,
+    MonthStanding,
+    TrainingRecord,
+)
+from btcmlops.contest.rule import outcome_of
+from btcmlops.contest.scoring import daily_mae, score
+from btcmlops.contest.significance import MIN_PAIRS
 from btcmlops.contest.training import Fit, month_samples, train_through
 from btcmlops.features import build_samples, get_feature_set
 from btcmlops.features.drift import reference_bins
@@ -46,139 +54,14 @@ from btcmlops.registry import (
 )
 from btcmlops.registry.presentation import contest_run_name, contest_version_tags, version_description
 from btcmlops.settings import ContestSettings, ModelSettings
-from btcmlops.store import AuditEntry, DecisionRow, JournalEntry, RegistryJournal
+from btcmlops.store import AuditEntry, JournalEntry
 from btcmlops.timing import Timings
 
-PREDICTION_COLUMNS = (
-    "timestamp",
-    "target_time",
-    "actual_close",
-    "predicted_close",
-    "lower_close",
-    "upper_close",
-    "interval_level",
-    "naive_close",
-    "naive_lower",
-    "naive_upper",
-    "model_version",
-    "role",
-)
 CONTEST_ACTOR = "contest"
 
 
 class FairnessError(RuntimeError):
     """A model was about to be scored on an hour it was trained on; the contest refuses."""
-
-
-class CandleSource(Protocol):
-    """Where the contest reads candles; it never asks for one after the month it is closing."""
-
-    def read_candles(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame: ...
-
-
-class DecisionLedger(Protocol):
-    """Where decisions are recorded once per (registered model, shadow month), beside the journal."""
-
-    def record_decision(self, row: DecisionRow) -> None: ...
-
-    def list_decisions(self, registered_model: str | None = None) -> list[DecisionRow]: ...
-
-    @property
-    def journal(self) -> RegistryJournal: ...
-
-
-@dataclass(frozen=True)
-class TrainingRecord:
-    """A contestant trained at a month's close: v1 as champion, later ones as challengers."""
-
-    version: int
-    run_id: str
-    role: str
-    trained_through: str
-    train_start: pd.Timestamp
-    train_end: pd.Timestamp
-    train_rows: int
-    data_hash: str
-
-
-@dataclass(frozen=True)
-class ContestRecord:
-    """One decision: what served the shadow month, the challenger and naive on its hours, the verdict."""
-
-    month: str
-    eval_start: pd.Timestamp
-    eval_end: pd.Timestamp
-    champion_version: int
-    challenger_version: int
-    champion: Scores
-    challenger: Scores
-    naive: Scores
-    decision: Decision
-    champion_interval: IntervalScores | None = None
-    challenger_interval: IntervalScores | None = None
-    naive_interval: IntervalScores | None = None
-    tests: dict[str, SignificanceTest] = field(default_factory=dict)
-    """The Diebold-Mariano test on each metric's hourly losses (``mae``, ``interval_score``); the
-    decision's own test is the one of the metric the rule was applied to."""
-    tenure: dict[int, int] = field(default_factory=dict)
-    """Hours of the month each version served on the champion's side (one entry unless changed)."""
-    daily: dict[str, dict[str, float]] = field(default_factory=dict)
-    """Each contestant's MAE per day of the month (``daily_mae``): why the verdict went as it did."""
-    drift: dict[str, float] = field(default_factory=dict)
-    """Each model feature's PSI over the month's hours against the champion's training window
-    (``btcmlops.features.drift``): how far the month's inputs were from what the champion learnt on."""
-
-    def interval_scores(self) -> dict[str, dict[str, float | int]]:
-        """Each contestant's interval scores by role (``champion``, ``challenger``, ``naive``), those
-        that have one: what the decision row, ``summary.json`` and ``/decisions`` show."""
-        sides = (
-            ("champion", self.champion_interval),
-            ("challenger", self.challenger_interval),
-            ("naive", self.naive_interval),
-        )
-        return {name: scores.as_dict() for name, scores in sides if scores is not None}
-
-
-@dataclass(frozen=True)
-class MonthOutcome:
-    """What closing one month did."""
-
-    month: Month
-    champion_version: int | None
-    """The champion after the close (serves the next month)."""
-    served_version: int | None = None
-    """The champion that served this month (the last one, if it changed inside the month)."""
-    predictions: pd.DataFrame | None = None
-    served: Scores | None = None
-    naive: Scores | None = None
-    served_interval: IntervalScores | None = None
-    naive_interval: IntervalScores | None = None
-    contest: ContestRecord | None = None
-    trained: list[TrainingRecord] = field(default_factory=list)
-    already_closed: bool = False
-    """True when the month had been closed before (a restart): nothing was done again."""
-    note: str = ""
-    """Why nothing was contested, when nothing was (warming up, too few hours, no challenger)."""
-    recovered: bool = False
-    """True when this close was begun by a process that died, and finished by this one."""
-
-
-@dataclass(frozen=True)
-class MonthStanding:
-    """How a shadow month's contest stands on the hours closed so far (``Contest.standing``)."""
-
-    month: Month
-    hours: int
-    """Hours scored: target hours of the month closed so far that have a sample (a gap has none)."""
-    hours_left: int
-    """Target hours of the month not closed yet."""
-    expected_hours: int
-    champion_version: int
-    challenger_version: int
-    judgement: Judgement | None = None
-    """None until the month has enough hours for a test (``significance.MIN_PAIRS``)."""
-    tenure: dict[int, int] = field(default_factory=dict)
-    last_target: pd.Timestamp | None = None
 
 
 class Contest:
@@ -450,8 +333,8 @@ class Contest:
             with self._timings.measure("drift"):
                 contest = replace(contest, drift=self._feature_drift(samples, rows, champion))
             plan["promote"] = contest.decision.promote
-            plan["decision"] = _decision_json(
-                _decision_row(self._name, contest, self._now(), self._rule.metric)
+            plan["decision"] = decision_json(
+                decision_row(self._name, contest, self._now(), self._rule.metric)
             )
             plan["contest_run"] = self._contest_run(contest)
             plan["note"] = contest.decision.reason
@@ -584,7 +467,7 @@ class Contest:
                 "metric": self._rule.metric,
                 "tenure": ",".join(f"v{v}:{n}" for v, n in record.tenure.items()),
             },
-            "metrics": _contest_metrics(record),
+            "metrics": contest_metrics(record),
             "tags": {
                 "month": record.month,
                 "decision": outcome_of(record.decision.promote),
@@ -603,7 +486,7 @@ class Contest:
         contest_run_id: str | None = None
         if plan["decision"] is not None:
             self._step("store.decision")
-            self._ledger.record_decision(_decision_from_json(plan["decision"]))
+            self._ledger.record_decision(decision_from_json(plan["decision"]))
         if plan["contest_run"] is not None:
             self._step("mlflow.contest_run")
             contest_run_id = self._log_contest_once(plan)
@@ -785,94 +668,4 @@ def _prediction_frame(rows: pd.DataFrame, forecasts: pd.DataFrame, version: int,
             "role": role,
         },
         columns=list(PREDICTION_COLUMNS),
-    )
-
-
-def _contest_metrics(record: ContestRecord) -> dict[str, float]:
-    """The contest run's MLflow metrics: every score of every contestant, both tests, the verdict."""
-    metrics: dict[str, float] = {}
-    for name, scores, interval in (
-        ("champion", record.champion, record.champion_interval),
-        ("challenger", record.challenger, record.challenger_interval),
-        ("naive", record.naive, record.naive_interval),
-    ):
-        for key, value in scores.as_dict().items():
-            if key != "n":
-                metrics[f"{name}_{key}"] = float(value)
-        for key, value in (interval.as_dict() if interval else {}).items():
-            if key not in ("n", "level"):
-                metrics[f"{name}_{key}"] = float(value)
-    for metric, test in record.tests.items():
-        prefix = "dm" if metric == "mae" else f"dm_{metric}"
-        if math.isfinite(test.statistic):  # +-inf when the loss differential is constant: p says it all
-            metrics[f"{prefix}_statistic"] = test.statistic
-        metrics[f"{prefix}_p_value"] = test.p_value
-    if record.champion_interval is not None:
-        metrics["interval_level"] = record.champion_interval.level
-    for feature, psi in record.drift.items():
-        metrics[f"drift_psi_{feature}"] = psi
-    metrics["hours"] = float(record.champion.n)
-    metrics["promoted"] = float(record.decision.promote)
-    return metrics
-
-
-SIGNIFICANCE_KEYS = {"mae": "significance", "interval_score": "interval_significance"}
-"""Where a decision row's metrics keep each metric's Diebold-Mariano test (``significance``: MAE's,
-as before intervals)."""
-
-
-def _decision_row(model_name: str, record: ContestRecord, now: datetime, metric: str) -> DecisionRow:
-    return DecisionRow(
-        registered_model=model_name,
-        eval_start=record.eval_start.to_pydatetime(),
-        eval_end=record.eval_end.to_pydatetime(),
-        champion_version=record.champion_version,
-        challenger_version=record.challenger_version,
-        champion_mae=record.champion.mae,
-        challenger_mae=record.challenger.mae,
-        naive_mae=record.naive.mae,
-        metrics={
-            "champion": record.champion.as_dict(),
-            "challenger": record.challenger.as_dict(),
-            "naive": record.naive.as_dict(),
-            "tenure": {str(v): n for v, n in record.tenure.items()},
-            "daily_mae": record.daily,
-            "intervals": record.interval_scores(),
-            **{
-                SIGNIFICANCE_KEYS[metric]: {
-                    # JSON holds no infinity: a constant loss differential's statistic is kept as null
-                    "statistic": t.statistic if math.isfinite(t.statistic) else None,
-                    "p_value": t.p_value,
-                    "lags": t.lags,
-                }
-                for metric, t in record.tests.items()
-            },
-            "metric": metric,
-            "drift_psi": record.drift,
-        },
-        promoted=record.decision.promote,
-        reason=record.decision.reason,
-        decided_at=now,
-    )
-
-
-def _decision_json(row: DecisionRow) -> dict[str, Any]:
-    return {
-        **{name: getattr(row, name) for name in DecisionRow.__dataclass_fields__},
-        "eval_start": row.eval_start.isoformat(),
-        "eval_end": row.eval_end.isoformat(),
-        "decided_at": row.decided_at.isoformat(),
-        "champion_version": int(row.champion_version),
-        "challenger_version": int(row.challenger_version),
-    }
-
-
-def _decision_from_json(data: dict[str, Any]) -> DecisionRow:
-    return DecisionRow(
-        **{
-            **data,
-            "eval_start": datetime.fromisoformat(data["eval_start"]),
-            "eval_end": datetime.fromisoformat(data["eval_end"]),
-            "decided_at": datetime.fromisoformat(data["decided_at"]),
-        }
     )

@@ -23,7 +23,7 @@ from btcmlops.settings import ModelSettings, ReplaySettings
 
 if TYPE_CHECKING:
     from btcmlops.calendar import Month
-    from btcmlops.contest.contest import CandleSource
+    from btcmlops.contest.records import CandleSource
     from btcmlops.contest.training import Fitted
 
 SERIAL, PROCESSES, DASK = "serial", "processes", "dask"

@@ -22,7 +22,8 @@ import pandas as pd
 from btcmlops.bootstrap import open_price_store, open_registry, tracking
 from btcmlops.calendar import end_of_data, last_complete_month, months_between
 from btcmlops.contest import Month
-from btcmlops.contest.contest import CandleSource, Contest, MonthOutcome
+from btcmlops.contest.contest import Contest
+from btcmlops.contest.records import CandleSource, MonthOutcome
 from btcmlops.contest.training import Fit
 from btcmlops.data import load_file_into_store
 from btcmlops.mlflow_links import experiment_runs_url, registered_model_url

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from btcmlops.contest import Scores, score
-from btcmlops.contest.contest import PREDICTION_COLUMNS, MonthOutcome
+from btcmlops.contest.records import PREDICTION_COLUMNS, MonthOutcome
 from btcmlops.contest.scoring import IntervalScores, hourly_interval_scores, score_interval, skill
 from btcmlops.contest.significance import diebold_mariano
 from btcmlops.settings import Settings

@@ -34,7 +34,7 @@ from btcmlops.replay.run import ReplayResult, run_replay
 from btcmlops.settings import ContestSettings, ModelSettings, Settings
 
 if TYPE_CHECKING:
-    from btcmlops.contest.contest import CandleSource, MonthOutcome
+    from btcmlops.contest.records import CandleSource, MonthOutcome
 
 SIGNIFICANCE_LEVEL = 0.05
 """A *significant promotion*: a promotion whose one-sided Diebold-Mariano test of the rule's own metric

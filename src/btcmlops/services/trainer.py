@@ -21,7 +21,8 @@ from btcmlops.calendar import (
     last_month_through,
 )
 from btcmlops.clock import SimClock, month_end
-from btcmlops.contest.contest import Contest, MonthOutcome
+from btcmlops.contest.contest import Contest
+from btcmlops.contest.records import MonthOutcome
 from btcmlops.contest.rule import outcome_of
 from btcmlops.redaction import redact
 from btcmlops.registry import ModelRegistry

@@ -29,7 +29,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from btcmlops.calendar import Month
-from btcmlops.contest.contest import Contest, MonthStanding
+from btcmlops.contest.contest import Contest
+from btcmlops.contest.records import MonthStanding
 from btcmlops.model import Forecaster
 from btcmlops.registry import ModelRegistry, ModelVersionInfo
 from btcmlops.serving.snapshot import ServedModel, hour_time

@@ -14,7 +14,9 @@ import pytest
 
 from btcmlops.calendar import months_between
 from btcmlops.contest import Month
-from btcmlops.contest.contest import Contest, ContestRecord, FairnessError, _contest_metrics, _decision_row
+from btcmlops.contest.contest import Contest, FairnessError
+from btcmlops.contest.decision_rows import contest_metrics, decision_row
+from btcmlops.contest.records import ContestRecord
 from btcmlops.contest.rule import Decision
 from btcmlops.contest.scoring import Scores
 from btcmlops.contest.significance import SignificanceTest
@@ -313,13 +315,13 @@ def test_a_constant_loss_differential_is_recorded_with_its_p_value(ledger: Price
         decision=Decision(True, "challenger wins", certain),
         tests={"mae": certain, "interval_score": certain},
     )
-    row = _decision_row("contest-test-model", record, datetime(2021, 5, 1, tzinfo=UTC), "mae")
+    row = decision_row("contest-test-model", record, datetime(2021, 5, 1, tzinfo=UTC), "mae")
     ledger.record_decision(row)
     (stored,) = ledger.list_decisions("contest-test-model")
     assert stored.metrics["significance"] == {"statistic": None, "p_value": 0.0, "lags": 1}
     assert stored.metrics["interval_significance"]["statistic"] is None
-    assert "dm_statistic" not in _contest_metrics(record)
-    assert _contest_metrics(record)["dm_p_value"] == 0.0
+    assert "dm_statistic" not in contest_metrics(record)
+    assert contest_metrics(record)["dm_p_value"] == 0.0
 
 
 def test_the_contest_records_the_shadow_months_drift_from_the_champions_training_window(
