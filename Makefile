@@ -175,7 +175,7 @@ bench-gpu: install ## On a GPU machine: XGBoost fit time on CPU vs CUDA, and tha
 	$(RUN) python bench/gpu_check.py
 
 .PHONY: settings-docs
-settings-docs: install ## Write docs/settings.md from the settings' descriptions (src/btcmlops/settings.py)
+settings-docs: install ## Write docs/settings.md from the settings' descriptions (src/btcmlops/settings/)
 	$(RUN) python scripts/settings_reference.py
 
 .PHONY: serve

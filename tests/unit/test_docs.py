@@ -21,7 +21,7 @@ from btcmlops.settings import Settings
 
 
 def test_settings_reference_is_current() -> None:
-    """docs/settings.md is what scripts/settings_reference.py writes from src/btcmlops/settings.py."""
+    """docs/settings.md is what scripts/settings_reference.py writes from src/btcmlops/settings/."""
     current = settings_reference.OUTPUT.read_text(encoding="utf-8")
     assert current == settings_reference.render(), (
         "docs/settings.md is stale (a setting or its description changed): "
