@@ -91,6 +91,13 @@ def test_simulate_prints_history_scores_report_and_mlflow_command(simulated: Sim
     assert "mlflow ui --backend-store-uri sqlite:///" in result.output
     summary = json.loads((simulated.out / "summary.json").read_text())
     assert [d["month"] for d in summary["decisions"]] == ["2021-04"]
+    # printed to a pipe, not a terminal: the decision table's cells whole, not cut at 80 columns
+    table = result.output.split("Contest decisions", 1)[1].split("served MAE", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("│")]  # the header's are "┃"
+    assert len(rows) == 1, table  # the one month
+    assert "…" not in table, table
+    assert "2021-04" in rows[0], table
+    assert f"v{summary['decisions'][0]['challenger_version']} " in rows[0], table
 
 
 def test_simulate_refuses_a_bad_file_with_line_and_field(env: Path) -> None:
