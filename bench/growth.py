@@ -30,7 +30,6 @@ import contextlib
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,9 @@ from pathlib import Path
 
 import psutil
 from generate_candles import generate_candles, write_candles
+
+from btcmlops.registry import ModelRegistry
+from btcmlops.settings import Settings
 
 SAMPLE_S = 0.1
 
@@ -59,10 +61,13 @@ def _options(entry: str) -> list[str]:
 
 
 def fits_seconds(out: Path) -> float:
-    """The summed ``train_seconds`` of the replay's training runs (its embedded MLflow store in ``out``)."""
-    with contextlib.closing(sqlite3.connect(out / "mlflow.db")) as store:
-        row = store.execute("SELECT COALESCE(SUM(value), 0) FROM latest_metrics WHERE key = 'train_seconds'")
-        return float(row.fetchone()[0])
+    """The summed ``train_seconds`` of the replay's training runs (its embedded MLflow store in ``out``),
+    read as bench/stack_fit.py reads them (``ModelRegistry.fit_seconds``)."""
+    names = Settings().mlflow  # the names the replay read from this environment
+    registry = ModelRegistry(
+        f"sqlite:///{out / 'mlflow.db'}", names.experiment, names.registered_model, create=False
+    )
+    return sum(registry.fit_seconds().values())
 
 
 def replay(data: Path, out: Path, entry: str, window: int = 0) -> dict[str, float]:
