@@ -18,38 +18,25 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
+from generate_candles import generate_candles
 
 from btcmlops.clock import start_clock
 from btcmlops.services.feed import MarketFeed
 from btcmlops.store import PriceStore
 
 
-def _candles(hours: int) -> pd.DataFrame:
-    times = pd.date_range("2024-01-01", periods=hours, freq="h", tz="UTC")
-    price = pd.Series(range(hours), dtype=float) + 40_000.0
-    return pd.DataFrame(
-        {
-            "open_time": times,
-            "open": price,
-            "high": price + 5,
-            "low": price - 5,
-            "close": price,
-            "volume": 1.0,
-        }
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
-    candles = _candles(24)
+    candles = generate_candles(1, seed=1).head(24)  # a day of the benchmarks' seeded candles
     with tempfile.TemporaryDirectory() as home:
         store = PriceStore(f"sqlite:///{Path(home) / 'prices.db'}")
         store.migrate()
         now = datetime.now(UTC)
         end_at = (candles["open_time"].iloc[-1] + pd.Timedelta(hours=1)).to_pydatetime()  # as `btcmlops feed`
-        clock = start_clock(datetime(2024, 1, 1, tzinfo=UTC), 48.0, now - timedelta(hours=1), end_at=end_at)
+        first = candles["open_time"].iloc[0].to_pydatetime()
+        clock = start_clock(first, 48.0, now - timedelta(hours=1), end_at=end_at)
         store.write_clock(clock)
         feed = MarketFeed(store, candles)
         feed.step(datetime.now(UTC))  # every candle written: the replay is over
