@@ -2,8 +2,8 @@
 
 The contestants trained (``TrainingRecord``), one decision's full record (``ContestRecord``), what a close
 did (``MonthOutcome``) and how an open shadow month stands (``MonthStanding``); the candle source and
-the decision ledger the ``Contest`` is given. Values only: the replay's summary, the trainer's log and
-the service's live contest read them without ``Contest``'s registry.
+the decision ledger the ``Contest`` is given. Values only, importable without ``Contest`` and the
+registry it drives: the replay's summary reads them so.
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ class MarketFeed:
         self._interval_s = interval_s
         self._backoff = Backoff(retry_first_s, retry_max_s)
         self._latest: pd.Timestamp | None = None
-        self.clock_missing = False
+        self._clock_missing = False
         """Whether the last step found no clock row (nothing is fed until ``btcmlops clock reset``)."""
 
     def step(self, real_now: datetime) -> int:
@@ -87,7 +87,7 @@ class MarketFeed:
             self.next_wait_s = max(self._interval_s, _FED_ALL_WAIT_S)
             return 0
         clock = self._store.read_clock()
-        self.clock_missing = clock is None
+        self._clock_missing = clock is None
         if clock is None:
             return 0
         if self._latest is None:  # resume after the newest stored candle
@@ -136,7 +136,7 @@ class MarketFeed:
             if unlogged and time.monotonic() - last_log >= log_every_s:
                 logger.info("fed %d candle(s) up to %s", unlogged, self._latest)
                 unlogged, last_log = 0, time.monotonic()
-            elif not waiting_logged and self.clock_missing:
+            elif not waiting_logged and self._clock_missing:
                 logger.info("no sim clock yet: waiting (reset it with `btcmlops clock reset`)")
                 waiting_logged = True
             return self.next_wait_s
